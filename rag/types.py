@@ -1,0 +1,258 @@
+"""The frozen values that flow between stages.
+
+    parse    -> Transcript (Episode, Chapters, Turns of Paragraphs)
+    timing   -> the same Transcript with every Paragraph timed (start_s, end_s, estimated)
+    chunk    -> Chunk (whole sentences of consecutive turns inside one chapter)
+    retrieve -> Hit (a Chunk with a score and the sentences that matched)
+    answer   -> Answer (text, Citations, the Hits it was grounded on)
+
+Nothing here imports anything heavy; every stage can be tested with these alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .timecode import format_time
+
+__all__ = [
+    "Episode", "Chapter", "Marker", "Paragraph", "Turn", "Transcript",
+    "Sentence", "Chunk", "Hit", "Citation", "Answer", "replace",
+]
+
+
+@dataclass(frozen=True)
+class Episode:
+    id: str                      # stable slug, e.g. "practical-ai-260"
+    title: str = ""
+    show: str = ""
+    number: str = ""
+    summary: str = ""
+    url: str = ""
+    hosts: tuple[str, ...] = ()
+    guests: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Chapter:
+    title: str
+    start_s: float
+    index: int = 0               # 1-based position in the published list
+    sponsor: bool = False        # sponsor chapters hold ads, which are never transcribed
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An inline timestamp found in the text, in front of the word it attaches to."""
+
+    word_offset: int             # words of the paragraph before the marker
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str                    # markers and markup stripped
+    start_s: float | None = None # None until timing.assign_times runs
+    end_s: float | None = None
+    estimated: bool = True       # False only where a marker stands at the paragraph's start
+    markers: tuple[Marker, ...] = ()
+    line: int = 0                # 1-based line in the source file, for error messages
+    break_before: bool = False   # a sponsor break was cut just before this paragraph
+    break_s: float | None = None # the break marker's time, when the source gives one
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
+
+    def time_at(self, word_offset: int) -> float:
+        """Time of the word at ``word_offset``, interpolated across the paragraph."""
+        start = self.start_s or 0.0
+        end = self.end_s if self.end_s is not None else start
+        n = max(self.words, 1)
+        return start + (end - start) * min(max(word_offset, 0), n) / n
+
+
+@dataclass(frozen=True)
+class Turn:
+    speaker: str
+    paragraphs: tuple[Paragraph, ...]
+    speaker_inferred: bool = False
+    chapter: str | None = None   # chapter title, set by timing.assign_chapters
+
+    @property
+    def start_s(self) -> float | None:
+        return self.paragraphs[0].start_s if self.paragraphs else None
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(p.text for p in self.paragraphs)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    episode: Episode
+    chapters: tuple[Chapter, ...] = ()
+    turns: tuple[Turn, ...] = ()
+    source: str = ""             # path(s) it was read from
+    format: str = ""             # "markdown", "page", "vtt", "srt", "merged"
+
+    def chapter(self, title: str) -> Chapter | None:
+        return next((c for c in self.chapters if c.title == title), None)
+
+    def to_json(self) -> dict:
+        """The `rag transcript --json` contract."""
+        ep = self.episode
+        return {
+            "episode": {
+                "id": ep.id, "title": ep.title, "show": ep.show, "number": ep.number,
+                "summary": ep.summary, "url": ep.url,
+                "hosts": list(ep.hosts), "guests": list(ep.guests),
+            },
+            "source": self.source,
+            "format": self.format,
+            "chapters": [
+                {"title": c.title, "start_s": c.start_s, "start": format_time(c.start_s),
+                 "sponsor": c.sponsor}
+                for c in self.chapters
+            ],
+            "turns": [
+                {
+                    "speaker": t.speaker,
+                    "speaker_inferred": t.speaker_inferred,
+                    "chapter": t.chapter,
+                    "paragraphs": [
+                        {"start_s": p.start_s,
+                         "start": format_time(p.start_s) if p.start_s is not None else None,
+                         "estimated": p.estimated, "text": p.text}
+                        for p in t.paragraphs
+                    ],
+                }
+                for t in self.turns
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a chunk, with the speaker who said it and when it starts."""
+
+    text: str
+    speaker: str
+    start_s: float
+    estimated: bool = True
+    context: bool = False        # True for a host question carried in as context, not new content
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str                      # stable: derived from episode, chapter and content
+    episode: str
+    chapter: str | None
+    speakers: tuple[str, ...]
+    start_s: float               # the time of its first word
+    end_s: float
+    sentences: tuple[Sentence, ...]
+
+    @property
+    def text(self) -> str:
+        """Speaker-attributed text, one line per change of speaker."""
+        lines: list[str] = []
+        speaker = None
+        for s in self.sentences:
+            if s.speaker != speaker:
+                lines.append(f"{s.speaker}: {s.text}")
+                speaker = s.speaker
+            else:
+                lines[-1] += " " + s.text
+        return "\n".join(lines)
+
+    @property
+    def start(self) -> str:
+        return format_time(self.start_s)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "episode": self.episode, "chapter": self.chapter,
+            "speakers": list(self.speakers), "start": self.start, "start_s": self.start_s,
+            "end_s": self.end_s, "text": self.text,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Chunk":
+        return cls(
+            id=d["id"], episode=d["episode"], chapter=d["chapter"],
+            speakers=tuple(d["speakers"]), start_s=d["start_s"], end_s=d["end_s"],
+            sentences=tuple(Sentence(**s) for s in d["sentences"]),
+        )
+
+    def to_record(self) -> dict:
+        """Full form for the index's chunks.jsonl (keeps sentence times)."""
+        d = self.to_json()
+        d["sentences"] = [
+            {"text": s.text, "speaker": s.speaker, "start_s": s.start_s,
+             "estimated": s.estimated, "context": s.context}
+            for s in self.sentences
+        ]
+        return d
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    rank: int = 0
+    matched: tuple[int, ...] = ()        # indexes of the chunk's sentences that matched best
+    scores: dict = field(default_factory=dict, compare=False, hash=False)  # per-signal detail
+
+    def to_json(self) -> dict:
+        d = self.chunk.to_json()
+        d["score"] = round(float(self.score), 6)
+        return d
+
+
+@dataclass(frozen=True)
+class Citation:
+    passage_id: str
+    start_s: float
+    chapter: str | None
+    speaker: str
+    quote: str
+
+    @property
+    def start(self) -> str:
+        return format_time(self.start_s)
+
+    @property
+    def label(self) -> str:
+        return f"[{self.start}]"
+
+    def to_json(self) -> dict:
+        return {"passage_id": self.passage_id, "start": self.start, "start_s": self.start_s,
+                "chapter": self.chapter, "speaker": self.speaker, "quote": self.quote}
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    backend: str
+    citations: tuple[Citation, ...] = ()
+    hits: tuple[Hit, ...] = ()
+    refused: bool = False
+    standalone_question: str | None = None   # the condensed question, for follow-ups
+    notes: tuple[str, ...] = ()              # e.g. "removed citation [99:00]: matches no passage"
+
+    def to_json(self) -> dict:
+        d = {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "backend": self.backend,
+            "citations": [c.to_json() for c in self.citations],
+            "passages": [h.to_json() for h in self.hits],
+        }
+        if self.standalone_question and self.standalone_question != self.question:
+            d["standalone_question"] = self.standalone_question
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d

@@ -1,0 +1,182 @@
+"""The ``openai`` answerer: a chat model writes the answer, the code checks every citation.
+
+    hits --fit to token budget--> [P1]..[Pn] passages --prompts/answer.md--> chat model
+         --stream deltas--> raw text --citations.check_citations--> Answer (times, quotes, notes)
+
+Passage labels are ours: the model cites [P2], we map it back to the passage and render the time
+the reader can seek to. Citations that match no passage are removed and reported in
+``Answer.notes``. No hits means no model call. If the chat model fails and a fallback answerer
+was given (normally the extractive one), its answer is returned with a note saying why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Callable, Iterator, Sequence
+
+from ..chat_models import ChatModel
+from ..citations import check_citations
+from ..errors import ChatModelError, InputError
+from ..prompts import Prompt, load_prompt
+from ..timecode import format_time
+from ..types import Answer, Hit
+from .base import Answerer, AnswerStream
+
+__all__ = ["ChatAnswerer", "NO_COVERAGE", "is_refusal", "format_passages", "fit_passages",
+           "condense_question"]
+
+# The exact sentence prompts/answer.md tells the model to use; is_refusal() also accepts variants.
+NO_COVERAGE = "The interview doesn't cover this."
+_REFUSAL_RE = re.compile(
+    r"\b(?:interview|passages?|transcript)\s+(?:does\s*n[o']t|do\s*n[o']t|does not|do not)\s+"
+    r"(?:cover|address|mention|discuss)", re.I)
+
+TokenCounter = Callable[[str], int]
+
+
+def is_refusal(text: str) -> bool:
+    return bool(_REFUSAL_RE.search(text))
+
+
+def format_passage(label: int, hit: Hit) -> str:
+    c = hit.chunk
+    header = f"[P{label}] {format_time(c.start_s)}-{format_time(c.end_s)}"
+    if c.chapter:
+        header += f" | chapter: {c.chapter}"
+    if c.speakers:
+        header += f" | speakers: {', '.join(c.speakers)}"
+    return f"{header}\n{c.text}"
+
+
+def format_passages(hits: Sequence[Hit]) -> str:
+    return "\n\n".join(format_passage(i, h) for i, h in enumerate(hits, 1))
+
+
+def _trim_to_sentences(hit: Hit, fits: Callable[[Hit], bool]) -> Hit:
+    """The passage cut back to its first whole sentences that fit (at least one sentence)."""
+    sentences = hit.chunk.sentences
+    for n in range(len(sentences) - 1, 0, -1):
+        end_s = sentences[n].start_s  # the passage now ends where its first dropped sentence began
+        trimmed = replace(hit, chunk=replace(hit.chunk, sentences=sentences[:n], end_s=end_s))
+        if fits(trimmed):
+            return trimmed
+    return replace(hit, chunk=replace(hit.chunk, sentences=sentences[:1],
+                                      end_s=sentences[1].start_s if len(sentences) > 1
+                                      else hit.chunk.end_s))
+
+
+def fit_passages(hits: Sequence[Hit], budget: int, count: TokenCounter) -> list[Hit]:
+    """Best-ranked passages whose labelled text fits ``budget`` tokens, in rank order.
+
+    Whole passages are dropped from the bottom of the ranking. Only when even the best passage
+    is too long is it cut, and then at a sentence boundary.
+    """
+    ranked = sorted(hits, key=lambda h: h.rank)  # stable: equal ranks keep retrieval order
+    kept: list[Hit] = []
+    used = 0
+    for hit in ranked:
+        cost = count(format_passage(len(kept) + 1, hit) + "\n\n")
+        if used + cost > budget:
+            if not kept:
+                kept.append(_trim_to_sentences(
+                    hit, lambda h: count(format_passage(1, h) + "\n\n") <= budget))
+            break
+        kept.append(hit)
+        used += cost
+    return kept
+
+
+def _counter(encoding: str | TokenCounter) -> TokenCounter:
+    if callable(encoding):
+        return encoding
+    from ..tokens import count_tokens  # lazy: tiktoken loads on the first answer only
+
+    return lambda text: count_tokens(text, encoding)
+
+
+class ChatAnswerer:
+    """Answerer protocol over a ChatModel. ``token_budget`` bounds the whole prompt."""
+
+    name = "openai"
+
+    def __init__(self, model: ChatModel, *, token_budget: int = 3000,
+                 fallback: Answerer | None = None, encoding: str | TokenCounter = "cl100k_base",
+                 max_answer_tokens: int = 400, temperature: float = 0.0,
+                 prompt: Prompt | None = None):
+        self.model = model
+        self.token_budget = token_budget
+        self.fallback = fallback
+        self.max_answer_tokens = max_answer_tokens
+        self.temperature = temperature
+        self.prompt = prompt or load_prompt("answer")
+        self._count = _counter(encoding)
+
+    def messages(self, question: str, hits: Sequence[Hit]) -> tuple[list[dict], list[Hit]]:
+        """The chat messages for a question, and the passages that made it into them."""
+        empty = self.prompt.render(passages="", question=question)
+        overhead = sum(self._count(m["content"]) + 4 for m in empty)  # ~4 tokens per message
+        kept = fit_passages(hits, max(self.token_budget - overhead, 0), self._count)
+        return self.prompt.render(passages=format_passages(kept), question=question), kept
+
+    def stream(self, question: str, hits: Sequence[Hit]) -> AnswerStream:
+        if not question or not question.strip():
+            raise InputError("the question is empty; ask something about the interview")
+        if not hits:  # nothing retrieved: do not let the model answer from its own memory
+            yield NO_COVERAGE
+            yield Answer(question=question, text=NO_COVERAGE, backend=self.name, refused=True,
+                         notes=("no passage matched the question; the chat model was not asked",))
+            return
+        messages, kept = self.messages(question, hits)
+        parts: list[str] = []
+        try:
+            for delta in self.model.stream(messages, temperature=self.temperature,
+                                           max_tokens=self.max_answer_tokens):
+                parts.append(delta)
+                yield delta
+        except ChatModelError as err:
+            if self.fallback is None:
+                raise
+            yield from self._fall_back(question, hits, err)
+            return
+        yield self._final(question, "".join(parts), kept, dropped=len(hits) - len(kept))
+
+    def _final(self, question: str, raw: str, kept: list[Hit], dropped: int) -> Answer:
+        notes: list[str] = []
+        if dropped:
+            notes.append(f"{dropped} lower-ranked passage(s) left out to fit the token budget")
+        if not raw.strip():
+            notes.append("the chat model returned an empty reply")
+            return Answer(question=question, text=NO_COVERAGE, backend=self.name,
+                          hits=tuple(kept), refused=True, notes=tuple(notes))
+        checked = check_citations(raw, kept)
+        notes.extend(checked.notes)
+        refused = is_refusal(checked.text)
+        if not refused and not checked.citations:
+            notes.append("the answer cites no retrieved passage")
+        return Answer(question=question, text=checked.text, backend=self.name,
+                      citations=() if refused else checked.citations, hits=tuple(kept),
+                      refused=refused, notes=tuple(notes))
+
+    def _fall_back(self, question: str, hits: Sequence[Hit],
+                   err: ChatModelError) -> Iterator[str | Answer]:
+        assert self.fallback is not None
+        note = f"chat model failed: {err}; showing the extractive answer"
+        for event in self.fallback.stream(question, hits):
+            if isinstance(event, Answer):
+                yield replace(event, notes=event.notes + (note,))
+            else:
+                yield event
+
+
+def condense_question(model: ChatModel, history: Sequence[tuple[str, str]], question: str,
+                      *, prompt: Prompt | None = None) -> str:
+    """Rewrite a follow-up into a standalone question, given (question, answer) turns so far."""
+    if not history:
+        return question
+    prompt = prompt or load_prompt("condense")
+    transcript = "\n".join(f"User: {q}\nAssistant: {a}" for q, a in history)
+    reply = model.complete(prompt.render(history=transcript, question=question),
+                           temperature=0.0, max_tokens=100)
+    line = next((l.strip().strip('"') for l in reply.splitlines() if l.strip()), "")
+    return line or question

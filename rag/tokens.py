@@ -12,7 +12,8 @@ import base64
 import gzip
 import hashlib
 from functools import lru_cache
-from importlib import resources
+import importlib.util
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ModelError
@@ -59,12 +60,20 @@ ENCODINGS: dict[str, dict] = {
 }
 
 
+def _bpe_openai_dir() -> Path:
+    # find_spec locates the package without running its __init__, which eagerly loads every
+    # tokenizer it ships (slow, and warns on newer Pythons); we only want one data file.
+    spec = importlib.util.find_spec("bpe_openai")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("bpe_openai is not installed")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def _read_ranks(name: str) -> dict[bytes, int]:
     """Parse ``<base64 token> <rank>`` lines from bpe-openai's gzipped copy of OpenAI's file."""
     try:
-        data_file = resources.files("bpe_openai") / "data" / f"{name}.tiktoken.gz"
-        raw = gzip.decompress(data_file.read_bytes())
-    except (ModuleNotFoundError, FileNotFoundError, OSError) as err:
+        raw = gzip.decompress((_bpe_openai_dir() / "data" / f"{name}.tiktoken.gz").read_bytes())
+    except (ModuleNotFoundError, OSError) as err:
         raise ModelError(
             f"cannot read the {name} token file from the bpe-openai package ({err}); "
             "reinstall it with `pip install bpe-openai`"

@@ -65,11 +65,23 @@ class Paragraph:
         return len(self.text.split())
 
     def time_at(self, word_offset: int) -> float:
-        """Time of the word at ``word_offset``, interpolated across the paragraph."""
+        """Time of the word at ``word_offset``, interpolated across the paragraph.
+
+        Inline markers inside the paragraph are exact, so interpolation runs through them.
+        """
         start = self.start_s or 0.0
         end = self.end_s if self.end_s is not None else start
         n = max(self.words, 1)
-        return start + (end - start) * min(max(word_offset, 0), n) / n
+        word = min(max(word_offset, 0), n)
+        points = [(0, start)]
+        for m in self.markers:
+            if points[-1][0] < m.word_offset < n and points[-1][1] <= m.seconds <= end:
+                points.append((m.word_offset, m.seconds))
+        points.append((n, end))
+        for (w0, t0), (w1, t1) in zip(points, points[1:]):
+            if word <= w1:
+                return t0 + (t1 - t0) * (word - w0) / max(w1 - w0, 1)
+        return end
 
 
 @dataclass(frozen=True)

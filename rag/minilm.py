@@ -1,0 +1,128 @@
+"""A NumPy forward pass for BERT-family sentence-transformers models (all-MiniLM-L6-v2 and kin).
+
+Why: ``import sentence_transformers`` costs ~5 s (torch, transformers, scikit-learn), which would
+make every one-shot ``rag ask`` slow. Queries are short; this encoder reads the same safetensors
+weights and the same ``tokenizer.json`` and reproduces the model's mean-pooled, normalised vectors
+(agreement with sentence-transformers is checked in tests/test_embedding.py) with only numpy,
+tokenizers and safetensors imported (~0.2 s).
+
+It supports exactly the architecture it implements — BertModel + mean pooling (+ Normalize) — and
+``supports(path)`` says so; anything else goes through sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def supports(model_dir: str | Path) -> bool:
+    d = Path(model_dir)
+    try:
+        config = json.loads((d / "config.json").read_text())
+        pooling = json.loads((d / "1_Pooling" / "config.json").read_text())
+        modules = json.loads((d / "modules.json").read_text())
+    except (OSError, ValueError):
+        return False
+    kinds = [m.get("type", "") for m in modules]
+    return (
+        config.get("model_type") == "bert"
+        and config.get("hidden_act") == "gelu"
+        and config.get("position_embedding_type", "absolute") == "absolute"
+        and pooling.get("pooling_mode_mean_tokens") is True
+        and not any(pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens"))
+        and (d / "tokenizer.json").exists()
+        and (d / "model.safetensors").exists()
+        and all(k.endswith(("Transformer", "Pooling", "Normalize")) for k in kinds)
+    )
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # Abramowitz & Stegun 7.1.26: |error| < 1.5e-7, below float32 resolution for GELU's inputs,
+    # and vectorised (math.erf per element would dominate the encoder's time).
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-a * a))
+
+
+def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * w + b
+
+
+class NumpyMiniLM:
+    """Encodes texts to unit vectors exactly as the sentence-transformers model would."""
+
+    def __init__(self, model_dir: str | Path):
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        d = Path(model_dir)
+        self.config = json.loads((d / "config.json").read_text())
+        st_config = {}
+        if (d / "sentence_bert_config.json").exists():
+            st_config = json.loads((d / "sentence_bert_config.json").read_text())
+        self.max_seq_length = int(st_config.get("max_seq_length", 256))
+        modules = json.loads((d / "modules.json").read_text())
+        self.normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+        self.tokenizer = Tokenizer.from_file(str(d / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_seq_length)
+        self.tokenizer.no_padding()
+        w = load_file(str(d / "model.safetensors"))
+        # Checkpoints differ on whether keys carry a "bert." prefix.
+        self.w = {k.removeprefix("bert."): v.astype(np.float32) for k, v in w.items()}
+        self.heads = int(self.config["num_attention_heads"])
+        self.layers = int(self.config["num_hidden_layers"])
+        self.eps = float(self.config.get("layer_norm_eps", 1e-12))
+        self.dim = int(self.config["hidden_size"])
+
+    def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
+        return x @ self.w[name + ".weight"].T + self.w[name + ".bias"]
+
+    def _encode_one(self, ids: list[int]) -> np.ndarray:
+        w, n = self.w, len(ids)
+        x = (w["embeddings.word_embeddings.weight"][ids]
+             + w["embeddings.position_embeddings.weight"][:n]
+             + w["embeddings.token_type_embeddings.weight"][0])
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+        hd = self.dim // self.heads
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+            q = self._linear(x, p + "attention.self.query").reshape(n, self.heads, hd).transpose(1, 0, 2)
+            k = self._linear(x, p + "attention.self.key").reshape(n, self.heads, hd).transpose(1, 0, 2)
+            v = self._linear(x, p + "attention.self.value").reshape(n, self.heads, hd).transpose(1, 0, 2)
+            scores = q @ k.transpose(0, 2, 1) / np.sqrt(hd)
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            attn = (scores / scores.sum(-1, keepdims=True)) @ v
+            attn = attn.transpose(1, 0, 2).reshape(n, self.dim)
+            x = _layer_norm(self._linear(attn, p + "attention.output.dense") + x,
+                            w[p + "attention.output.LayerNorm.weight"],
+                            w[p + "attention.output.LayerNorm.bias"], self.eps)
+            h = self._linear(x, p + "intermediate.dense")
+            h = 0.5 * h * (1.0 + _erf(h / np.sqrt(2.0)))
+            x = _layer_norm(self._linear(h, p + "output.dense") + x,
+                            w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps)
+        v = x.mean(0)
+        if self.normalize:
+            v = v / max(float(np.linalg.norm(v)), 1e-12)
+        return v.astype(np.float32)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(list(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, enc in enumerate(encodings):
+            out[i] = self._encode_one(enc.ids)
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces including [CLS]/[SEP], without truncation."""
+        self.tokenizer.no_truncation()
+        try:
+            return len(self.tokenizer.encode(text).ids)
+        finally:
+            self.tokenizer.enable_truncation(self.max_seq_length)

@@ -1,0 +1,173 @@
+"""The Changelog Markdown transcript format (thechangelog/transcripts).
+
+    **Chris Benson:** Welcome to another episode ...      a labelled paragraph starts a turn
+    So my motivation for going ...                        an unlabelled one continues it
+    \\[06:01\\] So I've been very interested ...           inline markers, anywhere in a paragraph
+    **Break**: \\[12:16\\]                                 a sponsor break was cut here
+
+The catalog is hand-edited and inconsistent, so the parser is lenient: odd labels, unescaped or
+frame-suffixed timestamps and stray markup are tolerated; it only fails when no paragraph of
+transcript text is left.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+from ..errors import TranscriptError
+from ..types import Episode, Marker, Paragraph, Transcript, Turn
+
+# \[00:06:01.01\], \[06:01\], [1:03:50], \[00:44:03:20\] (the last part is a frame count).
+MARKER_RE = re.compile(r"\\*\[\\*(\d{1,3}(?::\d{1,2}){1,3}(?:[.,]\d+)?)\\*\]")
+# **Chris Benson:**, *Marko Anastasov:** (a typo in the wild), optionally behind leading markers.
+SPEAKER_RE = re.compile(r"^((?:\s*\\*\[[^\]\n]{0,20}\]\s*)*)\*{1,2}([^*\n]{1,60}?)\s*:\s*\*{1,2}:?\s*")
+# **Jingle**:, **Break**:, **Sound bite:**  — a bold word with the colon outside the bold.
+LABEL_RE = re.compile(r"^\*{1,2}([^*\n]{1,40}?)\*{1,2}\s*:\s*")
+LINK_RE = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*\)")
+HEADING_RE = re.compile(r"^#{1,6}\s*")
+ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~'\"])")
+EMPHASIS_RE = re.compile(r"(\*\*|__|(?<![\w*])\*(?!\s)|(?<=\S)\*(?![\w*])|`)")
+# Labels that name a segment, not a person: their text is kept but never counted as a speaker.
+NON_SPEAKER_LABELS = {
+    "break", "jingle", "outro", "intro", "sample", "song", "remix", "audio", "sound bite",
+    "soundbite", "clip", "music", "ad", "sponsor", "monday", "tuesday", "wednesday", "thursday",
+    "friday", "saturday", "sunday",
+}
+UNKNOWN_SPEAKER = "Unknown"
+
+
+def parse_marker_time(text: str) -> float | None:
+    """``06:01`` -> 361.0, ``00:06:01.01`` -> 361.01, ``00:44:03:20`` -> 2643.67 (frames at 30/s).
+
+    Returns None for impossible values (seconds >= 60), which the parser then drops.
+    """
+    frac = 0.0
+    if "." in text or "," in text:
+        text, _, digits = text.replace(",", ".").partition(".")
+        frac = float("0." + digits)
+    parts = [int(p) for p in text.split(":")]
+    if len(parts) == 4:                      # HH:MM:SS:FF timecode
+        frac, parts = parts[3] / 30.0, parts[:3]
+    if len(parts) == 2:
+        parts = [0] + parts
+    hours, minutes, seconds = parts
+    if seconds >= 60 or (hours and minutes >= 60):
+        return None
+    return hours * 3600 + minutes * 60 + seconds + frac
+
+
+def clean_markup(text: str) -> str:
+    """Strip Markdown and HTML escapes, keeping the words: links keep their text."""
+    # Each substitution runs only when its trigger character is present: the catalog has
+    # ~500k paragraphs, and most need none of them.
+    if "](" in text:
+        text = LINK_RE.sub(r"\1", text)
+    if "\\" in text:
+        text = ESCAPE_RE.sub(r"\1", text)
+    if "*" in text or "`" in text:
+        text = EMPHASIS_RE.sub("", text)
+    if "&" in text:
+        text = html.unescape(text)
+    return " ".join(text.split())
+
+
+def split_markers(raw: str) -> tuple[str, tuple[Marker, ...]]:
+    """Remove inline markers from ``raw``; each becomes a Marker at the word it stands before."""
+    words: list[str] = []
+    markers: list[Marker] = []
+    pos = 0
+    for m in MARKER_RE.finditer(raw):
+        words.extend(clean_markup(raw[pos:m.start()]).split())
+        seconds = parse_marker_time(m.group(1))
+        if seconds is not None:
+            markers.append(Marker(len(words), seconds))
+        pos = m.end()
+    words.extend(clean_markup(raw[pos:]).split())
+    # A marker after the last word (rare) attaches to the end of the paragraph.
+    return " ".join(words), tuple(markers)
+
+
+def iter_blocks(text: str):
+    """Yield (first_line_number, block_text) for each blank-line-separated block."""
+    lines: list[str] = []
+    start = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            if not lines:
+                start = number
+            lines.append(line.strip())
+        elif lines:
+            yield start, " ".join(lines)
+            lines = []
+    if lines:
+        yield start, " ".join(lines)
+
+
+def episode_from_source(source: str) -> tuple[str, str]:
+    """``.../practical-ai-260.md`` -> ("practical-ai-260", "260")."""
+    stem = Path(source).stem if source else "transcript"
+    number = re.search(r"(\d+)$", stem)
+    return stem, number.group(1) if number else ""
+
+
+def parse_markdown(text: str, source: str = "") -> Transcript:
+    """Parse a Changelog Markdown transcript into an untimed Transcript."""
+    episode_id, number = episode_from_source(source)
+    title = ""
+    turns: list[Turn] = []
+    speaker, paragraphs, inferred = None, [], False
+    pending_break: float | None | bool = False   # False: no break; None: a break without a time
+    speakers_seen: list[str] = []
+
+    def close_turn():
+        if speaker is not None and paragraphs:
+            turns.append(Turn(speaker, tuple(paragraphs), speaker_inferred=inferred))
+
+    for line, block in iter_blocks(text):
+        if block.startswith("#"):
+            block = HEADING_RE.sub("", block)
+            if not turns and not paragraphs and not title and not LABEL_RE.match(block) \
+                    and not SPEAKER_RE.match(block):
+                title = clean_markup(block)
+                continue
+            if not block.startswith("*"):
+                continue                      # section headings (news issues) are not speech
+        label = None
+        m = SPEAKER_RE.match(block) or LABEL_RE.match(block)
+        if m:
+            label = clean_markup(m.group(m.lastindex)).rstrip(":").strip()
+            body = (m.group(1) if m.lastindex == 2 else "") + block[m.end():]
+        else:
+            body = block
+        if label and label.lower() == "break":
+            markers = split_markers(body)[1]
+            pending_break = markers[0].seconds if markers else None
+            continue
+        words, markers = split_markers(body)
+        if not words:
+            continue                          # a marker or label standing alone
+        if label and label != speaker or label is None and speaker is None:
+            close_turn()
+            speaker = label or UNKNOWN_SPEAKER
+            inferred = label is None
+            paragraphs = []
+            if label and label.lower() not in NON_SPEAKER_LABELS and label not in speakers_seen:
+                speakers_seen.append(label)
+        para = Paragraph(words, markers=markers, line=line)
+        if pending_break is not False:
+            para = Paragraph(words, markers=markers, line=line, break_before=True,
+                             break_s=pending_break)
+            pending_break = False
+        paragraphs.append(para)
+    close_turn()
+    if not turns:
+        raise TranscriptError(
+            "no transcript paragraphs found; expected Markdown paragraphs such as "
+            "'**Speaker Name:** text'", source or None)
+    # The first voice is usually the host who opens the show; everyone else is a guest. This is
+    # a default for panel shows too, where it is wrong, and the page (when merged) overrides it.
+    episode = Episode(id=episode_id, title=title, number=number,
+                      hosts=tuple(speakers_seen[:1]), guests=tuple(speakers_seen[1:]))
+    return Transcript(episode=episode, turns=tuple(turns), source=source, format="markdown")

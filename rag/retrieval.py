@@ -1,0 +1,184 @@
+"""Hybrid retrieval: dense chunks + dense sentences (small-to-big) + BM25, fused by reciprocal rank,
+nudged by the scope the question states, diversified with MMR.
+
+Why each signal: all-MiniLM-L6-v2 over whole chunks misses paraphrased questions whose answer is
+one sentence inside a long passage; matching sentences finds that sentence and returns its passage;
+BM25 catches names and rare words the small model blurs; reciprocal rank fusion combines them
+without calibrating their scales against each other.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .embedding import Embedder
+from .query import Scope, keywords, parse_scope, speaker_aliases
+from .store import StoredIndex
+from .types import Chunk, Hit
+
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Hard filters from the caller (``--chapter``, ``--speaker``, a time range)."""
+
+    chapter: str | None = None
+    speaker: str | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+
+    def admits(self, chunk: Chunk) -> bool:
+        if self.chapter and (chunk.chapter or "").lower() != self.chapter.lower() and \
+                self.chapter.lower() not in (chunk.chapter or "").lower():
+            return False
+        if self.speaker:
+            want = self.speaker.lower()
+            if not any(want in s.speaker.lower() for s in chunk.sentences if not s.context):
+                return False
+        if self.start_s is not None and chunk.end_s < self.start_s:
+            return False
+        if self.end_s is not None and chunk.start_s > self.end_s:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Weights:
+    dense: float = 1.0
+    sentence: float = 1.0
+    bm25: float = 1.0
+    time: float = 0.03       # scope boosts, on the RRF scale (1/(60+1) ~ 0.016 per first place)
+    chapter: float = 0.025
+    speaker: float = 0.01
+    mmr_lambda: float = 0.75
+
+
+class Retriever:
+    def __init__(self, index: StoredIndex, embedder: Embedder, weights: Weights = Weights()):
+        import bm25s
+
+        self.index = index
+        self.embedder = embedder
+        self.weights = weights
+        self.chunks = index.chunks
+        n = index.chunk_index.ntotal
+        self.chunk_vecs = index.chunk_index.reconstruct_n(0, n) if n else np.zeros((0, embedder.dim), np.float32)
+        m = index.sentence_index.ntotal
+        self.sent_vecs = index.sentence_index.reconstruct_n(0, m) if m else np.zeros((0, embedder.dim), np.float32)
+        self.sent_rows = index.sentence_rows
+        self.sent_speakers = np.array([self.chunks[ci].sentences[si].speaker for ci, si in self.sent_rows],
+                                      dtype=object)
+        self.bm25 = bm25s.BM25()
+        corpus = [keywords(f"{c.chapter or ''} {c.text}") or ["_empty_"] for c in self.chunks]
+        self.bm25.index(corpus, show_progress=False)
+        self.chapters = [c["title"] for t in index.transcripts for c in t.get("chapters", [])
+                         if not c.get("sponsor")]
+        hosts = [h for t in index.transcripts for h in t["episode"].get("hosts", [])]
+        guests = [g for t in index.transcripts for g in t["episode"].get("guests", [])]
+        if not hosts and not guests:
+            speakers = list(dict.fromkeys(s for c in self.chunks for s in c.speakers))
+            hosts, guests = speakers[:1], speakers[1:2]
+        self.aliases = speaker_aliases(hosts, guests)
+        self.duration = max((c.end_s for c in self.chunks), default=0.0)
+
+    def scope(self, query: str) -> Scope:
+        return parse_scope(query, self.chapters, self.aliases)
+
+    def search(self, query: str, k: int = 5, filters: Filters = Filters(),
+               scope: Scope | None = None, candidates: int = 40) -> list[Hit]:
+        if not self.chunks:
+            return []
+        scope = self.scope(query) if scope is None else scope
+        q = self.embedder.embed_query(query).astype(np.float32)
+        dense = self.chunk_vecs @ q
+        sent_sims = self.sent_vecs @ q if len(self.sent_vecs) else np.zeros(0, np.float32)
+        if scope.speaker and len(sent_sims):
+            # "What did Chris ask about X": that speaker's sentences about X beat the other's.
+            sent_sims = sent_sims + 0.08 * (self.sent_speakers == scope.speaker)
+        sent_best = np.full(len(self.chunks), -1.0, dtype=np.float32)
+        if len(sent_sims):
+            np.maximum.at(sent_best, self.sent_rows[:, 0], sent_sims)
+        qwords = keywords(query)
+        bm25 = np.asarray(self.bm25.get_scores(qwords), dtype=np.float32) if qwords else \
+            np.zeros(len(self.chunks), np.float32)
+
+        allowed = np.array([filters.admits(c) for c in self.chunks])
+        if not allowed.any():
+            return []
+        fused = np.zeros(len(self.chunks), dtype=np.float64)
+        w = self.weights
+        for weight, scores in ((w.dense, dense), (w.sentence, sent_best), (w.bm25, bm25)):
+            if weight == 0 or not np.any(scores > 0):
+                continue
+            order = np.argsort(-scores, kind="stable")
+            ranks = np.empty(len(scores), dtype=np.int64)
+            ranks[order] = np.arange(1, len(scores) + 1)
+            fused += weight * np.where(scores > 0, 1.0 / (RRF_K + ranks), 0.0)
+        fused += self._scope_boost(scope)
+        fused[~allowed] = -np.inf
+
+        order = [i for i in np.argsort(-fused, kind="stable")[:candidates] if np.isfinite(fused[i])]
+        picked = self._mmr(order, fused, k)
+        hits = []
+        for rank, i in enumerate(picked, 1):
+            chunk = self.chunks[i]
+            matched = self._sentence_order(i, sent_sims)
+            hits.append(Hit(chunk=chunk, score=float(fused[i]), rank=rank, matched=matched, scores={
+                "dense": float(dense[i]), "sentence": float(sent_best[i]), "bm25": float(bm25[i]),
+                "bm25_max": float(bm25.max()) if len(bm25) else 0.0,
+                "dense_rank": int((dense > dense[i]).sum()) + 1,
+                "bm25_rank": int((bm25 > bm25[i]).sum()) + 1,
+                "sentence_scores": {int(si): float(s) for si, s in self._sentence_scores(i, sent_sims)},
+            }))
+        return hits
+
+    def _scope_boost(self, scope: Scope) -> np.ndarray:
+        w = self.weights
+        boost = np.zeros(len(self.chunks))
+        target = scope.time_s
+        if target is None and scope.position and self.duration:
+            target = 60.0 if scope.position == "start" else self.duration - 90.0
+        if target is not None:
+            for i, c in enumerate(self.chunks):
+                dist = max(c.start_s - target, target - c.end_s, 0.0)
+                boost[i] += w.time * math.exp(-((dist / 150.0) ** 2))
+        if scope.chapter:
+            boost += w.chapter * np.array([c.chapter == scope.chapter for c in self.chunks])
+        if scope.speaker:
+            boost += w.speaker * np.array([
+                any(s.speaker == scope.speaker and not s.context for s in c.sentences)
+                for c in self.chunks])
+        return boost
+
+    def _mmr(self, order: list[int], fused: np.ndarray, k: int) -> list[int]:
+        """Maximal marginal relevance: skip passages that mostly repeat one already picked."""
+        if len(order) <= 1:
+            return order[:k]
+        rel = fused[order]
+        rel = (rel - rel.min()) / (rel.max() - rel.min() + 1e-9)
+        lam = self.weights.mmr_lambda
+        picked: list[int] = []
+        remaining = list(range(len(order)))
+        while remaining and len(picked) < k:
+            best, best_score = None, -np.inf
+            for j in remaining:
+                redundancy = max((float(self.chunk_vecs[order[j]] @ self.chunk_vecs[order[p]])
+                                  for p in picked), default=0.0)
+                score = lam * rel[j] - (1 - lam) * redundancy
+                if score > best_score:
+                    best, best_score = j, score
+            picked.append(best)
+            remaining.remove(best)
+        return [order[j] for j in picked]
+
+    def _sentence_scores(self, chunk_no: int, sent_sims: np.ndarray) -> list[tuple[int, float]]:
+        rows = np.nonzero(self.sent_rows[:, 0] == chunk_no)[0]
+        return [(int(self.sent_rows[r, 1]), float(sent_sims[r])) for r in rows]
+
+    def _sentence_order(self, chunk_no: int, sent_sims: np.ndarray) -> tuple[int, ...]:
+        scored = sorted(self._sentence_scores(chunk_no, sent_sims), key=lambda x: -x[1])
+        return tuple(si for si, _ in scored)

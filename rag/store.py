@@ -1,0 +1,194 @@
+"""The index on disk: build it, write it atomically, load it back and refuse (or rebuild) when stale.
+
+Layout of ``<index_dir>/<name>/``::
+
+    CURRENT              the name of the live version folder (replaced atomically)
+    v-<stamp>/
+        manifest.json    format, model, dimension, chunker settings, sha256 of every source
+        chunks.jsonl     one Chunk per line, with sentence times
+        chunks.faiss     chunk vectors (inner product = cosine; vectors are unit length)
+        sentences.faiss  sentence vectors, for small-to-big matching
+        sentence_rows.npy  (chunk number, sentence number) for each sentence vector
+        transcripts.json the parsed transcripts (episode, chapters, turns) the index was built from
+
+A build writes a new version folder and only then points CURRENT at it, so a crash mid-build
+leaves the previous index intact. Embeddings are cached by content hash in
+``<index_dir>/.cache/embeddings.sqlite``, so a rebuild embeds only what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .chunking import chunk_transcript
+from .config import ChunkSettings
+from .embedding import CachedEmbedder, Embedder
+from .errors import IndexNotFound, StaleIndex
+from .types import Chunk, Transcript
+
+FORMAT = "rag-index/1"
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def sha256_file(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredIndex:
+    """A loaded index: everything retrieval needs, read-only."""
+
+    name: str
+    path: Path
+    manifest: dict
+    chunks: tuple[Chunk, ...]
+    chunk_index: object           # faiss.Index
+    sentence_index: object        # faiss.Index
+    sentence_rows: np.ndarray     # (n, 2) int32
+    transcripts: tuple[dict, ...]
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]
+
+
+def _faiss():
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # single queries are faster on one thread on small machines
+    return faiss
+
+
+def _flat_index(vectors: np.ndarray, dim: int):
+    faiss = _faiss()
+    index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path], *, name: str,
+                index_dir: Path, embedder: Embedder, settings: ChunkSettings = ChunkSettings(),
+                progress: Progress | None = None) -> Path:
+    """Chunk, embed and write a new version of index ``name``; returns its folder."""
+    chunks: list[Chunk] = []
+    for t in transcripts:
+        chunks.extend(chunk_transcript(t, embedder.count_tokens, settings, embedder.max_tokens))
+    rows = [(ci, si) for ci, c in enumerate(chunks) for si, s in enumerate(c.sentences) if not s.context]
+    cached = CachedEmbedder(embedder, index_dir / ".cache" / "embeddings.sqlite")
+
+    def stage(label):
+        return (lambda done, total: progress(label, done, total)) if progress else None
+
+    chunk_vecs = cached.embed([c.text for c in chunks], progress=stage("chunks"))
+    sent_vecs = cached.embed([chunks[ci].sentences[si].text for ci, si in rows], progress=stage("sentences"))
+
+    root = index_dir / name
+    root.mkdir(parents=True, exist_ok=True)
+    version = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    tmp = root / (version + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    faiss = _faiss()
+    faiss.write_index(_flat_index(chunk_vecs, embedder.dim), str(tmp / "chunks.faiss"))
+    faiss.write_index(_flat_index(sent_vecs, embedder.dim), str(tmp / "sentences.faiss"))
+    np.save(tmp / "sentence_rows.npy", np.array(rows, dtype=np.int32).reshape(-1, 2))
+    with open(tmp / "chunks.jsonl", "w") as f:
+        for c in chunks:
+            f.write(json.dumps(c.to_record(), ensure_ascii=False) + "\n")
+    (tmp / "transcripts.json").write_text(json.dumps([t.to_json() for t in transcripts], ensure_ascii=False))
+    manifest = {
+        "format": FORMAT,
+        "name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": embedder.name,
+        "dim": embedder.dim,
+        "chunker": settings.to_json(),
+        "sources": [{"path": str(Path(s).resolve()), "sha256": sha256_file(s)} for s in sources],
+        "episodes": [t.episode.id for t in transcripts],
+        "chunks": len(chunks),
+        "sentences": len(rows),
+        "embedding_cache": {"reused": cached.hits, "embedded": cached.misses},
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    final = root / version
+    os.replace(tmp, final)
+    _write_atomic(root / "CURRENT", version)
+    for old in root.iterdir():  # keep only the live version
+        if old.is_dir() and old.name != version:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def check_manifest(manifest: dict, *, name: str, model: str, settings: ChunkSettings,
+                   sources: Sequence[str | Path] | None = None) -> str | None:
+    """Why the index cannot be used as it is, or None when it matches."""
+    if manifest.get("format") != FORMAT:
+        return f"it was written in format {manifest.get('format')!r}, this version reads {FORMAT!r}"
+    if manifest.get("model") != model:
+        return f"it was built with model {manifest.get('model')!r}, but {model!r} is configured"
+    if manifest.get("chunker") != settings.to_json():
+        return "it was built with different chunker settings"
+    if sources is not None:
+        recorded = sorted(s["sha256"] for s in manifest.get("sources", []))
+        current = sorted(sha256_file(s) for s in sources)
+        if recorded != current:
+            return "its source transcripts have changed since it was built"
+    else:
+        for s in manifest.get("sources", []):
+            p = Path(s["path"])
+            if p.exists() and sha256_file(p) != s["sha256"]:
+                return f"its source {p} has changed since it was built"
+    return None
+
+
+def index_exists(index_dir: Path, name: str) -> bool:
+    return (index_dir / name / "CURRENT").exists()
+
+
+def load_index(index_dir: Path, name: str, *, model: str, settings: ChunkSettings = ChunkSettings(),
+               sources: Sequence[str | Path] | None = None) -> StoredIndex:
+    """Load index ``name``; raise IndexNotFound / StaleIndex with the command that fixes it."""
+    root = index_dir / name
+    rebuild = f"rebuild it with: rag index SOURCES... --name {name}"
+    if not (root / "CURRENT").exists():
+        raise IndexNotFound(f"no index named {name!r} in {index_dir}; build it with: "
+                            f"rag index SOURCES... --name {name}")
+    version = (root / "CURRENT").read_text().strip()
+    path = root / version
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError) as e:
+        raise StaleIndex(f"index {name!r} is corrupt (manifest unreadable: {e}); {rebuild}") from e
+    problem = check_manifest(manifest, name=name, model=model, settings=settings, sources=sources)
+    if problem:
+        raise StaleIndex(f"index {name!r} is stale: {problem}; {rebuild}")
+    try:
+        faiss = _faiss()
+        chunk_index = faiss.read_index(str(path / "chunks.faiss"))
+        sentence_index = faiss.read_index(str(path / "sentences.faiss"))
+        sentence_rows = np.load(path / "sentence_rows.npy")
+        with open(path / "chunks.jsonl") as f:
+            chunks = tuple(Chunk.from_json(json.loads(line)) for line in f if line.strip())
+        transcripts = tuple(json.loads((path / "transcripts.json").read_text()))
+    except Exception as e:  # noqa: BLE001 - faiss raises RuntimeError, json ValueError, ...
+        raise StaleIndex(f"index {name!r} is corrupt ({type(e).__name__}: {e}); {rebuild}") from e
+    if (chunk_index.ntotal != len(chunks) or sentence_index.ntotal != len(sentence_rows)
+            or chunk_index.d != manifest.get("dim") or len(chunks) != manifest.get("chunks")):
+        raise StaleIndex(f"index {name!r} is corrupt (its files disagree with its manifest); {rebuild}")
+    return StoredIndex(name, path, manifest, chunks, chunk_index, sentence_index, sentence_rows, transcripts)

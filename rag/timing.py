@@ -1,0 +1,220 @@
+"""Give every paragraph a time, and every turn a chapter.
+
+Transcripts carry sparse inline markers (one every few minutes). Between two markers the time of
+a word is interpolated linearly by word count; before the first and after the last it is
+extrapolated at a speaking rate fitted to the episode. Sponsor breaks are cut from transcripts, so
+the clock jumps across each one: the conversation stops at the break marker and resumes at the
+next conversation chapter (when chapters are known) or, failing that, is back-filled from the
+next marker.
+
+Only a paragraph with a marker at its first word is timed exactly (``estimated=False``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+
+from .types import Chapter, Paragraph, Transcript, Turn, replace
+
+DEFAULT_WORDS_PER_S = 2.6      # conversational English; used when a file has < 2 usable markers
+RATE_BOUNDS = (1.0, 5.0)       # anything outside is a typo in a marker, not a speaking rate
+
+
+class Segment:
+    """A stretch of speech without a break, with its anchors: (word position, seconds)."""
+
+    def __init__(self, first: int):
+        self.first = first                   # index of its first paragraph
+        self.start_word = 0
+        self.end_word = 0
+        self.anchors: list[tuple[int, float]] = []
+        self.break_s: float | None = None    # time of the break that opened it
+
+
+def fit_speaking_rate(anchor_runs: list[list[tuple[int, float]]]) -> float:
+    """Words per second over consecutive anchors (total words / total seconds), clamped."""
+    words = seconds = 0.0
+    for anchors in anchor_runs:
+        for (w0, t0), (w1, t1) in zip(anchors, anchors[1:]):
+            if t1 > t0 and w1 > w0 and RATE_BOUNDS[0] <= (w1 - w0) / (t1 - t0) <= RATE_BOUNDS[1]:
+                words += w1 - w0
+                seconds += t1 - t0
+    if seconds <= 0:
+        return DEFAULT_WORDS_PER_S
+    return min(max(words / seconds, RATE_BOUNDS[0]), RATE_BOUNDS[1])
+
+
+def monotone(anchors: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Drop anchors that would make time run backwards (hand-typed markers have typos)."""
+    kept: list[tuple[int, float]] = []
+    for word, t in sorted(anchors):
+        if kept and (t <= kept[-1][1] or word == kept[-1][0]):
+            continue
+        kept.append((word, t))
+    return kept
+
+
+def time_in_segment(anchors: list[tuple[int, float]], word: int, rate: float, floor: float) -> float:
+    """Interpolate between the anchors around ``word``; extrapolate at ``rate`` outside them."""
+    if not anchors:
+        return floor
+    words = [w for w, _ in anchors]
+    i = bisect.bisect_right(words, word)
+    if i == 0:
+        w, t = anchors[0]
+        return max(t - (w - word) / rate, floor)
+    if i == len(anchors):
+        w, t = anchors[-1]
+        return t + (word - w) / rate
+    (w0, t0), (w1, t1) = anchors[i - 1], anchors[i]
+    return t0 + (t1 - t0) * (word - w0) / (w1 - w0)
+
+
+def resume_time(break_s: float | None, chapters: tuple[Chapter, ...]) -> float | None:
+    """When the conversation restarts after a break: the first non-sponsor chapter after it."""
+    if break_s is None or not chapters:
+        return None
+    after = [c for c in chapters if c.start_s > break_s]
+    if not after:
+        return None
+    # A sponsor chapter right after the break holds the ads; the talk resumes after it.
+    if after[0].sponsor:
+        talk = [c for c in after if not c.sponsor]
+        return talk[0].start_s if talk else None
+    # No sponsor chapter listed: the break marker itself is the best guess.
+    return None
+
+
+def build_segments(paragraphs: list[Paragraph], chapters: tuple[Chapter, ...]) -> list[Segment]:
+    segments: list[Segment] = []
+    word = 0
+    for index, para in enumerate(paragraphs):
+        if index == 0 or para.break_before:
+            if segments:
+                segments[-1].end_word = word
+            seg = Segment(index)
+            seg.start_word = word
+            seg.break_s = para.break_s if para.break_before else None
+            segments.append(seg)
+        for m in para.markers:
+            segments[-1].anchors.append((word + m.word_offset, m.seconds))
+        word += para.words
+    if segments:
+        segments[-1].end_word = word
+    return segments
+
+
+def assign_times(transcript: Transcript, chapters: tuple[Chapter, ...] | None = None) -> Transcript:
+    """Return ``transcript`` with start_s, end_s and estimated set on every paragraph."""
+    paragraphs = [p for t in transcript.turns for p in t.paragraphs]
+    if paragraphs and all(p.start_s is not None and p.end_s is not None and not p.estimated
+                          for p in paragraphs):
+        return transcript                    # subtitles arrive fully timed
+    chapters = transcript.chapters if chapters is None else tuple(chapters)
+    segments = build_segments(paragraphs, chapters)
+    rate = fit_speaking_rate([monotone(s.anchors) for s in segments])
+
+    floor = 0.0
+    seg_times: list[tuple[Segment, list[tuple[int, float]], float]] = []
+    for n, seg in enumerate(segments):
+        real = monotone([a for a in seg.anchors if a[1] >= floor])
+        anchors = list(real)
+        start_word = seg.start_word
+        if n == 0 and (not anchors or anchors[0][0] > start_word):
+            anchors.insert(0, (start_word, 0.0))        # episodes start at 0:00
+        elif seg.break_s is not None:
+            resume = resume_time(seg.break_s, chapters)
+            first_real = anchors[0][1] if anchors else float("inf")
+            if resume is not None and floor <= resume < first_real and \
+                    (not anchors or anchors[0][0] > start_word):
+                anchors.insert(0, (start_word, resume))
+        # The break that closes this segment says when its last word ended.
+        nxt = segments[n + 1] if n + 1 < len(segments) else None
+        if nxt and nxt.break_s is not None and anchors and nxt.break_s > anchors[-1][1] \
+                and seg.end_word > anchors[-1][0]:
+            anchors.append((seg.end_word, nxt.break_s))
+        if not anchors:
+            anchors = [(start_word, max(floor, seg.break_s or floor))]
+        seg_floor = max(floor, seg.break_s or 0.0) if seg.break_s is not None else floor
+        seg_times.append((seg, anchors, seg_floor))
+        floor = max(floor, time_in_segment(anchors, seg.end_word, rate, seg_floor))
+
+    return _apply(transcript, seg_times, rate)
+
+
+def _apply(transcript: Transcript, seg_times, rate: float) -> Transcript:
+    starts = [seg.first for seg, _, _ in seg_times]
+    turns: list[Turn] = []
+    index = word = 0
+    last = 0.0
+    for turn in transcript.turns:
+        new_paras = []
+        for para in turn.paragraphs:
+            seg, anchors, floor = seg_times[bisect.bisect_right(starts, index) - 1]
+            start = max(time_in_segment(anchors, word, rate, floor), last)
+            end = max(time_in_segment(anchors, word + para.words, rate, floor), start)
+            exact = any(m.word_offset == 0 for m in para.markers)
+            if exact:
+                start = next(m.seconds for m in para.markers if m.word_offset == 0)
+                end = max(end, start)
+            new_paras.append(replace(para, start_s=round(start, 2), end_s=round(end, 2),
+                                     estimated=not exact))
+            last = end
+            index += 1
+            word += para.words
+        turns.append(replace(turn, paragraphs=tuple(new_paras)))
+    return replace(transcript, turns=tuple(turns))
+
+
+def estimate_error(estimated: list[float], actual: list[float]) -> dict:
+    """Absolute-error summary: count, mean, median, p90 (seconds)."""
+    errors = sorted(abs(e - a) for e, a in zip(estimated, actual))
+    if not errors:
+        return {"count": 0, "mean": 0.0, "median": 0.0, "p90": 0.0}
+    p90 = errors[min(len(errors) - 1, int(round(0.9 * (len(errors) - 1))))]
+    return {"count": len(errors), "mean": statistics.fmean(errors),
+            "median": statistics.median(errors), "p90": p90}
+
+
+# --- chapters --------------------------------------------------------------------------------
+
+def chapter_for(start: float, after_break: bool, chapters: tuple[Chapter, ...]) -> int:
+    """Index of the chapter a paragraph starting at ``start`` belongs to (never a sponsor one)."""
+    starts = [c.start_s for c in chapters]
+    i = max(bisect.bisect_right(starts, start) - 1, 0)
+    if not chapters[i].sponsor:
+        return i
+    forward = [j for j in range(i + 1, len(chapters)) if not chapters[j].sponsor]
+    backward = [j for j in range(i - 1, -1, -1) if not chapters[j].sponsor]
+    if after_break and forward or not backward:
+        return forward[0] if forward else i
+    return backward[0]
+
+
+def assign_chapters(transcript: Transcript) -> Transcript:
+    """Set Turn.chapter from paragraph start times; split turns that cross a chapter start."""
+    chapters = tuple(sorted(transcript.chapters, key=lambda c: c.start_s))
+    if not chapters:
+        return transcript
+    turns: list[Turn] = []
+    current = 0
+    after_break = False
+    for turn in transcript.turns:
+        groups: list[tuple[int, list[Paragraph]]] = []
+        for para in turn.paragraphs:
+            if para.break_before:
+                after_break = True
+            start = para.start_s or 0.0
+            i = chapter_for(start, after_break, chapters)
+            # A paragraph past the sponsor chapter is no longer "just after the break".
+            if not chapters[i].sponsor and i > 0 and start >= chapters[i].start_s:
+                after_break = False
+            current = max(current, i)        # chapters never go backwards
+            if groups and groups[-1][0] == current:
+                groups[-1][1].append(para)
+            else:
+                groups.append((current, [para]))
+        for i, paras in groups:
+            turns.append(replace(turn, paragraphs=tuple(paras), chapter=chapters[i].title))
+    return replace(transcript, turns=tuple(turns))

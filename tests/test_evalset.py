@@ -1,0 +1,147 @@
+"""The shipped evaluation set is valid, and the validator really catches problems."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+QUESTIONS = REPO / "eval" / "questions.jsonl"
+
+_spec = importlib.util.spec_from_file_location("eval_validate", REPO / "eval" / "validate.py")
+validate_mod = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(validate_mod)
+
+TRANSCRIPT = validate_mod.default_transcript_path()
+
+pytestmark = pytest.mark.skipif(
+    not TRANSCRIPT.exists(), reason=f"transcript not available at {TRANSCRIPT}"
+)
+
+
+def _lines() -> list[str]:
+    return [l for l in QUESTIONS.read_text(encoding="utf-8").splitlines() if l.strip()]
+
+
+def _write(tmp_path: Path, lines: list[str]) -> Path:
+    p = tmp_path / "questions.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def _first_index(lines: list[str], pred) -> int:
+    for i, l in enumerate(lines):
+        obj = json.loads(l)
+        if "meta" not in obj and pred(obj):
+            return i
+    raise AssertionError("no matching item")
+
+
+def _answerable(o: dict) -> bool:
+    return o["answerable"] and o["type"] not in ("multi", "followup")
+
+
+def test_shipped_set_is_valid():
+    problems = validate_mod.validate(QUESTIONS, TRANSCRIPT)
+    assert problems == []
+
+
+def test_load_items_skips_meta_and_counts():
+    items = validate_mod.load_items(QUESTIONS)
+    assert len(items) >= 100
+    assert all("meta" not in it for it in items)
+    assert json.loads(_lines()[0]).keys() == {"meta"}
+    assert sum(1 for it in items if not it["answerable"]) >= 20
+    assert sum(1 for it in items if it["type"] == "followup") >= 14
+    dev = sum(1 for it in items if it["split"] == "dev")
+    assert 0.3 <= dev / len(items) <= 0.5
+
+
+def test_normalise_unifies_markup_quotes_dashes_ellipses():
+    n = validate_mod.normalise
+    assert n("**Chris Benson:** It\u2019s   \u201cfine\u201d \u2014 really\u2026") == n("it's \"fine\" -- really...")
+    assert n("\\[06:01\\] So I've") == "so i've"
+    assert n("a \u2013 b") == n("a - b") == n("a -- b")
+
+
+def test_catches_quote_not_in_transcript(tmp_path):
+    lines = _lines()
+    i = _first_index(lines, _answerable)
+    obj = json.loads(lines[i])
+    obj["gold_quotes"] = ["this sentence was never said by anyone on the show at all"]
+    lines[i] = json.dumps(obj)
+    problems = validate_mod.validate(_write(tmp_path, lines), TRANSCRIPT)
+    assert any("not found" in p and obj["id"] in p for p in problems)
+
+
+def test_catches_duplicate_id(tmp_path):
+    lines = _lines()
+    a = json.loads(lines[1])
+    b = json.loads(lines[2])
+    b["id"] = a["id"]
+    lines[2] = json.dumps(b)
+    problems = validate_mod.validate(_write(tmp_path, lines), TRANSCRIPT)
+    assert any("used 2 times" in p and a["id"] in p for p in problems)
+
+
+def test_catches_quote_occurring_twice(tmp_path):
+    lines = _lines()
+    i = _first_index(lines, _answerable)
+    obj = json.loads(lines[i])
+    # said twice: once about LLMs predicting tokens, once about video frames
+    obj["gold_quotes"] = ["in order to predict the next"]
+    lines[i] = json.dumps(obj)
+    problems = validate_mod.validate(_write(tmp_path, lines), TRANSCRIPT)
+    assert not any("not found" in p for p in problems)
+    assert any("times in the transcript" in p and obj["id"] in p for p in problems)
+
+
+def test_catches_too_short_quote(tmp_path):
+    lines = _lines()
+    i = _first_index(lines, _answerable)
+    obj = json.loads(lines[i])
+    obj["gold_quotes"] = ["Gen-2 is a text"]
+    lines[i] = json.dumps(obj)
+    problems = validate_mod.validate(_write(tmp_path, lines), TRANSCRIPT)
+    assert any("words" in p and obj["id"] in p for p in problems)
+
+
+def test_catches_quote_spanning_speaker_turns(tmp_path):
+    lines = _lines()
+    i = _first_index(lines, _answerable)
+    obj = json.loads(lines[i])
+    obj["gold_quotes"] = ["Did I get it anywhere close to right there? Yeah, all good."]
+    lines[i] = json.dumps(obj)
+    problems = validate_mod.validate(_write(tmp_path, lines), TRANSCRIPT)
+    assert any("spans" in p and obj["id"] in p for p in problems)
+
+
+def test_catches_missing_meta_and_bad_fields(tmp_path):
+    lines = _lines()[1:]  # drop meta
+    obj = json.loads(lines[0])
+    obj["split"] = "train"
+    del obj["question"]
+    lines[0] = json.dumps(obj)
+    problems = validate_mod.validate(_write(tmp_path, lines), TRANSCRIPT)
+    assert any("meta" in p for p in problems)
+    assert any("split" in p for p in problems)
+    assert any("'question'" in p for p in problems)
+
+
+def test_catches_unanswerable_with_quotes(tmp_path):
+    lines = _lines()
+    i = _first_index(lines, lambda o: not o["answerable"])
+    obj = json.loads(lines[i])
+    obj["gold_quotes"] = ["Gen-2 is a text to video and image to video generation model"]
+    lines[i] = json.dumps(obj)
+    problems = validate_mod.validate(_write(tmp_path, lines), TRANSCRIPT)
+    assert any("unanswerable" in p and obj["id"] in p for p in problems)
+
+
+def test_cli_exit_codes(tmp_path):
+    assert validate_mod.main([str(QUESTIONS), "--transcript", str(TRANSCRIPT)]) == 0
+    lines = _lines()
+    lines.append(lines[-1])  # duplicated id
+    assert validate_mod.main([str(_write(tmp_path, lines)), "--transcript", str(TRANSCRIPT)]) == 1

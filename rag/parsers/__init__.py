@@ -1,0 +1,108 @@
+"""Read a transcript file into a timed Transcript.
+
+    load_transcript(path)   detect the format, parse, time every paragraph, assign chapters
+    parse_file(path)        detect and parse only (paragraph times still None, except subtitles)
+    load_default_episode()  the shipped Practical AI #260: page + Markdown merged, then timed
+
+Formats: ``.md`` Changelog Markdown, ``.txt`` episode-page text, ``.vtt`` WebVTT, ``.srt`` SubRip;
+other extensions are sniffed from the content. Everything here is stdlib-only so that
+``rag transcript FILE`` starts instantly.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import TranscriptError
+from ..timing import assign_chapters, assign_times
+from ..types import Transcript, replace
+from .markdown import parse_markdown
+from .merge import merge
+from .page import parse_page
+from .subtitles import parse_srt, parse_vtt
+
+__all__ = ["load_transcript", "parse_file", "load_default_episode", "default_sources",
+           "detect_format", "parse_markdown", "parse_page", "parse_vtt", "parse_srt", "merge"]
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "practical-ai-260"
+DEFAULT_EPISODE_ID = "practical-ai-260"
+PARSERS = {"markdown": parse_markdown, "page": parse_page, "vtt": parse_vtt, "srt": parse_srt}
+EXTENSIONS = {".md": "markdown", ".markdown": "markdown", ".txt": "page", ".vtt": "vtt",
+              ".srt": "srt"}
+FORMAT_ALIASES = {"md": "markdown", "txt": "page", "webvtt": "vtt", "subrip": "srt"}
+
+
+def sniff_format(text: str) -> str:
+    """Guess the format from the first lines when the extension does not say."""
+    head = text.lstrip("\ufeff")[:4000]
+    if head.startswith("WEBVTT"):
+        return "vtt"
+    if re.search(r"^\d+\s*\n\d{1,2}:\d{2}:\d{2},\d{3}\s*-->", head, re.M):
+        return "srt"
+    if re.search(r"^\*{1,2}[^*\n]{1,60}:\*{1,2}", head, re.M):
+        return "markdown"
+    if re.search(r"^Transcript\s*$", text, re.M) or re.search(r"Episode #\d+", head):
+        return "page"
+    return "markdown"
+
+
+def detect_format(path: Path, text: str, fmt: str | None = None) -> str:
+    if fmt:
+        fmt = FORMAT_ALIASES.get(fmt.lower(), fmt.lower())
+        if fmt not in PARSERS:
+            raise TranscriptError(f"unknown format {fmt!r}; use one of {', '.join(PARSERS)}",
+                                  str(path))
+        return fmt
+    by_extension = EXTENSIONS.get(path.suffix.lower())
+    sniffed = sniff_format(text)
+    # A .txt file may be a plain Markdown export; trust the content when it clearly disagrees.
+    if by_extension == "page" and sniffed in ("markdown", "vtt", "srt") and \
+            not re.search(r"^Transcript\s*$", text, re.M):
+        return sniffed
+    return by_extension or sniffed
+
+
+def read_text(path: Path) -> str:
+    if not path.is_file():
+        raise TranscriptError("file not found; check the path (expected a .md, .txt, .vtt or "
+                              ".srt transcript)", str(path))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise TranscriptError(f"not UTF-8 text ({err.reason} at byte {err.start}); save the "
+                              f"transcript as UTF-8", str(path)) from None
+    if not text.strip():
+        raise TranscriptError("file is empty; expected a transcript", str(path))
+    return text
+
+
+def parse_file(path: str | Path, fmt: str | None = None) -> Transcript:
+    """Parse ``path`` without timing it."""
+    path = Path(path)
+    text = read_text(path)
+    return PARSERS[detect_format(path, text, fmt)](text, str(path))
+
+
+def timed(transcript: Transcript) -> Transcript:
+    return assign_chapters(assign_times(transcript))
+
+
+def load_transcript(path: str | Path, fmt: str | None = None) -> Transcript:
+    """Parse ``path`` and return it with every paragraph timed and chapters assigned."""
+    return timed(parse_file(path, fmt))
+
+
+def default_sources() -> list[Path]:
+    """The shipped episode's files: the page text and the Markdown transcript."""
+    return [DATA_DIR / "episode-page.txt", DATA_DIR / "transcript.md"]
+
+
+def load_default_episode() -> Transcript:
+    """Practical AI #260, merged from its page (chapters, guests) and Markdown (speakers)."""
+    page_path, md_path = default_sources()
+    page = parse_page(read_text(page_path), str(page_path))
+    markdown = parse_markdown(read_text(md_path), str(md_path))
+    merged = merge(page, markdown)
+    merged = replace(merged, episode=replace(merged.episode, id=DEFAULT_EPISODE_ID))
+    return timed(merged)

@@ -3,7 +3,7 @@
     server = OpenAIServer().start()
     server.script(status(500), reply("Hi [P1]."))  # first request 500, second succeeds
     client = OpenAIChatModel("m", base_url=server.url, api_key="k", backoff=0)
-    server.requests   # what it received: [{"method", "path", "body", "headers"}]
+    server.requests   # what it received: [{"method", "path", "body", "headers" (lower-cased)}]
     server.stop()
 
 Each request takes the next scripted action; when the script is empty, ``server.default`` runs.
@@ -116,7 +116,7 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             server.requests.append({"method": "GET", "path": self.path, "body": None,
-                                    "headers": dict(self.headers)})
+                                    "headers": {k.lower(): v for k, v in self.headers.items()}})
             if self.path.rstrip("/").endswith("/models"):
                 data = {"object": "list", "data": [{"id": "test-model", "object": "model",
                                                      "created": 0, "owned_by": "tests"}]}
@@ -128,7 +128,7 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             server.requests.append({"method": "POST", "path": self.path, "body": body,
-                                    "headers": dict(self.headers)})
+                                    "headers": {k.lower(): v for k, v in self.headers.items()}})
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send(404, b'{"error": {"message": "not found"}}')
                 return

@@ -1,0 +1,248 @@
+"""rag.citations and the openai answerer (rag.answer.generative), with hand-built Hits."""
+
+import pytest
+
+from openai_server import OpenAIServer, reply, status
+from rag.answer import Answerer, collect
+from rag.answer.generative import (NO_COVERAGE, ChatAnswerer, condense_question, fit_passages,
+                                   format_passage, is_refusal)
+from rag.chat_models import FakeChatModel, OpenAIChatModel
+from rag.citations import check_citations, find_marks, resolve
+from rag.errors import ChatModelError, InputError
+from rag.types import Answer, Chunk, Hit, Sentence
+
+HOST, GUEST = "Chris Benson", "Anastasis Germanidis"
+
+
+def make_hit(n, start_s, lines, chapter="Gen-2", step=10.0):
+    sentences = tuple(Sentence(text, speaker, start_s + step * i) for i, (speaker, text)
+                      in enumerate(lines))
+    speakers = tuple(dict.fromkeys(s.speaker for s in sentences))
+    chunk = Chunk(id=f"chunk-{n}", episode="practical-ai-260", chapter=chapter, speakers=speakers,
+                  start_s=start_s, end_s=start_s + step * len(lines), sentences=sentences)
+    return Hit(chunk=chunk, score=1.0 / n, rank=n)
+
+
+HITS = [
+    make_hit(1, 816.0, [(HOST, "So what is Gen-2 exactly?"),
+                        (GUEST, "Gen-2 is our video generation model."),
+                        (GUEST, "It can turn a text prompt into a short video clip.")]),
+    make_hit(2, 1200.0, [(GUEST, "We started Runway back in 2018 as a tool for artists."),
+                         (GUEST, "The early version ran models from the research community.")],
+             chapter="Origins"),
+]
+
+
+class EchoExtractive:
+    """A stand-in for the extractive answerer: quotes the first passage."""
+
+    name = "extractive"
+
+    def stream(self, question, hits):
+        text = hits[0].chunk.sentences[1].text if hits else NO_COVERAGE
+        yield text
+        yield Answer(question=question, text=text, backend=self.name, hits=tuple(hits))
+
+
+# -- citations ----------------------------------------------------------------------------------
+
+def test_find_marks_parses_labels_times_and_groups():
+    text = "A [P2]. B [P1, P3]. C [13:36]. D [1:02:03]. E [see above] [P1; 13:40]."
+    marks = find_marks(text)
+    assert [[r.raw for r in m.refs] for m in marks] == [
+        ["P2"], ["P1", "P3"], ["13:36"], ["1:02:03"], ["P1", "13:40"]]
+    assert marks[3].refs[0].seconds == 3723.0
+
+
+def test_resolve_labels_and_times():
+    assert resolve(find_marks("[P2]")[0].refs[0], HITS) == 1
+    assert resolve(find_marks("[P3]")[0].refs[0], HITS) is None
+    assert resolve(find_marks("[P0]")[0].refs[0], HITS) is None
+    assert resolve(find_marks("[13:50]")[0].refs[0], HITS) == 0
+    assert resolve(find_marks("[14:08]")[0].refs[0], HITS) == 0  # 2 s past the end: tolerated
+    assert resolve(find_marks("[99:00]")[0].refs[0], HITS) is None
+    assert resolve(find_marks("[12:75]")[0].refs[0], HITS) is None
+
+
+def test_invented_citations_are_removed_and_reported():
+    raw = "Gen-2 turns a text prompt into video [P1]. It was invented on Mars [99:00]. Also [P9]."
+    checked = check_citations(raw, HITS)
+    assert "[99:00]" not in checked.text and "[P9]" not in checked.text
+    assert "Mars." in checked.text and "Also." in checked.text
+    assert "removed citation [99:00]: matches no retrieved passage" in checked.notes
+    assert "removed citation [P9]: matches no retrieved passage" in checked.notes
+
+
+def test_valid_labels_render_as_times_with_best_quote():
+    checked = check_citations("Runway started in 2018 as a tool for artists [P2].", HITS)
+    assert checked.text == "Runway started in 2018 as a tool for artists [20:00]."
+    (cite,) = checked.citations
+    assert cite.passage_id == "chunk-2" and cite.chapter == "Origins" and cite.speaker == GUEST
+    assert cite.quote == "We started Runway back in 2018 as a tool for artists."
+
+
+def test_label_time_is_the_sentence_that_backs_the_claim():
+    checked = check_citations("It turns a text prompt into a short video clip [P1].", HITS)
+    assert checked.text.endswith("[13:56].")  # the third sentence, not the passage start 13:36
+    assert checked.citations[0].quote.startswith("It can turn a text prompt")
+
+
+def test_citation_after_the_period_backs_the_previous_sentence():
+    checked = check_citations("Runway began in 2018 as a tool for artists. [P2]", HITS)
+    assert checked.citations[0].quote.startswith("We started Runway")
+
+
+def test_group_and_timestamp_citations():
+    checked = check_citations("Both passages matter [P1, P2]. Video at [13:46].", HITS)
+    assert "[P1" not in checked.text and "[13:46]." in checked.text
+    assert {c.passage_id for c in checked.citations} == {"chunk-1", "chunk-2"}
+    assert not checked.notes
+
+
+def test_partly_invalid_group_keeps_valid_part():
+    checked = check_citations("Claim [P1, P7].", HITS)
+    assert checked.text.count("[") == 1 and "P7" not in checked.text
+    assert checked.notes == ("removed citation [P7]: matches no retrieved passage",)
+
+
+def test_text_without_citations_is_untouched():
+    assert check_citations("No brackets here , odd spacing.", HITS).text == \
+        "No brackets here , odd spacing."
+
+
+# -- token budget -------------------------------------------------------------------------------
+
+def words_as_tokens(text):
+    return len(text.split())
+
+
+def test_fit_keeps_best_ranked_whole_passages():
+    cost1 = words_as_tokens(format_passage(1, HITS[0]))
+    kept = fit_passages(list(reversed(HITS)), budget=cost1 + 5, count=words_as_tokens)
+    assert [h.chunk.id for h in kept] == ["chunk-1"]  # rank order, not list order
+    kept = fit_passages(HITS, budget=10_000, count=words_as_tokens)
+    assert [h.chunk.id for h in kept] == ["chunk-1", "chunk-2"]
+
+
+def test_fit_cuts_an_oversized_top_passage_at_a_sentence_boundary():
+    kept = fit_passages(HITS, budget=25, count=words_as_tokens)
+    assert len(kept) == 1
+    sentences = kept[0].chunk.sentences
+    assert 1 <= len(sentences) < 3 and sentences == HITS[0].chunk.sentences[: len(sentences)]
+
+
+def test_answerer_drops_passages_to_fit_budget_with_real_tokens():
+    model = FakeChatModel()
+    base = ChatAnswerer(model).messages("What is Gen-2?", [])[0]
+    from rag.tokens import count_tokens
+
+    overhead = sum(count_tokens(m["content"]) + 4 for m in base)
+    answerer = ChatAnswerer(model, token_budget=overhead + 60)
+    answer = collect(answerer.stream("What is Gen-2?", HITS))
+    assert "[P2]" not in model.calls[0][1]["content"]
+    assert [h.chunk.id for h in answer.hits] == ["chunk-1"]
+    assert any("left out to fit the token budget" in n for n in answer.notes)
+
+
+# -- the answerer -------------------------------------------------------------------------------
+
+def test_answerer_protocol_and_prompt():
+    model = FakeChatModel(["Gen-2 is Runway's video generation model [P1]."])
+    answerer = ChatAnswerer(model)
+    assert isinstance(answerer, Answerer) and answerer.name == "openai"
+    events = list(answerer.stream("What is Gen-2?", HITS))
+    assert isinstance(events[-1], Answer) and all(isinstance(e, str) for e in events[:-1])
+    assert "".join(events[:-1]) == "Gen-2 is Runway's video generation model [P1]."  # raw deltas
+    answer = events[-1]
+    assert answer.text == "Gen-2 is Runway's video generation model [13:46]."
+    assert answer.backend == "openai" and not answer.refused and not answer.notes
+    system, user = model.calls[0]
+    assert system["role"] == "system" and "[P2]" in system["content"]
+    assert "[P1] 13:36-14:06 | chapter: Gen-2 | speakers: Chris Benson, Anastasis Germanidis" \
+        in user["content"]
+    assert f"{GUEST}: Gen-2 is our video generation model." in user["content"]
+    assert "Question: What is Gen-2?" in user["content"]
+
+
+def test_answerer_removes_invented_citations():
+    model = FakeChatModel(["Gen-2 makes video [P1]. Runway raised $1B [P9] [99:00]."])
+    answer = collect(ChatAnswerer(model).stream("q?", HITS))
+    assert "[P9]" not in answer.text and "[99:00]" not in answer.text
+    assert "removed citation [99:00]: matches no retrieved passage" in answer.notes
+    assert [c.passage_id for c in answer.citations] == ["chunk-1"]
+
+
+def test_refusal_is_detected():
+    model = FakeChatModel([NO_COVERAGE])
+    answer = collect(ChatAnswerer(model).stream("What is the weather?", HITS))
+    assert answer.refused and answer.citations == ()
+    assert is_refusal("Sorry, the interview does not cover that.")
+    assert not is_refusal("Gen-2 covers many styles.")
+
+
+def test_no_hits_means_no_model_call():
+    model = FakeChatModel()
+    answer = collect(ChatAnswerer(model).stream("Anything?", []))
+    assert answer.refused and answer.text == NO_COVERAGE and model.calls == []
+
+
+def test_empty_question_is_input_error():
+    with pytest.raises(InputError):
+        collect(ChatAnswerer(FakeChatModel()).stream("  ", HITS))
+
+
+def test_empty_reply_is_a_refusal_with_note():
+    answer = collect(ChatAnswerer(FakeChatModel([""])).stream("q?", HITS))
+    assert answer.refused and "empty reply" in answer.notes[-1]
+
+
+def test_chat_failure_without_fallback_reraises():
+    model = FakeChatModel().fail_next(message="server down")
+    with pytest.raises(ChatModelError, match="server down"):
+        collect(ChatAnswerer(model).stream("q?", HITS))
+
+
+def test_chat_failure_with_fallback_returns_extractive_answer():
+    model = FakeChatModel().fail_next(message="server down")
+    answer = collect(ChatAnswerer(model, fallback=EchoExtractive()).stream("q?", HITS))
+    assert answer.backend == "extractive" and answer.text == "Gen-2 is our video generation model."
+    assert answer.notes == ("chat model failed: server down; showing the extractive answer",)
+
+
+# -- over real HTTP -----------------------------------------------------------------------------
+
+@pytest.fixture
+def server():
+    srv = OpenAIServer().start()
+    yield srv
+    srv.stop()
+
+
+def test_answer_over_http_streams_and_checks(server):
+    server.script(status(500), reply("Runway started in 2018 as a tool for artists [P2]. [P5]"))
+    model = OpenAIChatModel("m", base_url=server.url, api_key="k", backoff=0, timeout=2)
+    events = list(ChatAnswerer(model).stream("When did Runway start?", HITS))
+    assert len([e for e in events if isinstance(e, str)]) > 1
+    answer = events[-1]
+    assert answer.text == "Runway started in 2018 as a tool for artists [20:00]."
+    assert answer.notes == ("removed citation [P5]: matches no retrieved passage",)
+    assert server.chat_requests[-1]["body"]["stream"] is True
+
+
+def test_fallback_over_http_when_server_always_fails(server):
+    server.default = status(500, "model crashed")
+    model = OpenAIChatModel("m", base_url=server.url, api_key="k", backoff=0, max_retries=1)
+    answer = collect(ChatAnswerer(model, fallback=EchoExtractive()).stream("q?", HITS))
+    assert answer.backend == "extractive"
+    assert "chat model failed:" in answer.notes[-1] and "HTTP 500" in answer.notes[-1]
+    assert answer.notes[-1].endswith("showing the extractive answer")
+    assert len(server.chat_requests) == 2
+
+
+def test_condense_question():
+    model = FakeChatModel(['"What did Anastasis say about Gen-2\'s training data?"\n'])
+    history = [("What is Gen-2?", "A video model [13:46].")]
+    assert condense_question(model, history, "What was it trained on?") == \
+        "What did Anastasis say about Gen-2's training data?"
+    assert "User: What is Gen-2?" in model.calls[0][1]["content"]
+    assert condense_question(model, [], "Standalone?") == "Standalone?"

@@ -1,0 +1,215 @@
+"""The library API. The CLI, the HTTP server and the MCP server are thin layers over this module.
+
+    assistant = Assistant.load()                 # the shipped episode; builds its index if needed
+    answer = assistant.ask("How did Runway start?")
+    for hit in assistant.search("funding", k=3, chapter="Navigating funding and customers"): ...
+    session = assistant.chat(); session.ask("What did he study?"); session.ask("And why?")
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .answer.base import Answerer, AnswerStream, collect
+from .answer.extractive import ExtractiveAnswerer
+from .config import DEFAULT_INDEX, Config
+from .embedding import Embedder, make_embedder
+from .errors import IndexNotFound, InputError, StaleIndex
+from .query import condense
+from .retrieval import Filters, Retriever
+from .store import StoredIndex, build_index as _build, index_exists, load_index
+from .types import Answer, Chapter, Hit, Transcript
+
+Progress = Callable[[str, int, int], None]
+MAX_QUESTION_CHARS = 2000
+BACKENDS = ("auto", "extractive", "openai")
+
+
+def _check_question(question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise InputError("the question is empty; ask something about the interview, "
+                         "e.g. rag ask \"How did Runway start?\"")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InputError(f"the question is {len(question)} characters long; "
+                         f"keep it under {MAX_QUESTION_CHARS}")
+    return question.strip()
+
+
+def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None = None,
+                config: Config | None = None, embedder: Embedder | None = None,
+                progress: Progress | None = None) -> Path:
+    """Parse transcript files (the shipped episode when none) and write index ``name``."""
+    from .parsers import default_sources, load_default_episode, load_transcript
+
+    config = config or Config.from_env()
+    embedder = embedder or make_embedder(config.embed_model)
+    if sources:
+        transcripts = [load_transcript(s) for s in sources]
+        name = name or (transcripts[0].episode.id if len(transcripts) == 1 else "custom")
+    else:
+        transcripts, sources = [load_default_episode()], default_sources()
+        name = name or DEFAULT_INDEX
+    return _build(transcripts, sources, name=name, index_dir=config.index_dir, embedder=embedder,
+                  settings=config.chunking, progress=progress)
+
+
+def open_index(name: str | None = None, *, config: Config, embedder: Embedder,
+               progress: Progress | None = None) -> StoredIndex:
+    """Load an index; the shipped episode's own index is (re)built when missing or stale."""
+    if name in (None, DEFAULT_INDEX):
+        from .parsers import default_sources
+
+        sources = default_sources()
+        try:
+            return load_index(config.index_dir, DEFAULT_INDEX, model=embedder.name,
+                              settings=config.chunking, sources=sources)
+        except (IndexNotFound, StaleIndex):
+            build_index(None, name=DEFAULT_INDEX, config=config, embedder=embedder, progress=progress)
+            return load_index(config.index_dir, DEFAULT_INDEX, model=embedder.name,
+                              settings=config.chunking, sources=sources)
+    return load_index(config.index_dir, name, model=embedder.name, settings=config.chunking)
+
+
+@dataclass
+class Assistant:
+    """A loaded index with its retriever and answerers. Safe to share between threads."""
+
+    index: StoredIndex
+    retriever: Retriever
+    answerer: Answerer
+    config: Config
+    chat_model: object | None = None
+    notice: str | None = None            # e.g. "no chat model configured; using extractive answers"
+    extractive: ExtractiveAnswerer = field(default_factory=ExtractiveAnswerer)
+
+    @classmethod
+    def load(cls, index: str | None = None, *, backend: str = "auto", config: Config | None = None,
+             embedder: Embedder | None = None, chat_model=None,
+             progress: Progress | None = None) -> "Assistant":
+        if backend not in BACKENDS:
+            raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        config = config or Config.from_env()
+        embedder = embedder or make_embedder(config.embed_model)
+        stored = open_index(index, config=config, embedder=embedder, progress=progress)
+        retriever = Retriever(stored, embedder)
+        extractive = ExtractiveAnswerer()
+        answerer, notice = extractive, None
+        if backend in ("auto", "openai"):
+            if chat_model is None and config.chat_configured:
+                from .chat_models import OpenAIChatModel
+
+                chat_model = OpenAIChatModel(config.chat_model, api_key=config.openai_api_key,
+                                             base_url=config.openai_base_url)
+            if chat_model is not None:
+                from .answer.generative import ChatAnswerer
+
+                answerer = ChatAnswerer(chat_model, fallback=extractive)
+            elif backend == "openai":
+                notice = ("no chat model configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
+                          "using the extractive answerer")
+        return cls(index=stored, retriever=retriever, answerer=answerer, config=config,
+                   chat_model=chat_model, notice=notice, extractive=extractive)
+
+    # --- what the index holds ---------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.index.name
+
+    @property
+    def transcripts(self) -> list[dict]:
+        return list(self.index.transcripts)
+
+    @property
+    def chapters(self) -> list[Chapter]:
+        return [Chapter(title=c["title"], start_s=c["start_s"], index=i + 1, sponsor=c.get("sponsor", False))
+                for t in self.index.transcripts for i, c in enumerate(t.get("chapters", []))]
+
+    @property
+    def backend(self) -> str:
+        return self.answerer.name
+
+    # --- operations -------------------------------------------------------------------------
+
+    def search(self, query: str, *, k: int = 5, chapter: str | None = None,
+               speaker: str | None = None, start_s: float | None = None,
+               end_s: float | None = None) -> list[Hit]:
+        query = _check_question(query)
+        if k < 1 or k > 100:
+            raise InputError(f"k must be between 1 and 100, not {k}")
+        filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s)
+        return self.retriever.search(query, k=k, filters=filters)
+
+    def standalone(self, question: str, history: Sequence[tuple[str, str]] = ()) -> str:
+        """The question rewritten to stand alone, given earlier (question, answer) turns."""
+        question = _check_question(question)
+        if not history:
+            return question
+        if self.chat_model is not None:
+            from .answer.generative import condense_question
+            from .errors import ChatModelError
+
+            try:
+                return condense_question(self.chat_model, list(history), question)
+            except ChatModelError:
+                pass  # the deterministic rule below still gives a usable question
+        return condense(question, [q for q, _ in history])
+
+    def stream(self, question: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (),
+               backend: str | None = None, **filters) -> AnswerStream:
+        """Yield text deltas, then the final Answer."""
+        question = _check_question(question)
+        standalone = self.standalone(question, history)
+        hits = self.search(standalone, k=k, **filters)
+        answerer = self.extractive if backend == "extractive" else self.answerer
+        for event in answerer.stream(standalone, hits):
+            if isinstance(event, Answer):
+                notes = event.notes + ((self.notice,) if self.notice else ())
+                event = replace(event, question=question, standalone_question=standalone, notes=notes)
+            yield event
+
+    def ask(self, question: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (),
+            backend: str | None = None, **filters) -> Answer:
+        return collect(self.stream(question, k=k, history=history, backend=backend, **filters))
+
+    def chat(self) -> "ChatSession":
+        return ChatSession(self)
+
+
+@dataclass
+class ChatSession:
+    """A conversation: follow-ups are condensed into standalone questions using the history."""
+
+    assistant: Assistant
+    history: list[tuple[str, str]] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def stream(self, question: str, *, k: int = 5) -> AnswerStream:
+        with self._lock:
+            for event in self.assistant.stream(question, k=k, history=list(self.history)):
+                if isinstance(event, Answer):
+                    self.history.append((event.standalone_question or event.question, event.text))
+                    self.answers.append(event)
+                yield event
+
+    def ask(self, question: str, *, k: int = 5) -> Answer:
+        return collect(self.stream(question, k=k))
+
+    @property
+    def last(self) -> Answer | None:
+        return self.answers[-1] if self.answers else None
+
+    def reset(self) -> None:
+        self.history.clear()
+        self.answers.clear()
+
+
+def load_transcript(path: str | Path) -> Transcript:
+    """Parse and time one transcript file (Markdown, episode page text, WebVTT or SRT)."""
+    from .parsers import load_transcript as _load
+
+    return _load(path)

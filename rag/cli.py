@@ -1,0 +1,326 @@
+"""The `rag` command line: a thin layer over rag.api. Output shapes here are a contract.
+
+Heavy modules (numpy, faiss, torch, openai) are imported inside the commands that need them, so
+`rag --help` and `rag transcript` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+import time
+
+from .errors import InputError, RagError
+
+
+def _progress_printer(stream=sys.stderr):
+    """A one-line progress bar on stderr for long builds (silent when stderr is not a terminal)."""
+    state = {"stage": None, "t0": time.monotonic()}
+    tty = stream.isatty()
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage != state["stage"]:
+            if state["stage"] is not None and tty:
+                stream.write("\n")
+            state["stage"], state["t0"] = stage, time.monotonic()
+            if not tty:
+                stream.write(f"embedding {total} {stage}...\n")
+        if tty:
+            width = 30
+            filled = int(width * done / max(total, 1))
+            rate = done / max(time.monotonic() - state["t0"], 1e-6)
+            stream.write(f"\rembedding {stage:<9} [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{done}/{total} ({rate:.0f}/s)")
+            if done >= total:
+                stream.write("\n")
+                state["stage"] = None
+        stream.flush()
+
+    return report
+
+
+def _assistant(args, backend: str = "extractive"):
+    from .api import Assistant
+
+    sys.stderr.flush()
+    assistant = Assistant.load(getattr(args, "index", None), backend=backend,
+                               progress=_progress_printer())
+    if assistant.notice:
+        print(f"note: {assistant.notice}", file=sys.stderr)
+    return assistant
+
+
+def _read_batch(path: str) -> list[tuple[object, str]]:
+    """Questions from a file: plain lines, or JSON objects with "question" and optional "id"."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise InputError(f"cannot read batch file {path}: {e.strerror}") from e
+    items = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                raise InputError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+            if "meta" in obj:
+                continue
+            if not isinstance(obj.get("question"), str):
+                raise InputError(f"{path}:{n}: a JSON line needs a \"question\" string")
+            items.append((obj.get("id", n), obj["question"]))
+        else:
+            items.append((n, line.strip()))
+    return items
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, ensure_ascii=False))
+
+
+def _passage_lines(hits, width: int = 100, full: bool = False) -> list[str]:
+    lines = []
+    for h in hits:
+        c = h.chunk
+        head = f"[{c.start}] {c.chapter or '(no chapter)'} · {', '.join(c.speakers)}"
+        lines.append(head)
+        body = c.text if full else textwrap.shorten(c.text.replace("\n", " "), 280, placeholder=" …")
+        lines.extend(textwrap.wrap(body, width, initial_indent="    ", subsequent_indent="    "))
+    return lines
+
+
+def print_answer(answer, stream=sys.stdout, streamed: bool = False) -> None:
+    if not streamed:
+        print(answer.text, file=stream)
+    if answer.citations:
+        print("\nSources:", file=stream)
+        seen = set()
+        for c in answer.citations:
+            if (c.passage_id, c.start_s) in seen:
+                continue
+            seen.add((c.passage_id, c.start_s))
+            print(f"  [{c.start}] {c.chapter or ''} · {c.speaker}", file=stream)
+    for note in answer.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def cmd_ask(args) -> int:
+    backend = args.backend or "auto"
+    assistant = _assistant(args, backend)
+    if args.batch:
+        for item_id, question in _read_batch(args.batch):
+            answer = assistant.ask(question, k=args.k)
+            _print_json({"id": item_id, **answer.to_json()})
+        return 0
+    if args.json:
+        _print_json(assistant.ask(args.question, k=args.k).to_json())
+        return 0
+    streamed = False
+    final = None
+    live = assistant.backend != "extractive" and sys.stdout.isatty()
+    for event in assistant.stream(args.question, k=args.k):
+        if isinstance(event, str):
+            if live:
+                sys.stdout.write(event)
+                sys.stdout.flush()
+                streamed = True
+        else:
+            final = event
+    if streamed:
+        print()
+        if final.text.strip() != "".join([]).strip():
+            pass
+    print_answer(final, streamed=streamed and final.text == final.text)
+    return 0
+
+
+def cmd_search(args) -> int:
+    assistant = _assistant(args)
+    filters = dict(chapter=args.chapter, speaker=args.speaker, start_s=args.start, end_s=args.end)
+    if args.batch:
+        for item_id, question in _read_batch(args.batch):
+            hits = assistant.search(question, k=args.k, **filters)
+            _print_json({"id": item_id, "query": question, "passages": [h.to_json() for h in hits]})
+        return 0
+    hits = assistant.search(args.question, k=args.k, **filters)
+    if args.json:
+        _print_json({"query": args.question, "passages": [h.to_json() for h in hits]})
+        return 0
+    if not hits:
+        print("No passage matches (check --chapter / --speaker).")
+    for n, line in enumerate(_passage_lines(hits)):
+        print(line)
+    return 0
+
+
+def cmd_index(args) -> int:
+    from .api import build_index
+
+    t0 = time.monotonic()
+    path = build_index(args.sources or None, name=args.name, progress=_progress_printer())
+    manifest = json.loads((path / "manifest.json").read_text())
+    reused = manifest["embedding_cache"]["reused"]
+    print(f"indexed {', '.join(manifest['episodes'])}: {manifest['chunks']} chunks, "
+          f"{manifest['sentences']} sentences ({reused} embeddings reused) "
+          f"in {time.monotonic() - t0:.1f}s -> {path.parent}")
+    return 0
+
+
+def cmd_transcript(args) -> int:
+    from .parsers import load_transcript
+
+    t = load_transcript(args.file)
+    if args.json:
+        _print_json(t.to_json())
+        return 0
+    ep = t.episode
+    print(ep.title or ep.id)
+    if t.chapters:
+        print("\nChapters:")
+        for c in t.chapters:
+            print(f"  [{_fmt(c.start_s)}] {c.title}{'  (sponsor)' if c.sponsor else ''}")
+    chapter = object()
+    for turn in t.turns:
+        if turn.chapter != chapter and turn.chapter is not None:
+            print(f"\n## {turn.chapter}")
+        chapter = turn.chapter
+        for i, p in enumerate(turn.paragraphs):
+            mark = "~" if p.estimated else " "
+            who = turn.speaker + ("?" if turn.speaker_inferred else "") if i == 0 else ""
+            print(f"\n[{_fmt(p.start_s or 0)}]{mark} {who + ': ' if who else ''}{p.text}")
+    print("\n(~ estimated time; ? inferred speaker)", file=sys.stderr)
+    return 0
+
+
+def _fmt(seconds: float) -> str:
+    from .timecode import format_time
+
+    return format_time(seconds)
+
+
+def _run_module(module: str, func: str = "run"):
+    def run(args) -> int:
+        import importlib
+
+        return importlib.import_module(module).__getattribute__(func)(args) or 0
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="Ask the Practical AI #260 interview "
+                                "(Runway's Anastasis Germanidis) and get answers with timestamps.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_index(sp):
+        sp.add_argument("--index", default=None, help="index name (default: the shipped episode)")
+        sp.add_argument("--k", type=int, default=5, help="passages to retrieve (default 5)")
+        sp.add_argument("--json", action="store_true", help="print JSON")
+        sp.add_argument("--batch", metavar="FILE", help="one question per line (text or JSON "
+                        "with \"question\" and optional \"id\"); prints JSON lines")
+
+    sp = sub.add_parser("ask", help="answer a question with cited timestamps")
+    sp.add_argument("question", nargs="?", default=None)
+    sp.add_argument("--backend", choices=["extractive", "openai"], default=None,
+                    help="extractive (offline) or openai (any OpenAI-compatible server); "
+                         "default: openai when configured, else extractive")
+    with_index(sp)
+    sp.set_defaults(func=cmd_ask)
+
+    sp = sub.add_parser("search", help="show the passages that match a question")
+    sp.add_argument("question", nargs="?", default=None)
+    sp.add_argument("--chapter", help="only this chapter (title or part of it)")
+    sp.add_argument("--speaker", help="only passages where this speaker talks")
+    sp.add_argument("--start", type=_seconds, help="only from this time (MM:SS or seconds)")
+    sp.add_argument("--end", type=_seconds, help="only up to this time (MM:SS or seconds)")
+    with_index(sp)
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("index", help="build or rebuild an index from transcript files")
+    sp.add_argument("sources", nargs="*", help="transcripts (.md, page .txt, .vtt, .srt); "
+                    "default: the shipped episode")
+    sp.add_argument("--name", help="index name (default: the episode id)")
+    sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("transcript", help="parse a transcript and print it (no model needed)")
+    sp.add_argument("file")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_transcript)
+
+    sp = sub.add_parser("chat", help="interactive chat in the terminal")
+    sp.add_argument("--index", default=None)
+    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
+    sp.add_argument("--k", type=int, default=5)
+    sp.set_defaults(func=_run_module("rag.repl"))
+
+    sp = sub.add_parser("serve", help="HTTP API, OpenAI-compatible endpoint and web chat page")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--index", default=None)
+    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
+    sp.set_defaults(func=_run_module("rag.server"))
+
+    sp = sub.add_parser("mcp", help="Model Context Protocol server over stdio")
+    sp.add_argument("--index", default=None)
+    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
+    sp.set_defaults(func=_run_module("rag.mcp_server"))
+
+    sp = sub.add_parser("eval", help="evaluate retrieval and answers against a question set")
+    sp.add_argument("file", nargs="?", default=None, help="question set (default: eval/questions.jsonl)")
+    sp.add_argument("--split", choices=["dev", "test", "all"], default="test")
+    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
+    sp.add_argument("--k", type=int, default=5)
+    sp.add_argument("--index", default=None)
+    sp.add_argument("--out", default=None, help="run folder (default: eval/runs/<timestamp>)")
+    sp.add_argument("--baselines", action="store_true", help="also run generic baseline pipelines")
+    sp.add_argument("--judge", action="store_true", help="LLM judge (needs a chat model)")
+    sp.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two runs")
+    sp.set_defaults(func=_run_module("rag.evaluation.cli"))
+    return p
+
+
+def _seconds(text: str) -> float:
+    from .timecode import parse_time
+
+    try:
+        return float(text)
+    except ValueError:
+        try:
+            return parse_time(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("ask", "search"):
+        if args.batch and args.question:
+            parser.error("give a question or --batch FILE, not both")
+        if not args.batch and args.question is None:
+            parser.error(f"{args.command} needs a question, e.g. rag {args.command} \"How did Runway start?\"")
+    try:
+        return int(args.func(args) or 0)
+    except RagError as e:
+        print(f"rag: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("rag: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # noqa: BLE001 - the CLI's contract is one clear line, never a traceback
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        print(f"rag: unexpected error: {type(e).__name__}: {e} (set RAG_DEBUG=1 to see the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,6 +23,7 @@ TIME_TOLERANCE_S = 5.0   # a timestamp a few seconds outside a passage still mea
 
 _BRACKET_RE = re.compile(r"\[([^\[\]\n]{1,80})\]")
 _LABEL_RE = re.compile(r"P\s*(\d{1,3})", re.I)
+_LABEL_RANGE_RE = re.compile(r"P\s*(\d{1,3})\s*[-–]\s*P?\s*(\d{1,3})", re.I)
 _TIME_RE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?")
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 _WORD_RE = re.compile(r"[a-z0-9']+")
@@ -68,12 +69,19 @@ def _parse_ref(item: str) -> Ref | None:
     return None
 
 
+def _parse_item(item: str) -> list[Ref | None]:
+    """One comma-separated item; a label range "P1-P3" stands for P1, P2, P3."""
+    if (m := _LABEL_RANGE_RE.fullmatch(item.strip())) and int(m.group(1)) <= int(m.group(2)) <= 50:
+        return [Ref(raw=f"P{n}", label=n) for n in range(int(m.group(1)), int(m.group(2)) + 1)]
+    return [_parse_ref(item)]
+
+
 def find_marks(text: str) -> list[Mark]:
     """Bracketed groups made only of labels and timestamps; other brackets are left alone."""
     marks = []
     for m in _BRACKET_RE.finditer(text):
         items = re.split(r"[,;]|\band\b", m.group(1))
-        refs = [_parse_ref(i) for i in items if i.strip()]
+        refs = [ref for i in items if i.strip() for ref in _parse_item(i)]
         if refs and all(refs):
             marks.append(Mark(m.start(), m.end(), tuple(refs)))  # type: ignore[arg-type]
     return marks

@@ -54,6 +54,12 @@ def test_find_marks_parses_labels_times_and_groups():
     assert marks[3].refs[0].seconds == 3723.0
 
 
+def test_label_ranges_expand():
+    (mark,) = find_marks("[P1-P2]")
+    assert [r.label for r in mark.refs] == [1, 2]
+    assert find_marks("[13:36-14:00]") == []  # a time range is not a citation form we promise
+
+
 def test_resolve_labels_and_times():
     assert resolve(find_marks("[P2]")[0].refs[0], HITS) == 1
     assert resolve(find_marks("[P3]")[0].refs[0], HITS) is None

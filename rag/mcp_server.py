@@ -1,0 +1,110 @@
+"""`rag mcp`: the interview as Model Context Protocol tools, served over stdio.
+
+    search_transcript(query, k=5, chapter=None, speaker=None, start_s=None, end_s=None)
+    ask_interview(question)
+    list_chapters()
+
+Stdout carries the protocol and nothing else: the index is loaded (and built, if needed) while
+stdout points at stderr, and the SDK's stdio transport keeps it diverted while it serves. A
+RagError becomes a tool error result carrying its message; the server keeps running.
+
+Register it with an MCP client:  {"mcpServers": {"rag": {"command": "rag", "args": ["mcp"]}}}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any, Iterator
+
+INSTRUCTIONS = (
+    "Answers questions about one podcast interview: Practical AI episode #260, host Chris Benson "
+    "with Anastasis Germanidis, co-founder and CTO of Runway (AI video generation). Use "
+    "ask_interview for a short answer citing [MM:SS] timestamps, search_transcript for the "
+    "passages themselves, and list_chapters for the episode's outline."
+)
+
+
+def build_server(assistant):
+    """An MCPServer whose tools call ``assistant``; tools run in worker threads."""
+    import anyio
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from .errors import RagError
+
+    server = MCPServer("rag", instructions=INSTRUCTIONS, log_level="WARNING")
+
+    async def call(fn, *args, **kwargs):
+        try:
+            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        except RagError as e:
+            raise ToolError(str(e)) from e
+
+    @server.tool()
+    async def search_transcript(query: str, k: int = 5, chapter: str | None = None,
+                                speaker: str | None = None, start_s: float | None = None,
+                                end_s: float | None = None) -> dict[str, Any]:
+        """Find the transcript passages that best match a query, with their times, chapters and
+        speakers. Optional filters: chapter (title or part of it), speaker (e.g. "Chris Benson"),
+        start_s / end_s (seconds into the episode)."""
+        hits = await call(assistant.search, query, k=k, chapter=chapter, speaker=speaker,
+                          start_s=start_s, end_s=end_s)
+        return {"query": query, "passages": [h.to_json() for h in hits]}
+
+    @server.tool()
+    async def ask_interview(question: str) -> dict[str, Any]:
+        """Answer a question about the interview from its transcript. The answer cites [MM:SS]
+        timestamps; "citations" map each to its chapter, speaker and quote, and "refused" is true
+        when the interview does not cover the question."""
+        answer = await call(assistant.ask, question)
+        return answer.to_json()
+
+    @server.tool()
+    async def list_chapters() -> dict[str, Any]:
+        """The episode's chapters in order, with start times."""
+        from .timecode import format_time
+
+        return {"chapters": [{"index": c.index, "title": c.title, "start": format_time(c.start_s),
+                              "start_s": c.start_s, "sponsor": c.sponsor}
+                             for c in assistant.chapters]}
+
+    return server
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send whatever is written to stdout (Python prints and C-level writes) to stderr."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real fd 1: Python-level redirection is all there is to do
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def run(args) -> int:
+    from .api import Assistant
+    from .cli import _progress_printer
+
+    with stdout_to_stderr():
+        assistant = Assistant.load(getattr(args, "index", None),
+                                   backend=getattr(args, "backend", None) or "auto",
+                                   progress=_progress_printer(sys.stderr))
+        if assistant.notice:
+            print(f"rag mcp: note: {assistant.notice}", file=sys.stderr)
+        server = build_server(assistant)
+    print(f"rag mcp: serving index {assistant.name!r} ({assistant.backend} answers) on stdio",
+          file=sys.stderr)
+    server.run("stdio")
+    return 0

@@ -26,7 +26,7 @@ Ask anything about the interview; follow-ups may lean on the previous answers.
   /reset     forget the conversation so far
   /help      this help
   /quit      leave (also /exit or Ctrl-D)
-Ctrl-C stops an answer that is still being written."""
+Ctrl-C stops an answer that is still being written; Ctrl-C at the prompt clears the line."""
 
 InputFn = Callable[[str], str]
 
@@ -42,7 +42,8 @@ class ChatREPL:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.k = k
-        # live: the terminal can redraw, so a streamed draft may be replaced by the checked text
+        # live (a terminal): text deltas are shown as they arrive, then redrawn as the checked
+        # text where it differs; otherwise (a pipe) only the checked answer is written
         self.live = _isatty(self.out) if live is None else live
 
     # --- the loop ----------------------------------------------------------------------------
@@ -100,7 +101,7 @@ class ChatREPL:
             for event in stream:
                 if isinstance(event, Answer):
                     final = event
-                else:
+                elif self.live:
                     streamed.append(event)
                     self.out.write(event)
                     self.out.flush()
@@ -128,7 +129,7 @@ class ChatREPL:
 
     def _settle(self, text: str, draft: str) -> None:
         """End the streamed draft; where the checked text differs (a chat model's passage labels
-        become [MM:SS]), show the checked text: redrawn in place on a terminal, else below."""
+        become [MM:SS]), redraw it as the checked text (below it, if it ran off the screen)."""
         if draft == text:
             self.out.write("\n")
             return
@@ -201,8 +202,10 @@ def history_path() -> Path:
     return Path(cache) / "rag" / "history"
 
 
-def terminal_input(history: Path | None = None) -> InputFn:
-    """prompt_toolkit line editing with a persistent history (in memory when it can't be written)."""
+def terminal_input(history: Path | None = None, **session_options) -> InputFn:
+    """prompt_toolkit line editing with a persistent history (in memory when it can't be written).
+
+    ``session_options`` go to PromptSession (tests pass a pipe input and a dummy output)."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory, InMemoryHistory
 
@@ -216,7 +219,7 @@ def terminal_input(history: Path | None = None) -> InputFn:
         store = FileHistory(str(path))
     except OSError:
         pass
-    session = PromptSession(history=store)
+    session = PromptSession(history=store, **session_options)
     return lambda prompt: session.prompt(prompt)
 
 

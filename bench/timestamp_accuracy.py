@@ -1,0 +1,120 @@
+"""How well does timing.assign_times estimate times it was not given?
+
+    python bench/timestamp_accuracy.py [--tarball PATH] [--limit N]
+
+For each catalog transcript, hold markers out of the parsed input, time the rest, and compare the
+estimate at each held-out marker's word position (``Paragraph.time_at``, often mid-paragraph) with
+the marker's real time. Two settings:
+
+    every-other   keep markers 0, 2, 4, ... as anchors; estimate 1, 3, 5, ...
+    ends-only     keep the first and the last marker; estimate all the others
+
+Break markers stay in the input (they are part of every transcript, not what is being checked).
+Markers whose own time runs backwards against their neighbours are typos in the source and are
+not scored. Target: mean absolute error <= 20 s for every-other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from rag.parsers.markdown import parse_markdown
+from rag.timing import assign_times, estimate_error
+from rag.types import Transcript, replace
+
+DEFAULT_TARBALL = Path("/work/shared/data/changelog-transcripts.tar.gz")
+TARGET_MEAN_S = 20.0
+
+
+def all_markers(transcript: Transcript) -> list[tuple[int, int, float]]:
+    """(paragraph index, word offset, seconds) for every marker, in reading order."""
+    found = []
+    index = 0
+    for turn in transcript.turns:
+        for para in turn.paragraphs:
+            found.extend((index, m.word_offset, m.seconds) for m in para.markers)
+            index += 1
+    return found
+
+
+def trustworthy(markers: list[tuple[int, int, float]], i: int) -> bool:
+    """A marker is scored only if it lies between its neighbours' times."""
+    before = markers[i - 1][2] if i > 0 else float("-inf")
+    after = markers[i + 1][2] if i + 1 < len(markers) else float("inf")
+    return before < markers[i][2] < after
+
+
+def without(transcript: Transcript, held_out: set[tuple[int, int, float]]) -> Transcript:
+    """The transcript with the held-out markers removed from its paragraphs."""
+    turns = []
+    index = 0
+    for turn in transcript.turns:
+        paras = []
+        for para in turn.paragraphs:
+            kept = tuple(m for m in para.markers if (index, m.word_offset, m.seconds) not in held_out)
+            paras.append(replace(para, markers=kept))
+            index += 1
+        turns.append(replace(turn, paragraphs=tuple(paras)))
+    return replace(transcript, turns=tuple(turns))
+
+
+def estimate_held_out(transcript: Transcript, held_out: list[tuple[int, int, float]]):
+    timed = assign_times(without(transcript, set(held_out)))
+    paragraphs = [p for t in timed.turns for p in t.paragraphs]
+    return [paragraphs[i].time_at(offset) for i, offset, _ in held_out]
+
+
+def evaluate(files: list[Path]) -> dict[str, tuple[list[float], list[float]]]:
+    results = {"every-other": ([], []), "ends-only": ([], [])}
+    for path in files:
+        transcript = parse_markdown(path.read_text(encoding="utf-8"), str(path))
+        markers = all_markers(transcript)
+        if len(markers) < 3:
+            continue
+        settings = {
+            "every-other": [m for i, m in enumerate(markers) if i % 2 == 1],
+            "ends-only": markers[1:-1],
+        }
+        for name, held_out in settings.items():
+            held_out = [m for m in held_out if trustworthy(markers, markers.index(m))]
+            if not held_out:
+                continue
+            estimates = estimate_held_out(transcript, held_out)
+            results[name][0].extend(estimates)
+            results[name][1].extend(m[2] for m in held_out)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tarball", type=Path, default=DEFAULT_TARBALL)
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N transcripts")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="rag-catalog-") as tmp:
+        # Extract everything in one pass: picking members out of a .tar.gz re-reads the stream.
+        with tarfile.open(args.tarball) as tar:
+            tar.extractall(tmp, filter="data") if hasattr(tarfile, "data_filter") \
+                else tar.extractall(tmp)
+        files = sorted(p for p in Path(tmp).rglob("*.md") if p.name != "ABOUT.md")
+        if args.limit:
+            files = files[:args.limit]
+        results = evaluate(files)
+
+    print(f"transcripts: {len(files)}")
+    for name, (estimated, actual) in results.items():
+        s = estimate_error(estimated, actual)
+        print(f"{name:12} held-out markers: {s['count']:6d}   abs error  mean {s['mean']:6.1f} s"
+              f"   median {s['median']:6.1f} s   p90 {s['p90']:6.1f} s")
+    mean = estimate_error(*results["every-other"])["mean"]
+    verdict = "PASS" if mean <= TARGET_MEAN_S else "FAIL"
+    print(f"verdict: {verdict} — every-other mean error {mean:.1f} s (target <= {TARGET_MEAN_S:.0f} s)")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

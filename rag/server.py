@@ -1,0 +1,447 @@
+"""`rag serve`: the HTTP API, an OpenAI-compatible chat endpoint and the web chat page.
+
+    GET  /                      the web chat page (rag/web/index.html; no CDN, works offline)
+    GET  /health                {"status": "ok", "index", "backend", "chunks"}
+    GET  /chapters              {"episode": {...}, "chapters": [{"title", "start", "start_s", "sponsor"}]}
+    POST /search                {query, k?, chapter?, speaker?, start_s?, end_s?} -> {"query", "passages"}
+    POST /ask                   {question, k?, history?, backend?} -> Answer.to_json()
+    GET  /v1/models             one model, MODEL_ID
+    POST /v1/chat/completions   OpenAI-compatible; the last user message is the question, earlier
+                                user/assistant pairs are the history; ``stream: true`` sends SSE
+                                chunks whose last one carries ``citations``, ``passages``, ``answer``
+
+A thin layer over rag.api: one Assistant, loaded once and shared by the worker threads (retrieval
+is read-only). Every error is JSON in OpenAI's shape ``{"error": {"message", "type", "code"}}``:
+401 without the bearer key (when RAG_API_KEY is set), 413 for a body over the limit, 422 for bad
+input, 503 for an index problem, 502 for a chat-model failure, 500 (no traceback) otherwise.
+FastAPI and uvicorn are imported only inside ``create_app`` / ``run``. (No ``from __future__ import
+annotations`` here: FastAPI must see the request models defined inside ``create_app``.)
+"""
+
+import hmac
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+from .config import DEFAULT_INDEX
+from .errors import ChatModelError, IndexError_, InputError, ModelError, RagError
+
+MODEL_ID = "rag-practical-ai-260"
+EPISODE_URL = "https://changelog.com/practicalai/260"
+WEB_DIR = Path(__file__).resolve().parent / "web"
+PUBLIC_PATHS = ("/", "/health", "/favicon.ico")   # reachable without the bearer key
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+def error_body(message: str, type_: str, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "code": code}}
+
+
+def _status_for(err: RagError) -> tuple[int, str, str]:
+    if isinstance(err, InputError):
+        return 422, "invalid_request_error", "invalid_input"
+    if isinstance(err, IndexError_):
+        return 503, "index_error", "index_unavailable"
+    if isinstance(err, ChatModelError):
+        return 502, "chat_model_error", "chat_model_failed"
+    if isinstance(err, ModelError):
+        return 503, "model_error", "model_unavailable"
+    return 500, "server_error", "rag_error"
+
+
+class _Guard:
+    """Pure ASGI middleware: the bearer key, then the body limit (the body is read here, once)."""
+
+    def __init__(self, app, *, api_key: str | None, max_body_bytes: int):
+        self.app = app
+        self.api_key = api_key
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self.api_key and not self._public(scope) and not self._authorized(scope):
+            return await _send_json(send, 401, error_body(
+                "missing or wrong API key: send the header 'Authorization: Bearer <RAG_API_KEY>'",
+                "unauthorized", "invalid_api_key"), {"www-authenticate": "Bearer"})
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        too_big = error_body(f"the request body is larger than {self.max_body_bytes} bytes",
+                             "invalid_request_error", "request_too_large")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return await _send_json(send, 413, too_big)
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        # Read the whole body (chunked uploads have no Content-Length), then replay it.
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body_bytes:
+                return await _send_json(send, 413, too_big)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    @staticmethod
+    def _public(scope) -> bool:
+        return scope["method"] in ("GET", "HEAD") and scope["path"] in PUBLIC_PATHS
+
+    def _authorized(self, scope) -> bool:
+        value = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = value.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), self.api_key.encode())
+
+
+async def _send_json(send, status: int, body: dict, extra: dict | None = None) -> None:
+    data = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+# --- request values ----------------------------------------------------------------------------
+
+def _history(raw: Any) -> list[tuple[str, str]]:
+    """[[q, a], ...] or [{"question", "answer"}, ...] -> [(q, a), ...]."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InputError("history must be a list of [question, answer] pairs")
+    turns = []
+    for i, item in enumerate(raw):
+        if isinstance(item, dict):
+            q, a = item.get("question"), item.get("answer")
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            q, a = item
+        else:
+            q = a = None
+        if not isinstance(q, str) or not isinstance(a, str):
+            raise InputError(f"history[{i}] must be [question, answer] or "
+                             "{\"question\": ..., \"answer\": ...} with two strings")
+        turns.append((q, a))
+    return turns
+
+
+def _content(message: dict, i: int) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if content is None:
+        return ""
+    raise InputError(f"messages[{i}].content must be a string")
+
+
+def split_messages(messages: list[dict]) -> tuple[str, list[tuple[str, str]]]:
+    """The last user message is the question; earlier user/assistant messages pair into history.
+
+    System messages are ignored; a user message not followed by an assistant reply is dropped.
+    """
+    said = [(m.get("role"), _content(m, i)) for i, m in enumerate(messages)
+            if m.get("role") in ("user", "assistant")]
+    if not said or said[-1][0] != "user":
+        raise InputError("the last message must come from the user: it is the question")
+    turns = [(q, a) for (r1, q), (r2, a) in zip(said[:-1], said[1:])
+             if r1 == "user" and r2 == "assistant"]
+    return said[-1][1], turns
+
+
+def _check_backend(backend: str | None) -> str | None:
+    if backend not in (None, "auto", "extractive", "openai"):
+        raise InputError(f"unknown backend {backend!r}; choose extractive or openai")
+    return None if backend in (None, "auto", "openai") else backend
+
+
+# --- the app ---------------------------------------------------------------------------------
+
+def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 64_000,
+               model_id: str = MODEL_ID):
+    """A FastAPI app serving ``assistant`` (an rag.api.Assistant, shared by all requests)."""
+    from typing import List, Optional, Union
+
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+    from pydantic import BaseModel, ConfigDict, StrictInt
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    class _Body(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+
+    class AskBody(_Body):
+        question: str
+        k: StrictInt = 5
+        history: Optional[List[Any]] = None
+        backend: Optional[str] = None
+
+    class SearchBody(_Body):
+        query: Optional[str] = None
+        question: Optional[str] = None
+        k: StrictInt = 5
+        chapter: Optional[str] = None
+        speaker: Optional[str] = None
+        start_s: Optional[Union[float, str]] = None
+        end_s: Optional[Union[float, str]] = None
+
+    class Message(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+        role: str
+        content: Union[str, List[Any], None] = None
+
+    class ChatBody(_Body):
+        messages: List[Message]
+        model: Optional[str] = None
+        stream: bool = False
+        k: StrictInt = 5
+        backend: Optional[str] = None
+
+    app = FastAPI(title="rag", version="1", docs_url="/docs", redoc_url=None,
+                  description="Ask the Practical AI #260 interview; answers cite [MM:SS].")
+    app.state.assistant = assistant
+
+    @app.exception_handler(RagError)
+    async def _rag_error(request: Request, err: RagError):
+        status, type_, code = _status_for(err)
+        return JSONResponse(error_body(str(err), type_, code), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, err: RequestValidationError):
+        errors = err.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            message, code = "the request body is not valid JSON", "invalid_json"
+        else:
+            parts = []
+            for e in errors[:5]:
+                where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+                parts.append(f"{where}: {e.get('msg', 'invalid')}")
+            message, code = "; ".join(parts), "invalid_request"
+        return JSONResponse(error_body(message, "invalid_request_error", code), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException):
+        type_ = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+        return JSONResponse(error_body(str(err.detail), type_, None), status_code=err.status_code,
+                            headers=getattr(err, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception):
+        return JSONResponse(error_body(f"internal error ({type(err).__name__}); see the server log",
+                                       "server_error", "internal_error"), status_code=500)
+
+    # -- the page and the index ------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page():
+        return HTMLResponse((WEB_DIR / "index.html").read_text(encoding="utf-8"),
+                            headers={"cache-control": "no-cache"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return Response(status_code=204)
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "index": assistant.name, "backend": assistant.backend,
+                "chunks": len(assistant.index.chunks)}
+
+    @app.get("/chapters")
+    def chapters():
+        from .timecode import format_time
+
+        episodes = [t.get("episode", {}) for t in assistant.transcripts]
+        episode = dict(episodes[0]) if episodes else {}
+        if not episode.get("url") and episode.get("id") == DEFAULT_INDEX:
+            episode["url"] = EPISODE_URL
+        return {"episode": episode,
+                "chapters": [{"title": c.title, "start": format_time(c.start_s), "start_s": c.start_s,
+                              "sponsor": c.sponsor} for c in assistant.chapters]}
+
+    # -- the library API -------------------------------------------------------------------
+
+    @app.post("/search")
+    def search(body: SearchBody):
+        from .timecode import parse_time
+
+        query = body.query if body.query is not None else body.question
+        if query is None:
+            raise InputError("send \"query\" (or \"question\"): the text to search for")
+        times = [parse_time(t) if isinstance(t, str) else t for t in (body.start_s, body.end_s)]
+        hits = assistant.search(query, k=body.k, chapter=body.chapter, speaker=body.speaker,
+                                start_s=times[0], end_s=times[1])
+        return {"query": query, "passages": [h.to_json() for h in hits]}
+
+    @app.post("/ask")
+    def ask(body: AskBody):
+        answer = assistant.ask(body.question, k=body.k, history=_history(body.history),
+                               backend=_check_backend(body.backend))
+        return answer.to_json()
+
+    # -- OpenAI-compatible -----------------------------------------------------------------
+
+    @app.get("/v1/models")
+    def models():
+        return {"object": "list", "data": [
+            {"id": model_id, "object": "model", "created": 0, "owned_by": "rag"}]}
+
+    @app.post("/v1/chat/completions")
+    def chat_completions(body: ChatBody):
+        question, history = split_messages([m.model_dump() for m in body.messages])
+        backend = _check_backend(body.backend)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        events = assistant.stream(question, k=body.k, history=history, backend=backend)
+        if not body.stream:
+            from .answer.base import collect
+
+            answer = collect(events)
+            return {"id": cid, "object": "chat.completion", "created": created, "model": model_id,
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": answer.text}}],
+                    "citations": [c.to_json() for c in answer.citations],
+                    "passages": [h.to_json() for h in answer.hits],
+                    "refused": answer.refused, "backend": answer.backend,
+                    **_standalone(answer)}
+        # Pull the first event here so that bad input is a 4xx, not a broken stream.
+        first = next(events)
+        return StreamingResponse(_sse(cid, created, model_id, first, events),
+                                 media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+    app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes)
+    return app
+
+
+def _sse(cid: str, created: int, model_id: str, first, events: Iterator) -> Iterator[str]:
+    """``chat.completion.chunk`` events; the last carries the checked answer and its citations."""
+    from .types import Answer
+
+    def chunk(delta: dict, finish: str | None = None, **extra) -> str:
+        obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model_id,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        for event in _chain(first, events):
+            if isinstance(event, Answer):
+                yield chunk({}, "stop", answer=event.text, refused=event.refused,
+                            backend=event.backend,
+                            citations=[c.to_json() for c in event.citations],
+                            passages=[h.to_json() for h in event.hits], **_standalone(event))
+            elif event:
+                yield chunk({"content": event})
+    except RagError as err:  # mid-stream: the status line is gone, so the error is an event
+        status, type_, code = _status_for(err)
+        yield f"data: {json.dumps(error_body(str(err), type_, code))}\n\n"
+    except Exception as err:  # noqa: BLE001 - never a traceback to the client
+        print(f"rag serve: stream failed: {type(err).__name__}: {err}", file=sys.stderr)
+        yield f"data: {json.dumps(error_body('internal error; see the server log', 'server_error', 'internal_error'))}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _standalone(answer) -> dict:
+    """The condensed question of a follow-up, when it differs from what was asked."""
+    q = answer.standalone_question
+    return {"standalone_question": q} if q and q != answer.question else {}
+
+
+def _chain(first, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
+
+
+# --- running it ------------------------------------------------------------------------------
+
+class BackgroundServer:
+    """uvicorn in a daemon thread on an already-bound loopback socket (tests and benchmarks).
+
+        with BackgroundServer(app) as url: httpx.get(url + "/health")
+    """
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
+        import socket
+
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True, name="rag-server")
+
+    def start(self, timeout: float = 10.0) -> str:
+        import httpx
+
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # poll /health rather than sleeping a fixed time
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    return self.url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"the server at {self.url} did not answer /health in {timeout:g}s")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+        self.sock.close()
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def run(args) -> int:
+    import uvicorn
+
+    from .api import Assistant
+    from .cli import _progress_printer
+
+    assistant = Assistant.load(getattr(args, "index", None),
+                               backend=getattr(args, "backend", None) or "auto",
+                               progress=_progress_printer(sys.stderr))
+    if assistant.notice:
+        print(f"rag serve: note: {assistant.notice}", file=sys.stderr)
+    api_key = os.environ.get("RAG_API_KEY") or None
+    host = getattr(args, "host", None) or "127.0.0.1"
+    port = int(getattr(args, "port", None) or 8000)
+    if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"rag serve: warning: listening on {host} without RAG_API_KEY; anyone who can reach "
+              "this port can use it", file=sys.stderr)
+    app = create_app(assistant, api_key=api_key)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"rag serve: index {assistant.name!r}, {assistant.backend} answers"
+          f"{', bearer key required' if api_key else ''}\n"
+          f"rag serve: open http://{shown}:{port}/  (OpenAI base_url http://{shown}:{port}/v1)",
+          file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    return 0

@@ -46,13 +46,27 @@ def fit_speaking_rate(anchor_runs: list[list[tuple[int, float]]]) -> float:
 
 
 def monotone(anchors: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    """Drop anchors that would make time run backwards (hand-typed markers have typos)."""
-    kept: list[tuple[int, float]] = []
-    for word, t in sorted(anchors):
-        if kept and (t <= kept[-1][1] or word == kept[-1][0]):
-            continue
-        kept.append((word, t))
-    return kept
+    """The longest run of anchors whose times increase with their words.
+
+    Hand-typed markers have typos (a wrong hour, a swapped digit); dropping the fewest anchors
+    that break the order keeps one bad marker from discarding the good ones after it.
+    """
+    points = sorted(anchors)
+    if len(points) < 2:
+        return points
+    best = [1] * len(points)           # longest increasing chain ending at i (O(n^2): n is small)
+    prev = [-1] * len(points)
+    for i, (wi, ti) in enumerate(points):
+        for j in range(i):
+            wj, tj = points[j]
+            if wj < wi and tj < ti and best[j] + 1 > best[i]:
+                best[i], prev[i] = best[j] + 1, j
+    i = max(range(len(points)), key=best.__getitem__)
+    chain = []
+    while i >= 0:
+        chain.append(points[i])
+        i = prev[i]
+    return chain[::-1]
 
 
 def time_in_segment(anchors: list[tuple[int, float]], word: int, rate: float, floor: float) -> float:
@@ -154,10 +168,11 @@ def _apply(transcript: Transcript, seg_times, rate: float) -> Transcript:
             seg, anchors, floor = seg_times[bisect.bisect_right(starts, index) - 1]
             start = max(time_in_segment(anchors, word, rate, floor), last)
             end = max(time_in_segment(anchors, word + para.words, rate, floor), start)
-            exact = any(m.word_offset == 0 for m in para.markers)
+            # Exact only when the marker at the first word was kept as an anchor (not a typo).
+            at_start = next((m.seconds for m in para.markers if m.word_offset == 0), None)
+            exact = at_start is not None and (word, at_start) in anchors
             if exact:
-                start = next(m.seconds for m in para.markers if m.word_offset == 0)
-                end = max(end, start)
+                start, end = at_start, max(end, at_start)
             new_paras.append(replace(para, start_s=round(start, 2), end_s=round(end, 2),
                                      estimated=not exact))
             last = end

@@ -1,0 +1,229 @@
+"""Parsers: Markdown, episode page, subtitles, merge, format detection, and the shipped episode."""
+
+from __future__ import annotations
+
+import sys
+import tarfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from rag.errors import TranscriptError
+from rag.parsers import (default_sources, load_default_episode, load_transcript, merge,
+                         parse_file, parse_markdown, parse_page, parse_srt, parse_vtt)
+from rag.types import Marker
+
+DATA = Path(__file__).resolve().parent.parent / "rag" / "data" / "practical-ai-260"
+TARBALL = Path("/work/shared/data/changelog-transcripts.tar.gz")
+
+MARKDOWN = """# A tiny show
+
+**Ada Host:** Welcome to the show. What do you build?
+
+**Bob Guest:** I build \\[01:02\\] compilers. They are *fun* and **fast**.
+
+More about [my project](https://example.com) here.
+
+**Break**: \\[02:00\\]
+
+**Jingle**: La la la.
+
+**Ada Host:** \\[03:30\\] We're back. Tell me more? See [05:00] later.
+"""
+
+
+def paragraphs(transcript):
+    return [p for t in transcript.turns for p in t.paragraphs]
+
+
+def test_markdown_turns_markers_and_markup():
+    tr = parse_markdown(MARKDOWN, "shows/tiny-show-7.md")
+    assert tr.episode.id == "tiny-show-7" and tr.episode.number == "7"
+    assert tr.episode.title == "A tiny show"
+    assert tr.episode.hosts == ("Ada Host",) and tr.episode.guests == ("Bob Guest",)
+    assert [t.speaker for t in tr.turns] == ["Ada Host", "Bob Guest", "Jingle", "Ada Host"]
+    bob = tr.turns[1]
+    assert len(bob.paragraphs) == 2                      # the unlabelled paragraph continues Bob
+    assert bob.paragraphs[0].text == "I build compilers. They are fun and fast."
+    assert bob.paragraphs[0].markers == (Marker(2, 62.0),)
+    assert bob.paragraphs[1].text == "More about my project here."
+    jingle = tr.turns[2].paragraphs[0]
+    assert jingle.break_before and jingle.break_s == 120.0
+    last = tr.turns[3].paragraphs[0]
+    assert last.markers == (Marker(0, 210.0), Marker(6, 300.0))   # unescaped [05:00] too
+    assert "[" not in last.text and "\\" not in last.text
+
+
+def test_markdown_odd_timestamps():
+    text = "**A:** \\[00:44:03:20\\] frames. \\[1:03:50\\] hours. \\[00:06:01.01\\] fraction."
+    markers = parse_markdown(text).turns[0].paragraphs[0].markers
+    assert [round(m.seconds, 2) for m in markers] == [2643.67, 3830.0, 361.01]
+
+
+def test_markdown_without_paragraphs_is_an_error():
+    with pytest.raises(TranscriptError, match="no transcript paragraphs"):
+        parse_markdown("# Only a title\n\n**Break**: \\[01:00\\]\n", "x.md")
+
+
+def test_page_header_chapters_and_footer():
+    page = parse_page((DATA / "episode-page.txt").read_text(), "episode-page.txt")
+    ep = page.episode
+    assert ep.id == "practical-ai-260" and ep.show == "Practical AI" and ep.number == "260"
+    assert ep.title == "Generating the future of art & entertainment"
+    assert ep.hosts == ("Chris Benson",) and ep.guests == ("Anastasis Germanidis",)
+    assert ep.summary.startswith("Runway is an applied AI research company")
+    assert len(page.chapters) == 19
+    assert [c.title for c in page.chapters if c.sponsor] == ["Sponsor: Neo4j",
+                                                             "Sponsor: Changelog News"]
+    assert page.chapter("Becoming an entrepreneur").start_s == 13 * 60 + 36
+    texts = [p.text for p in paragraphs(page)]
+    assert texts[0].startswith("Welcome to another episode")
+    assert texts[-1] == "Thank you, Chris."                   # footer and player text dropped
+    assert all(t.speaker_inferred for t in page.turns)
+    assert sum(p.break_before for p in paragraphs(page)) == 2
+
+
+def test_page_speaker_inference_matches_markdown():
+    """The page has no labels; compare the inferred speakers with the Markdown's real ones.
+
+    Measured: 62/62 paragraphs (100%) on this episode, which the heuristic was developed on;
+    on 2-speaker Practical AI episodes of the catalog it scores lower (see the bench report).
+    """
+    page = parse_page((DATA / "episode-page.txt").read_text())
+    md = parse_markdown((DATA / "transcript.md").read_text())
+    inferred = [t.speaker for t in page.turns for _ in t.paragraphs]
+    real = [t.speaker for t in md.turns for _ in t.paragraphs]
+    assert len(inferred) == len(real) == 62
+    accuracy = sum(a == b for a, b in zip(inferred, real)) / len(real)
+    assert accuracy >= 0.95
+
+
+def test_page_without_transcript_is_an_error():
+    with pytest.raises(TranscriptError, match="no 'Transcript' line"):
+        parse_page("Some show – Episode #1\n\nTitle\n")
+
+
+def test_merge_takes_episode_from_page_and_turns_from_markdown():
+    page = parse_page((DATA / "episode-page.txt").read_text(), "page.txt")
+    md = parse_markdown((DATA / "transcript.md").read_text(), "practical-ai-260.md")
+    merged = merge(page, md)
+    assert merged.format == "merged" and merged.chapters == page.chapters
+    assert merged.turns == md.turns and merged.episode.summary == page.episode.summary
+    assert merged.episode.id == "practical-ai-260"
+
+
+VTT = """WEBVTT
+
+NOTE a comment
+
+1
+00:00:01.000 --> 00:00:04.000
+<v Ada Host>Hello there.</v>
+
+00:04.000 --> 00:00:06.500 align:start
+<v Ada Host>How are you?
+
+00:00:07.000 --> 00:00:09.000
+<v Bob Guest>Fine, <i>thanks</i>.
+
+00:00:10.000 --> 00:00:11.000
+Nobody speaks here.
+"""
+
+SRT = """1
+00:00:01,000 --> 00:00:04,000
+Ada Host: Hello there.
+
+2
+00:00:05,000 --> 00:00:08,000
+Bob Guest: Hi Ada.
+Glad to be here.
+"""
+
+
+def test_vtt_voices_merge_into_turns():
+    tr = parse_vtt(VTT, "ep.vtt")
+    assert [t.speaker for t in tr.turns] == ["Ada Host", "Bob Guest", "Speaker"]
+    ada = tr.turns[0]
+    assert [p.text for p in ada.paragraphs] == ["Hello there.", "How are you?"]
+    assert (ada.paragraphs[1].start_s, ada.paragraphs[1].end_s) == (4.0, 6.5)
+    assert not any(p.estimated for p in paragraphs(tr))
+    assert tr.turns[1].paragraphs[0].text == "Fine, thanks."
+    assert tr.turns[2].speaker_inferred and not tr.turns[0].speaker_inferred
+
+
+def test_srt_speaker_prefixes(tmp_path):
+    path = tmp_path / "ep.srt"
+    path.write_text(SRT)
+    tr = load_transcript(path)
+    assert tr.format == "srt"
+    assert [(t.speaker, t.paragraphs[0].text) for t in tr.turns] == [
+        ("Ada Host", "Hello there."), ("Bob Guest", "Hi Ada. Glad to be here.")]
+    assert tr.turns[1].paragraphs[0].start_s == 5.0
+
+
+def test_malformed_srt_timing_names_the_line():
+    bad = SRT.replace("00:00:05,000 --> 00:00:08,000", "00:00:05 -> 00:00:08")
+    with pytest.raises(TranscriptError) as err:
+        parse_srt(bad, "bad.srt")
+    assert err.value.line == 6 and "bad.srt:6" in str(err.value) and "timing" in str(err.value)
+    with pytest.raises(TranscriptError, match=r"bad\.vtt:3: malformed cue timing"):
+        parse_vtt("WEBVTT\n\n00:01.000 --> 00:0x.000\nHi\n", "bad.vtt")
+
+
+def test_load_transcript_errors(tmp_path):
+    with pytest.raises(TranscriptError, match="file not found"):
+        load_transcript(tmp_path / "missing.md")
+    empty = tmp_path / "empty.md"
+    empty.write_text("  \n")
+    with pytest.raises(TranscriptError, match="empty"):
+        load_transcript(empty)
+
+
+def test_format_sniffing_for_unknown_extensions(tmp_path):
+    for name, text, fmt in [("a.data", VTT, "vtt"), ("b.data", SRT, "srt"),
+                            ("c.data", MARKDOWN, "markdown"), ("d.txt", MARKDOWN, "markdown")]:
+        path = tmp_path / name
+        path.write_text(text)
+        assert parse_file(path).format == fmt
+    page = tmp_path / "page.data"
+    page.write_text((DATA / "episode-page.txt").read_text())
+    assert parse_file(page).format == "page"
+
+
+def test_default_episode_is_merged_and_light():
+    tr = load_default_episode()
+    assert tr.episode.id == "practical-ai-260" and tr.format == "merged"
+    assert len(tr.chapters) == 19
+    assert {t.speaker for t in tr.turns} == {"Chris Benson", "Anastasis Germanidis"}
+    assert not any(t.speaker_inferred for t in tr.turns)
+    assert all(p.exists() for p in default_sources())
+    assert (DATA / "ATTRIBUTION.md").read_text().count("CC BY-SA 4.0") == 1
+
+
+def test_importing_parsers_stays_light():
+    import subprocess
+    code = ("import sys, rag.parsers; heavy = {'torch', 'sentence_transformers', 'faiss', "
+            "'openai', 'numpy'}; print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(not TARBALL.exists(), reason="catalog tarball not available")
+def test_catalog_sample_parses(tmp_path):
+    # One streaming pass over the .tar.gz (picking members by name would re-read it each time);
+    # a hash of the name picks a stable ~1% sample across all shows.
+    sample = []
+    with tarfile.open(TARBALL, "r|gz") as tar:
+        for member in tar:
+            name = member.name
+            if name.endswith(".md") and not name.endswith("ABOUT.md") and \
+                    zlib.crc32(name.encode()) % 100 == 0:
+                path = tmp_path / Path(name).name
+                path.write_bytes(tar.extractfile(member).read())
+                sample.append(path)
+    assert len(sample) >= 10
+    for path in sample:
+        tr = load_transcript(path)
+        assert tr.turns and all(p.start_s is not None for t in tr.turns for p in t.paragraphs)

@@ -1,0 +1,173 @@
+"""Timing: exact marker times, interpolation, breaks, chapters, and the shipped episode."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.parsers import load_default_episode, parse_markdown
+from rag.timing import (DEFAULT_WORDS_PER_S, assign_chapters, assign_times, estimate_error,
+                        fit_speaking_rate)
+from rag.types import Chapter, Marker, Paragraph, Transcript, Turn, replace
+
+
+def words(n: int) -> str:
+    return " ".join(["word"] * n)
+
+
+def paragraphs(transcript):
+    return [p for t in transcript.turns for p in t.paragraphs]
+
+
+def make(*paras: Paragraph, chapters=()) -> Transcript:
+    from rag.types import Episode
+    return Transcript(Episode("t"), chapters=tuple(chapters),
+                      turns=tuple(Turn(f"S{i % 2}", (p,)) for i, p in enumerate(paras)))
+
+
+@pytest.fixture(scope="module")
+def episode():
+    return load_default_episode()
+
+
+def test_fit_speaking_rate():
+    assert fit_speaking_rate([[(0, 0.0), (300, 100.0), (600, 200.0)]]) == pytest.approx(3.0)
+    assert fit_speaking_rate([[(0, 10.0)]]) == DEFAULT_WORDS_PER_S
+    # A typo'd marker implying 50 words/s is ignored rather than trusted.
+    assert fit_speaking_rate([[(0, 0.0), (500, 10.0), (800, 110.0)]]) == pytest.approx(3.0)
+
+
+def test_interpolates_between_markers_and_extrapolates_after():
+    tr = assign_times(make(
+        Paragraph(words(100), markers=(Marker(0, 10.0),)),
+        Paragraph(words(100)),
+        Paragraph(words(100), markers=(Marker(50, 110.0),)),
+        Paragraph(words(30)),
+    ))
+    p = paragraphs(tr)
+    assert (p[0].start_s, p[0].estimated) == (10.0, False)
+    assert p[1].start_s == pytest.approx(50.0) and p[1].estimated
+    assert p[2].time_at(50) == pytest.approx(110.0)          # mid-paragraph marker is honoured
+    rate = 250 / 100.0                                        # fitted from the two markers
+    assert p[3].start_s == pytest.approx(110.0 + 50 / rate)
+    assert p[3].end_s == pytest.approx(p[3].start_s + 30 / rate)
+    assert all(a.end_s == b.start_s for a, b in zip(p, p[1:]))
+
+
+def test_first_paragraph_starts_at_zero_without_a_marker():
+    tr = assign_times(make(Paragraph(words(26)), Paragraph(words(26))))
+    p = paragraphs(tr)
+    assert p[0].start_s == 0.0 and p[1].start_s == pytest.approx(10.0)   # default 2.6 words/s
+
+
+def test_break_resumes_at_next_conversation_chapter():
+    chapters = [Chapter("Intro", 0.0, 1), Chapter("Sponsor: X", 105.0, 2, sponsor=True),
+                Chapter("Main", 180.0, 3), Chapter("End", 400.0, 4)]
+    tr = make(
+        Paragraph(words(260), markers=(Marker(0, 0.0),)),
+        Paragraph(words(10), markers=(Marker(0, 100.0),)),
+        Paragraph(words(52), break_before=True, break_s=104.0),
+        Paragraph(words(100), markers=(Marker(0, 220.0),)),
+        chapters=chapters,
+    )
+    timed = assign_chapters(assign_times(tr))
+    p = paragraphs(timed)
+    assert p[1].end_s == pytest.approx(104.0)                 # speech stops at the break marker
+    assert p[2].start_s == 180.0 and p[2].estimated           # resumes with "Main", not exact
+    assert [t.chapter for t in timed.turns] == ["Intro", "Intro", "Main", "Main"]
+
+
+def test_break_without_chapters_backfills_from_next_marker():
+    tr = assign_times(make(
+        Paragraph(words(100), markers=(Marker(0, 0.0),)),
+        Paragraph(words(100), markers=(Marker(0, 40.0),)),
+        Paragraph(words(50), break_before=True, break_s=80.0),
+        Paragraph(words(10), markers=(Marker(0, 200.0),)),
+    ))
+    p = paragraphs(tr)
+    assert p[2].start_s == pytest.approx(200.0 - 50 / 2.5)
+    assert p[2].start_s >= 80.0
+
+
+def test_times_never_go_backwards_with_bad_markers():
+    tr = assign_times(make(
+        Paragraph(words(50), markers=(Marker(0, 300.0),)),
+        Paragraph(words(50), markers=(Marker(0, 100.0),)),    # typo: earlier than the first
+        Paragraph(words(50), markers=(Marker(0, 340.0),)),
+    ))
+    starts = [p.start_s for p in paragraphs(tr)]
+    assert starts == sorted(starts)
+
+
+def test_turn_crossing_a_chapter_is_split():
+    chapters = [Chapter("One", 0.0, 1), Chapter("Two", 30.0, 2)]
+    turn = Turn("Ann", (Paragraph(words(26), markers=(Marker(0, 0.0),)),
+                        Paragraph(words(26), markers=(Marker(0, 20.0),)),
+                        Paragraph(words(26), markers=(Marker(0, 40.0),))))
+    from rag.types import Episode
+    timed = assign_chapters(assign_times(Transcript(Episode("t"), tuple(chapters), (turn,))))
+    assert [(t.speaker, t.chapter, len(t.paragraphs)) for t in timed.turns] == [
+        ("Ann", "One", 2), ("Ann", "Two", 1)]
+
+
+def test_no_chapters_leaves_chapter_none():
+    tr = assign_chapters(assign_times(parse_markdown("**A:** hi there\n\n**B:** hello")))
+    assert all(t.chapter is None for t in tr.turns)
+
+
+def test_estimate_error_summary():
+    s = estimate_error([10, 20, 30, 40], [11, 18, 30, 50])
+    assert s["count"] == 4 and s["mean"] == pytest.approx(3.25) and s["median"] == 1.5
+
+
+# --- the shipped episode ---------------------------------------------------------------------
+
+def test_every_paragraph_timed_and_monotone(episode):
+    p = paragraphs(episode)
+    assert all(x.start_s is not None and x.end_s is not None for x in p)
+    assert all(a.start_s <= a.end_s <= b.start_s + 1e-6 for a, b in zip(p, p[1:]))
+    assert p[-1].end_s < 41 * 60 + 30                         # ends near the "Outro" chapter
+
+
+def test_break_at_12_16_resumes_at_13_36(episode):
+    p = paragraphs(episode)
+    after = [x for x in p if x.break_before]
+    assert [x.break_s for x in after] == [12 * 60 + 16, 26 * 60 + 2]
+    first = after[0]
+    assert first.start_s == 13 * 60 + 36 and first.estimated  # no marker stands there
+    assert p[p.index(first) - 1].end_s == 12 * 60 + 16
+    assert after[1].start_s == 28 * 60 + 6                    # "Runway today"
+
+
+def test_marker_paragraphs_are_exact(episode):
+    exact = {x.start_s: x for x in paragraphs(episode) if not x.estimated}
+    assert sorted(exact) == [361.0, 607.0, 1065.0, 1323.0, 1920.0, 2156.0]
+    assert exact[22 * 60 + 3].text.startswith("From the very beginning")
+
+
+def test_chapters_assigned_and_sponsors_empty(episode):
+    used = [t.chapter for t in episode.turns]
+    sponsors = {c.title for c in episode.chapters if c.sponsor}
+    assert sponsors == {"Sponsor: Neo4j", "Sponsor: Changelog News"}
+    assert not sponsors & set(used)
+    order = [c.title for c in episode.chapters]
+    assert [order.index(c) for c in used] == sorted(order.index(c) for c in used)
+    assert used[0] == "Welcome to Practical AI"
+    by_text = {p.text[:30]: t.chapter for t in episode.turns for p in t.paragraphs}
+    assert by_text["So you arrived at art school f"] == "Becoming an entrepreneur"
+    assert by_text["From the very beginning, a big"] == "Early adoption of gen AI"
+    # Every turn lies inside its chapter's time span (split turns included).
+    starts = {c.title: c.start_s for c in episode.chapters}
+    for turn in episode.turns:
+        assert turn.start_s >= starts[turn.chapter] - 60
+
+
+def test_held_out_marker_estimate_is_close(episode):
+    """Remove the [17:45] marker and estimate it from the others: within 30 s."""
+    p = paragraphs(episode)
+    target = next(x for x in p if x.markers and x.markers[0].seconds == 1065.0)
+    stripped = replace(episode, turns=tuple(
+        replace(t, paragraphs=tuple(replace(x, markers=()) if x is target else x
+                                    for x in t.paragraphs)) for t in episode.turns))
+    retimed = [x for t in assign_times(stripped).turns for x in t.paragraphs]
+    estimate = retimed[p.index(target)].start_s
+    assert abs(estimate - 1065.0) < 30

@@ -60,6 +60,7 @@ def run_eval(assistant, items: Sequence[dict], *, split: str = "test", k: int = 
             "backend": backend or assistant.backend, "depth": runner.DEPTH,
             "threshold": assistant.extractive.policy.threshold,
             "baselines": {b.name: b.description for b in built},
+            "corpus": _corpus(assistant, built),
             "judge": judge_status if judge_obj is None else f"ok ({judge_obj.name})",
         },
         "aggregate": runner.aggregate(results),
@@ -68,6 +69,14 @@ def run_eval(assistant, items: Sequence[dict], *, split: str = "test", k: int = 
     if out is not None:
         report.write_run(run, Path(out))
     return run
+
+
+def _corpus(assistant, baselines) -> dict:
+    from .metrics import words_of
+
+    sizes = {"rag": [words_of(" ".join(s.text for s in c.sentences)) for c in assistant.index.chunks]}
+    sizes.update({b.name: [p["words"] for p in b.passages] for b in baselines})
+    return {n: {"passages": len(w), "mean_words": round(sum(w) / max(len(w), 1))} for n, w in sizes.items()}
 
 
 def run(args) -> int:

@@ -29,12 +29,12 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join([line(headers), sep] + [line(r) for r in cells])
 
 
-def retrieval_table(agg: dict) -> str:
-    o = agg["overall"]
-    rows = [["rag", o["retrieval"]["n"]] + [o["retrieval"][k] for k in RETRIEVAL_KEYS]]
-    for name, r in (o.get("baselines") or {}).items():
-        rows.append([name, r["n"]] + [r[k] for k in RETRIEVAL_KEYS])
-    return table(["system", "n"] + RETRIEVAL_KEYS, rows)
+def retrieval_table(agg: dict, corpus: dict | None = None) -> str:
+    o, corpus = agg["overall"], corpus or {}
+    systems = [("rag", o["retrieval"])] + list((o.get("baselines") or {}).items())
+    rows = [[name, r["n"], corpus.get(name, {}).get("passages"), corpus.get(name, {}).get("mean_words")]
+            + [r[k] for k in RETRIEVAL_KEYS] for name, r in systems]
+    return table(["system", "n", "passages", "words/passage"] + RETRIEVAL_KEYS, rows)
 
 
 def _judge_cells(g: dict, judge_status: str | None) -> list:
@@ -138,9 +138,12 @@ def markdown(run: dict, chart_files: list[str]) -> str:
         f"# rag eval: {c['split']} split ({len(run['items'])} items)\n",
         f"{c['created']} · index `{c['index']}` · model `{c['embed_model']}` · backend `{c['backend']}` "
         f"· k={c['k']} · question file `{c['file']}`\n",
-        "## Retrieval (answerable items)\n", retrieval_table(agg), "",
+        "## Retrieval (answerable items)\n", retrieval_table(agg, c.get("corpus")), "",
         "hit@k: the top-k passages hold a gold quote (all quotes for needs_all items). MRR: 1/rank of "
-        "that depth, within 10. budget@N: passages taken in rank order while their words fit N.\n",
+        "that depth, within 10. budget@N: passages taken in rank order while their words fit N. "
+        "Compare systems at equal context size (budget@N): a system with few, long passages gets "
+        "hit@k cheaply (9 passages of ~880 words make hit@10 the whole episode). rag's ranking comes "
+        f"from search(k={c['depth']}); its answers use k={c['k']}.\n",
         "## Answers\n", answer_table(agg, judge_status), "",
         "Refusal P/R: unanswerable items are the positives. False refusals: refused answerable items. "
         "Citation validity: non-refused answers with at least one citation, all of them pointing into a "
@@ -175,7 +178,7 @@ def write_run(run: dict, out: Path) -> None:
 
 def terminal_summary(run: dict) -> str:
     agg, status = run["aggregate"], run["config"].get("judge")
-    return "\n\n".join(["Retrieval (answerable items)", retrieval_table(agg), "Answers",
+    return "\n\n".join(["Retrieval (answerable items)", retrieval_table(agg, run["config"].get("corpus")), "Answers",
                         answer_table(agg, status), "By type", type_table(agg, status)])
 
 

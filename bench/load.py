@@ -1,0 +1,186 @@
+"""Loopback load test of `rag serve` with the real default model and index.
+
+    python bench/load.py                       # /search then /ask, 10 s or 2,000 requests each
+    python bench/load.py --concurrency 1 --duration 5 --endpoints search
+
+Starts `rag serve` as a subprocess on 127.0.0.1 (a free port; the default index is built on first
+use, ~20 s), waits for /health, then drives each endpoint from a few client threads that each
+keep one httpx connection alive. Bounded: at most --max-requests and --duration per endpoint, and
+loopback only. Prints requests/s and latency percentiles per endpoint, and a verdict against the
+target: /search p50 <= 20 ms and >= 100 requests/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = [
+    "How did Runway start?", "What did Anastasis study at NYU?", "What is Gen-2?",
+    "How did they think about funding and customers?", "What advice does he give young artists?",
+    "How does Runway see competition from big AI companies?", "What is a general world model?",
+    "Why did he go to art school?", "What book do they give every employee?",
+    "How do artists use Runway's tools?", "What was the drawing tool built on the Nvidia model?",
+    "When does video generation get really good?",
+]
+TARGET_P50_MS, TARGET_RPS = 20.0, 100.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, timeout: float) -> subprocess.Popen:
+    env = dict(os.environ)
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAG_API_KEY"):
+        env.pop(var, None)  # extractive answers, no auth: measure the server, not a chat model
+    cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--backend", "extractive"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"rag serve exited with status {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit(f"rag serve did not answer /health within {timeout:g}s")
+
+
+def drive(url: str, path: str, body_of, *, concurrency: int, duration: float, max_requests: int):
+    """Fire requests from ``concurrency`` threads; returns (latencies in s, errors, wall seconds)."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    issued = [0]
+    deadline = time.monotonic() + duration
+
+    def worker(n: int) -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while time.monotonic() < deadline:
+                with lock:
+                    if issued[0] >= max_requests:
+                        return
+                    i = issued[0]
+                    issued[0] += 1
+                t0 = time.perf_counter()
+                try:
+                    r = client.post(path, json=body_of(i))
+                    ok = r.status_code == 200
+                    r.json()
+                except (httpx.HTTPError, ValueError) as e:
+                    ok, r = False, e
+                dt = time.perf_counter() - t0
+                with lock:
+                    if ok:
+                        latencies.append(dt)
+                    else:
+                        errors.append(str(getattr(r, "status_code", r)))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, errors, time.perf_counter() - t0
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint (max 60)")
+    ap.add_argument("--max-requests", type=int, default=2000, help="requests per endpoint (max 10000)")
+    ap.add_argument("--concurrency", type=int, default=4, help="client threads (max 32)")
+    ap.add_argument("--endpoints", default="search,ask")
+    ap.add_argument("--url", help="an already running server instead of starting one (loopback only)")
+    ap.add_argument("--json", help="also write the results to this file")
+    args = ap.parse_args(argv)
+    duration, max_requests = min(args.duration, 60.0), min(args.max_requests, 10_000)
+    concurrency = max(1, min(args.concurrency, 32))
+
+    proc = None
+    if args.url:
+        if not args.url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
+            raise SystemExit("--url must be a loopback address")
+        url = args.url.rstrip("/")
+    else:
+        port = free_port()
+        print(f"starting rag serve on 127.0.0.1:{port} (builds the default index if needed)...",
+              file=sys.stderr)
+        t0 = time.monotonic()
+        proc = start_server(port, timeout=300)
+        url = f"http://127.0.0.1:{port}"
+        print(f"ready in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+    bodies = {
+        "search": ("/search", lambda i: {"query": QUESTIONS[i % len(QUESTIONS)], "k": 5}),
+        "ask": ("/ask", lambda i: {"question": QUESTIONS[i % len(QUESTIONS)]}),
+    }
+    results = {}
+    try:
+        health = httpx.get(url + "/health").json()
+        print(f"server: index {health['index']!r}, {health['chunks']} chunks, {health['backend']}; "
+              f"{concurrency} client threads, <= {duration:g}s / {max_requests} requests per endpoint;"
+              f" cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
+        for name in [e.strip() for e in args.endpoints.split(",") if e.strip()]:
+            path, body_of = bodies[name]
+            drive(url, path, body_of, concurrency=1, duration=5, max_requests=len(QUESTIONS))  # warm
+            lat, errors, wall = drive(url, path, body_of, concurrency=concurrency,
+                                      duration=duration, max_requests=max_requests)
+            results[path] = {
+                "requests": len(lat), "errors": len(errors), "seconds": round(wall, 2),
+                "rps": round(len(lat) / wall, 1) if wall else 0.0,
+                "p50_ms": round(pct(lat, 50) * 1e3, 1), "p90_ms": round(pct(lat, 90) * 1e3, 1),
+                "p99_ms": round(pct(lat, 99) * 1e3, 1),
+                "mean_ms": round(statistics.fmean(lat) * 1e3, 1) if lat else None,
+            }
+            if errors:
+                results[path]["error_sample"] = errors[:3]
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+    print(f"\n{'endpoint':<9} {'requests':>8} {'errors':>6} {'req/s':>7} {'p50 ms':>7} "
+          f"{'p90 ms':>7} {'p99 ms':>7}")
+    for path, r in results.items():
+        print(f"{path:<9} {r['requests']:>8} {r['errors']:>6} {r['rps']:>7} {r['p50_ms']:>7} "
+              f"{r['p90_ms']:>7} {r['p99_ms']:>7}")
+    verdict = 0
+    if "/search" in results:
+        r = results["/search"]
+        ok = r["p50_ms"] <= TARGET_P50_MS and r["rps"] >= TARGET_RPS and not r["errors"]
+        print(f"\n/search target (p50 <= {TARGET_P50_MS:g} ms, >= {TARGET_RPS:g} req/s, no errors): "
+              f"{'MET' if ok else 'MISSED'} (p50 {r['p50_ms']} ms, {r['rps']} req/s)")
+        verdict = 0 if ok else 1
+    if args.json:
+        Path(args.json).write_text(json.dumps({"url": url, "concurrency": concurrency,
+                                               "results": results}, indent=2))
+    return verdict
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -156,7 +156,8 @@ def markdown(run: dict, chart_files: list[str]) -> str:
     if baselines:
         parts += ["## Baselines\n", "Built in-process from the same episode text (turns flattened with "
                   "speaker labels, chapters ignored); every system gets the same query (rag's standalone "
-                  "question).\n", baselines]
+                  "question). No-overlap windows can cut a gold quote in two; the 80% fallback recovers a quote "
+                  "cut near its end, one cut near its middle counts as a miss.\n", baselines]
     parts += ["## Refusal trade-off (extractive confidence)\n",
               "Refuse when confidence < threshold. Confidence is `rag.answer.extractive.confidence` on "
               "the hits of each answer.\n", trade, "",

@@ -76,13 +76,18 @@ class NumpyMiniLM:
         w = load_file(str(d / "model.safetensors"))
         # Checkpoints differ on whether keys carry a "bert." prefix.
         self.w = {k.removeprefix("bert."): v.astype(np.float32) for k, v in w.items()}
+        # Store linear weights transposed and contiguous: x @ W.T on a transposed view makes
+        # BLAS copy the matrix on every call, which dominated query time.
+        for k in [k for k in self.w if k.endswith(".weight") and self.w[k].ndim == 2
+                  and "embeddings" not in k]:
+            self.w[k] = np.ascontiguousarray(self.w[k].T)
         self.heads = int(self.config["num_attention_heads"])
         self.layers = int(self.config["num_hidden_layers"])
         self.eps = float(self.config.get("layer_norm_eps", 1e-12))
         self.dim = int(self.config["hidden_size"])
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
-        return x @ self.w[name + ".weight"].T + self.w[name + ".bias"]
+        return x @ self.w[name + ".weight"] + self.w[name + ".bias"]
 
     def _encode_one(self, ids: list[int]) -> np.ndarray:
         w, n = self.w, len(ids)

@@ -68,6 +68,12 @@ def _faiss():
     return faiss
 
 
+def sentence_window(chunk: Chunk, i: int, radius: int = 1) -> str:
+    """A sentence with its neighbours: alone, a short sentence ("It was.") embeds to noise."""
+    lo, hi = max(i - radius, 0), min(i + radius + 1, len(chunk.sentences))
+    return " ".join(s.text for s in chunk.sentences[lo:hi] if not s.context or s is chunk.sentences[i])
+
+
 def _flat_index(vectors: np.ndarray, dim: int):
     faiss = _faiss()
     index = faiss.IndexFlatIP(dim)
@@ -90,7 +96,7 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
         return (lambda done, total: progress(label, done, total)) if progress else None
 
     chunk_vecs = cached.embed([c.text for c in chunks], progress=stage("chunks"))
-    sent_vecs = cached.embed([chunks[ci].sentences[si].text for ci, si in rows], progress=stage("sentences"))
+    sent_vecs = cached.embed([sentence_window(chunks[ci], si) for ci, si in rows], progress=stage("sentences"))
 
     root = index_dir / name
     root.mkdir(parents=True, exist_ok=True)

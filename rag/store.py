@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -100,7 +101,8 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
 
     root = index_dir / name
     root.mkdir(parents=True, exist_ok=True)
-    version = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    # Unique even for two builds in the same second of the same process.
+    version = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     tmp = root / (version + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -129,8 +131,9 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     final = root / version
     os.replace(tmp, final)
     _write_atomic(root / "CURRENT", version)
-    for old in root.iterdir():  # keep only the live version
-        if old.is_dir() and old.name != version:
+    for old in root.iterdir():  # keep only the live version (and other builds still running)
+        stale_tmp = old.name.endswith(".tmp") and time.time() - old.stat().st_mtime > 3600
+        if old.is_dir() and old.name != version and (stale_tmp or not old.name.endswith(".tmp")):
             shutil.rmtree(old, ignore_errors=True)
     return final
 

@@ -28,10 +28,10 @@ MAX_QUESTION_CHARS = 2000
 BACKENDS = ("auto", "extractive", "openai")
 
 
-def _check_question(question: str) -> str:
+def check_question(question: str) -> str:
     if not isinstance(question, str) or not question.strip():
         raise InputError("the question is empty; ask something about the interview, "
-                         "e.g. rag ask \"How did Runway start?\"")
+                         "e.g. \"How did Runway start?\"")
     if len(question) > MAX_QUESTION_CHARS:
         raise InputError(f"the question is {len(question)} characters long; "
                          f"keep it under {MAX_QUESTION_CHARS}")
@@ -137,7 +137,7 @@ class Assistant:
     def search(self, query: str, *, k: int = 5, chapter: str | None = None,
                speaker: str | None = None, start_s: float | None = None,
                end_s: float | None = None) -> list[Hit]:
-        query = _check_question(query)
+        query = check_question(query)
         if k < 1 or k > 100:
             raise InputError(f"k must be between 1 and 100, not {k}")
         filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s)
@@ -145,7 +145,7 @@ class Assistant:
 
     def standalone(self, question: str, history: Sequence[tuple[str, str]] = ()) -> str:
         """The question rewritten to stand alone, given earlier (question, answer) turns."""
-        question = _check_question(question)
+        question = check_question(question)
         if not history:
             return question
         if self.chat_model is not None:
@@ -156,12 +156,12 @@ class Assistant:
                 return condense_question(self.chat_model, list(history), question)
             except ChatModelError:
                 pass  # the deterministic rule below still gives a usable question
-        return condense(question, [q for q, _ in history])
+        return condense(question, [q for q, _ in history], [a for _, a in history])
 
     def stream(self, question: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (),
                backend: str | None = None, **filters) -> AnswerStream:
         """Yield text deltas, then the final Answer."""
-        question = _check_question(question)
+        question = check_question(question)
         standalone = self.standalone(question, history)
         hits = self.search(standalone, k=k, **filters)
         answerer = self.extractive if backend == "extractive" else self.answerer

@@ -16,8 +16,9 @@ import time
 from .errors import InputError, RagError
 
 
-def _progress_printer(stream=sys.stderr):
-    """A one-line progress bar on stderr for long builds (silent when stderr is not a terminal)."""
+def _progress_printer(stream=None):
+    """A one-line progress bar on stderr for long builds (one line per stage when not a terminal)."""
+    stream = stream or sys.stderr
     state = {"stage": None, "t0": time.monotonic()}
     tty = stream.isatty()
 
@@ -46,11 +47,8 @@ def _assistant(args, backend: str = "extractive"):
     from .api import Assistant
 
     sys.stderr.flush()
-    assistant = Assistant.load(getattr(args, "index", None), backend=backend,
-                               progress=_progress_printer())
-    if assistant.notice:
-        print(f"note: {assistant.notice}", file=sys.stderr)
-    return assistant
+    # A notice such as "no chat model configured" travels in each Answer's notes.
+    return Assistant.load(getattr(args, "index", None), backend=backend, progress=_progress_printer())
 
 
 def _read_batch(path: str) -> list[tuple[object, str]]:
@@ -94,7 +92,8 @@ def _passage_lines(hits, width: int = 100, full: bool = False) -> list[str]:
     return lines
 
 
-def print_answer(answer, stream=sys.stdout, streamed: bool = False) -> None:
+def print_answer(answer, stream=None, streamed: bool = False) -> None:
+    stream = stream or sys.stdout
     if not streamed:
         print(answer.text, file=stream)
     if answer.citations:
@@ -122,9 +121,11 @@ def cmd_ask(args) -> int:
         return 0
     streamed = False
     final = None
+    deltas: list[str] = []
     live = assistant.backend != "extractive" and sys.stdout.isatty()
     for event in assistant.stream(args.question, k=args.k):
         if isinstance(event, str):
+            deltas.append(event)
             if live:
                 sys.stdout.write(event)
                 sys.stdout.flush()
@@ -132,10 +133,12 @@ def cmd_ask(args) -> int:
         else:
             final = event
     if streamed:
+        # The stream showed the model's raw text; the checked text (citations verified and
+        # rendered as times) is what counts, so show it when it differs.
         print()
-        if final.text.strip() != "".join([]).strip():
-            pass
-    print_answer(final, streamed=streamed and final.text == final.text)
+        if final.text.strip() != "".join(deltas).strip():
+            print("\nChecked answer:\n" + final.text)
+    print_answer(final, streamed=streamed)
     return 0
 
 
@@ -305,6 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.batch and args.question is None:
             parser.error(f"{args.command} needs a question, e.g. rag {args.command} \"How did Runway start?\"")
     try:
+        if args.command in ("ask", "search") and not args.batch:
+            # Cheap checks first: a bad question must not wait for an index build.
+            from .api import check_question
+
+            check_question(args.question)
+        if getattr(args, "k", 1) is not None and not 1 <= getattr(args, "k", 1) <= 100:
+            raise InputError(f"k must be between 1 and 100, not {args.k}")
         return int(args.func(args) or 0)
     except RagError as e:
         print(f"rag: error: {e}", file=sys.stderr)

@@ -1,0 +1,135 @@
+"""The CLI contract: JSON shapes, batch mode, human output, and one clear line for every error."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rag.cli import main
+
+SHAPE_PASSAGE = {"id", "episode", "chapter", "speakers", "start", "start_s", "end_s", "score", "text"}
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "indexes"))
+    monkeypatch.setenv("RAG_EMBED_MODEL", "fake")
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_search_json_shape(env, capsys):
+    code, out, _ = run(capsys, "search", "video generation models", "--json", "--k", "3")
+    assert code == 0
+    data = json.loads(out)
+    assert data["query"] == "video generation models" and len(data["passages"]) == 3
+    for p in data["passages"]:
+        assert SHAPE_PASSAGE <= set(p) and isinstance(p["speakers"], list)
+        assert p["start"].count(":") >= 1 and p["start_s"] <= p["end_s"]
+    scores = [p["score"] for p in data["passages"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_filters(env, capsys):
+    code, out, _ = run(capsys, "search", "research", "--json", "--chapter", "Runway today",
+                       "--speaker", "Anastasis")
+    assert code == 0
+    for p in json.loads(out)["passages"]:
+        assert p["chapter"] == "Runway today" and "Anastasis Germanidis" in p["speakers"]
+    code, out, _ = run(capsys, "search", "research", "--json", "--start", "20:00", "--end", "25:00")
+    for p in json.loads(out)["passages"]:
+        assert p["end_s"] >= 1200 and p["start_s"] <= 1500
+
+
+def test_ask_json_shape(env, capsys):
+    code, out, _ = run(capsys, "ask", "Why did Runway build an in-house research team?", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert {"question", "answer", "refused", "backend", "citations", "passages"} <= set(data)
+    assert data["backend"] == "extractive"
+    for c in data["citations"]:
+        assert {"passage_id", "start", "start_s", "chapter", "speaker", "quote"} <= set(c)
+        assert c["passage_id"] in {p["id"] for p in data["passages"]}
+        assert c["quote"] in next(p["text"] for p in data["passages"] if p["id"] == c["passage_id"])
+
+
+def test_ask_human_output_and_openai_without_key(env, capsys):
+    code, out, err = run(capsys, "ask", "research team in-house models", "--backend", "openai")
+    assert code == 0
+    notes = [line for line in err.splitlines() if not line.startswith("embedding ")]  # build progress
+    assert len(notes) == 1 and "no chat model configured" in notes[0]
+    assert "Sources:" in out or "doesn't cover" in out
+
+
+def test_batch_keeps_order_and_ids(env, capsys, tmp_path):
+    batch = tmp_path / "q.jsonl"
+    batch.write_text('{"id": "a", "question": "video models"}\n\nplain text question\n'
+                     '{"id": 7, "question": "funding and customers"}\n')
+    code, out, _ = run(capsys, "ask", "--batch", str(batch))
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["id"] for r in rows] == ["a", 3, 7]
+    assert rows[1]["question"] == "plain text question"
+    code, out, _ = run(capsys, "search", "--batch", str(batch), "--k", "2")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["id"] for r in rows] == ["a", 3, 7] and all(len(r["passages"]) == 2 for r in rows)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ask", "   "], "the question is empty"),
+    (["search", "x", "--k", "0"], "k must be between 1 and 100"),
+    (["transcript", "does-not-exist.md"], "not found"),
+    (["ask", "hello", "--index", "nope"], "no index named 'nope'"),
+])
+def test_errors_are_one_clear_line(env, capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code != 0 and out == ""
+    assert err.startswith("rag: error:") and message in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_malformed_transcript_names_the_line(env, capsys, tmp_path):
+    bad = tmp_path / "bad.srt"
+    bad.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n\n2\nnot a timing line\nWorld\n")
+    code, _, err = run(capsys, "transcript", str(bad))
+    assert code != 0 and "bad.srt:6" in err
+
+
+def test_bad_batch_line_names_the_line(env, capsys, tmp_path):
+    batch = tmp_path / "q.jsonl"
+    batch.write_text('{"question": "ok"}\n{"id": 2}\n')
+    code, _, err = run(capsys, "ask", "--batch", str(batch))
+    assert code == 2 and f"{batch}:2" in err and '"question"' in err
+
+
+def test_stale_named_index_says_how_to_rebuild(env, capsys, tmp_path):
+    src = tmp_path / "ep.md"
+    src.write_text("**A:** Hello there, this is a test episode about video.\n\n**B:** Indeed it is.\n")
+    assert run(capsys, "index", str(src), "--name", "mine")[0] == 0
+    src.write_text("**A:** Changed.\n")
+    code, _, err = run(capsys, "search", "video", "--index", "mine")
+    assert code == 4 and "stale" in err and "rag index SOURCES... --name mine" in err
+
+
+def test_transcript_json_and_no_heavy_imports(env):
+    code = ("import sys, json; from rag.cli import main; main(['transcript', sys.argv[1], '--json']); "
+            "heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'numpy', 'openai') if m in sys.modules]; "
+            "print(json.dumps(heavy), file=sys.stderr)")
+    from rag.parsers import default_sources
+
+    md = str(default_sources()[0]) if str(default_sources()[0]).endswith(".md") else str(default_sources()[1])
+    proc = subprocess.run([sys.executable, "-c", code, md], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
+    data = json.loads(proc.stdout)
+    assert set(data) >= {"episode", "chapters", "turns"}
+    turn = data["turns"][0]
+    assert {"speaker", "speaker_inferred", "chapter", "paragraphs"} <= set(turn)
+    assert {"start_s", "estimated", "text"} <= set(turn["paragraphs"][0])

@@ -1,0 +1,48 @@
+"""End to end with the real packaged model on the shipped episode: build, search, ask, refuse."""
+
+import re
+
+import pytest
+
+from rag.api import Assistant
+from rag.config import Config
+
+
+@pytest.fixture(scope="module")
+def assistant(tmp_path_factory):
+    config = Config(index_dir=tmp_path_factory.mktemp("indexes"))
+    return Assistant.load(backend="extractive", config=config)
+
+
+def test_answer_is_grounded_and_cited(assistant):
+    answer = assistant.ask("Why did Runway build its own research team?")
+    assert not answer.refused and answer.citations
+    passages = {h.chunk.id: h.chunk for h in answer.hits}
+    for c in answer.citations:
+        chunk = passages[c.passage_id]
+        assert c.quote in chunk.text                      # quoted verbatim
+        assert chunk.start_s <= c.start_s <= chunk.end_s  # the time is inside its passage
+        assert f"[{c.start}]" in answer.text
+    assert any("research" in c.quote for c in answer.citations)
+    assert all(re.fullmatch(r"\d\d:\d\d", c.start) for c in answer.citations)
+
+
+def test_search_finds_the_passage_and_its_chapter(assistant):
+    hits = assistant.search("What book does Runway give to every employee?", k=5)
+    assert any("Why greatness cannot be planned" in h.chunk.text for h in hits[:3])
+    funding = assistant.search("how did they fund the company", k=3, chapter="Navigating funding")
+    assert funding and all(h.chunk.chapter == "Navigating funding and customers" for h in funding)
+
+
+def test_off_topic_question_is_refused(assistant):
+    answer = assistant.ask("What is the recipe for a good sourdough bread?")
+    assert answer.refused and not answer.citations
+    assert "doesn't cover" in answer.text and answer.hits  # shows the nearest passages instead
+
+
+def test_follow_up_uses_the_conversation(assistant):
+    session = assistant.chat()
+    first = session.ask("What did Anastasis study at art school?")
+    second = session.ask("And why did he go there?")
+    assert second.standalone_question != "And why did he go there?"
+    assert session.history[0][1] == first.text and len(session.history) == 2

@@ -420,22 +420,8 @@ class BackgroundServer:
         self.stop()
 
 
-def one_blas_thread() -> None:
-    """Each request runs on one core: BLAS threads fighting the request threads (and each other)
-    for 2 cores made a query embedding 4x slower under load. Call before numpy loads if possible."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    if "numpy" in sys.modules:  # too late for the variables: limit the loaded pools instead
-        try:
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(1)
-        except ImportError:
-            pass
-
-
 def run(args) -> int:
-    one_blas_thread()
+    # (BLAS threading for query embeddings is limited where it matters, in rag/minilm.py.)
     import uvicorn
 
     from .api import Assistant

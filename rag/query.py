@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .timecode import parse_time
+from .timecode import format_time, parse_time
 
 STOPWORDS = frozenset("""
 a an the and or but if then so of to in on at by for with about from into over after before as is
@@ -52,9 +52,25 @@ class Scope:
     position: str | None = None      # "start" / "end" of the episode
 
 
+_NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen".split())}
+_NUMBER_WORDS.update({w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety"
+                                                      .split(), 2)})
+_NUMBER = (r"\d{1,3}(?:\.\d+)?|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-]+(?:one|two|"
+           r"three|four|five|six|seven|eight|nine))?|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)))
 _MINUTE_MARK = re.compile(
     r"\b(?:around|about|near|at|by|roughly|approximately)?\s*(?:the\s+)?"
-    r"(\d{1,3}(?:\.\d+)?)[\s-]*(?:minute|min)s?(?:[\s-]*(?:mark|point|in))?", re.I)
+    rf"\b({_NUMBER})[\s-]*(?:minute|min)s?(?:[\s-]*(?:mark|point|in))?", re.I)
+
+
+def number_value(text: str) -> float:
+    """"22", "22.5", "ten", "twenty-two" -> the number (spoken questions spell small numbers out)."""
+    text = text.lower().strip()
+    try:
+        return float(text)
+    except ValueError:
+        return float(sum(_NUMBER_WORDS.get(w, 0) for w in re.split(r"[\s-]+", text)))
 _CLOCK = re.compile(r"\b(\d{1,2}:\d{2}(?::\d{2})?)\b")
 _HALF = re.compile(r"\b(?:half(?:\s+an?)?|an?\s+half)[\s-]*hour\b", re.I)
 _SPEAKER_VERBS = r"(?:ask|asked|asks|say|said|says|wonder|wondered|mention|mentioned|want|wanted|bring|brought|raise|raised|question|questioned|suggest|suggested|think|thinks|thought|open|opened|introduce|introduced|describe|described|compare|compared)"
@@ -72,7 +88,7 @@ def parse_scope(question: str, chapters: list[str], speakers: dict[str, str]) ->
     if time_s is None:
         m = _MINUTE_MARK.search(question)
         if m and re.search(r"minute|min\b", m.group(0), re.I):
-            time_s = float(m.group(1)) * 60
+            time_s = number_value(m.group(1)) * 60
     if time_s is None and _HALF.search(question):
         time_s = 1800.0
     position = None
@@ -148,14 +164,89 @@ def is_follow_up(question: str) -> bool:
     return bool(_PRONOUN.search(question)) and len(content) <= 3
 
 
-def condense(question: str, history: list[str]) -> str:
+def condense(question: str, history: list[str], answers: list[str] | None = None) -> str:
     """Make a follow-up standalone by carrying the previous question's topic along.
 
     Deterministic rule: when the new question leans on the conversation (short, starts with "and"/
     "why", or is mostly pronouns), append the previous standalone question so retrieval sees both.
+    When the previous answer is given, the times it cited ride along as "@[MM:SS] ..." so retrieval
+    can favour passages near them: a follow-up is usually answered close to where the last answer was.
     """
     question = question.strip()
     if not history or not is_follow_up(question):
         return question
-    previous = history[-1].strip()
-    return f"{question} (following up on: {previous})"
+    previous = split_anchor(history[-1].strip())[0]
+    times = cited_times(answers[-1])[:3] if answers else []
+    anchor = (" @" + " ".join(f"[{format_time(t)}]" for t in times)) if times else ""
+    return f"{question} (following up on: {previous}{anchor})"
+
+
+# --- answer types ------------------------------------------------------------------------------
+
+_CAUSAL_Q = re.compile(r"\b(?:why|how come|what (?:was|is) the reason|for what reason|what (?:made|led|drove))\b", re.I)
+_CAUSAL_A = re.compile(r"\b(?:because|cause|reason|so that|in order to|that's why|which is why|due to|"
+                       r"the idea (?:was|is)|that's what|motivat\w*|led (?:us|to)|since)\b", re.I)
+
+
+def asks_why(question: str) -> bool:
+    """Questions asking for a reason; their answers tend to carry causal language."""
+    return bool(_CAUSAL_Q.search(question))
+
+
+def causal(sentence: str) -> bool:
+    return bool(_CAUSAL_A.search(sentence))
+
+
+# --- multi-part questions ----------------------------------------------------------------------
+
+_WH = r"(?:what|how|why|who|whom|whose|which|where|when|did|does|do|is|are|was|were|has|have|can|could|would|will)"
+_PART_BREAK = re.compile(rf"(?:,?\s+and\s+(?:also\s+)?|;\s*|,\s+(?:but|while)\s+|\?\s+(?:and\s+)?)(?={_WH}\b)", re.I)
+
+
+def decompose(question: str) -> list[str]:
+    """Split "What was X, and what does Y do today?" into its parts; one part when it has no break.
+
+    A coordinating "and"/";"/"?" directly followed by a new question word starts a second question
+    whose answer usually lies elsewhere in the episode, so each part is retrieved on its own. Only
+    breaks where both sides keep at least two content words count ("X and how" is not a question).
+    A follow-up's "(following up on: ...)" tail stays attached to every part.
+    """
+    tail = ""
+    m = _FOLLOWUP_TAIL.search(question)
+    if m:
+        question, tail = question[: m.start()], question[m.start():]
+    parts = [p.strip(" ,;") for p in _PART_BREAK.split(question) if p and p.strip(" ,;")]
+    if len(parts) < 2 or any(len(keywords(p)) < 2 for p in parts):
+        return [question.strip() + tail]
+    return [p + tail for p in parts]
+
+
+# --- follow-up anchors ---------------------------------------------------------------------------
+
+_FOLLOWUP_TAIL = re.compile(r"\s*\(following up on: .*\)\s*$", re.S)
+_ANCHOR = re.compile(r"\s*@\s*((?:\[\d{1,2}:\d{2}(?::\d{2})?\]\s*)+)\)\s*$")
+_CITED = re.compile(r"\[(\d{1,2}:\d{2}(?::\d{2})?)\]")
+
+
+def cited_times(text: str) -> list[float]:
+    """The ``[MM:SS]`` times an answer cites, in seconds, in order of appearance, without repeats."""
+    out: list[float] = []
+    for m in _CITED.finditer(text or ""):
+        try:
+            t = parse_time(m.group(1))
+        except ValueError:
+            continue
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def split_anchor(query: str) -> tuple[str, list[float]]:
+    """A condensed follow-up ends with "@[12:34] [13:05])": the times the previous answer cited.
+
+    Returns the query without those times (they are not words to embed or scope) and the times.
+    """
+    m = _ANCHOR.search(query)
+    if not m:
+        return query, []
+    return query[: m.start()] + ")", cited_times(m.group(1))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .embedding import Embedder
-from .query import Scope, keywords, parse_scope, speaker_aliases
+from .query import Scope, asks_why, causal, decompose, keywords, parse_scope, speaker_aliases, split_anchor
 from .store import StoredIndex
 from .types import Chunk, Hit
 
@@ -54,6 +54,8 @@ class Weights:
     time: float = 0.03       # scope boosts, on the RRF scale (1/(60+1) ~ 0.016 per first place)
     chapter: float = 0.025
     speaker: float = 0.01
+    followup: float = 0.015  # near the times the previous answer cited (soft: topic still decides)
+    causal: float = 0.03     # "why" questions: sentence-similarity bonus for causal language
     mmr_lambda: float = 0.75
 
 
@@ -84,6 +86,14 @@ class Retriever:
             hosts, guests = speakers[:1], speakers[1:2]
         self.aliases = speaker_aliases(hosts, guests)
         self.duration = max((c.end_s for c in self.chunks), default=0.0)
+        self.starts = np.array([c.start_s for c in self.chunks], dtype=np.float64)
+        self.ends = np.array([c.end_s for c in self.chunks], dtype=np.float64)
+        self.sent_causal = np.array([causal(self.chunks[ci].sentences[si].text) for ci, si in self.sent_rows],
+                                    dtype=np.float32)
+        self.doc_freq: dict[str, int] = {}
+        for c in self.chunks:
+            for word in set(keywords(c.text)):
+                self.doc_freq[word] = self.doc_freq.get(word, 0) + 1
 
     def scope(self, query: str) -> Scope:
         return parse_scope(query, self.chapters, self.aliases)
@@ -92,13 +102,63 @@ class Retriever:
                scope: Scope | None = None, candidates: int = 40) -> list[Hit]:
         if not self.chunks:
             return []
+        query, anchor_times = split_anchor(query)
         scope = self.scope(query) if scope is None else scope
+        allowed = np.array([filters.admits(c) for c in self.chunks])
+        if not allowed.any():
+            return []
+        # A two-part question ("What was X, and what does Y do today?") is retrieved part by part
+        # and the rankings interleaved, so each part gets passages near the top.
+        ranked = [self._rank(part, scope, anchor_times, allowed, k, candidates)
+                  for part in decompose(query)]
+        if len(ranked) == 1:
+            picked, (fused, dense, sent_sims, sent_best, bm25) = ranked[0]
+        else:
+            picked = []
+            for group in zip(*[r[0] for r in ranked]):
+                picked += [i for i in group if i not in picked]
+            for r in ranked:
+                picked += [i for i in r[0] if i not in picked]
+            picked = picked[:k]
+            fused, dense, sent_sims, sent_best, bm25 = (np.max([r[1][j] for r in ranked], axis=0)
+                                                        for j in range(5))
+        hits = []
+        shown = np.inf
+        for rank, i in enumerate(picked, 1):
+            chunk = self.chunks[i]
+            matched = self._sentence_order(i, sent_sims)
+            # The rank is the contract: MMR and part interleaving may place a passage above a
+            # higher-scored one, so the score shown never exceeds the one ranked above it.
+            shown = min(shown, float(fused[i]))
+            hits.append(Hit(chunk=chunk, score=shown, rank=rank, matched=matched, scores={
+                "dense": float(dense[i]), "sentence": float(sent_best[i]), "bm25": float(bm25[i]),
+                "bm25_max": float(bm25.max()) if len(bm25) else 0.0,
+                "dense_rank": int((dense > dense[i]).sum()) + 1,
+                "bm25_rank": int((bm25 > bm25[i]).sum()) + 1,
+                "sentence_scores": {int(si): float(s) for si, s in self._sentence_scores(i, sent_sims)},
+                "coverage": self.coverage(query),
+            }))
+        return hits
+
+    def coverage(self, query: str) -> float:
+        """IDF-weighted share of the question's content words that occur anywhere in the index."""
+        words = [w for w in dict.fromkeys(keywords(query)) if not w.isdigit()]
+        if not words:
+            return 1.0
+        n = len(self.chunks)
+        weight = {w: math.log(1 + n / (1 + self.doc_freq.get(w, 0))) for w in words}
+        return sum(weight[w] for w in words if w in self.doc_freq) / sum(weight.values())
+
+    def _rank(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray,
+              k: int, candidates: int):
         q = self.embedder.embed_query(query).astype(np.float32)
         dense = self.chunk_vecs @ q
         sent_sims = self.sent_vecs @ q if len(self.sent_vecs) else np.zeros(0, np.float32)
         if scope.speaker and len(sent_sims):
             # "What did Chris ask about X": that speaker's sentences about X beat the other's.
             sent_sims = sent_sims + 0.08 * (self.sent_speakers == scope.speaker)
+        if len(sent_sims) and self.weights.causal and asks_why(query):
+            sent_sims = sent_sims + self.weights.causal * self.sent_causal
         sent_best = np.full(len(self.chunks), -1.0, dtype=np.float32)
         if len(sent_sims):
             np.maximum.at(sent_best, self.sent_rows[:, 0], sent_sims)
@@ -106,9 +166,6 @@ class Retriever:
         bm25 = np.asarray(self.bm25.get_scores(qwords), dtype=np.float32) if qwords else \
             np.zeros(len(self.chunks), np.float32)
 
-        allowed = np.array([filters.admits(c) for c in self.chunks])
-        if not allowed.any():
-            return []
         fused = np.zeros(len(self.chunks), dtype=np.float64)
         w = self.weights
         for weight, scores in ((w.dense, dense), (w.sentence, sent_best), (w.bm25, bm25)):
@@ -119,22 +176,19 @@ class Retriever:
             ranks[order] = np.arange(1, len(scores) + 1)
             fused += weight * np.where(scores > 0, 1.0 / (RRF_K + ranks), 0.0)
         fused += self._scope_boost(scope)
+        if anchor_times and w.followup:
+            fused += w.followup * self._near(anchor_times, 180.0)
         fused[~allowed] = -np.inf
-
         order = [i for i in np.argsort(-fused, kind="stable")[:candidates] if np.isfinite(fused[i])]
-        picked = self._mmr(order, fused, k)
-        hits = []
-        for rank, i in enumerate(picked, 1):
-            chunk = self.chunks[i]
-            matched = self._sentence_order(i, sent_sims)
-            hits.append(Hit(chunk=chunk, score=float(fused[i]), rank=rank, matched=matched, scores={
-                "dense": float(dense[i]), "sentence": float(sent_best[i]), "bm25": float(bm25[i]),
-                "bm25_max": float(bm25.max()) if len(bm25) else 0.0,
-                "dense_rank": int((dense > dense[i]).sum()) + 1,
-                "bm25_rank": int((bm25 > bm25[i]).sum()) + 1,
-                "sentence_scores": {int(si): float(s) for si, s in self._sentence_scores(i, sent_sims)},
-            }))
-        return hits
+        return self._mmr(order, fused, k), (fused, dense, sent_sims, sent_best, bm25)
+
+    def _near(self, times: list[float], width: float) -> np.ndarray:
+        """1 for passages spanning one of ``times``, falling off as a Gaussian of the distance."""
+        out = np.zeros(len(self.chunks))
+        for t in times:
+            dist = np.maximum.reduce([self.starts - t, t - self.ends, np.zeros(len(self.chunks))])
+            out = np.maximum(out, np.exp(-((dist / width) ** 2)))
+        return out
 
     def _scope_boost(self, scope: Scope) -> np.ndarray:
         w = self.weights
@@ -143,9 +197,7 @@ class Retriever:
         if target is None and scope.position and self.duration:
             target = 60.0 if scope.position == "start" else self.duration - 90.0
         if target is not None:
-            for i, c in enumerate(self.chunks):
-                dist = max(c.start_s - target, target - c.end_s, 0.0)
-                boost[i] += w.time * math.exp(-((dist / 150.0) ** 2))
+            boost += w.time * self._near([target], 150.0)
         if scope.chapter:
             boost += w.chapter * np.array([c.chapter == scope.chapter for c in self.chunks])
         if scope.speaker:

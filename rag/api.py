@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .answer.base import Answerer, AnswerStream, collect
-from .answer.extractive import ExtractiveAnswerer
+from .answer.extractive import ExtractiveAnswerer, policy_for
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
@@ -95,7 +95,7 @@ class Assistant:
         embedder = embedder or make_embedder(config.embed_model)
         stored = open_index(index, config=config, embedder=embedder, progress=progress)
         retriever = Retriever(stored, embedder)
-        extractive = ExtractiveAnswerer()
+        extractive = ExtractiveAnswerer(policy=policy_for(embedder.name))  # thresholds are per model
         answerer, notice = extractive, None
         if backend in ("auto", "openai"):
             if chat_model is None and config.chat_configured:

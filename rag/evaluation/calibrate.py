@@ -13,8 +13,11 @@ import sys
 from .metrics import calibrate, load_items
 
 
+FEATURES = ("sentence", "dense", "coverage", "mismatch")
+
+
 def confidences(assistant, items, k: int = 5) -> list[dict]:
-    from ..answer.extractive import confidence
+    from ..answer.extractive import confidence, features
 
     rows = []
     for it in items:
@@ -25,8 +28,31 @@ def confidences(assistant, items, k: int = 5) -> list[dict]:
         q = assistant.standalone(it["question"], history)
         hits = assistant.search(q, k=k)
         rows.append({"id": it["id"], "type": it["type"], "answerable": bool(it["answerable"]),
-                     "confidence": float(confidence(q, hits))})
+                     "confidence": float(confidence(q, hits, assistant.extractive.policy)),
+                     "features": features(q, hits)})
     return rows
+
+
+def fit_logistic(rows: list[dict], l2: float = 1.0, steps: int = 20000, lr: float = 1.0) -> dict:
+    """L2-regularised logistic regression of "unanswerable" on FEATURES (plain gradient descent).
+
+    Returns confidence weights: the negated coefficients scaled so the positive ones sum to 1 (the
+    mismatch feature keeps its own sign as a penalty), ready for ``RefusalPolicy``.
+    """
+    import numpy as np
+
+    x = np.array([[r["features"][f] for f in FEATURES] for r in rows], dtype=np.float64)
+    y = np.array([0.0 if r["answerable"] else 1.0 for r in rows])
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(x @ w + b)))
+        w -= lr * (x.T @ (p - y) + l2 * w) / len(y)
+        b -= lr * float(np.mean(p - y))
+    conf = -w
+    scale = float(conf[:3].clip(min=0).sum()) or 1.0
+    return {"sentence_weight": round(float(conf[0]) / scale, 3), "dense_weight": round(float(conf[1]) / scale, 3),
+            "coverage_weight": round(float(conf[2]) / scale, 3), "type_weight": round(float(-conf[3]) / scale, 3),
+            "coefficients": [round(float(c), 3) for c in w], "intercept": round(float(b), 3)}
 
 
 def main(argv=None) -> int:
@@ -39,12 +65,27 @@ def main(argv=None) -> int:
     ap.add_argument("--split", choices=["dev", "test", "all"], default="dev")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--max-false-refusals", type=float, default=0.10)
+    ap.add_argument("--fit", action="store_true",
+                    help="refit the confidence weights (logistic regression) before choosing the threshold")
     args = ap.parse_args(argv)
     if args.split != "dev":
         print("warning: calibrating on a split other than dev", file=sys.stderr)
     assistant = Assistant.load(backend="extractive")
     rows = confidences(assistant, select(load_items(args.file), args.split), k=args.k)
     in_use = assistant.extractive.policy.threshold
+    if args.fit:
+        from dataclasses import replace
+
+        from ..answer.extractive import confidence
+
+        fitted = fit_logistic(rows)
+        print(f"fitted weights: {fitted}")
+        policy = replace(assistant.extractive.policy, **{k: v for k, v in fitted.items()
+                                                         if k.endswith("_weight")})
+        for r in rows:   # confidences under the refitted weights, from the same features
+            f = r["features"]
+            r["confidence"] = (policy.sentence_weight * f["sentence"] + policy.dense_weight * f["dense"]
+                               + policy.coverage_weight * f["coverage"] - policy.type_weight * f["mismatch"])
     text, _ = tradeoff_table(rows, in_use)
     best = calibrate(rows, args.max_false_refusals)
     print(text)

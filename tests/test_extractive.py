@@ -1,0 +1,50 @@
+"""The extractive answerer's refusal: answer-type checks, coverage, per-embedder policies."""
+
+from rag.answer.extractive import (DEFAULT_POLICY, MINILM_POLICY, ExtractiveAnswerer, RefusalPolicy,
+                                   confidence, features, policy_for, type_mismatch)
+from rag.types import Chunk, Hit, Sentence
+
+
+def hit(text: str, sim: float = 0.6, coverage: float = 1.0) -> Hit:
+    s = Sentence(text=text, speaker="Guest", start_s=61.0, estimated=False)
+    chunk = Chunk(id="c1", episode="e", chapter=None, speakers=("Guest",), start_s=60.0, end_s=90.0,
+                  sentences=(s,))
+    return Hit(chunk=chunk, score=0.05, rank=1, matched=(0,), scores={
+        "dense": sim, "sentence": sim, "coverage": coverage, "sentence_scores": {0: sim}})
+
+
+def test_number_questions_need_a_number():
+    assert type_mismatch("How much does the subscription cost?", [hit("It is a great product for artists.")])
+    assert not type_mismatch("How much does it cost?", [hit("It costs $12 a month for creators.")])
+    assert not type_mismatch("In what year did it launch?", [hit("We launched it in 2018 with artists.")])
+    assert not type_mismatch("What did they build?", [hit("A tool for artists.")])
+
+
+def test_confidence_uses_coverage_and_answer_type():
+    covered = [hit("It costs $12 a month for creators.", coverage=1.0)]
+    uncovered = [hit("It is a great product for artists.", coverage=0.1)]
+    q = "How much does the subscription cost?"
+    assert confidence(q, covered) > MINILM_POLICY.threshold > confidence(q, uncovered)
+    assert features(q, []) == {"sentence": 0.0, "dense": 0.0, "coverage": 0.0, "mismatch": 1.0}
+    assert confidence(q, []) == 0.0
+
+
+def test_answerer_refuses_below_threshold_and_answers_above():
+    answerer = ExtractiveAnswerer(policy=MINILM_POLICY)
+    refused = answerer.answer("What is their annual revenue?", [hit("We love making films with artists.",
+                                                                     sim=0.3, coverage=0.1)])
+    assert refused.refused and refused.text.startswith("The interview doesn't cover that.")
+    ok = answerer.answer("What do they make films with?", [hit("We love making films with artists.")])
+    assert not ok.refused and "[01:01]" in ok.text and ok.citations
+
+
+def test_policies_are_per_embedder():
+    assert policy_for("all-MiniLM-L6-v2") is MINILM_POLICY
+    assert policy_for("sentence-transformers/all-MiniLM-L6-v2") is MINILM_POLICY
+    assert policy_for("fake-64") is DEFAULT_POLICY and policy_for(None) is DEFAULT_POLICY
+    # the default ignores similarity scales: low fake-embedder similarities do not refuse
+    low_sim = [hit("We love making films with artists.", sim=0.02, coverage=0.9)]
+    assert not ExtractiveAnswerer(policy=DEFAULT_POLICY).answer("What films?", low_sim).refused
+    assert ExtractiveAnswerer(policy=MINILM_POLICY).answer("What films?", [hit("x y z w.", sim=0.02,
+                                                                                coverage=0.2)]).refused
+    assert isinstance(RefusalPolicy(), RefusalPolicy)

@@ -1,0 +1,52 @@
+"""Question understanding: scope parsing, multi-part decomposition, follow-up condensation."""
+
+from rag.query import (asks_why, causal, cited_times, condense, decompose, keywords, parse_scope,
+                       speaker_aliases, split_anchor)
+
+ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
+CHAPTERS = ["Navigating funding and customers", "Where video generation is heading"]
+
+
+def test_minute_marks_digits_words_and_clock():
+    assert parse_scope("Around the 22-minute mark, what?", [], {}).time_s == 1320
+    assert parse_scope("About ten minutes in, what did he say?", [], {}).time_s == 600
+    assert parse_scope("around twenty-two minutes in", [], {}).time_s == 1320
+    assert parse_scope("What did he say at 12:30?", [], {}).time_s == 750
+    assert parse_scope("What is a video model?", [], {}).time_s is None
+
+
+def test_chapter_speaker_and_position():
+    s = parse_scope("In the part about funding and customers, what did Chris ask?", CHAPTERS, ALIASES)
+    assert s.chapter == "Navigating funding and customers" and s.speaker == "Chris Benson"
+    assert parse_scope("What did the guest say near the end?", CHAPTERS, ALIASES).position == "end"
+    assert parse_scope("What is a model?", CHAPTERS, ALIASES) == parse_scope("x y z", [], {})
+
+
+def test_decompose_splits_two_questions_only():
+    assert decompose("What was their early product, and what does the new model do today?") == [
+        "What was their early product", "what does the new model do today?"]
+    assert decompose("What do the drawing tool story and the model days show?") == [
+        "What do the drawing tool story and the model days show?"]
+    # "and how" with nothing after it is not a second question
+    assert len(decompose("Who built it and how?")) == 1
+
+
+def test_condense_carries_topic_and_cited_times():
+    q = condense("What did he take away from that?", ["What did artists do with the tool?"],
+                 ['Anastasis [11:10]: "x" [11:19]: "y"'])
+    assert q.startswith("What did he take away from that? (following up on: What did artists do")
+    text, times = split_anchor(q)
+    assert times == [670, 679] and "@" not in text and text.endswith("tool?)")
+    # the times do not become a time scope, and a standalone question is left alone
+    assert parse_scope(text, [], {}).time_s is None
+    assert condense("What book does Runway give to every new employee?", ["x"], ["[01:00]"]) == \
+        "What book does Runway give to every new employee?"
+    assert decompose(q) == [q]
+
+
+def test_cited_times_and_causal_language():
+    assert cited_times("a [01:02] b [1:02:03] c [01:02]") == [62, 3723]
+    assert asks_why("Why did they build it?") and asks_why("How come it worked?")
+    assert not asks_why("What did they build?")
+    assert causal("We did it because artists asked.") and not causal("We built a tool.")
+    assert keywords("The funding rounds") == ["fund", "round"]

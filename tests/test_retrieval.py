@@ -1,0 +1,101 @@
+"""Retrieval on a hand-built index with the fake embedder: filters, scope and follow-up boosts,
+multi-part interleaving, MMR, monotone scores and the coverage signal."""
+
+import pytest
+
+from rag.api import Assistant, build_index
+from rag.config import ChunkSettings, Config
+from rag.embedding import FakeEmbedder
+from rag.retrieval import Filters, Weights
+
+TURNS = [
+    ("00:10", "Chris Benson", "Welcome to the show. What are you building at the company?"),
+    ("00:20", "Anastasis Germanidis", "We build video generation models for artists and filmmakers."),
+    ("05:00", "Chris Benson", "How did you raise money early on?"),
+    ("05:10", "Anastasis Germanidis", "We raised a seed round from investors who believed in creative tools."),
+    ("10:00", "Chris Benson", "What was the first product like?"),
+    ("10:10", "Anastasis Germanidis", "The first product was a drawing tool for street scenes."),
+    ("15:00", "Chris Benson", "Tell me about the film festival."),
+    ("15:10", "Anastasis Germanidis", "The film festival shows short films made with generative video."),
+    ("20:00", "Chris Benson", "Where is video generation heading?"),
+    ("20:10", "Anastasis Germanidis", "Video models will learn physics because they predict the next frame."),
+]
+
+
+@pytest.fixture(scope="module")
+def assistant(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("retrieval")
+    src = tmp / "episode-1.md"
+    src.write_text("\n\n".join(f"**{who}:** \\[{t}\\] {text}" for t, who, text in TURNS) + "\n")
+    config = Config(index_dir=tmp / "idx", chunking=ChunkSettings(max_tokens=40, question_context_tokens=0))
+    build_index([src], name="ep", config=config, embedder=FakeEmbedder())
+    return Assistant.load("ep", config=config, embedder=FakeEmbedder(), backend="extractive")
+
+
+def texts(hits):
+    return [h.chunk.text for h in hits]
+
+
+def test_finds_the_passage_and_scores_are_monotone(assistant):
+    hits = assistant.search("seed round investors", k=3)
+    assert "seed round" in hits[0].chunk.text
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True) and [h.rank for h in hits] == [1, 2, 3]
+
+
+def test_filters(assistant):
+    hits = assistant.search("video", k=10, start_s=600, end_s=960)
+    assert hits and all(h.chunk.end_s >= 600 and h.chunk.start_s <= 960 for h in hits)
+    hits = assistant.search("video", k=10, speaker="Chris")
+    assert all(any("Chris" in s.speaker for s in h.chunk.sentences) for h in hits)
+    assert Filters(speaker="nobody").admits(hits[0].chunk) is False
+
+
+def test_time_scope_boost(assistant):
+    hit = assistant.search("Around the 15-minute mark, what did he say?", k=1)[0]
+    assert hit.chunk.start_s <= 15 * 60 + 60 and hit.chunk.end_s >= 15 * 60 - 60
+
+
+def test_followup_anchor_favours_the_previous_answer_time(assistant):
+    r = assistant.retriever
+    old = r.weights
+    try:
+        r.weights = Weights(followup=1.0)    # make the boost decide, to test where it lands
+        for t, secs in (("[20:10]", 1210), ("[05:10]", 310)):
+            hit = r.search(f"Anything else? (following up on: what next @{t})", k=1)[0]
+            assert hit.chunk.start_s <= secs <= hit.chunk.end_s
+    finally:
+        r.weights = old
+    assert r._near([910.0], 180.0).max() == pytest.approx(1.0)
+
+
+def test_multi_part_question_gets_both_parts_in_the_top(assistant):
+    hits = assistant.search("How did they raise the seed round, and what was the first drawing tool?", k=2)
+    joined = " ".join(texts(hits))
+    assert "seed round" in joined and "drawing tool" in joined
+
+
+def test_mmr_skips_near_duplicates(assistant):
+    r = assistant.retriever
+    order = list(range(len(r.chunks)))
+    import numpy as np
+
+    fused = np.linspace(1.0, 0.5, len(order))
+    r.chunk_vecs[1] = r.chunk_vecs[0]          # chunk 1 repeats chunk 0
+    old = r.weights
+    try:
+        r.weights = Weights(mmr_lambda=0.5)
+        assert 1 not in r._mmr(order, fused, 2)
+        r.weights = Weights(mmr_lambda=1.0)
+        assert r._mmr(order, fused, 2) == [0, 1]
+    finally:
+        r.weights = old
+        r.chunk_vecs[1] = r.index.chunk_index.reconstruct(1)
+
+
+def test_coverage_counts_words_missing_from_the_transcript(assistant):
+    r = assistant.retriever
+    assert r.coverage("video generation models") == pytest.approx(1.0)
+    assert r.coverage("quarterly revenue spreadsheet") == 0.0
+    hits = assistant.search("video models", k=1)
+    assert hits[0].scores["coverage"] == pytest.approx(1.0)

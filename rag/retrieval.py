@@ -51,6 +51,7 @@ class Weights:
     dense: float = 1.0
     sentence: float = 1.0
     bm25: float = 1.0
+    sentence_bm25: float = 1.0  # BM25 over sentence windows, best window per passage
     time: float = 0.03       # scope boosts, on the RRF scale (1/(60+1) ~ 0.016 per first place)
     chapter: float = 0.025
     speaker: float = 0.01
@@ -77,6 +78,14 @@ class Retriever:
         self.bm25 = bm25s.BM25()
         corpus = [keywords(f"{c.chapter or ''} {c.text}") or ["_empty_"] for c in self.chunks]
         self.bm25.index(corpus, show_progress=False)
+        # Lexical small-to-big: a passage's long text dilutes BM25 (length normalisation), so the
+        # sentence that repeats the question's rare words is scored on its own too.
+        from .store import sentence_window
+
+        self.sent_bm25 = bm25s.BM25()
+        windows = [keywords(sentence_window(self.chunks[ci], si)) or ["_empty_"]
+                   for ci, si in self.sent_rows] or [["_empty_"]]
+        self.sent_bm25.index(windows, show_progress=False)
         self.chapters = [c["title"] for t in index.transcripts for c in t.get("chapters", [])
                          if not c.get("sponsor")]
         hosts = [h for t in index.transcripts for h in t["episode"].get("hosts", [])]
@@ -166,9 +175,14 @@ class Retriever:
         bm25 = np.asarray(self.bm25.get_scores(qwords), dtype=np.float32) if qwords else \
             np.zeros(len(self.chunks), np.float32)
 
+        sent_lex = np.zeros(len(self.chunks), dtype=np.float32)
+        if qwords and len(self.sent_rows) and self.weights.sentence_bm25:
+            np.maximum.at(sent_lex, self.sent_rows[:, 0],
+                          np.asarray(self.sent_bm25.get_scores(qwords), dtype=np.float32))
         fused = np.zeros(len(self.chunks), dtype=np.float64)
         w = self.weights
-        for weight, scores in ((w.dense, dense), (w.sentence, sent_best), (w.bm25, bm25)):
+        for weight, scores in ((w.dense, dense), (w.sentence, sent_best), (w.bm25, bm25),
+                               (w.sentence_bm25, sent_lex)):
             if weight == 0 or not np.any(scores > 0):
                 continue
             order = np.argsort(-scores, kind="stable")

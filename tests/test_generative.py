@@ -158,8 +158,8 @@ def test_answerer_protocol_and_prompt():
     assert isinstance(answerer, Answerer) and answerer.name == "openai"
     events = list(answerer.stream("What is Gen-2?", HITS))
     assert isinstance(events[-1], Answer) and all(isinstance(e, str) for e in events[:-1])
-    assert "".join(events[:-1]) == "Gen-2 is Runway's video generation model [P1]."  # raw deltas
     answer = events[-1]
+    assert "".join(events[:-1]) == answer.text  # the deltas stream the checked text, times included
     assert answer.text == "Gen-2 is Runway's video generation model [13:46]."
     assert answer.backend == "openai" and not answer.refused and not answer.notes
     system, user = model.calls[0]
@@ -252,3 +252,12 @@ def test_condense_question():
         "What did Anastasis say about Gen-2's training data?"
     assert "User: What is Gen-2?" in model.calls[0][1]["content"]
     assert condense_question(model, [], "Standalone?") == "Standalone?"
+
+
+def test_streamed_deltas_never_show_labels_or_invented_citations():
+    model = FakeChatModel(["Gen-2 makes video [P1]. Runway raised $1B [P9] [99:00]. Done [P1]."],
+                          chunk_size=3)
+    events = list(ChatAnswerer(model).stream("q?", HITS))
+    streamed = "".join(e for e in events if isinstance(e, str))
+    assert streamed == events[-1].text
+    assert "[P" not in streamed and "[99:00]" not in streamed and "[13:" in streamed

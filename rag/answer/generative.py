@@ -35,6 +35,15 @@ _REFUSAL_RE = re.compile(
 TokenCounter = Callable[[str], int]
 
 
+def _settled(parts: list[str]) -> str:
+    """The raw text so far, minus a trailing citation bracket that has not closed yet."""
+    raw = "".join(parts)
+    open_at = raw.rfind("[")
+    if open_at != -1 and "]" not in raw[open_at:] and len(raw) - open_at <= 80:
+        return raw[:open_at]
+    return raw
+
+
 def is_refusal(text: str) -> bool:
     return bool(_REFUSAL_RE.search(text))
 
@@ -129,17 +138,26 @@ class ChatAnswerer:
             return
         messages, kept = self.messages(question, hits)
         parts: list[str] = []
+        emitted = ""
         try:
             for delta in self.model.stream(messages, temperature=self.temperature,
                                            max_tokens=self.max_answer_tokens):
                 parts.append(delta)
-                yield delta
+                # Stream the checked rendering, not the raw text: a client that joins the deltas
+                # must see [MM:SS] times (never our [P2] labels) and no invented citation.
+                rendered = check_citations(_settled(parts), kept).text
+                if len(rendered) > len(emitted) and rendered.startswith(emitted):
+                    yield rendered[len(emitted):]
+                    emitted = rendered
         except ChatModelError as err:
             if self.fallback is None:
                 raise
             yield from self._fall_back(question, hits, err)
             return
-        yield self._final(question, "".join(parts), kept, dropped=len(hits) - len(kept))
+        final = self._final(question, "".join(parts), kept, dropped=len(hits) - len(kept))
+        if final.text.startswith(emitted) and len(final.text) > len(emitted):
+            yield final.text[len(emitted):]
+        yield final
 
     def _final(self, question: str, raw: str, kept: list[Hit], dropped: int) -> Answer:
         notes: list[str] = []

@@ -113,7 +113,8 @@ class Retriever:
             return []
         query, anchor_times = split_anchor(query)
         scope = self.scope(query) if scope is None else scope
-        allowed = np.array([filters.admits(c) for c in self.chunks])
+        allowed = (np.ones(len(self.chunks), dtype=bool) if filters == Filters()
+                   else np.array([filters.admits(c) for c in self.chunks]))
         if not allowed.any():
             return []
         # A two-part question ("What was X, and what does Y do today?") is retrieved part by part
@@ -133,6 +134,7 @@ class Retriever:
                                                         for j in range(5))
         hits = []
         shown = np.inf
+        coverage = self.coverage(query)
         for rank, i in enumerate(picked, 1):
             chunk = self.chunks[i]
             matched = self._sentence_order(i, sent_sims)
@@ -145,7 +147,7 @@ class Retriever:
                 "dense_rank": int((dense > dense[i]).sum()) + 1,
                 "bm25_rank": int((bm25 > bm25[i]).sum()) + 1,
                 "sentence_scores": {int(si): float(s) for si, s in self._sentence_scores(i, sent_sims)},
-                "coverage": self.coverage(query),
+                "coverage": coverage,
             }))
         return hits
 
@@ -227,18 +229,17 @@ class Retriever:
         rel = fused[order]
         rel = (rel - rel.min()) / (rel.max() - rel.min() + 1e-9)
         lam = self.weights.mmr_lambda
+        vecs = self.chunk_vecs[order]
+        sims = vecs @ vecs.T                      # candidate-to-candidate similarity, once
+        redundancy = np.zeros(len(order))         # max similarity to anything picked so far
+        available = np.ones(len(order), dtype=bool)
         picked: list[int] = []
-        remaining = list(range(len(order)))
-        while remaining and len(picked) < k:
-            best, best_score = None, -np.inf
-            for j in remaining:
-                redundancy = max((float(self.chunk_vecs[order[j]] @ self.chunk_vecs[order[p]])
-                                  for p in picked), default=0.0)
-                score = lam * rel[j] - (1 - lam) * redundancy
-                if score > best_score:
-                    best, best_score = j, score
+        while available.any() and len(picked) < k:
+            score = np.where(available, lam * rel - (1 - lam) * redundancy, -np.inf)
+            best = int(np.argmax(score))
             picked.append(best)
-            remaining.remove(best)
+            available[best] = False
+            redundancy = np.maximum(redundancy, sims[best])
         return [order[j] for j in picked]
 
     def _sentence_scores(self, chunk_no: int, sent_sims: np.ndarray) -> list[tuple[int, float]]:

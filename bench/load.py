@@ -1,18 +1,20 @@
 """Loopback load test of `rag serve` with the real default model and index.
 
-    python bench/load.py                       # /search then /ask, 10 s or 2,000 requests each
-    python bench/load.py --concurrency 1 --duration 5 --endpoints search
+    python bench/load.py                       # /search then /ask at 1, 2 and 4 clients, 10 s each
+    python bench/load.py --concurrency 2 --duration 5 --endpoints search
 
 Starts `rag serve` as a subprocess on 127.0.0.1 (a free port; the default index is built on first
 use, ~20 s), waits for /health, then drives each endpoint from a few client threads that each
 keep one httpx connection alive. Bounded: at most --max-requests and --duration per endpoint, and
-loopback only. Prints requests/s and latency percentiles per endpoint, and a verdict against the
-target: /search p50 <= 20 ms and >= 100 requests/s.
+loopback only. Prints requests/s and latency percentiles per endpoint and client count, and a
+verdict against the target: /search p50 <= 20 ms and >= 100 requests/s at the same client count.
+(Throughput needs concurrency, latency grows with it: on 2 cores the sweet spot is 2 clients.)
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import socket
@@ -22,6 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -72,27 +75,37 @@ def drive(url: str, path: str, body_of, *, concurrency: int, duration: float, ma
     issued = [0]
     deadline = time.monotonic() + duration
 
+    parts = urlsplit(url)
+
     def worker(n: int) -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
+        # http.client, not httpx: the load generator shares the 2 cores with the server, and the
+        # stdlib client costs a few percent of a core where httpx costs several times that.
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        try:
             while time.monotonic() < deadline:
                 with lock:
                     if issued[0] >= max_requests:
                         return
                     i = issued[0]
                     issued[0] += 1
+                body = json.dumps(body_of(i))
                 t0 = time.perf_counter()
                 try:
-                    r = client.post(path, json=body_of(i))
-                    ok = r.status_code == 200
-                    r.json()
-                except (httpx.HTTPError, ValueError) as e:
-                    ok, r = False, e
+                    conn.request("POST", path, body, {"content-type": "application/json"})
+                    r = conn.getresponse()
+                    json.loads(r.read())
+                    problem = None if r.status == 200 else str(r.status)
+                except (OSError, http.client.HTTPException, ValueError) as e:
+                    problem = repr(e)
+                    conn.close()  # reconnects on the next request
                 dt = time.perf_counter() - t0
                 with lock:
-                    if ok:
+                    if problem is None:
                         latencies.append(dt)
                     else:
-                        errors.append(str(getattr(r, "status_code", r)))
+                        errors.append(problem)
+        finally:
+            conn.close()
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
     t0 = time.perf_counter()
@@ -114,13 +127,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint (max 60)")
     ap.add_argument("--max-requests", type=int, default=2000, help="requests per endpoint (max 10000)")
-    ap.add_argument("--concurrency", type=int, default=4, help="client threads (max 32)")
+    ap.add_argument("--concurrency", default="1,2,4",
+                    help="client threads, or a comma-separated sweep (each at most 32)")
     ap.add_argument("--endpoints", default="search,ask")
     ap.add_argument("--url", help="an already running server instead of starting one (loopback only)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args(argv)
     duration, max_requests = min(args.duration, 60.0), min(args.max_requests, 10_000)
-    concurrency = max(1, min(args.concurrency, 32))
+    try:
+        levels = [max(1, min(int(c), 32)) for c in str(args.concurrency).split(",") if c.strip()]
+    except ValueError:
+        raise SystemExit("--concurrency takes numbers, e.g. 2 or 1,2,4") from None
 
     proc = None
     if args.url:
@@ -143,43 +160,52 @@ def main(argv=None) -> int:
     try:
         health = httpx.get(url + "/health").json()
         print(f"server: index {health['index']!r}, {health['chunks']} chunks, {health['backend']}; "
-              f"{concurrency} client threads, <= {duration:g}s / {max_requests} requests per endpoint;"
+              f"client threads {levels}, <= {duration:g}s / {max_requests} requests per run;"
               f" cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
         for name in [e.strip() for e in args.endpoints.split(",") if e.strip()]:
             path, body_of = bodies[name]
             drive(url, path, body_of, concurrency=1, duration=5, max_requests=len(QUESTIONS))  # warm
-            lat, errors, wall = drive(url, path, body_of, concurrency=concurrency,
-                                      duration=duration, max_requests=max_requests)
-            results[path] = {
-                "requests": len(lat), "errors": len(errors), "seconds": round(wall, 2),
-                "rps": round(len(lat) / wall, 1) if wall else 0.0,
-                "p50_ms": round(pct(lat, 50) * 1e3, 1), "p90_ms": round(pct(lat, 90) * 1e3, 1),
-                "p99_ms": round(pct(lat, 99) * 1e3, 1),
-                "mean_ms": round(statistics.fmean(lat) * 1e3, 1) if lat else None,
-            }
-            if errors:
-                results[path]["error_sample"] = errors[:3]
+            for concurrency in levels:
+                lat, errors, wall = drive(url, path, body_of, concurrency=concurrency,
+                                          duration=duration, max_requests=max_requests)
+                results[(path, concurrency)] = summarise(lat, errors, wall)
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=10)
 
-    print(f"\n{'endpoint':<9} {'requests':>8} {'errors':>6} {'req/s':>7} {'p50 ms':>7} "
+    print(f"\n{'endpoint':<9} {'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>7} {'p50 ms':>7} "
           f"{'p90 ms':>7} {'p99 ms':>7}")
-    for path, r in results.items():
-        print(f"{path:<9} {r['requests']:>8} {r['errors']:>6} {r['rps']:>7} {r['p50_ms']:>7} "
-              f"{r['p90_ms']:>7} {r['p99_ms']:>7}")
+    for (path, clients), r in results.items():
+        print(f"{path:<9} {clients:>7} {r['requests']:>8} {r['errors']:>6} {r['rps']:>7} "
+              f"{r['p50_ms']:>7} {r['p90_ms']:>7} {r['p99_ms']:>7}")
     verdict = 0
-    if "/search" in results:
-        r = results["/search"]
-        ok = r["p50_ms"] <= TARGET_P50_MS and r["rps"] >= TARGET_RPS and not r["errors"]
-        print(f"\n/search target (p50 <= {TARGET_P50_MS:g} ms, >= {TARGET_RPS:g} req/s, no errors): "
-              f"{'MET' if ok else 'MISSED'} (p50 {r['p50_ms']} ms, {r['rps']} req/s)")
-        verdict = 0 if ok else 1
+    runs = [(c, r) for (path, c), r in results.items() if path == "/search"]
+    if runs:
+        met = [c for c, r in runs
+               if r["p50_ms"] <= TARGET_P50_MS and r["rps"] >= TARGET_RPS and not r["errors"]]
+        best = max(runs, key=lambda cr: cr[1]["rps"] if cr[1]["p50_ms"] <= TARGET_P50_MS else 0)
+        print(f"\n/search target (p50 <= {TARGET_P50_MS:g} ms and >= {TARGET_RPS:g} req/s at one client "
+              f"count, no errors): {'MET at ' + str(met) + ' clients' if met else 'MISSED'} "
+              f"(best: {best[0]} clients, p50 {best[1]['p50_ms']} ms, {best[1]['rps']} req/s)")
+        verdict = 0 if met else 1
     if args.json:
-        Path(args.json).write_text(json.dumps({"url": url, "concurrency": concurrency,
-                                               "results": results}, indent=2))
+        Path(args.json).write_text(json.dumps({"url": url, "results": [
+            {"endpoint": path, "clients": c, **r} for (path, c), r in results.items()]}, indent=2))
     return verdict
+
+
+def summarise(lat: list[float], errors: list[str], wall: float) -> dict:
+    result = {
+        "requests": len(lat), "errors": len(errors), "seconds": round(wall, 2),
+        "rps": round(len(lat) / wall, 1) if wall else 0.0,
+        "p50_ms": round(pct(lat, 50) * 1e3, 1), "p90_ms": round(pct(lat, 90) * 1e3, 1),
+        "p99_ms": round(pct(lat, 99) * 1e3, 1),
+        "mean_ms": round(statistics.fmean(lat) * 1e3, 1) if lat else None,
+    }
+    if errors:
+        result["error_sample"] = errors[:3]
+    return result
 
 
 if __name__ == "__main__":

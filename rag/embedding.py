@@ -75,7 +75,11 @@ class SentenceTransformerEmbedder:
             from . import minilm
 
             if minilm.supports(self.path):
+                from .coalesce import Coalescer
+
                 self._fast = minilm.NumpyMiniLM(self.path)
+                # Concurrent queries (a server under load) share one forward pass.
+                self._query_batches = Coalescer(self._fast.encode)
         if self._fast is not None:
             self.dim = self._fast.dim
             self.max_tokens = self._fast.max_seq_length
@@ -113,7 +117,7 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         if self._fast is not None:
-            return self._fast.encode([text])[0]
+            return self._query_batches(text)
         return self.embed([text])[0]
 
     def count_tokens(self, text: str) -> int:

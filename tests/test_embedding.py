@@ -59,3 +59,37 @@ def test_cache_embeds_only_new_texts(tmp_path):
     again = CachedEmbedder(inner, tmp_path / "cache.sqlite").embed(["d e f", "g h i", "a b c"])
     assert inner.calls == [["a b c", "d e f"], ["g h i"]]
     assert np.array_equal(again[0], first[1]) and np.array_equal(again[2], first[0])
+
+
+def test_packed_batches_give_each_texts_own_vector(real):
+    encoder = NumpyMiniLM(real.path)
+    alone = np.vstack([encoder.encode([t]) for t in TEXTS])
+    # max_rows=20 forces the long text into a pass of its own and the short ones together.
+    for packed in (encoder.encode(TEXTS), encoder.encode(TEXTS, max_rows=20), encoder.encode(TEXTS[::-1])[::-1]):
+        assert np.abs(packed - alone).max() < 1e-5
+
+
+def test_concurrent_queries_share_forward_passes(real):
+    import threading
+
+    questions = [f"What did he say about question number {i}?" for i in range(24)]
+    expected = NumpyMiniLM(real.path).encode(questions)
+    embedder = SentenceTransformerEmbedder()
+    results: dict[int, np.ndarray] = {}
+    barrier = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        for i in range(n, len(questions), 8):
+            results[i] = embedder.embed_query(questions[i])
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = np.vstack([results[i] for i in range(len(questions))])
+    assert np.abs(got - expected).max() < 1e-5
+    batcher = embedder._query_batches
+    assert batcher.items == len(questions)
+    assert batcher.batches < len(questions)  # some calls were served together

@@ -1,10 +1,10 @@
-"""Hybrid retrieval: dense chunks + dense sentences (small-to-big) + BM25, fused by reciprocal rank,
-nudged by the scope the question states, diversified with MMR.
+"""Hybrid retrieval: dense chunks + dense sentences (small-to-big) + BM25 over chunks and over
+sentence windows, fused as z-scores, nudged by the scope the question states, diversified with MMR.
 
 Why each signal: all-MiniLM-L6-v2 over whole chunks misses paraphrased questions whose answer is
 one sentence inside a long passage; matching sentences finds that sentence and returns its passage;
-BM25 catches names and rare words the small model blurs; reciprocal rank fusion combines them
-without calibrating their scales against each other.
+BM25 catches names and rare words the small model blurs; z-score fusion combines them without
+calibrating their scales against each other (see ``_fuse`` for why not reciprocal rank fusion).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .query import Scope, asks_why, causal, decompose, keywords, parse_scope, sp
 from .store import StoredIndex
 from .types import Chunk, Hit
 
-RRF_K = 60
+Z_SCALE = 0.01  # fused z-scores -> the scale of the scope/follow-up boosts in Weights
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Weights:
     sentence: float = 1.0
     bm25: float = 1.0
     sentence_bm25: float = 1.0  # BM25 over sentence windows, best window per passage
-    time: float = 0.03       # scope boosts, on the RRF scale (1/(60+1) ~ 0.016 per first place)
+    time: float = 0.03       # scope boosts, in units of Z_SCALE (0.01 = one standard deviation)
     chapter: float = 0.025
     speaker: float = 0.01
     followup: float = 0.015  # near the times the previous answer cited (soft: topic still decides)
@@ -181,22 +181,33 @@ class Retriever:
         if qwords and len(self.sent_rows) and self.weights.sentence_bm25:
             np.maximum.at(sent_lex, self.sent_rows[:, 0],
                           np.asarray(self.sent_bm25.get_scores(qwords), dtype=np.float32))
-        fused = np.zeros(len(self.chunks), dtype=np.float64)
         w = self.weights
-        for weight, scores in ((w.dense, dense), (w.sentence, sent_best), (w.bm25, bm25),
-                               (w.sentence_bm25, sent_lex)):
-            if weight == 0 or not np.any(scores > 0):
-                continue
-            order = np.argsort(-scores, kind="stable")
-            ranks = np.empty(len(scores), dtype=np.int64)
-            ranks[order] = np.arange(1, len(scores) + 1)
-            fused += weight * np.where(scores > 0, 1.0 / (RRF_K + ranks), 0.0)
+        fused = self._fuse([(w.dense, dense), (w.sentence, sent_best), (w.bm25, bm25),
+                            (w.sentence_bm25, sent_lex)])
         fused += self._scope_boost(scope)
         if anchor_times and w.followup:
             fused += w.followup * self._near(anchor_times, 180.0)
         fused[~allowed] = -np.inf
         order = [i for i in np.argsort(-fused, kind="stable")[:candidates] if np.isfinite(fused[i])]
         return self._mmr(order, fused, k), (fused, dense, sent_sims, sent_best, bm25)
+
+    def _fuse(self, signals: list[tuple[float, np.ndarray]]) -> np.ndarray:
+        """Distribution-based score fusion: each signal's scores as z-scores over the passages.
+
+        Reciprocal rank fusion (tried first) credits a rank whatever the score behind it, so a
+        passage that shares one common word with the question got a full BM25 vote and beat the
+        passage both dense signals ranked first; z-scores keep "how far above the rest" and a flat,
+        uninformative signal contributes next to nothing. Measured on the dev split: hit@5 0.86 -> 0.90,
+        hit within 1,200 words 0.90 -> 0.95 (see eval/README.md).
+        """
+        fused = np.zeros(len(self.chunks), dtype=np.float64)
+        for weight, scores in signals:
+            std = float(scores.std()) if len(scores) else 0.0
+            if weight == 0 or std == 0.0:
+                continue
+            fused += weight * (scores - scores.mean()) / std
+        # One standard deviation on one signal weighs about what the scope boosts are sized for.
+        return fused * Z_SCALE
 
     def _near(self, times: list[float], width: float) -> np.ndarray:
         """1 for passages spanning one of ``times``, falling off as a Gaussian of the distance."""

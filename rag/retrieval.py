@@ -135,6 +135,7 @@ class Retriever:
         hits = []
         shown = np.inf
         coverage = self.coverage(query)
+        local = self.coverage(query, [self.chunks[i] for i in picked[:3]])
         for rank, i in enumerate(picked, 1):
             chunk = self.chunks[i]
             matched = self._sentence_order(i, sent_sims)
@@ -148,17 +149,22 @@ class Retriever:
                 "bm25_rank": int((bm25 > bm25[i]).sum()) + 1,
                 "sentence_scores": {int(si): float(s) for si, s in self._sentence_scores(i, sent_sims)},
                 "coverage": coverage,
+                "local_coverage": local,
             }))
         return hits
 
-    def coverage(self, query: str) -> float:
-        """IDF-weighted share of the question's content words that occur anywhere in the index."""
+    def coverage(self, query: str, passages: list[Chunk] | None = None) -> float:
+        """IDF-weighted share of the question's content words that occur in the index, or only in
+        ``passages`` (the top ones: an on-topic question the interview does not answer tends to
+        find its topic words there but not its specifics)."""
         words = [w for w in dict.fromkeys(keywords(query)) if not w.isdigit()]
         if not words:
             return 1.0
         n = len(self.chunks)
+        present = (set(self.doc_freq) if passages is None
+                   else {w for c in passages for w in keywords(c.text)})
         weight = {w: math.log(1 + n / (1 + self.doc_freq.get(w, 0))) for w in words}
-        return sum(weight[w] for w in words if w in self.doc_freq) / sum(weight.values())
+        return sum(weight[w] for w in words if w in present) / sum(weight.values())
 
     def _rank(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray,
               k: int, candidates: int):

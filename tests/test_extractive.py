@@ -1,16 +1,21 @@
 """The extractive answerer's refusal: answer-type checks, coverage, per-embedder policies."""
 
+import pytest
+
 from rag.answer.extractive import (DEFAULT_POLICY, MINILM_POLICY, ExtractiveAnswerer, RefusalPolicy,
                                    confidence, features, policy_for, type_mismatch)
 from rag.types import Chunk, Hit, Sentence
 
 
-def hit(text: str, sim: float = 0.6, coverage: float = 1.0) -> Hit:
+def hit(text: str, sim: float = 0.6, coverage: float = 1.0, local: float | None = None,
+        ranks: tuple[int, int] = (1, 1)) -> Hit:
     s = Sentence(text=text, speaker="Guest", start_s=61.0, estimated=False)
     chunk = Chunk(id="c1", episode="e", chapter=None, speakers=("Guest",), start_s=60.0, end_s=90.0,
                   sentences=(s,))
     return Hit(chunk=chunk, score=0.05, rank=1, matched=(0,), scores={
-        "dense": sim, "sentence": sim, "coverage": coverage, "sentence_scores": {0: sim}})
+        "dense": sim, "sentence": sim, "coverage": coverage, "sentence_scores": {0: sim},
+        "local_coverage": coverage if local is None else local,
+        "dense_rank": ranks[0], "bm25_rank": ranks[1]})
 
 
 def test_number_questions_need_a_number():
@@ -25,8 +30,22 @@ def test_confidence_uses_coverage_and_answer_type():
     uncovered = [hit("It is a great product for artists.", coverage=0.1)]
     q = "How much does the subscription cost?"
     assert confidence(q, covered) > MINILM_POLICY.threshold > confidence(q, uncovered)
-    assert features(q, []) == {"sentence": 0.0, "dense": 0.0, "coverage": 0.0, "mismatch": 1.0}
+    assert features(q, []) == {"sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
+                               "agreement": 0.0, "mismatch": 1.0}
     assert confidence(q, []) == 0.0
+
+
+def test_local_coverage_and_signal_agreement_raise_confidence():
+    q = "Which film won the top prize at the festival?"
+    text = "We have a film festival where we show films."
+    specific = hit(text, local=0.9)
+    vague = hit(text, local=0.3)  # the topic words are in the transcript, not in the top passages
+    assert features(q, [specific])["local_coverage"] == 0.9
+    assert confidence(q, [specific]) > confidence(q, [vague])
+    agreeing, disagreeing = hit(text, ranks=(2, 1)), hit(text, ranks=(1, 9))
+    assert features(q, [agreeing])["agreement"] == 1.0 and features(q, [disagreeing])["agreement"] == 0.0
+    assert confidence(q, [agreeing]) - confidence(q, [disagreeing]) == \
+        pytest.approx(MINILM_POLICY.agreement_weight)
 
 
 def test_answerer_refuses_below_threshold_and_answers_above():
@@ -46,5 +65,6 @@ def test_policies_are_per_embedder():
     low_sim = [hit("We love making films with artists.", sim=0.02, coverage=0.9)]
     assert not ExtractiveAnswerer(policy=DEFAULT_POLICY).answer("What films?", low_sim).refused
     assert ExtractiveAnswerer(policy=MINILM_POLICY).answer("What films?", [hit("x y z w.", sim=0.02,
-                                                                                coverage=0.2)]).refused
+                                                                                coverage=0.2,
+                                                                                ranks=(9, 9))]).refused
     assert isinstance(RefusalPolicy(), RefusalPolicy)

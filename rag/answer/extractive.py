@@ -23,26 +23,36 @@ NOT_COVERED = "The interview doesn't cover that."
 class RefusalPolicy:
     """When to say "not covered": refuse when ``confidence`` falls below ``threshold``.
 
-    ``confidence`` = sentence_weight * best sentence similarity + dense_weight * best passage
-    similarity + coverage_weight * share of the question's (IDF-weighted) content words found anywhere
-    in the transcript - type_weight * [the question asks for a number but the best sentences hold none].
-    Similarities are on the embedder's own scale, so the weights and threshold belong to one model:
-    see ``POLICIES`` and ``policy_for``.
+    ``confidence`` is a weighted sum of the features (see ``features``): best sentence similarity,
+    best passage similarity, the share of the question's (IDF-weighted) content words found anywhere
+    in the transcript and in the top passages, whether BM25 and dense retrieval agree on the top
+    passage; minus ``type_weight`` when the question asks for a number and the best sentences hold
+    none. Similarities are on the embedder's own scale, so the weights and threshold belong to one
+    model: see ``POLICIES`` and ``policy_for``.
     """
 
     threshold: float = 0.0
     sentence_weight: float = 0.0
     dense_weight: float = 0.0
     coverage_weight: float = 1.0
+    local_coverage_weight: float = 0.0
+    agreement_weight: float = 0.0
     type_weight: float = 0.3
+
+    def weights(self) -> dict[str, float]:
+        """Feature name -> signed weight (the mismatch penalty counts against confidence)."""
+        return {"sentence": self.sentence_weight, "dense": self.dense_weight,
+                "coverage": self.coverage_weight, "local_coverage": self.local_coverage_weight,
+                "agreement": self.agreement_weight, "mismatch": -self.type_weight}
 
 
 # Fitted on the dev split only (python -m rag.evaluation.calibrate --split dev --fit): an L2-regularised
-# logistic regression (C=1) of "unanswerable" on the four features; the confidence weights are its
+# logistic regression (C=1) of "unanswerable" on the six features; the confidence weights are its
 # negated coefficients scaled so the positive ones sum to 1, and the threshold is the one maximising
 # refusal recall with false refusals <= 0.10 on dev.
-MINILM_POLICY = RefusalPolicy(threshold=0.33, sentence_weight=0.12, dense_weight=0.26,
-                              coverage_weight=0.62, type_weight=0.34)
+MINILM_POLICY = RefusalPolicy(threshold=0.31, sentence_weight=0.027, dense_weight=0.136,
+                              coverage_weight=0.314, local_coverage_weight=0.28, agreement_weight=0.242,
+                              type_weight=0.252)
 
 # Other embedders (e.g. the tests' hashing "fake-64") have no calibrated similarity scale: their
 # default ignores similarities and refuses only when the question's words are mostly absent from the
@@ -79,12 +89,16 @@ def type_mismatch(question: str, hits: Sequence[Hit], sentences: int = 3) -> boo
 
 
 def features(question: str, hits: Sequence[Hit]) -> dict[str, float]:
-    """The refusal features (see ``RefusalPolicy``); ``coverage`` comes from the retriever."""
+    """The refusal features (see ``RefusalPolicy``); the coverages come from the retriever."""
     if not hits:
-        return {"sentence": 0.0, "dense": 0.0, "coverage": 0.0, "mismatch": 1.0}
+        return {"sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
+                "agreement": 0.0, "mismatch": 1.0}
+    top = hits[0].scores
     return {"sentence": max(h.scores.get("sentence", 0.0) for h in hits[:5]),
             "dense": max(h.scores.get("dense", 0.0) for h in hits[:5]),
-            "coverage": float(hits[0].scores.get("coverage", 1.0)),
+            "coverage": float(top.get("coverage", 1.0)),
+            "local_coverage": float(top.get("local_coverage", top.get("coverage", 1.0))),
+            "agreement": float(top.get("dense_rank", 99) <= 3 and top.get("bm25_rank", 99) <= 3),
             "mismatch": float(type_mismatch(question, hits))}
 
 
@@ -92,8 +106,7 @@ def confidence(question: str, hits: Sequence[Hit], policy: RefusalPolicy = MINIL
     if not hits:
         return 0.0
     f = features(question, hits)
-    return (policy.sentence_weight * f["sentence"] + policy.dense_weight * f["dense"]
-            + policy.coverage_weight * f["coverage"] - policy.type_weight * f["mismatch"])
+    return sum(w * f[name] for name, w in policy.weights().items())
 
 
 class ExtractiveAnswerer:

@@ -13,7 +13,10 @@ import sys
 from .metrics import calibrate, load_items
 
 
-FEATURES = ("sentence", "dense", "coverage", "mismatch")
+FEATURES = ("sentence", "dense", "coverage", "local_coverage", "agreement", "mismatch")
+FIELDS = {"sentence": "sentence_weight", "dense": "dense_weight", "coverage": "coverage_weight",
+          "local_coverage": "local_coverage_weight", "agreement": "agreement_weight",
+          "mismatch": "type_weight"}
 
 
 def confidences(assistant, items, k: int = 5) -> list[dict]:
@@ -49,10 +52,12 @@ def fit_logistic(rows: list[dict], l2: float = 1.0, steps: int = 20000, lr: floa
         w -= lr * (x.T @ (p - y) + l2 * w) / len(y)
         b -= lr * float(np.mean(p - y))
     conf = -w
-    scale = float(conf[:3].clip(min=0).sum()) or 1.0
-    return {"sentence_weight": round(float(conf[0]) / scale, 3), "dense_weight": round(float(conf[1]) / scale, 3),
-            "coverage_weight": round(float(conf[2]) / scale, 3), "type_weight": round(float(-conf[3]) / scale, 3),
-            "coefficients": [round(float(c), 3) for c in w], "intercept": round(float(b), 3)}
+    positive = [i for i, f in enumerate(FEATURES) if f != "mismatch"]
+    scale = float(conf[positive].clip(min=0).sum()) or 1.0
+    out = {FIELDS[f]: round(float(conf[i] if f != "mismatch" else -conf[i]) / scale, 3)
+           for i, f in enumerate(FEATURES)}
+    out.update(coefficients=[round(float(c), 3) for c in w], intercept=round(float(b), 3))
+    return out
 
 
 def main(argv=None) -> int:
@@ -83,9 +88,7 @@ def main(argv=None) -> int:
         policy = replace(assistant.extractive.policy, **{k: v for k, v in fitted.items()
                                                          if k.endswith("_weight")})
         for r in rows:   # confidences under the refitted weights, from the same features
-            f = r["features"]
-            r["confidence"] = (policy.sentence_weight * f["sentence"] + policy.dense_weight * f["dense"]
-                               + policy.coverage_weight * f["coverage"] - policy.type_weight * f["mismatch"])
+            r["confidence"] = sum(w * r["features"][name] for name, w in policy.weights().items())
     text, _ = tradeoff_table(rows, in_use)
     best = calibrate(rows, args.max_false_refusals)
     print(text)

@@ -166,3 +166,17 @@ def test_compare_and_cli(run_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "hit@5" in out and "+0.000" in out
     assert (run_dir / "compare.md").exists()
+
+
+def test_progress_bar_writes_plain_lines_when_not_a_terminal():
+    import io
+
+    from rag.evaluation.cli import progress_bar
+
+    out = io.StringIO()  # not a tty: a log file or a pipe
+    show = progress_bar(out)
+    for i in range(101):
+        show(i, 100, f"q{i:03d}")
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue()
+    assert len(lines) == 11 and lines[0].startswith("0/100") and lines[-1].startswith("100/100")

@@ -12,13 +12,24 @@ from .metrics import REPO_ROOT, load_items
 DEFAULT_FILE = REPO_ROOT / "eval" / "questions.jsonl"
 
 
-def progress_bar(stream=sys.stderr):
+def progress_bar(stream=None):
+    """A redrawn bar on a terminal; on a pipe or log file, a plain line every 10% (no ``\r`` soup)."""
+    stream = stream or sys.stderr
     start = time.perf_counter()
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    shown = {"tenth": -1}
 
     def show(done: int, total: int, label: str) -> None:
+        elapsed = time.perf_counter() - start
+        if not tty:
+            tenth = 10 * done // total if total else 10
+            if tenth > shown["tenth"]:
+                shown["tenth"] = tenth
+                stream.write(f"{done}/{total} items, {elapsed:.1f}s\n")
+                stream.flush()
+            return
         width = 30
         filled = int(width * done / total) if total else width
-        elapsed = time.perf_counter() - start
         stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:5.1f}s {label:<8}")
         if done >= total:
             stream.write("\n")

@@ -434,15 +434,42 @@ def run(args) -> int:
         print(f"rag serve: note: {assistant.notice}", file=sys.stderr)
     api_key = os.environ.get("RAG_API_KEY") or None
     host = getattr(args, "host", None) or "127.0.0.1"
-    port = int(getattr(args, "port", None) or 8000)
+    port = getattr(args, "port", None)
+    port = 8000 if port is None else int(port)
     if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"rag serve: warning: listening on {host} without RAG_API_KEY; anyone who can reach "
               "this port can use it", file=sys.stderr)
     app = create_app(assistant, api_key=api_key)
+    sock = _bind(host, port)  # bound here: a busy port is one clear line, and --port 0 shows the real one
+    port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(f"rag serve: index {assistant.name!r}, {assistant.backend} answers"
           f"{', bearer key required' if api_key else ''}\n"
           f"rag serve: open http://{shown}:{port}/  (OpenAI base_url http://{shown}:{port}/v1)",
           file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
+
+
+def _bind(host: str, port: int):
+    import errno
+    import socket
+
+    from .errors import RagError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        reason = "is already in use" if e.errno == errno.EADDRINUSE else f"cannot be opened ({e})"
+        raise RagError(f"{host}:{port} {reason}: stop the other server or choose another --port "
+                       "(--port 0 picks a free one)") from e
+    return sock

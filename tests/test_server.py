@@ -321,3 +321,20 @@ def test_concurrent_requests(client, assistant):
             assert got == expected[q]
         else:
             assert got["answer"] == expected[q]["answer"]
+
+
+def test_a_busy_port_is_one_clear_error_and_port_zero_picks_a_free_one():
+    import socket
+
+    from rag.errors import RagError
+    from rag.server import _bind
+
+    first = _bind("127.0.0.1", 0)
+    try:
+        port = first.getsockname()[1]
+        assert port != 0
+        with pytest.raises(RagError, match=rf"127.0.0.1:{port} is already in use.*--port"):
+            _bind("127.0.0.1", port)
+        assert isinstance(first, socket.socket)
+    finally:
+        first.close()

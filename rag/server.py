@@ -177,7 +177,7 @@ def _check_backend(backend: str | None) -> str | None:
 def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 64_000,
                model_id: str = MODEL_ID):
     """A FastAPI app serving ``assistant`` (an rag.api.Assistant, shared by all requests)."""
-    from typing import List, Optional, Union
+    from typing import Dict, List, Optional, Union
 
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
@@ -212,6 +212,7 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         messages: List[Message]
         model: Optional[str] = None
         stream: bool = False
+        stream_options: Optional[Dict[str, Any]] = None
         k: StrictInt = 5
         backend: Optional[str] = None
 
@@ -316,13 +317,16 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
             return {"id": cid, "object": "chat.completion", "created": created, "model": model_id,
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": answer.text}}],
+                    "usage": _usage(body.messages, answer.text),
                     "citations": [c.to_json() for c in answer.citations],
                     "passages": [h.to_json() for h in answer.hits],
                     "refused": answer.refused, "backend": answer.backend,
                     **_standalone(answer)}
         # Pull the first event here so that bad input is a 4xx, not a broken stream.
         first = next(events)
-        return StreamingResponse(_sse(cid, created, model_id, first, events),
+        usage_of = ((lambda text: _usage(body.messages, text))
+                    if (body.stream_options or {}).get("include_usage") else None)
+        return StreamingResponse(_sse(cid, created, model_id, first, events, usage_of),
                                  media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
@@ -330,8 +334,25 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
     return app
 
 
-def _sse(cid: str, created: int, model_id: str, first, events: Iterator) -> Iterator[str]:
-    """``chat.completion.chunk`` events; the last carries the checked answer and its citations."""
+def _usage(messages, answer_text: str) -> dict:
+    """OpenAI-style token counts (cl100k_base): what the client sent, and the reply's content.
+
+    rag's answerer sees more than the messages (the retrieved passages), but clients use ``usage``
+    for their own budgeting of what they send and receive, so that is what is counted.
+    """
+    from .tokens import count_tokens
+
+    sent = "\n".join(m.content if isinstance(m.content, str) else json.dumps(m.content)
+                     for m in messages if m.content is not None)
+    prompt, completion = count_tokens(sent), count_tokens(answer_text)
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+def _sse(cid: str, created: int, model_id: str, first, events: Iterator,
+         usage_of=None) -> Iterator[str]:
+    """``chat.completion.chunk`` events; the last carries the checked answer and its citations,
+    followed (when the client set ``stream_options.include_usage``) by a usage-only chunk."""
     from .types import Answer
 
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
@@ -347,6 +368,10 @@ def _sse(cid: str, created: int, model_id: str, first, events: Iterator) -> Iter
                             backend=event.backend,
                             citations=[c.to_json() for c in event.citations],
                             passages=[h.to_json() for h in event.hits], **_standalone(event))
+                if usage_of is not None:
+                    obj = {"id": cid, "object": "chat.completion.chunk", "created": created,
+                           "model": model_id, "choices": [], "usage": usage_of(event.text)}
+                    yield f"data: {json.dumps(obj)}\n\n"
             elif event:
                 yield chunk({"content": event})
     except RagError as err:  # mid-stream: the status line is gone, so the error is an event

@@ -147,6 +147,11 @@ def test_openai_client_completion(url, assistant):
     extra = resp.model_extra
     assert extra["citations"] == [c.to_json() for c in expected.citations]
     assert extra["passages"] == [h.to_json() for h in expected.hits]
+    from rag.tokens import count_tokens
+
+    assert resp.usage.completion_tokens == count_tokens(expected.text) > 10
+    assert resp.usage.prompt_tokens == count_tokens("ignored\n" + CITED)
+    assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
 
 
 def test_openai_client_stream(url, assistant):
@@ -161,6 +166,16 @@ def test_openai_client_stream(url, assistant):
     assert last.choices[0].finish_reason == "stop"
     assert last.model_extra["citations"] == [c.to_json() for c in expected.citations]
     assert last.model_extra["answer"] == expected.text
+    assert all(c.usage is None for c in chunks)  # usage only when asked for
+
+
+def test_openai_client_stream_with_usage(url, assistant):
+    chunks = list(_oa(url).chat.completions.create(
+        model=MODEL_ID, stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": CITED}]))
+    usage = chunks[-1]
+    assert usage.choices == [] and usage.usage.completion_tokens > 10
+    assert chunks[-2].choices[0].finish_reason == "stop"
 
 
 def test_stream_wire_format(client):

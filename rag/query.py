@@ -20,6 +20,7 @@ why how all any some no not only own same than too very can will just should wou
 must also really like kind sort thing things get got gonna wanna yeah um uh oh well okay ok lot lots
 s t don didn doesn isn aren wasn weren let us say said says tell told talk talked talking think mean
 part chapter around mark minute minutes episode interview podcast show guest host conversation
+discuss discussed discussing discussion topic topics
 """.split())
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -98,6 +99,22 @@ def parse_scope(question: str, chapters: list[str], speakers: dict[str, str]) ->
         position = "start"
     return Scope(time_s=time_s, chapter=match_chapter(question, chapters),
                  speaker=match_speaker(question, speakers), position=position)
+
+
+_POSITION_WORDS = frozenset(stem(w) for w in "end start beginning begin opening intro closing wrap "
+                            "wrapping very near toward towards".split())
+
+
+def topic_words(question: str, scope: Scope) -> list[str]:
+    """The question's content words once its scope is taken out: "What do they talk about at the
+    end?" has none, so only the scope can say where to look."""
+    words = keywords(question)
+    if scope.position:
+        words = [w for w in words if w not in _POSITION_WORDS]
+    if scope.time_s is not None:
+        words = [w for w in words if not w.isdigit() and w not in _NUMBER_WORDS
+                 and w not in ("half", "hour", "min")]
+    return words
 
 
 def match_chapter(question: str, chapters: list[str]) -> str | None:

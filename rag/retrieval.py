@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .embedding import Embedder
-from .query import Scope, asks_why, causal, decompose, keywords, parse_scope, speaker_aliases, split_anchor
+from .query import (Scope, asks_why, causal, decompose, keywords, parse_scope, speaker_aliases,
+                    split_anchor, topic_words)
 from .store import StoredIndex
 from .types import Chunk, Hit
 
@@ -134,8 +135,8 @@ class Retriever:
                                                         for j in range(5))
         hits = []
         shown = np.inf
-        coverage = self.coverage(query)
-        local = self.coverage(query, [self.chunks[i] for i in picked[:3]])
+        coverage = self.coverage(query, scope=scope)
+        local = self.coverage(query, [self.chunks[i] for i in picked[:3]], scope=scope)
         for rank, i in enumerate(picked, 1):
             chunk = self.chunks[i]
             matched = self._sentence_order(i, sent_sims)
@@ -153,11 +154,13 @@ class Retriever:
             }))
         return hits
 
-    def coverage(self, query: str, passages: list[Chunk] | None = None) -> float:
+    def coverage(self, query: str, passages: list[Chunk] | None = None,
+                 scope: Scope | None = None) -> float:
         """IDF-weighted share of the question's content words that occur in the index, or only in
         ``passages`` (the top ones: an on-topic question the interview does not answer tends to
-        find its topic words there but not its specifics)."""
-        words = [w for w in dict.fromkeys(keywords(query)) if not w.isdigit()]
+        find its topic words there but not its specifics). Scope words ("near the end") don't count."""
+        words = keywords(query) if scope is None else topic_words(query, scope)
+        words = [w for w in dict.fromkeys(words) if not w.isdigit()]
         if not words:
             return 1.0
         n = len(self.chunks)
@@ -179,7 +182,7 @@ class Retriever:
         sent_best = np.full(len(self.chunks), -1.0, dtype=np.float32)
         if len(sent_sims):
             np.maximum.at(sent_best, self.sent_rows[:, 0], sent_sims)
-        qwords = keywords(query)
+        qwords = topic_words(query, scope)  # "at the very beginning" is scope, not topic
         bm25 = np.asarray(self.bm25.get_scores(qwords), dtype=np.float32) if qwords else \
             np.zeros(len(self.chunks), np.float32)
 
@@ -190,7 +193,13 @@ class Retriever:
         w = self.weights
         fused = self._fuse([(w.dense, dense), (w.sentence, sent_best), (w.bm25, bm25),
                             (w.sentence_bm25, sent_lex)])
-        fused += self._scope_boost(scope)
+        boost = self._scope_boost(scope)
+        if boost.any() and not topic_words(query, scope):
+            # Nothing to match but the scope ("what do they talk about at the end?"): the scope
+            # decides and the topical signals, which only saw filler words, just break ties.
+            fused = boost + 0.1 * fused
+        else:
+            fused += boost
         if anchor_times and w.followup:
             fused += w.followup * self._near(anchor_times, 180.0)
         fused[~allowed] = -np.inf

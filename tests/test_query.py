@@ -1,7 +1,7 @@
 """Question understanding: scope parsing, multi-part decomposition, follow-up condensation."""
 
 from rag.query import (asks_why, causal, cited_times, condense, decompose, keywords, parse_scope,
-                       speaker_aliases, split_anchor)
+                       speaker_aliases, split_anchor, topic_words)
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
 CHAPTERS = ["Navigating funding and customers", "Where video generation is heading"]
@@ -50,3 +50,14 @@ def test_cited_times_and_causal_language():
     assert not asks_why("What did they build?")
     assert causal("We did it because artists asked.") and not causal("We built a tool.")
     assert keywords("The funding rounds") == ["fund", "round"]
+
+
+def test_topic_words_leave_out_the_scope():
+    def topic(q):
+        return topic_words(q, parse_scope(q, CHAPTERS, ALIASES))
+
+    assert topic("What do they talk about at the end?") == []
+    assert topic("Around the 20-minute mark, what were they discussing?") == []
+    assert topic("At 12:30, what did he say?") == []
+    assert topic("Near the end, what advice does he give?") == ["advice", "give"]
+    assert topic("How does the story end?") == keywords("How does the story end?")  # no scope: kept

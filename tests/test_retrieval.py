@@ -56,6 +56,15 @@ def test_time_scope_boost(assistant):
     assert hit.chunk.start_s <= 15 * 60 + 60 and hit.chunk.end_s >= 15 * 60 - 60
 
 
+def test_a_question_that_is_only_scope_is_ranked_by_the_scope(assistant):
+    # Nothing topical to match: the passages at the stated time / the end come first.
+    top = assistant.search("What were they discussing around the 10-minute mark?", k=1)[0].chunk
+    assert top.start_s <= 10 * 60 <= top.end_s
+    last = max(c.start_s for c in assistant.index.chunks)
+    top = assistant.search("What do they talk about at the very end?", k=1)[0].chunk
+    assert top.end_s >= last  # reaches into the closing minutes
+
+
 def test_followup_anchor_favours_the_previous_answer_time(assistant):
     r = assistant.retriever
     old = r.weights

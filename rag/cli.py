@@ -103,7 +103,8 @@ def print_answer(answer, stream=None, streamed: bool = False) -> None:
             if (c.passage_id, c.start_s) in seen:
                 continue
             seen.add((c.passage_id, c.start_s))
-            print(f"  [{c.start}] {c.chapter or ''} · {c.speaker}", file=stream)
+            where = f"{c.chapter} · " if c.chapter else ""  # transcripts without chapters
+            print(f"  [{c.start}] {where}{c.speaker}", file=stream)
     for note in answer.notes:
         print(f"note: {note}", file=sys.stderr)
 

@@ -133,3 +133,17 @@ def test_transcript_json_and_no_heavy_imports(env):
     turn = data["turns"][0]
     assert {"speaker", "speaker_inferred", "chapter", "paragraphs"} <= set(turn)
     assert {"start_s", "estimated", "text"} <= set(turn["paragraphs"][0])
+
+
+def test_sources_without_a_chapter_read_cleanly():
+    import io
+
+    from rag.cli import print_answer
+    from rag.types import Answer, Citation
+
+    cites = (Citation(passage_id="p1", start_s=61.0, chapter=None, speaker="Guest", quote="Hi there."),
+             Citation(passage_id="p2", start_s=125.0, chapter="Intro", speaker="Host", quote="Yes."))
+    out = io.StringIO()
+    print_answer(Answer(question="q", text="Guest [01:01]: “Hi there.”", backend="extractive",
+                        citations=cites), stream=out)
+    assert "  [01:01] Guest\n" in out.getvalue() and "  [02:05] Intro · Host\n" in out.getvalue()

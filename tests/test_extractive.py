@@ -46,6 +46,9 @@ def test_local_coverage_and_signal_agreement_raise_confidence():
     assert features(q, [agreeing])["agreement"] == 1.0 and features(q, [disagreeing])["agreement"] == 0.0
     assert confidence(q, [agreeing]) - confidence(q, [disagreeing]) == \
         pytest.approx(MINILM_POLICY.agreement_weight)
+    # ... but agreement on a passage that shares few of the question's words is little evidence
+    weak = hit(text, local=0.2, ranks=(1, 1))
+    assert features(q, [weak])["agreement"] == pytest.approx(0.2)
 
 
 def test_answerer_refuses_below_threshold_and_answers_above():

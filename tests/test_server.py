@@ -353,3 +353,32 @@ def test_a_busy_port_is_one_clear_error_and_port_zero_picks_a_free_one():
         assert isinstance(first, socket.socket)
     finally:
         first.close()
+
+
+def test_accepted_connections_send_without_nagle_delay():
+    # asyncio sets TCP_NODELAY only on TCP-protocol sockets; without it, a response written in two
+    # parts waited for the client's delayed ACK (~40 ms a request on a kept-alive connection).
+    import asyncio
+    import socket
+
+    from rag.server import _bind
+
+    async def accepted_nodelay() -> int:
+        seen: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport):
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        listener = _bind("127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+            try:
+                return await asyncio.wait_for(seen, 5)
+            finally:
+                writer.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0

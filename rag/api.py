@@ -45,7 +45,7 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
     from .parsers import default_sources, load_default_episode, load_transcript
 
     config = config or Config.from_env()
-    embedder = embedder or make_embedder(config.embed_model)
+    embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache")
     if sources:
         transcripts = [load_transcript(s) for s in sources]
         name = name or (transcripts[0].episode.id if len(transcripts) == 1 else "custom")
@@ -92,7 +92,7 @@ class Assistant:
         if backend not in BACKENDS:
             raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         config = config or Config.from_env()
-        embedder = embedder or make_embedder(config.embed_model)
+        embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache")
         stored = open_index(index, config=config, embedder=embedder, progress=progress)
         retriever = Retriever(stored, embedder)
         extractive = ExtractiveAnswerer(policy=policy_for(embedder.name))  # thresholds are per model

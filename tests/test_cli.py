@@ -120,7 +120,8 @@ def test_stale_named_index_says_how_to_rebuild(env, capsys, tmp_path):
 
 def test_transcript_json_and_no_heavy_imports(env):
     code = ("import sys, json; from rag.cli import main; main(['transcript', sys.argv[1], '--json']); "
-            "heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'numpy', 'openai') if m in sys.modules]; "
+            "heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'numpy', 'openai', 'onnxruntime', 'onnx') "
+            "if m in sys.modules]; "
             "print(json.dumps(heavy), file=sys.stderr)")
     from rag.parsers import default_sources
 

@@ -1,11 +1,12 @@
-"""Embedders: the NumPy query encoder gives sentence-transformers' vectors; the fake is deterministic;
-the cache re-embeds only new content."""
+"""Embedders: the NumPy and ONNX query encoders give sentence-transformers' vectors; the fake is
+deterministic; the cache re-embeds only new content."""
 
 import numpy as np
 import pytest
 
 from rag.embedding import CachedEmbedder, FakeEmbedder, SentenceTransformerEmbedder, make_embedder
 from rag.minilm import NumpyMiniLM, supports
+from rag.onnx_minilm import OnnxMiniLM
 
 TEXTS = [
     "How did Runway get started?",
@@ -30,10 +31,25 @@ def test_numpy_encoder_matches_sentence_transformers(real):
     assert np.allclose(real.embed_query(TEXTS[0]), theirs[0], atol=1e-4)
 
 
+def test_onnx_encoder_matches_sentence_transformers(real, tmp_path):
+    ours = OnnxMiniLM(real.path, cache_dir=tmp_path).encode(TEXTS)
+    theirs = real.embed(TEXTS)
+    assert ours.shape == theirs.shape == (3, 384) and ours.dtype == np.float32
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert np.abs(ours - theirs).max() < 1e-4
+    # The default embedder's queries take this path when onnxruntime is installed (it is a
+    # dependency), through the coalescer.
+    assert real.query_encoder == "onnx" and isinstance(real._fast, OnnxMiniLM)
+    assert np.abs(real.embed_query(TEXTS[1]) - theirs[1]).max() < 1e-4
+
+
 def test_token_count_uses_the_models_tokenizer(real):
     long = TEXTS[1]
     assert real.count_tokens(long) > real.max_tokens == 256  # counted without truncation
     assert real.count_tokens("Gen-2") == 5  # [CLS] gen - 2 [SEP]
+    numpy = NumpyMiniLM(real.path)
+    assert real.count_tokens(long) == numpy.count_tokens(long)
+    assert len(real._fast.tokenizer.encode(long).ids) == 256  # queries are still truncated
 
 
 def test_unknown_model_fails_fast_with_advice():

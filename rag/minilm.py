@@ -95,6 +95,7 @@ class NumpyMiniLM:
         self.tokenizer = Tokenizer.from_file(str(d / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_seq_length)
         self.tokenizer.no_padding()
+        self._counter = None  # see count_tokens
         w = load_file(str(d / "model.safetensors"))
         # Checkpoints differ on whether keys carry a "bert." prefix.
         self.w = {k.removeprefix("bert."): v.astype(np.float32) for k, v in w.items()}
@@ -172,8 +173,11 @@ class NumpyMiniLM:
 
     def count_tokens(self, text: str) -> int:
         """Word pieces including [CLS]/[SEP], without truncation."""
-        self.tokenizer.no_truncation()
-        try:
-            return len(self.tokenizer.encode(text).ids)
-        finally:
-            self.tokenizer.enable_truncation(self.max_seq_length)
+        # A tokenizer of its own: toggling truncation on the one ``encode`` uses would race with
+        # queries being encoded on other server threads.
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            self._counter = Tokenizer.from_str(self.tokenizer.to_str())
+            self._counter.no_truncation()
+        return len(self._counter.encode(text).ids)

@@ -165,7 +165,11 @@ class Assistant:
         standalone = self.standalone(question, history)
         hits = self.search(standalone, k=k, **filters)
         answerer = self.extractive if backend == "extractive" else self.answerer
-        for event in answerer.stream(standalone, hits):
+        if history and isinstance(answerer, ExtractiveAnswerer):
+            events = answerer.stream(standalone, hits, said=[a for _, a in history])
+        else:
+            events = answerer.stream(standalone, hits)
+        for event in events:
             if isinstance(event, Answer):
                 notes = event.notes + ((self.notice,) if self.notice else ())
                 event = replace(event, question=question, standalone_question=standalone, notes=notes)

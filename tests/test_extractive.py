@@ -71,3 +71,25 @@ def test_policies_are_per_embedder():
                                                                                 coverage=0.2,
                                                                                 ranks=(9, 9))]).refused
     assert isinstance(RefusalPolicy(), RefusalPolicy)
+
+
+def test_a_follow_up_gets_new_sentences_not_the_ones_already_quoted():
+    first = Sentence(text="We started Runway at art school in New York.", speaker="Guest", start_s=61.0,
+                     estimated=False)
+    second = Sentence(text="Because we wanted to make tools for artists ourselves.", speaker="Guest",
+                      start_s=70.0, estimated=False)
+    chunk = Chunk(id="c1", episode="e", chapter=None, speakers=("Guest",), start_s=60.0, end_s=90.0,
+                  sentences=(first, second))
+    h = Hit(chunk=chunk, score=0.05, rank=1, matched=(0, 1), scores={
+        "dense": 0.6, "sentence": 0.6, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": 1,
+        "bm25_rank": 1, "sentence_scores": {0: 0.7, 1: 0.5}})
+    answerer = ExtractiveAnswerer(policy=MINILM_POLICY, margin=0.5)
+    q = "Why did they start Runway at art school?"
+    alone = answerer.answer(q, [h])
+    assert first.text in alone.text
+    previous = alone.text
+    follow = answerer.answer(q, [h], said=[previous.replace(second.text, "")])
+    assert first.text not in follow.text and second.text in follow.text
+    # when everything relevant was already said, repeating beats an empty answer
+    again = answerer.answer(q, [h], said=[first.text + " " + second.text])
+    assert not again.refused and again.citations

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..query import keywords
+from ..query import asks_why, causal, keywords
 from ..timecode import format_time
 from ..types import Answer, Citation, Hit
 from .base import AnswerStream
@@ -122,16 +122,18 @@ class ExtractiveAnswerer:
         self.margin = margin
         self.policy = policy
 
-    def stream(self, question: str, hits: Sequence[Hit]) -> AnswerStream:
-        answer = self.answer(question, hits)
+    def stream(self, question: str, hits: Sequence[Hit], said: Sequence[str] = ()) -> AnswerStream:
+        answer = self.answer(question, hits, said=said)
         yield answer.text
         yield answer
 
-    def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
+    def answer(self, question: str, hits: Sequence[Hit], said: Sequence[str] = ()) -> Answer:
+        """``said``: earlier answers in the conversation; a follow-up gets new sentences, not the
+        ones already quoted, unless nothing else is relevant."""
         hits = tuple(hits)
         if not hits or confidence(question, hits, self.policy) < self.policy.threshold:
             return self._refuse(question, hits)
-        picked = self._pick(question, hits)
+        picked = self._pick(question, hits, said)
         if not picked:
             return self._refuse(question, hits)
         # Read them in the order they were said: an answer that jumps back in time is confusing.
@@ -152,9 +154,10 @@ class ExtractiveAnswerer:
         return Answer(question=question, text="\n".join(lines), backend=self.name,
                       citations=tuple(citations), hits=hits)
 
-    def _pick(self, question: str, hits: tuple[Hit, ...]):
+    def _pick(self, question: str, hits: tuple[Hit, ...], said: Sequence[str] = ()):
         qwords = set(keywords(question))
-        candidates = []
+        why = asks_why(question)
+        candidates, repeats = [], []
         seen = set()
         for rank, hit in enumerate(hits[: self.passages]):
             for si, sim in hit.scores.get("sentence_scores", {}).items():
@@ -165,7 +168,12 @@ class ExtractiveAnswerer:
                 seen.add(key)
                 overlap = len(qwords & set(keywords(sentence.text))) / len(qwords) if qwords else 0.0
                 score = sim + 0.15 * overlap - 0.02 * rank
-                candidates.append((score, hit, sentence))
+                if why and causal(sentence.text):
+                    score += 0.05  # "why?" is answered by "because ...", "the motivation was ..."
+                already = any(sentence.text in text for text in said)
+                (repeats if already else candidates).append((score, hit, sentence))
+        if not candidates:
+            candidates = repeats  # nothing new: repeating beats saying nothing
         if not candidates:
             return []
         candidates.sort(key=lambda c: -c[0])

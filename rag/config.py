@@ -8,6 +8,7 @@ Variables (all optional):
     OPENAI_API_KEY     enables the openai backend
     OPENAI_BASE_URL    any OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...)
     RAG_API_KEY        bearer token required by ``rag serve`` when set
+    RAG_CORS_ORIGINS   comma-separated origins whose web pages may call ``rag serve`` (default: none)
 """
 
 from __future__ import annotations

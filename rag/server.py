@@ -175,8 +175,12 @@ def _check_backend(backend: str | None) -> str | None:
 # --- the app ---------------------------------------------------------------------------------
 
 def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 64_000,
-               model_id: str = MODEL_ID):
-    """A FastAPI app serving ``assistant`` (an rag.api.Assistant, shared by all requests)."""
+               model_id: str = MODEL_ID, cors_origins: tuple[str, ...] = ()):
+    """A FastAPI app serving ``assistant`` (an rag.api.Assistant, shared by all requests).
+
+    ``cors_origins`` (``RAG_CORS_ORIGINS``): web pages on these origins may call the API from the
+    browser; none by default, since the same-origin page at ``/`` needs no CORS.
+    """
     from typing import Dict, List, Optional, Union
 
     from fastapi import FastAPI, Request
@@ -331,6 +335,13 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
     app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes)
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        # Added last, so it is outermost: a preflight (which carries no bearer key) is answered here.
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
+                           allow_methods=["GET", "POST", "OPTIONS"],
+                           allow_headers=["authorization", "content-type"])
     return app
 
 
@@ -464,7 +475,8 @@ def run(args) -> int:
     if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"rag serve: warning: listening on {host} without RAG_API_KEY; anyone who can reach "
               "this port can use it", file=sys.stderr)
-    app = create_app(assistant, api_key=api_key)
+    cors = tuple(o.strip() for o in os.environ.get("RAG_CORS_ORIGINS", "").split(",") if o.strip())
+    app = create_app(assistant, api_key=api_key, cors_origins=cors)
     sock = _bind(host, port)  # bound here: a busy port is one clear line, and --port 0 shows the real one
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

@@ -382,3 +382,25 @@ def test_accepted_connections_send_without_nagle_delay():
                 writer.close()
 
     assert asyncio.run(accepted_nodelay()) != 0
+
+
+def test_cors_only_for_configured_origins_and_the_key_still_applies(assistant):
+    app = create_app(assistant, api_key=KEY, cors_origins=("https://bot.example.com",))
+    with BackgroundServer(app) as url:
+        pre = httpx.options(url + "/v1/chat/completions", headers={
+            "origin": "https://bot.example.com", "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type"})
+        assert pre.status_code == 200  # the preflight carries no key and is still answered
+        assert pre.headers["access-control-allow-origin"] == "https://bot.example.com"
+        other = httpx.options(url + "/search", headers={
+            "origin": "https://evil.example", "access-control-request-method": "POST"})
+        assert "access-control-allow-origin" not in other.headers
+        no_key = httpx.post(url + "/search", json={"query": "Gen-2"},
+                            headers={"origin": "https://bot.example.com"})
+        assert no_key.status_code == 401
+        ok = httpx.post(url + "/search", json={"query": "Gen-2"},
+                        headers={"origin": "https://bot.example.com", "authorization": f"Bearer {KEY}"})
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://bot.example.com"
+    with BackgroundServer(create_app(assistant)) as url:  # default: no CORS headers at all
+        r = httpx.post(url + "/search", json={"query": "Gen-2"}, headers={"origin": "https://bot.example.com"})
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers

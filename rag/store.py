@@ -33,7 +33,7 @@ import numpy as np
 from .chunking import chunk_transcript
 from .config import ChunkSettings
 from .embedding import CachedEmbedder, Embedder
-from .errors import IndexNotFound, StaleIndex
+from .errors import IndexError_, IndexNotFound, StaleIndex
 from .types import Chunk, Transcript
 
 FORMAT = "rag-index/1"
@@ -91,6 +91,11 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     for t in transcripts:
         chunks.extend(chunk_transcript(t, embedder.count_tokens, settings, embedder.max_tokens))
     rows = [(ci, si) for ci, c in enumerate(chunks) for si, s in enumerate(c.sentences) if not s.context]
+    try:  # before any embedding work: a folder we cannot write fails in a second, not after a build
+        (index_dir / ".cache").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise IndexError_(f"cannot write indexes under {index_dir} ({e.strerror or e}); set "
+                          "RAG_INDEX_DIR to a folder you can write") from e
     cached = CachedEmbedder(embedder, index_dir / ".cache" / "embeddings.sqlite")
 
     def stage(label):

@@ -45,6 +45,17 @@ def test_round_trip(tmp_path, source):
     assert np.allclose(vec, FakeEmbedder().embed([loaded.chunks[0].text])[0])
 
 
+def test_an_unwritable_index_folder_is_one_clear_error_before_any_embedding(tmp_path, source):
+    from rag.errors import IndexError_
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    embedder = FakeEmbedder()
+    with pytest.raises(IndexError_, match="cannot write indexes under .*RAG_INDEX_DIR"):
+        _build(source, blocker / "idx", embedder)
+    assert embedder.calls == []  # failed before embedding anything
+
+
 def test_missing_index_says_how_to_build(tmp_path):
     with pytest.raises(IndexNotFound, match="rag index SOURCES... --name nope"):
         load_index(tmp_path, "nope", model="fake-64")

@@ -181,6 +181,14 @@ def test_load_transcript_errors(tmp_path):
     empty.write_text("  \n")
     with pytest.raises(TranscriptError, match="empty"):
         load_transcript(empty)
+    latin1 = tmp_path / "latin1.md"
+    latin1.write_bytes("**Chris:** caf\xe9".encode("latin-1"))
+    with pytest.raises(TranscriptError, match="not UTF-8"):
+        load_transcript(latin1)
+    binary = tmp_path / "binary.md"
+    binary.write_bytes(b"**Chris:** hi\n%PDF\x00\x01")
+    with pytest.raises(TranscriptError, match=r"binary\.md:2: .*binary data"):
+        load_transcript(binary)
 
 
 def test_format_sniffing_for_unknown_extensions(tmp_path):

@@ -74,6 +74,10 @@ def read_text(path: Path) -> str:
                               f"transcript as UTF-8", str(path)) from None
     if not text.strip():
         raise TranscriptError("file is empty; expected a transcript", str(path))
+    if "\x00" in text:  # valid UTF-8 can still be binary (a PDF, a zip): never a transcript
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise TranscriptError("binary data (a NUL byte); expected a text transcript "
+                              "(.md, .txt, .vtt or .srt)", str(path), line)
     return text
 
 

@@ -36,7 +36,7 @@ from .embedding import CachedEmbedder, Embedder
 from .errors import IndexError_, IndexNotFound, StaleIndex
 from .types import Chunk, Transcript
 
-FORMAT = "rag-index/1"
+FORMAT = "rag-index/2"  # 2: passage vectors carry the chapter title (embedding_text)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -67,6 +67,16 @@ def _faiss():
 
     faiss.omp_set_num_threads(1)  # single queries are faster on one thread on small machines
     return faiss
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What a passage's vector is computed from: its chapter title, then its text.
+
+    A contextual header: a passage's words rarely say what it is about ("we had years to figure
+    this out"), its chapter title often does. Measured on the dev split: hit@5 0.905 -> 0.929,
+    hit within 1,200 words 0.952 -> 0.976. (The same header on sentence windows did not help.)
+    """
+    return f"{chunk.chapter}. {chunk.text}" if chunk.chapter else chunk.text
 
 
 def sentence_window(chunk: Chunk, i: int, radius: int = 1) -> str:
@@ -101,7 +111,7 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     def stage(label):
         return (lambda done, total: progress(label, done, total)) if progress else None
 
-    chunk_vecs = cached.embed([c.text for c in chunks], progress=stage("chunks"))
+    chunk_vecs = cached.embed([embedding_text(c) for c in chunks], progress=stage("chunks"))
     sent_vecs = cached.embed([sentence_window(chunks[ci], si) for ci, si in rows], progress=stage("sentences"))
 
     root = index_dir / name

@@ -9,7 +9,7 @@ from rag.api import Assistant, build_index
 from rag.config import ChunkSettings, Config
 from rag.embedding import FakeEmbedder
 from rag.errors import IndexNotFound, StaleIndex
-from rag.store import load_index
+from rag.store import embedding_text, load_index
 
 MD = """**Chris Benson:** \\[00:10\\] Welcome to the show. What are you building at the company?
 
@@ -36,13 +36,26 @@ def _build(source, index_dir, embedder=None, **kw):
 def test_round_trip(tmp_path, source):
     path = _build(source, tmp_path / "idx")
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["format"] == "rag-index/1" and manifest["model"] == "fake-64"
+    assert manifest["format"] == "rag-index/2" and manifest["model"] == "fake-64"
     assert manifest["dim"] == 64 and manifest["chunker"] == ChunkSettings().to_json()
     assert manifest["sources"][0]["sha256"] and manifest["episodes"] == ["episode-1"]
     loaded = load_index(tmp_path / "idx", "ep", model="fake-64")
     assert len(loaded.chunks) == manifest["chunks"] == loaded.chunk_index.ntotal
     vec = loaded.chunk_index.reconstruct(0)
-    assert np.allclose(vec, FakeEmbedder().embed([loaded.chunks[0].text])[0])
+    assert np.allclose(vec, FakeEmbedder().embed([embedding_text(loaded.chunks[0])])[0])
+
+
+def test_passage_vectors_carry_the_chapter_title():
+    from dataclasses import replace
+
+    from rag.types import Chunk, Sentence
+
+    s = Sentence(text="We had years to figure this out.", speaker="Guest", start_s=1.0, estimated=False)
+    chunk = Chunk(id="c", episode="e", chapter=None, speakers=("Guest",), start_s=0.0, end_s=5.0,
+                  sentences=(s,))
+    assert embedding_text(chunk) == chunk.text
+    titled = replace(chunk, chapter="Early adoption of gen AI")
+    assert embedding_text(titled) == "Early adoption of gen AI. " + chunk.text
 
 
 def test_an_unwritable_index_folder_is_one_clear_error_before_any_embedding(tmp_path, source):

@@ -7,7 +7,8 @@ Rules (each one is a test in tests/test_chunking.py):
   boundaries with ``overlap_sentences`` repeated, so nothing falls past the model's 256-piece cut;
 - an interview is questions and answers: a chunk that opens on an answer carries the host's
   question in front of it as context (``Sentence.context``), so "why did he..." finds the answer;
-- ``start_s`` is the time of the chunk's first word, ``end_s`` the start of whatever follows it.
+- ``start_s`` is the time of the chunk's own first word (question context excluded), ``end_s`` the
+  start of whatever follows it.
 """
 
 from __future__ import annotations
@@ -110,10 +111,17 @@ def chunk_transcript(transcript: Transcript, count_tokens: TokenCounter,
             speakers = tuple(dict.fromkeys(s.speaker for s in sentences))
             chunks.append(Chunk(
                 id=_chunk_id(episode, chapter, sentences), episode=episode, chapter=chapter,
-                speakers=speakers, start_s=sentences[0].start_s, end_s=round(end_s, 2),
+                speakers=speakers, start_s=_own_start(sentences), end_s=round(end_s, 2),
                 sentences=tuple(sentences)))
     _check_fit(chunks, count_tokens, model_max_tokens)
     return chunks
+
+
+def _own_start(sentences: list[Sentence]) -> float:
+    """The time of the chunk's own first word. The host's question carried in front as context
+    belongs to the passage before: counting it would give every chunk of a long answer the
+    question's time (three sources all shown as [28:35])."""
+    return next((s.start_s for s in sentences if not s.context), sentences[0].start_s)
 
 
 def _section_end(transcript: Transcript, chapter: str | None, turns: list[list[Sentence]]) -> float:
@@ -207,5 +215,5 @@ def _check_fit(chunks: list[Chunk], count: TokenCounter, model_max_tokens: int) 
             sentences.pop(0)
             chunk = Chunk(chunk.id, chunk.episode, chunk.chapter,
                           tuple(dict.fromkeys(s.speaker for s in sentences)),
-                          sentences[0].start_s, chunk.end_s, tuple(sentences))
+                          _own_start(sentences), chunk.end_s, tuple(sentences))
         chunks[i] = chunk

@@ -36,7 +36,7 @@ from .embedding import CachedEmbedder, Embedder
 from .errors import IndexError_, IndexNotFound, StaleIndex
 from .types import Chunk, Transcript
 
-FORMAT = "rag-index/2"  # 2: passage vectors carry the chapter title (embedding_text)
+FORMAT = "rag-index/3"  # 2: vectors carry the chapter title; 3: start_s excludes question context
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 

@@ -30,7 +30,10 @@ def test_chunks_never_cross_chapters_and_keep_every_sentence():
     chapters = {c.title: c for c in transcript.chapters}
     for chunk in chunks:
         assert chunk.chapter in chapters and not chapters[chunk.chapter].sponsor
-        for s in chunk.sentences:
+        own = [s for s in chunk.sentences if not s.context]
+        # start_s is the chunk's own first word; the host's question in front is context only
+        assert chunk.start_s == own[0].start_s
+        for s in own:
             assert chunk.start_s <= s.start_s + 1e-6
     # Every word of the transcript is in some chunk's content (not only as context).
     content = " ".join(s.text for c in chunks for s in c.sentences if not s.context)
@@ -56,6 +59,8 @@ def test_chunks_fit_the_model_and_long_turns_overlap():
         assert a_content[-1] == b_content[0]
     # and each piece carries the host's question as context
     assert all(c.sentences[0].context and c.sentences[0].speaker == "Host" for c in guest[1:])
+    # ... yet each piece starts at its own time, not at the question's
+    assert len({c.start_s for c in guest}) == len(guest)
 
 
 def test_chunk_start_is_its_first_word_and_ids_are_stable():

@@ -135,6 +135,15 @@ def test_runner_writes_results_report_and_charts(run_dir):
     assert "window200-bm25" in report and "(in use)" in report and "hit_by_type.png" in report
     # no chat model: judge columns say so, never a number
     assert "not run (no chat model)" in report and "judge" not in agg["overall"]
+    # quote support: the cited sentences themselves hold a gold quote (checked against the quotes)
+    answered = [r for r in run["items"] if r["answerable"] and not r["refused"]]
+    assert answered
+    for r in answered:
+        quoted = " ".join(c["quote"] for c in r["citations"])
+        assert r["quote_support"] == bool(M.held_quotes(quoted, r["gold_quotes"]))
+        assert r["answer_words"] == len(r["answer"].split())
+        assert r["quote_support"] <= r["citation_support"]  # a quote lies in its passage
+    assert "quote support" in report and "answer words p50" in report
 
 
 def test_bm25_window_baseline_finds_a_literal_quote(assistant):

@@ -48,9 +48,11 @@ def answer_table(agg: dict, judge_status: str | None) -> str:
     o = agg["overall"]
     r = o["refusal"]
     row = [r["refusal_precision"], r["refusal_recall"], r["false_refusal_rate"],
-           o["citation_validity"], o["citation_support"], o["latency_p50_s"], o["latency_p95_s"]]
+           o["citation_validity"], o["citation_support"], o.get("quote_support"),
+           o.get("answer_words_p50"), o["latency_p50_s"], o["latency_p95_s"]]
     return table(["refusal P", "refusal R", "false refusals", "citation validity", "citation support",
-                  "latency p50 s", "latency p95 s", "judge faithfulness", "judge correctness"],
+                  "quote support", "answer words p50", "latency p50 s", "latency p95 s",
+                  "judge faithfulness", "judge correctness"],
                  [row + _judge_cells(o, judge_status)])
 
 
@@ -148,7 +150,9 @@ def markdown(run: dict, chart_files: list[str]) -> str:
         "Refusal P/R: unanswerable items are the positives. False refusals: refused answerable items. "
         "Citation validity: non-refused answers with at least one citation, all of them pointing into a "
         "passage retrieved for that answer (time within its span ±5 s). Citation support: non-refused "
-        "answerable answers where at least one cited passage holds a gold quote.\n",
+        "answerable answers where at least one cited passage holds a gold quote. Quote support: the "
+        "same, but the cited sentences themselves must hold it (what the reader is shown). Answer "
+        "words p50: median length of the non-refused answers.\n",
         "## By type\n", type_table(agg, judge_status), "",
         f"Follow-ups: the second turn, asked with history=[(first question, first answer)]; "
         f"'followup turn 1' is the first question against history_gold_quotes.\n",
@@ -189,8 +193,9 @@ def flat_metrics(agg: dict) -> dict:
         out[k] = o["retrieval"][k]
     for k in ("refusal_precision", "refusal_recall", "false_refusal_rate"):
         out[k] = o["refusal"][k]
-    for k in ("citation_validity", "citation_support", "latency_p50_s", "latency_p95_s"):
-        out[k] = o[k]
+    for k in ("citation_validity", "citation_support", "quote_support", "answer_words_p50",
+              "latency_p50_s", "latency_p95_s"):
+        out[k] = o.get(k)  # older runs lack the newer metrics
     for n, r in (o.get("baselines") or {}).items():
         for k in ("hit@5", "mrr"):
             out[f"{n} {k}"] = r[k]

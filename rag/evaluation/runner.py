@@ -79,6 +79,10 @@ def run_item(assistant, item: dict, *, k: int = 5, backend=None) -> dict:
     res["citation_all_valid"] = (all(c["valid"] for c in res["citations"]) and bool(res["citations"])
                                  if not res["refused"] else None)
     res["citation_support"] = (any(c["holds_gold"] for c in res["citations"]) if answered else None)
+    # Stricter: the cited sentences themselves (what the reader is shown) hold a gold quote.
+    quoted = " ".join(c.get("quote") or "" for c in res["citations"])
+    res["quote_support"] = bool(M.held_quotes(quoted, quotes)) if answered else None
+    res["answer_words"] = M.words_of(res["answer"]) if not res["refused"] else None
     return res
 
 
@@ -134,6 +138,10 @@ def _group(results: list[dict]) -> dict:
                                     if r["citation_all_valid"] is not None),
         "citation_support": M.mean(float(r["citation_support"]) for r in answerable
                                    if r["citation_support"] is not None),
+        "quote_support": M.mean(float(r["quote_support"]) for r in answerable
+                                if r.get("quote_support") is not None),
+        "answer_words_p50": M.percentile([r["answer_words"] for r in answered
+                                          if r.get("answer_words") is not None], 0.5),
         "latency_p50_s": M.percentile(lat, 0.5),
         "latency_p95_s": M.percentile(lat, 0.95),
     }

@@ -81,19 +81,27 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False))
 
 
-def _passage_lines(hits, width: int = 100, full: bool = False) -> list[str]:
+def _where(episode: str | None, chapter: str | None) -> str:
+    """"episode · chapter · " for a source line; parts that are unknown or not needed are left out."""
+    return "".join(f"{part} · " for part in (episode, chapter) if part)
+
+
+def _passage_lines(hits, width: int = 100, full: bool = False, show_episode: bool = False) -> list[str]:
     lines = []
     for h in hits:
         c = h.chunk
-        head = f"[{c.start}] {c.chapter or '(no chapter)'} · {', '.join(c.speakers)}"
+        head = f"[{c.start}] {_where(c.episode if show_episode else None, c.chapter)}{', '.join(c.speakers)}"
         lines.append(head)
         body = c.text if full else textwrap.shorten(c.text.replace("\n", " "), 280, placeholder=" …")
         lines.extend(textwrap.wrap(body, width, initial_indent="    ", subsequent_indent="    "))
     return lines
 
 
-def print_answer(answer, stream=None, streamed: bool = False) -> None:
+def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool = False) -> None:
+    """The answer, then its sources (time, [episode,] chapter, speaker). ``show_episode`` for indexes
+    of several episodes, where a time alone does not say which conversation it is in."""
     stream = stream or sys.stdout
+    episode_of = {h.chunk.id: h.chunk.episode for h in answer.hits}
     if not streamed:
         print(answer.text, file=stream)
     if answer.citations:
@@ -103,8 +111,8 @@ def print_answer(answer, stream=None, streamed: bool = False) -> None:
             if (c.passage_id, c.start_s) in seen:
                 continue
             seen.add((c.passage_id, c.start_s))
-            where = f"{c.chapter} · " if c.chapter else ""  # transcripts without chapters
-            print(f"  [{c.start}] {where}{c.speaker}", file=stream)
+            episode = episode_of.get(c.passage_id) if show_episode else None
+            print(f"  [{c.start}] {_where(episode, c.chapter)}{c.speaker}", file=stream)
     for note in answer.notes:
         print(f"note: {note}", file=sys.stderr)
 
@@ -139,7 +147,7 @@ def cmd_ask(args) -> int:
         print()
         if final.text.strip() != "".join(deltas).strip():
             print("\nChecked answer:\n" + final.text)
-    print_answer(final, streamed=streamed)
+    print_answer(final, streamed=streamed, show_episode=len(assistant.transcripts) > 1)
     return 0
 
 
@@ -157,7 +165,7 @@ def cmd_search(args) -> int:
         return 0
     if not hits:
         print("No passage matches (check --chapter / --speaker).")
-    for n, line in enumerate(_passage_lines(hits)):
+    for n, line in enumerate(_passage_lines(hits, show_episode=len(assistant.transcripts) > 1)):
         print(line)
     return 0
 

@@ -122,7 +122,8 @@ class ChatREPL:
         if final is None:
             return
         self._settle(final.text, "".join(streamed))
-        print_answer(final, stream=self.out, streamed=True)
+        print_answer(final, stream=self.out, streamed=True,
+                     show_episode=len(self.session.assistant.transcripts) > 1)
         self._say("")
         for note in final.notes:
             print(f"note: {note}", file=self.err)
@@ -160,7 +161,8 @@ class ChatREPL:
         for n, hit in enumerate(last.hits, 1):
             mark = "cited" if hit.chunk.id in cited else "retrieved"
             self._say(f"{n}. ({mark})")
-            for line in _passage_lines([hit], width=width, full=True):
+            for line in _passage_lines([hit], width=width, full=True,
+                                       show_episode=len(self.session.assistant.transcripts) > 1):
                 self._say(line)
             self._say("")
 

@@ -148,3 +148,25 @@ def test_sources_without_a_chapter_read_cleanly():
     print_answer(Answer(question="q", text="Guest [01:01]: “Hi there.”", backend="extractive",
                         citations=cites), stream=out)
     assert "  [01:01] Guest\n" in out.getvalue() and "  [02:05] Intro · Host\n" in out.getvalue()
+
+
+def test_sources_name_the_episode_when_the_index_has_several():
+    import io
+
+    from rag.cli import _passage_lines, print_answer
+    from rag.types import Answer, Chunk, Citation, Hit, Sentence
+
+    s = Sentence(text="Hi there.", speaker="Guest", start_s=61.0, estimated=False)
+    chunk = Chunk(id="ep-7-abc", episode="ep-7", chapter=None, speakers=("Guest",), start_s=60.0,
+                  end_s=90.0, sentences=(s,))
+    hit = Hit(chunk=chunk, score=1.0, rank=1, matched=(0,), scores={})
+    answer = Answer(question="q", text="Guest [01:01]: “Hi there.”", backend="extractive", hits=(hit,),
+                    citations=(Citation(passage_id="ep-7-abc", start_s=61.0, chapter=None,
+                                        speaker="Guest", quote="Hi there."),))
+    one, several = io.StringIO(), io.StringIO()
+    print_answer(answer, stream=one)
+    print_answer(answer, stream=several, show_episode=True)
+    assert "  [01:01] Guest\n" in one.getvalue()
+    assert "  [01:01] ep-7 · Guest\n" in several.getvalue()
+    assert _passage_lines([hit], show_episode=True)[0] == "[01:00] ep-7 · Guest"
+    assert _passage_lines([hit])[0] == "[01:00] Guest"

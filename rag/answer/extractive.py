@@ -189,8 +189,9 @@ class ExtractiveAnswerer:
         if hits:
             lines.append("The nearest passages are:")
             for h in hits[:3]:
-                first = h.chunk.sentences[0]
+                first = next((s for s in h.chunk.sentences if not s.context), h.chunk.sentences[0])
                 snippet = " ".join(first.text.split()[:16])
-                lines.append(f"- [{h.chunk.start}] {h.chunk.chapter or ''} ({first.speaker}): {snippet}\u2026")
+                where = f"{h.chunk.chapter} " if h.chunk.chapter else ""
+                lines.append(f"- [{h.chunk.start}] {where}({first.speaker}): {snippet}\u2026")
         return Answer(question=question, text="\n".join(lines), backend=self.name, hits=hits,
                       refused=True)

@@ -224,3 +224,54 @@ def test_rag_chat_process_over_piped_stdin(tmp_path):
     assert f"> {ANSWERABLE}" in out and "Sources:" in out and TIME.search(out)
     assert "(cited)" in out.split("> /sources")[1]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs a POSIX pty")
+def test_rag_chat_in_a_real_terminal(tmp_path):
+    """`rag chat` on a pseudo-terminal: prompt_toolkit's line editor, not the piped-stdin path."""
+    import pty
+    import select
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RAG_"))}
+    env.update(RAG_INDEX_DIR=str(tmp_path), RAG_EMBED_MODEL="fake", TERM="xterm")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI on the pty
+        os.execve(sys.executable, [sys.executable, "-m", "rag.cli", "chat"], env)
+    seen = b""
+
+    def read_until(pattern: bytes, timeout: float = 60) -> bool:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # the child closed the terminal
+                    return pattern in seen
+                seen += data
+                if b"\x1b[6n" in data:  # answer the cursor-position query, as a terminal does
+                    os.write(fd, b"\x1b[1;1R")
+                if pattern in seen:
+                    return True
+        return False
+
+    try:
+        assert read_until(b"/help for commands"), seen[-500:]
+        os.write(fd, ANSWERABLE.encode() + b"\r")
+        assert read_until(b"Sources:"), seen[-500:]
+        assert TIME.search(seen.decode(errors="replace"))
+        assert b"\x1b[?2004h" in seen  # prompt_toolkit's editor drew the prompt (bracketed paste on)
+        os.write(fd, b"/quit\r")
+        read_until(b"never printed", timeout=10)  # drain until the child exits
+        deadline = time.monotonic() + 10
+        while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status[0] == pid and os.waitstatus_to_exitcode(status[1]) == 0
+    finally:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)

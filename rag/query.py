@@ -101,6 +101,7 @@ def parse_scope(question: str, chapters: list[str], speakers: dict[str, str]) ->
                  speaker=match_speaker(question, speakers), position=position)
 
 
+_SPEAKER_VERB_STEMS = frozenset(stem(w) for w in re.findall(r"[a-z]+", _SPEAKER_VERBS))
 _POSITION_WORDS = frozenset(stem(w) for w in "end start beginning begin opening intro closing wrap "
                             "wrapping very near toward towards".split())
 
@@ -109,6 +110,9 @@ def topic_words(question: str, scope: Scope) -> list[str]:
     """The question's content words once its scope is taken out: "What do they talk about at the
     end?" has none, so only the scope can say where to look."""
     words = keywords(question)
+    if scope.speaker:  # "what did Chris ask about X": the name and the verb say who, not what
+        who = set(keywords(scope.speaker)) | _SPEAKER_VERB_STEMS
+        words = [w for w in words if w not in who]
     if scope.position:
         words = [w for w in words if w not in _POSITION_WORDS]
     if scope.time_s is not None:

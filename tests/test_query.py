@@ -61,3 +61,4 @@ def test_topic_words_leave_out_the_scope():
     assert topic("At 12:30, what did he say?") == []
     assert topic("Near the end, what advice does he give?") == ["advice", "give"]
     assert topic("How does the story end?") == keywords("How does the story end?")  # no scope: kept
+    assert topic("What did Chris ask about funding?") == ["fund"]  # who asked is scope, not topic

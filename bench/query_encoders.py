@@ -14,7 +14,6 @@ Usage: python bench/query_encoders.py [--queries 200] [--runs 3] [--seconds 5]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -31,12 +30,9 @@ ENCODERS = ("numpy", "onnx")
 
 
 def questions(n: int) -> list[str]:
-    base = []
-    with open(ROOT / "eval" / "questions.jsonl") as f:
-        for line in f:
-            item = json.loads(line)
-            if "question" in item:
-                base.append(item["question"])
+    from rag.evaluation.metrics import load_items
+
+    base = [item["question"] for item in load_items(ROOT / "eval" / "questions.jsonl")]
     out, round_ = [], 0
     while len(out) < n:  # distinct texts beyond the question set: numbered variants
         out += [q if round_ == 0 else f"{q.rstrip('?')} (part {round_})?" for q in base]

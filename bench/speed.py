@@ -13,7 +13,6 @@ Usage: python bench/speed.py [--runs 5] [--queries 200]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -36,13 +35,10 @@ def timed(cmd: list[str], env: dict) -> float:
 
 
 def questions(limit: int) -> list[str]:
-    out = []
-    with open(ROOT / "eval" / "questions.jsonl") as f:
-        for line in f:
-            item = json.loads(line)
-            if "question" in item:
-                out.append(item["question"])
-    return out[:limit]
+    """The evaluation set's questions (the same file `rag eval` reads), in file order."""
+    from rag.evaluation.metrics import load_items
+
+    return [item["question"] for item in load_items(ROOT / "eval" / "questions.jsonl")][:limit]
 
 
 def main() -> None:

@@ -194,7 +194,7 @@ class Retriever:
         fused = self._fuse([(w.dense, dense), (w.sentence, sent_best), (w.bm25, bm25),
                             (w.sentence_bm25, sent_lex)])
         boost = self._scope_boost(scope)
-        if boost.any() and not topic_words(query, scope):
+        if boost.any() and not qwords:
             # Nothing to match but the scope ("what do they talk about at the end?"): the scope
             # decides and the topical signals, which only saw filler words, just break ties.
             fused = boost + 0.1 * fused

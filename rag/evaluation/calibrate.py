@@ -81,8 +81,6 @@ def main(argv=None) -> int:
     if args.fit:
         from dataclasses import replace
 
-        from ..answer.extractive import confidence
-
         fitted = fit_logistic(rows)
         print(f"fitted weights: {fitted}")
         policy = replace(assistant.extractive.policy, **{k: v for k, v in fitted.items()

@@ -27,7 +27,11 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
 def stem(word: str) -> str:
-    """A crude suffix stripper: enough for 'funding'~'funded'~'fund', cheap and dependency-free."""
+    """A crude suffix stripper: enough for 'funding'~'funded'~'fund', cheap and dependency-free.
+
+    The Snowball (Porter 2) stemmer was tried in its place and measured no better on the dev split
+    (hit@5 0.862 vs 0.879, budget@1200 0.931 vs 0.914: a difference of one item either way).
+    """
     for suffix in ("ations", "ation", "ings", "ing", "ies", "ied", "ers", "er", "ed", "es", "ly", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             word = word[: -len(suffix)]
@@ -37,10 +41,15 @@ def stem(word: str) -> str:
     return word
 
 
+def content_words(text: str) -> list[str]:
+    """Lower-cased content words, as written (no stopwords, no single letters)."""
+    words = [w.split("'")[0] for w in _WORD.findall(text.lower())]
+    return [w for w in words if w not in STOPWORDS and len(w) > 1]
+
+
 def keywords(text: str) -> list[str]:
     """Lower-cased, stemmed content words."""
-    words = [w.split("'")[0] for w in _WORD.findall(text.lower())]
-    return [stem(w) for w in words if w not in STOPWORDS and len(w) > 1]
+    return [stem(w) for w in content_words(text)]
 
 
 @dataclass(frozen=True)

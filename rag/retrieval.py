@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .embedding import Embedder
-from .query import (Scope, asks_why, causal, decompose, keywords, parse_scope, speaker_aliases,
-                    split_anchor, topic_words)
+from .query import (Scope, asks_why, causal, content_words, decompose, keywords, parse_scope,
+                    speaker_aliases, split_anchor, stem, topic_words)
 from .store import StoredIndex
 from .types import Chunk, Hit
 
 Z_SCALE = 0.01  # fused z-scores -> the scale of the scope/follow-up boosts in Weights
+NEIGHBOURS = 3  # transcript words kept for each question word the transcript never uses
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,10 @@ class Retriever:
         for c in self.chunks:
             for word in set(keywords(c.text)):
                 self.doc_freq[word] = self.doc_freq.get(word, 0) + 1
+        self.vocabulary = index.vocabulary
+        self.vocabulary_vecs = (index.vocabulary_vectors if index.vocabulary_vectors is not None
+                                else np.zeros((0, embedder.dim), np.float32))
+        self._neighbours: dict[str, tuple[tuple[str, float], ...]] = {}
 
     def scope(self, query: str) -> Scope:
         return parse_scope(query, self.chapters, self.aliases)
@@ -137,6 +142,7 @@ class Retriever:
         shown = np.inf
         coverage = self.coverage(query, scope=scope)
         local = self.coverage(query, [self.chunks[i] for i in picked[:3]], scope=scope)
+        semantic = self.semantic_coverage(query, scope=scope)
         for rank, i in enumerate(picked, 1):
             chunk = self.chunks[i]
             matched = self._sentence_order(i, sent_sims)
@@ -151,8 +157,44 @@ class Retriever:
                 "sentence_scores": {int(si): float(s) for si, s in self._sentence_scores(i, sent_sims)},
                 "coverage": coverage,
                 "local_coverage": local,
+                "semantic_coverage": semantic,
             }))
         return hits
+
+    def unseen_words(self, query: str, scope: Scope) -> list[str]:
+        """The question's topic words (as written) that no passage uses, even in another form."""
+        topic = set(topic_words(query, scope))
+        return [w for w in dict.fromkeys(content_words(query))
+                if not w.isdigit() and stem(w) in topic and stem(w) not in self.doc_freq]
+
+    def neighbours(self, word: str) -> tuple[tuple[str, float], ...]:
+        """The transcript words whose vectors are nearest this word's: what the speakers may have
+        said instead ("money" -> "funding"). Cached: questions repeat their words."""
+        if word not in self._neighbours:
+            if not len(self.vocabulary):
+                return ()
+            sims = self.vocabulary_vecs @ self.embedder.embed_query(word).astype(np.float32)
+            top = np.argsort(-sims)[:NEIGHBOURS]
+            if len(self._neighbours) > 4096:
+                self._neighbours.clear()
+            self._neighbours[word] = tuple((self.vocabulary[i], float(sims[i])) for i in top)
+        return self._neighbours[word]
+
+    def semantic_coverage(self, query: str, scope: Scope | None = None) -> float:
+        """``coverage`` where a word the transcript never uses still counts by how close the nearest
+        transcript word comes to it: a paraphrase ("staff" for "employees") keeps most of its
+        credit, a specific the interview never touches ("Sora", "headquarters") keeps little."""
+        scope = scope or Scope()
+        words = [w for w in dict.fromkeys(topic_words(query, scope)) if not w.isdigit()]
+        if not words:
+            return 1.0
+        n = len(self.chunks)
+        weight = {w: math.log(1 + n / (1 + self.doc_freq.get(w, 0))) for w in words}
+        credit = {w: 1.0 for w in words if w in self.doc_freq}
+        for word in self.unseen_words(query, scope):
+            near = self.neighbours(word)
+            credit[stem(word)] = max(0.0, near[0][1]) if near else 0.0
+        return sum(weight[w] * credit.get(w, 0.0) for w in words) / sum(weight.values())
 
     def coverage(self, query: str, passages: list[Chunk] | None = None,
                  scope: Scope | None = None) -> float:
@@ -171,7 +213,22 @@ class Retriever:
 
     def _rank(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray,
               k: int, candidates: int):
+        w = self.weights
         q = self.embedder.embed_query(query).astype(np.float32)
+        dense, sent_sims, sent_best = self._dense(q, query, scope)
+        qwords = topic_words(query, scope)  # "at the very beginning" is scope, not topic
+        bm25 = np.asarray(self.bm25.get_scores(qwords), dtype=np.float32) if qwords else \
+            np.zeros(len(self.chunks), np.float32)
+        sent_lex = np.zeros(len(self.chunks), dtype=np.float32)
+        if qwords and len(self.sent_rows) and w.sentence_bm25:
+            np.maximum.at(sent_lex, self.sent_rows[:, 0],
+                          np.asarray(self.sent_bm25.get_scores(qwords), dtype=np.float32))
+        fused = self._combine(dense, sent_best, bm25, sent_lex, scope, bool(qwords), anchor_times, allowed)
+        order = [i for i in np.argsort(-fused, kind="stable")[:candidates] if np.isfinite(fused[i])]
+        return self._mmr(order, fused, k), (fused, dense, sent_sims, sent_best, bm25)
+
+    def _dense(self, q: np.ndarray, query: str, scope: Scope):
+        """Passage similarities, sentence-window similarities, and each passage's best window."""
         dense = self.chunk_vecs @ q
         sent_sims = self.sent_vecs @ q if len(self.sent_vecs) else np.zeros(0, np.float32)
         if scope.speaker and len(sent_sims):
@@ -182,19 +239,15 @@ class Retriever:
         sent_best = np.full(len(self.chunks), -1.0, dtype=np.float32)
         if len(sent_sims):
             np.maximum.at(sent_best, self.sent_rows[:, 0], sent_sims)
-        qwords = topic_words(query, scope)  # "at the very beginning" is scope, not topic
-        bm25 = np.asarray(self.bm25.get_scores(qwords), dtype=np.float32) if qwords else \
-            np.zeros(len(self.chunks), np.float32)
+        return dense, sent_sims, sent_best
 
-        sent_lex = np.zeros(len(self.chunks), dtype=np.float32)
-        if qwords and len(self.sent_rows) and self.weights.sentence_bm25:
-            np.maximum.at(sent_lex, self.sent_rows[:, 0],
-                          np.asarray(self.sent_bm25.get_scores(qwords), dtype=np.float32))
+    def _combine(self, dense, sent_best, bm25, sent_lex, scope: Scope, topical: bool,
+                 anchor_times: list[float], allowed: np.ndarray) -> np.ndarray:
         w = self.weights
         fused = self._fuse([(w.dense, dense), (w.sentence, sent_best), (w.bm25, bm25),
                             (w.sentence_bm25, sent_lex)])
         boost = self._scope_boost(scope)
-        if boost.any() and not qwords:
+        if boost.any() and not topical:
             # Nothing to match but the scope ("what do they talk about at the end?"): the scope
             # decides and the topical signals, which only saw filler words, just break ties.
             fused = boost + 0.1 * fused
@@ -203,8 +256,7 @@ class Retriever:
         if anchor_times and w.followup:
             fused += w.followup * self._near(anchor_times, 180.0)
         fused[~allowed] = -np.inf
-        order = [i for i in np.argsort(-fused, kind="stable")[:candidates] if np.isfinite(fused[i])]
-        return self._mmr(order, fused, k), (fused, dense, sent_sims, sent_best, bm25)
+        return fused
 
     def _fuse(self, signals: list[tuple[float, np.ndarray]]) -> np.ndarray:
         """Distribution-based score fusion: each signal's scores as z-scores over the passages.

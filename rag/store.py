@@ -10,6 +10,8 @@ Layout of ``<index_dir>/<name>/``::
         sentences.faiss  sentence vectors, for small-to-big matching
         sentence_rows.npy  (chunk number, sentence number) for each sentence vector
         transcripts.json the parsed transcripts (episode, chapters, turns) the index was built from
+        vocabulary.json  the transcripts' content words, and vocabulary.npy their vectors (float16):
+                         what a question word the transcripts never use comes closest to
 
 A build writes a new version folder and only then points CURRENT at it, so a crash mid-build
 leaves the previous index intact. Embeddings are cached by content hash in
@@ -36,7 +38,8 @@ from .embedding import CachedEmbedder, Embedder
 from .errors import IndexError_, IndexNotFound, StaleIndex
 from .types import Chunk, Transcript
 
-FORMAT = "rag-index/3"  # 2: vectors carry the chapter title; 3: start_s excludes question context
+FORMAT = "rag-index/4"  # 2: vectors carry the chapter title; 3: start_s excludes question context;
+                        # 4: word vectors of the vocabulary
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -56,6 +59,8 @@ class StoredIndex:
     sentence_index: object        # faiss.Index
     sentence_rows: np.ndarray     # (n, 2) int32
     transcripts: tuple[dict, ...]
+    vocabulary: tuple[str, ...] = ()                      # content words of the chunks, sorted
+    vocabulary_vectors: np.ndarray | None = None          # (len(vocabulary), dim) float32
 
     @property
     def model(self) -> str:
@@ -83,6 +88,13 @@ def sentence_window(chunk: Chunk, i: int, radius: int = 1) -> str:
     """A sentence with its neighbours: alone, a short sentence ("It was.") embeds to noise."""
     lo, hi = max(i - radius, 0), min(i + radius + 1, len(chunk.sentences))
     return " ".join(s.text for s in chunk.sentences[lo:hi] if not s.context or s is chunk.sentences[i])
+
+
+def vocabulary(chunks: Sequence[Chunk]) -> list[str]:
+    """The distinct content words (lower-cased, not stemmed: a stem such as 'compani' embeds badly)."""
+    from .query import content_words
+
+    return sorted({w for c in chunks for w in content_words(c.text)})
 
 
 def _flat_index(vectors: np.ndarray, dim: int):
@@ -113,6 +125,8 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
 
     chunk_vecs = cached.embed([embedding_text(c) for c in chunks], progress=stage("chunks"))
     sent_vecs = cached.embed([sentence_window(chunks[ci], si) for ci, si in rows], progress=stage("sentences"))
+    words = vocabulary(chunks)
+    word_vecs = cached.embed(words, progress=stage("vocabulary"))
 
     root = index_dir / name
     root.mkdir(parents=True, exist_ok=True)
@@ -129,6 +143,8 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
         for c in chunks:
             f.write(json.dumps(c.to_record(), ensure_ascii=False) + "\n")
     (tmp / "transcripts.json").write_text(json.dumps([t.to_json() for t in transcripts], ensure_ascii=False))
+    (tmp / "vocabulary.json").write_text(json.dumps(words, ensure_ascii=False))
+    np.save(tmp / "vocabulary.npy", word_vecs.astype(np.float16))  # similarities need no more precision
     manifest = {
         "format": FORMAT,
         "name": name,
@@ -140,6 +156,7 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
         "episodes": [t.episode.id for t in transcripts],
         "chunks": len(chunks),
         "sentences": len(rows),
+        "vocabulary": len(words),
         "embedding_cache": {"reused": cached.hits, "embedded": cached.misses},
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -210,9 +227,13 @@ def load_index(index_dir: Path, name: str, *, model: str, settings: ChunkSetting
         with open(path / "chunks.jsonl") as f:
             chunks = tuple(Chunk.from_json(json.loads(line)) for line in f if line.strip())
         transcripts = tuple(json.loads((path / "transcripts.json").read_text()))
+        words = tuple(json.loads((path / "vocabulary.json").read_text()))
+        word_vecs = np.load(path / "vocabulary.npy").astype(np.float32)
     except Exception as e:  # noqa: BLE001 - faiss raises RuntimeError, json ValueError, ...
         raise StaleIndex(f"index {name!r} is corrupt ({type(e).__name__}: {e}); {rebuild}") from e
     if (chunk_index.ntotal != len(chunks) or sentence_index.ntotal != len(sentence_rows)
-            or chunk_index.d != manifest.get("dim") or len(chunks) != manifest.get("chunks")):
+            or chunk_index.d != manifest.get("dim") or len(chunks) != manifest.get("chunks")
+            or word_vecs.shape != (len(words), chunk_index.d)):
         raise StaleIndex(f"index {name!r} is corrupt (its files disagree with its manifest); {rebuild}")
-    return StoredIndex(name, path, manifest, chunks, chunk_index, sentence_index, sentence_rows, transcripts)
+    return StoredIndex(name, path, manifest, chunks, chunk_index, sentence_index, sentence_rows, transcripts,
+                       words, word_vecs)

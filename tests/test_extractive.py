@@ -23,6 +23,22 @@ def test_number_questions_need_a_number():
     assert not type_mismatch("How much does it cost?", [hit("It costs $12 a month for creators.")])
     assert not type_mismatch("In what year did it launch?", [hit("We launched it in 2018 with artists.")])
     assert not type_mismatch("What did they build?", [hit("A tool for artists.")])
+    # "how much ... matter" asks for a degree, not an amount
+    assert not type_mismatch("How much does their history matter to them?", [hit("It matters a lot to us.")])
+    # a number the question itself names is no answer: "Gen-2" does not say how long training took
+    assert type_mismatch("How long did it take to train Gen-2?", [hit("We trained Gen-2 on video.")])
+    assert not type_mismatch("How long did it take to train Gen-2?", [hit("Training Gen-2 took three weeks.")])
+
+
+def test_name_questions_need_a_name_the_question_does_not_already_hold():
+    asked = "Which company released the model behind their drawing tool?"
+    assert not type_mismatch(asked, [hit("There was this model that Nvidia released for car research.")])
+    assert type_mismatch(asked, [hit("There was this model released for self-driving car research.")])
+    named = "What is the name of the Nvidia model they built on?"
+    assert type_mismatch(named, [hit("There was this model that Nvidia released for car research.")])
+    assert not type_mismatch(named, [hit("We built on the model that Nvidia called GauGAN back then.")])
+    # the speakers' own names are not an answer to "which company"
+    assert type_mismatch("Which company does he work for?", [hit("Thanks for joining, said Guest today.")])
 
 
 def test_confidence_uses_coverage_and_answer_type():
@@ -31,7 +47,7 @@ def test_confidence_uses_coverage_and_answer_type():
     q = "How much does the subscription cost?"
     assert confidence(q, covered) > MINILM_POLICY.threshold > confidence(q, uncovered)
     assert features(q, []) == {"sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
-                               "agreement": 0.0, "mismatch": 1.0}
+                               "semantic_coverage": 0.0, "agreement": 0.0, "mismatch": 1.0}
     assert confidence(q, []) == 0.0
 
 

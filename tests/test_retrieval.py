@@ -108,3 +108,33 @@ def test_coverage_counts_words_missing_from_the_transcript(assistant):
     assert r.coverage("quarterly revenue spreadsheet") == 0.0
     hits = assistant.search("video models", k=1)
     assert hits[0].scores["coverage"] == pytest.approx(1.0)
+
+
+class SynonymEmbedder(FakeEmbedder):
+    """The fake embedder, except that a few question words embed like a transcript word."""
+
+    SAME = {"cash": "money"}
+
+    def embed_query(self, text):
+        return self._vector(self.SAME.get(text, text))
+
+
+def test_semantic_coverage_credits_a_word_by_its_nearest_transcript_word(tmp_path):
+    src = tmp_path / "episode-1.md"
+    src.write_text("\n\n".join(f"**{who}:** \\[{t}\\] {text}" for t, who, text in TURNS) + "\n")
+    config = Config(index_dir=tmp_path / "idx", chunking=ChunkSettings(max_tokens=40, question_context_tokens=0))
+    build_index([src], name="ep", config=config, embedder=SynonymEmbedder())
+    r = Assistant.load("ep", config=config, embedder=SynonymEmbedder(), backend="extractive").retriever
+    assert "money" in r.vocabulary and "cash" not in r.vocabulary and len(r.vocabulary_vecs) == len(r.vocabulary)
+    scope = r.scope("cash")
+    assert r.unseen_words("How did they get cash?", scope) == ["cash"]
+    assert r.neighbours("cash")[0] == ("money", pytest.approx(1.0))
+    # "cash" is absent from the transcript, but "money" stands in for it: full credit
+    assert r.coverage("cash investors") < 1.0
+    assert r.semantic_coverage("cash investors") == pytest.approx(1.0)
+    # a word with no near transcript word keeps only its (low) nearest similarity
+    far = r.neighbours("sora")[0][1]
+    assert far < 0.9
+    assert r.semantic_coverage("sora") == pytest.approx(max(0.0, far))
+    hits = r.search("cash investors", k=1)
+    assert hits[0].scores["semantic_coverage"] == pytest.approx(1.0)

@@ -9,6 +9,7 @@ from rag.api import Assistant, build_index
 from rag.config import ChunkSettings, Config
 from rag.embedding import FakeEmbedder
 from rag.errors import IndexNotFound, StaleIndex
+from rag.query import content_words
 from rag.store import embedding_text, load_index
 
 MD = """**Chris Benson:** \\[00:10\\] Welcome to the show. What are you building at the company?
@@ -36,13 +37,18 @@ def _build(source, index_dir, embedder=None, **kw):
 def test_round_trip(tmp_path, source):
     path = _build(source, tmp_path / "idx")
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["format"] == "rag-index/3" and manifest["model"] == "fake-64"
+    assert manifest["format"] == "rag-index/4" and manifest["model"] == "fake-64"
     assert manifest["dim"] == 64 and manifest["chunker"] == ChunkSettings().to_json()
     assert manifest["sources"][0]["sha256"] and manifest["episodes"] == ["episode-1"]
     loaded = load_index(tmp_path / "idx", "ep", model="fake-64")
     assert len(loaded.chunks) == manifest["chunks"] == loaded.chunk_index.ntotal
     vec = loaded.chunk_index.reconstruct(0)
     assert np.allclose(vec, FakeEmbedder().embed([embedding_text(loaded.chunks[0])])[0])
+    # the vocabulary: every content word of the passages, with its vector
+    assert len(loaded.vocabulary) == manifest["vocabulary"] > 0
+    assert set(loaded.vocabulary) >= {w for c in loaded.chunks for w in content_words(c.text)}
+    word = loaded.vocabulary[0]
+    assert np.allclose(loaded.vocabulary_vectors[0], FakeEmbedder().embed([word])[0], atol=1e-3)  # float16
 
 
 def test_passage_vectors_carry_the_chapter_title():
@@ -92,6 +98,13 @@ def test_corrupt_index_is_refused_with_a_rebuild_hint(tmp_path, source):
         load_index(tmp_path / "idx", "ep", model="fake-64")
     (path / "manifest.json").write_text("{")
     with pytest.raises(StaleIndex, match="corrupt"):
+        load_index(tmp_path / "idx", "ep", model="fake-64")
+
+
+def test_a_vocabulary_that_disagrees_with_the_manifest_is_corrupt(tmp_path, source):
+    path = _build(source, tmp_path / "idx")
+    np.save(path / "vocabulary.npy", np.zeros((1, 64), np.float16))
+    with pytest.raises(StaleIndex, match="corrupt.*disagree"):
         load_index(tmp_path / "idx", "ep", model="fake-64")
 
 

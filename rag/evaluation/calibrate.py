@@ -13,9 +13,10 @@ import sys
 from .metrics import calibrate, load_items
 
 
-FEATURES = ("sentence", "dense", "coverage", "local_coverage", "agreement", "mismatch")
+FEATURES = ("sentence", "dense", "coverage", "local_coverage", "semantic_coverage", "agreement", "mismatch")
 FIELDS = {"sentence": "sentence_weight", "dense": "dense_weight", "coverage": "coverage_weight",
-          "local_coverage": "local_coverage_weight", "agreement": "agreement_weight",
+          "local_coverage": "local_coverage_weight", "semantic_coverage": "semantic_coverage_weight",
+          "agreement": "agreement_weight",
           "mismatch": "type_weight"}
 
 
@@ -47,10 +48,16 @@ def fit_logistic(rows: list[dict], l2: float = 1.0, steps: int = 20000, lr: floa
     x = np.array([[r["features"][f] for f in FEATURES] for r in rows], dtype=np.float64)
     y = np.array([0.0 if r["answerable"] else 1.0 for r in rows])
     w, b = np.zeros(x.shape[1]), 0.0
+    # Signs are constrained (projected gradient descent): more similarity or coverage is never
+    # evidence *against* an answer, and a type mismatch never evidence for one. Unconstrained, the
+    # dev set's near-miss unanswerables ("what is the name of the Nvidia model...", which match a
+    # sentence well) gave similarity a negative weight, which would not hold on another episode.
+    penalty = np.array([f == "mismatch" for f in FEATURES])
     for _ in range(steps):
         p = 1 / (1 + np.exp(-(x @ w + b)))
         w -= lr * (x.T @ (p - y) + l2 * w) / len(y)
         b -= lr * float(np.mean(p - y))
+        w = np.where(penalty, np.maximum(w, 0.0), np.minimum(w, 0.0))
     conf = -w
     positive = [i for i, f in enumerate(FEATURES) if f != "mismatch"]
     scale = float(conf[positive].clip(min=0).sum()) or 1.0

@@ -86,9 +86,12 @@ def thresholds_for(results: list[dict], in_use: float) -> list[float]:
 
 def tradeoff_table(results: list[dict], in_use: float) -> tuple[str, float | None]:
     rows = [(bool(r["answerable"]), r["confidence"]) for r in results if r.get("confidence") is not None]
-    out = []
+    out, last = [], None
     for t in M.threshold_table(rows, thresholds_for(results, in_use)):
         mark = " (in use)" if abs(t["threshold"] - in_use) < 1e-9 else ""
+        if t["refused"] == last and not mark:
+            continue  # same decisions as the row above: a longer table, nothing new to read
+        last = t["refused"]
         out.append([f'{t["threshold"]:.3f}{mark}', t["refused"], t["refusal_precision"],
                     t["refusal_recall"], t["false_refusal_rate"]])
     best = M.calibrate(results)

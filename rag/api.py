@@ -136,12 +136,13 @@ class Assistant:
 
     def search(self, query: str, *, k: int = 5, chapter: str | None = None,
                speaker: str | None = None, start_s: float | None = None,
-               end_s: float | None = None) -> list[Hit]:
+               end_s: float | None = None, refusal_features: bool = False) -> list[Hit]:
+        """``refusal_features``: also score what the extractive refusal reads (answers do)."""
         query = check_question(query)
         if k < 1 or k > 100:
             raise InputError(f"k must be between 1 and 100, not {k}")
         filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s)
-        return self.retriever.search(query, k=k, filters=filters)
+        return self.retriever.search(query, k=k, filters=filters, refusal_features=refusal_features)
 
     def standalone(self, question: str, history: Sequence[tuple[str, str]] = ()) -> str:
         """The question rewritten to stand alone, given earlier (question, answer) turns."""
@@ -163,7 +164,7 @@ class Assistant:
         """Yield text deltas, then the final Answer."""
         question = check_question(question)
         standalone = self.standalone(question, history)
-        hits = self.search(standalone, k=k, **filters)
+        hits = self.search(standalone, k=k, refusal_features=True, **filters)
         answerer = self.extractive if backend == "extractive" else self.answerer
         if history and isinstance(answerer, ExtractiveAnswerer):
             events = answerer.stream(standalone, hits, said=[a for _, a in history])

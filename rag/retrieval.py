@@ -114,7 +114,10 @@ class Retriever:
         return parse_scope(query, self.chapters, self.aliases)
 
     def search(self, query: str, k: int = 5, filters: Filters = Filters(),
-               scope: Scope | None = None, candidates: int = 40) -> list[Hit]:
+               scope: Scope | None = None, candidates: int = 40,
+               refusal_features: bool = False) -> list[Hit]:
+        """The top ``k`` passages. ``refusal_features``: also score what only the extractive
+        refusal reads (semantic coverage: a query-encoder pass per unseen word, ~3 ms)."""
         if not self.chunks:
             return []
         query, anchor_times = split_anchor(query)
@@ -142,7 +145,7 @@ class Retriever:
         shown = np.inf
         coverage = self.coverage(query, scope=scope)
         local = self.coverage(query, [self.chunks[i] for i in picked[:3]], scope=scope)
-        semantic = self.semantic_coverage(query, scope=scope)
+        semantic = self.semantic_coverage(query, scope=scope) if refusal_features else None
         for rank, i in enumerate(picked, 1):
             chunk = self.chunks[i]
             matched = self._sentence_order(i, sent_sims)
@@ -157,7 +160,7 @@ class Retriever:
                 "sentence_scores": {int(si): float(s) for si, s in self._sentence_scores(i, sent_sims)},
                 "coverage": coverage,
                 "local_coverage": local,
-                "semantic_coverage": semantic,
+                **({"semantic_coverage": semantic} if semantic is not None else {}),
             }))
         return hits
 

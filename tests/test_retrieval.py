@@ -136,5 +136,6 @@ def test_semantic_coverage_credits_a_word_by_its_nearest_transcript_word(tmp_pat
     far = r.neighbours("sora")[0][1]
     assert far < 0.9
     assert r.semantic_coverage("sora") == pytest.approx(max(0.0, far))
-    hits = r.search("cash investors", k=1)
+    assert "semantic_coverage" not in r.search("cash investors", k=1)[0].scores  # plain search skips it
+    hits = r.search("cash investors", k=1, refusal_features=True)
     assert hits[0].scores["semantic_coverage"] == pytest.approx(1.0)

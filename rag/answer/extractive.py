@@ -123,6 +123,7 @@ def features(question: str, hits: Sequence[Hit]) -> dict[str, float]:
             "dense": max(h.scores.get("dense", 0.0) for h in hits[:5]),
             "coverage": float(top.get("coverage", 1.0)),
             "local_coverage": float(top.get("local_coverage", top.get("coverage", 1.0))),
+            # Hits from a plain search (refusal_features=False) lack it: lexical coverage stands in.
             "semantic_coverage": float(top.get("semantic_coverage", top.get("coverage", 1.0))),
             # Agreement counts as much as the words behind it: BM25 ranking a passage first
             # for one common word ("good") is no evidence, however dense retrieval ranks it.

@@ -30,7 +30,7 @@ def confidences(assistant, items, k: int = 5) -> list[dict]:
             first = it["history"][0]
             history = [(first, assistant.ask(first, k=k).text)]
         q = assistant.standalone(it["question"], history)
-        hits = assistant.search(q, k=k)
+        hits = assistant.search(q, k=k, refusal_features=True)  # as answers retrieve
         rows.append({"id": it["id"], "type": it["type"], "answerable": bool(it["answerable"]),
                      "confidence": float(confidence(q, hits, assistant.extractive.policy)),
                      "features": features(q, hits)})

@@ -53,7 +53,7 @@ def _turn(assistant, question: str, quotes: Sequence[str], needs_all: bool, *, k
         "refused": bool(answer.refused),
         "citations": cites,
         "answer_passages": list(answer_passages.values()),
-        "confidence": round(float(confidence(standalone, answer.hits)), 4),
+        "confidence": round(float(confidence(standalone, answer.hits, assistant.extractive.policy)), 4),
         "latency_s": round(latency, 4),
         "_answer": answer,
     }

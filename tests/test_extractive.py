@@ -3,7 +3,7 @@
 import pytest
 
 from rag.answer.extractive import (DEFAULT_POLICY, MINILM_POLICY, ExtractiveAnswerer, RefusalPolicy,
-                                   confidence, features, policy_for, type_mismatch)
+                                   answer_types, confidence, features, policy_for, type_mismatch)
 from rag.types import Chunk, Hit, Sentence
 
 
@@ -28,6 +28,22 @@ def test_number_questions_need_a_number():
     # a number the question itself names is no answer: "Gen-2" does not say how long training took
     assert type_mismatch("How long did it take to train Gen-2?", [hit("We trained Gen-2 on video.")])
     assert not type_mismatch("How long did it take to train Gen-2?", [hit("Training Gen-2 took three weeks.")])
+
+
+def test_each_answer_type_needs_its_own_evidence():
+    assert answer_types("How many researchers were on the first team?") == ["amount"]
+    assert answer_types("When did they release the first model?") == ["date"]
+    assert answer_types("When did his career and his art come together?") == []  # an event, not a date
+    assert answer_types("What does he think about video?") == []
+    # "a few months" and "one of the things" say nothing about how many people
+    assert type_mismatch("How many researchers were on the first team?",
+                         [hit("In the first few months it was one of the things we did.")])
+    assert not type_mismatch("How many researchers were on the first team?",
+                             [hit("We were twelve researchers on that first team.")])
+    # a release date needs a date ("last year", "2023", a month), not just an event
+    assert type_mismatch("When did they release the first model?", [hit("We released it after a long wait.")])
+    assert not type_mismatch("When did they release the first model?", [hit("We released it last year.")])
+    assert not type_mismatch("How old was he when he started?", [hit("He was 25 when he started it.")])
 
 
 def test_name_questions_need_a_name_the_question_does_not_already_hold():

@@ -54,9 +54,9 @@ class RefusalPolicy:
 # weights are its negated coefficients scaled so the positive ones sum to 1, and the threshold is the
 # lowest one reaching the highest refusal recall with false refusals <= 0.10 on dev (128 items, 32
 # of them unanswerable).
-MINILM_POLICY = RefusalPolicy(threshold=0.411, sentence_weight=0.0, dense_weight=0.038,
-                              coverage_weight=0.399, local_coverage_weight=0.0,
-                              semantic_coverage_weight=0.304, agreement_weight=0.259, type_weight=1.698)
+MINILM_POLICY = RefusalPolicy(threshold=0.371, sentence_weight=0.0, dense_weight=0.031,
+                              coverage_weight=0.366, local_coverage_weight=0.0,
+                              semantic_coverage_weight=0.281, agreement_weight=0.321, type_weight=1.528)
 
 # Other embedders (e.g. the tests' hashing "fake-64") have no calibrated similarity scale: their
 # default ignores similarities and refuses only when the question's words are mostly absent from the

@@ -40,6 +40,9 @@ def test_each_answer_type_needs_its_own_evidence():
                          [hit("In the first few months it was one of the things we did.")])
     assert not type_mismatch("How many researchers were on the first team?",
                              [hit("We were twelve researchers on that first team.")])
+    # a duration is not an amount
+    assert type_mismatch("How many employees do they have?", [hit("The vision stayed the same for five years.")])
+    assert not type_mismatch("How much money did they raise?", [hit("We raised $50 million last year.")])
     # a release date needs a date ("last year", "2023", a month), not just an event
     assert type_mismatch("When did they release the first model?", [hit("We released it after a long wait.")])
     assert not type_mismatch("When did they release the first model?", [hit("We released it last year.")])

@@ -27,9 +27,10 @@ class RefusalPolicy:
     best passage similarity, the share of the question's (IDF-weighted) content words found anywhere
     in the transcript and in the top passages, the same share where a word the transcript never
     uses counts by how near its nearest transcript word comes (semantic coverage), whether BM25 and
-    dense retrieval agree on the top passage; minus ``type_weight`` when the question asks for a
-    number or a name and the best sentences hold none (see ``type_mismatch``). Similarities are on the embedder's own scale, so the weights and threshold belong to one
-    model: see ``POLICIES`` and ``policy_for``.
+    dense retrieval agree on the top passage; minus ``type_weight`` when the question asks for an
+    amount, a duration, a measure, a date or a name and the best sentences hold none (see
+    ``type_mismatch``). Similarities are on the embedder's own scale, so the weights and threshold
+    belong to one model: see ``POLICIES`` and ``policy_for``.
     """
 
     threshold: float = 0.0

@@ -136,13 +136,30 @@ class Assistant:
 
     def search(self, query: str, *, k: int = 5, chapter: str | None = None,
                speaker: str | None = None, start_s: float | None = None,
-               end_s: float | None = None, refusal_features: bool = False) -> list[Hit]:
-        """``refusal_features``: also score what the extractive refusal reads (answers do)."""
+               end_s: float | None = None, refusal_features: bool = False,
+               variants: Sequence[str] = ()) -> list[Hit]:
+        """``refusal_features``: also score what the extractive refusal reads (answers do).
+        ``variants``: other wordings to search for alongside ``query`` (see ``rewrites``)."""
         query = check_question(query)
         if k < 1 or k > 100:
             raise InputError(f"k must be between 1 and 100, not {k}")
         filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s)
-        return self.retriever.search(query, k=k, filters=filters, refusal_features=refusal_features)
+        return self.retriever.search(query, k=k, filters=filters, refusal_features=refusal_features,
+                                     variants=variants)
+
+    def rewrites(self, question: str) -> tuple[list[str], str | None]:
+        """The chat model's search rewrites of ``question`` when ``RAG_QUERY_REWRITE`` is on and a
+        chat model is configured, else none; with a note when the model failed (the question is
+        then searched as it is)."""
+        if self.chat_model is None or not self.config.query_rewrite:
+            return [], None
+        from .answer.generative import rewrite_queries
+        from .errors import ChatModelError
+
+        try:
+            return rewrite_queries(self.chat_model, question), None
+        except ChatModelError as err:
+            return [], f"query rewriting failed ({err}); searched the question as asked"
 
     def standalone(self, question: str, history: Sequence[tuple[str, str]] = ()) -> str:
         """The question rewritten to stand alone, given earlier (question, answer) turns."""
@@ -164,7 +181,8 @@ class Assistant:
         """Yield text deltas, then the final Answer."""
         question = check_question(question)
         standalone = self.standalone(question, history)
-        hits = self.search(standalone, k=k, refusal_features=True, **filters)
+        variants, rewrite_note = self.rewrites(standalone)
+        hits = self.search(standalone, k=k, refusal_features=True, variants=variants, **filters)
         answerer = self.extractive if backend == "extractive" else self.answerer
         if history and isinstance(answerer, ExtractiveAnswerer):
             events = answerer.stream(standalone, hits, said=[a for _, a in history])
@@ -172,8 +190,9 @@ class Assistant:
             events = answerer.stream(standalone, hits)
         for event in events:
             if isinstance(event, Answer):
-                notes = event.notes + ((self.notice,) if self.notice else ())
-                event = replace(event, question=question, standalone_question=standalone, notes=notes)
+                notes = event.notes + tuple(n for n in (self.notice, rewrite_note) if n)
+                event = replace(event, question=question, standalone_question=standalone, notes=notes,
+                                search_queries=tuple(variants))
             yield event
 
     def ask(self, question: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (),

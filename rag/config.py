@@ -49,6 +49,7 @@ class Config:
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     chunking: ChunkSettings = ChunkSettings()
+    query_rewrite: bool = False  # with a chat model: also search for its rewrites of the question
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
@@ -59,6 +60,7 @@ class Config:
             chat_model=env.get("RAG_CHAT_MODEL") or "gpt-4o-mini",
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            query_rewrite=(env.get("RAG_QUERY_REWRITE") or "").strip().lower() in ("1", "true", "yes", "on"),
         )
 
     @property

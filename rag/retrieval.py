@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -119,9 +120,11 @@ class Retriever:
 
     def search(self, query: str, k: int = 5, filters: Filters = Filters(),
                scope: Scope | None = None, candidates: int = 40,
-               refusal_features: bool = False) -> list[Hit]:
+               refusal_features: bool = False, variants: Sequence[str] = ()) -> list[Hit]:
         """The top ``k`` passages. ``refusal_features``: also score what only the extractive
-        refusal reads (semantic coverage: a query-encoder pass per unseen word, ~3 ms)."""
+        refusal reads (semantic coverage: a query-encoder pass per unseen word, ~3 ms).
+        ``variants``: other wordings of the question (a chat model's rewrites), scored alongside
+        it; the question's own scope and refusal features still come from ``query`` alone."""
         if not self.chunks:
             return []
         query, anchor_times = split_anchor(query)
@@ -132,7 +135,7 @@ class Retriever:
             return []
         # A two-part question ("What was X, and what does Y do today?") is retrieved part by part
         # and the rankings interleaved, so each part gets passages near the top.
-        ranked = [self._rank(part, scope, anchor_times, allowed, k, candidates)
+        ranked = [self._rank(part, scope, anchor_times, allowed, k, candidates, variants)
                   for part in decompose(query)]
         if len(ranked) == 1:
             picked, (fused, dense, sent_sims, sent_best, bm25) = ranked[0]
@@ -219,7 +222,18 @@ class Retriever:
         return sum(weight[w] for w in words if w in present) / sum(weight.values())
 
     def _rank(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray,
-              k: int, candidates: int):
+              k: int, candidates: int, variants: Sequence[str] = ()):
+        fused, dense, sent_sims, sent_best, bm25 = self._score(query, scope, anchor_times, allowed)
+        if variants:
+            # The question counts twice: a rewrite guesses the words the speakers used, which may
+            # find the passage the question's own words miss, but a bad guess must not outvote it.
+            others = [self._score(v, scope, anchor_times, allowed)[0] for v in variants]
+            fused = (2 * fused + sum(others)) / (2 + len(others))
+        order = [i for i in np.argsort(-fused, kind="stable")[:candidates] if np.isfinite(fused[i])]
+        return self._mmr(order, fused, k), (fused, dense, sent_sims, sent_best, bm25)
+
+    def _score(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray):
+        """Fused scores of every passage for one wording, with the signals behind them."""
         w = self.weights
         q = self.embedder.embed_query(query).astype(np.float32)
         dense, sent_sims, sent_best = self._dense(q, query, scope)
@@ -231,8 +245,7 @@ class Retriever:
             np.maximum.at(sent_lex, self.sent_rows[:, 0],
                           np.asarray(self.sent_bm25.get_scores(qwords), dtype=np.float32))
         fused = self._combine(dense, sent_best, bm25, sent_lex, scope, bool(qwords), anchor_times, allowed)
-        order = [i for i in np.argsort(-fused, kind="stable")[:candidates] if np.isfinite(fused[i])]
-        return self._mmr(order, fused, k), (fused, dense, sent_sims, sent_best, bm25)
+        return fused, dense, sent_sims, sent_best, bm25
 
     def _dense(self, q: np.ndarray, query: str, scope: Scope):
         """Passage similarities, sentence-window similarities, and each passage's best window."""

@@ -253,6 +253,7 @@ class Answer:
     refused: bool = False
     standalone_question: str | None = None   # the condensed question, for follow-ups
     notes: tuple[str, ...] = ()              # e.g. "removed citation [99:00]: matches no passage"
+    search_queries: tuple[str, ...] = ()     # the chat model's rewrites searched alongside it
 
     def to_json(self) -> dict:
         d = {
@@ -267,4 +268,6 @@ class Answer:
             d["standalone_question"] = self.standalone_question
         if self.notes:
             d["notes"] = list(self.notes)
+        if self.search_queries:
+            d["search_queries"] = list(self.search_queries)
         return d

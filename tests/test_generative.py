@@ -5,7 +5,7 @@ import pytest
 from openai_server import OpenAIServer, reply, status
 from rag.answer import Answerer, collect
 from rag.answer.generative import (NO_COVERAGE, ChatAnswerer, condense_question, fit_passages,
-                                   format_passage, is_refusal)
+                                   format_passage, is_refusal, rewrite_queries)
 from rag.chat_models import FakeChatModel, OpenAIChatModel
 from rag.citations import check_citations, find_marks, resolve
 from rag.errors import ChatModelError, InputError
@@ -252,6 +252,18 @@ def test_condense_question():
         "What did Anastasis say about Gen-2's training data?"
     assert "User: What is Gen-2?" in model.calls[0][1]["content"]
     assert condense_question(model, [], "Standalone?") == "Standalone?"
+
+
+def test_rewrite_queries_reads_a_list_leniently():
+    model = FakeChatModel(['1. "Runway seed round investors"\n- raised money early\n\n'
+                           'How did they fund it?\n* raised money early\nQuery 4: funding round\n'
+                           'a fifth one\n'])
+    assert rewrite_queries(model, "How did they fund it?") == [
+        "Runway seed round investors", "raised money early", "funding round"]
+    assert "Question: How did they fund it?" in model.calls[0][1]["content"]
+    failing = FakeChatModel().fail_next()
+    with pytest.raises(ChatModelError):
+        rewrite_queries(failing, "q?")
 
 
 def test_streamed_deltas_never_show_labels_or_invented_citations():

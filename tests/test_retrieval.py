@@ -139,3 +139,41 @@ def test_semantic_coverage_credits_a_word_by_its_nearest_transcript_word(tmp_pat
     assert "semantic_coverage" not in r.search("cash investors", k=1)[0].scores  # plain search skips it
     hits = r.search("cash investors", k=1, refusal_features=True)
     assert hits[0].scores["semantic_coverage"] == pytest.approx(1.0)
+
+
+def test_variants_find_what_the_question_words_miss(assistant):
+    r = assistant.retriever
+    question = "Where did the cash come from?"
+    plain = r.search(question, k=1)
+    rewritten = r.search(question, k=1, variants=["raised a seed round from investors"])
+    assert "seed round" not in plain[0].chunk.text
+    assert "seed round" in rewritten[0].chunk.text
+    # refusal features still describe the question as asked
+    assert rewritten[0].scores["coverage"] == plain[0].scores["coverage"]
+
+
+def test_query_rewriting_through_the_assistant(tmp_path):
+    from dataclasses import replace
+
+    from rag.chat_models import FakeChatModel
+
+    src = tmp_path / "episode-1.md"
+    src.write_text("\n\n".join(f"**{who}:** \\[{t}\\] {text}" for t, who, text in TURNS) + "\n")
+    config = Config(index_dir=tmp_path / "idx", chunking=ChunkSettings(max_tokens=40, question_context_tokens=0))
+    build_index([src], name="ep", config=config, embedder=FakeEmbedder())
+    on = replace(config, query_rewrite=True)
+    model = FakeChatModel(["raised a seed round from investors"])  # the rewrite; the answer is default
+    a = Assistant.load("ep", config=on, embedder=FakeEmbedder(), chat_model=model)
+    answer = a.ask("Where did the cash come from?")
+    assert "seed round" in answer.hits[0].chunk.text
+    assert answer.search_queries == ("raised a seed round from investors",)
+    assert answer.to_json()["search_queries"] == ["raised a seed round from investors"]
+    assert "Search queries:" in model.calls[0][1]["content"] and len(model.calls) == 2
+    # a failing model: the question is searched as asked, and the answer says so
+    broken = Assistant.load("ep", config=on, embedder=FakeEmbedder(), chat_model=FakeChatModel().fail_next())
+    answer = broken.ask("Where did the cash come from?")
+    assert any("query rewriting failed" in n for n in answer.notes)
+    # off by default: one call, the answer
+    quiet = FakeChatModel()
+    Assistant.load("ep", config=config, embedder=FakeEmbedder(), chat_model=quiet).ask("How did they get cash?")
+    assert len(quiet.calls) == 1

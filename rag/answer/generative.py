@@ -198,3 +198,23 @@ def condense_question(model: ChatModel, history: Sequence[tuple[str, str]], ques
                            temperature=0.0, max_tokens=100)
     line = next((l.strip().strip('"') for l in reply.splitlines() if l.strip()), "")
     return line or question
+
+
+_LIST_MARK = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)]|query\s*\d*:)\s*", re.I)
+
+
+def rewrite_queries(model: ChatModel, question: str, *, limit: int = 3,
+                    prompt: Prompt | None = None) -> list[str]:
+    """Up to ``limit`` search queries in the words a speaker would use (``prompts/rewrite.md``).
+
+    The model's reply is read leniently (numbering, bullets and quotes are stripped); lines that
+    repeat the question or each other are dropped. Raises ChatModelError when the model fails.
+    """
+    prompt = prompt or load_prompt("rewrite")
+    reply = model.complete(prompt.render(question=question), temperature=0.0, max_tokens=120)
+    queries: list[str] = []
+    for line in reply.splitlines():
+        q = _LIST_MARK.sub("", line).strip().strip('"\'').strip()
+        if q and len(q) <= 300 and q.lower() != question.strip().lower() and q not in queries:
+            queries.append(q)
+    return queries[:limit]

@@ -35,7 +35,8 @@ def _turn(assistant, question: str, quotes: Sequence[str], needs_all: bool, *, k
     answer = assistant.ask(question, k=k, history=history, backend=backend)
     latency = time.perf_counter() - t0
     standalone = answer.standalone_question or question
-    ranked = [passage_record(h, quotes) for h in assistant.search(standalone, k=DEPTH)]
+    ranked = [passage_record(h, quotes)  # the ranking the answer drew on, rewrites included
+              for h in assistant.search(standalone, k=DEPTH, variants=answer.search_queries)]
     from ..answer.extractive import confidence
 
     answer_passages = {h.chunk.id: passage_record(h, quotes) for h in answer.hits}
@@ -46,6 +47,7 @@ def _turn(assistant, question: str, quotes: Sequence[str], needs_all: bool, *, k
         c["holds_gold"] = bool(p and p["held"])
     out = {
         "standalone": standalone,
+        "search_queries": list(answer.search_queries),
         "retrieved": ranked,
         "metrics": score_ranking(ranked, quotes, needs_all) if quotes else None,
         "answer": answer.text,

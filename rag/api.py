@@ -184,7 +184,9 @@ class Assistant:
         variants, rewrite_note = self.rewrites(standalone)
         hits = self.search(standalone, k=k, refusal_features=True, variants=variants, **filters)
         answerer = self.extractive if backend == "extractive" else self.answerer
-        if history and isinstance(answerer, ExtractiveAnswerer):
+        from .answer.generative import ChatAnswerer  # ~15 ms, and only once
+
+        if history and isinstance(answerer, (ExtractiveAnswerer, ChatAnswerer)):
             events = answerer.stream(standalone, hits, said=[a for _, a in history])
         else:
             events = answerer.stream(standalone, hits)

@@ -260,6 +260,33 @@ def _write_atomic(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
+def prune_cache(cache_dir: Path, *, keep: str, model_dir: Path) -> list[Path]:
+    """Delete cached graphs (90 MB each) that no start will read again: those built for this model
+    folder before (its files changed, or this builder did), for a model folder that is gone (an
+    old virtual environment), or by a version that recorded no folder. Graphs of other models
+    that still exist are kept. Returns what was deleted."""
+    gone: list[Path] = []
+    here = str(Path(model_dir).resolve())
+    for record in Path(cache_dir).glob("minilm-onnx-*.onnx.json"):
+        key = record.name[len("minilm-onnx-"):-len(".onnx.json")]
+        if key == keep:
+            continue
+        try:
+            folder = json.loads(record.read_text()).get("model_dir")
+        except (OSError, ValueError):
+            folder = None
+        if folder is not None and folder != here and Path(folder).exists():
+            continue
+        for path in (record, record.with_name(f"minilm-onnx-{key}.onnx"),
+                     record.with_name(f"minilm-onnx-{key}.onnx.data")):
+            try:
+                path.unlink()
+                gone.append(path)
+            except FileNotFoundError:
+                pass
+    return gone
+
+
 class OnnxMiniLM:
     """Encodes texts to unit vectors exactly as the sentence-transformers model would (ONNX Runtime).
 
@@ -311,7 +338,8 @@ class OnnxMiniLM:
                     self.session = session(str(self.cache_path))
                     _write_atomic(self._record_path(), json.dumps({
                         "key": key, "sizes": [len(model), len(weights)],
-                        "probe": self._probe().tolist()}).encode())
+                        "probe": self._probe().tolist(), "model_dir": str(d.resolve())}).encode())
+                    prune_cache(self.cache_path.parent, keep=key, model_dir=d)
                 except OSError:
                     # A read-only or full cache still gets a working encoder (built in memory).
                     self.session = session(build_model(d, key)[0])

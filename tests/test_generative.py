@@ -215,6 +215,23 @@ def test_chat_failure_with_fallback_returns_extractive_answer():
     assert answer.notes == ("chat model failed: server down; showing the extractive answer",)
 
 
+
+def test_fallback_in_a_follow_up_quotes_new_sentences():
+    from rag.answer.extractive import DEFAULT_POLICY, ExtractiveAnswerer
+
+    from dataclasses import replace
+
+    hits = [replace(HITS[0], scores={"sentence_scores": {1: 0.7, 2: 0.6}, "coverage": 1.0})]
+    extractive = ExtractiveAnswerer(max_sentences=1, policy=DEFAULT_POLICY)
+    first = collect(extractive.stream("What is Gen-2?", hits))
+    assert not first.refused
+    model = FakeChatModel().fail_next(message="server down")
+    again = collect(ChatAnswerer(model, fallback=extractive).stream("What is Gen-2?", hits,
+                                                                     said=[first.text]))
+    assert again.backend == "extractive" and again.text != first.text
+    assert {c.quote for c in again.citations}.isdisjoint(c.quote for c in first.citations)
+
+
 # -- over real HTTP -----------------------------------------------------------------------------
 
 @pytest.fixture

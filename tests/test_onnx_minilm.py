@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from rag.embedding import SentenceTransformerEmbedder, resolve_model_path
 from rag.errors import ModelError
 from rag.minilm import NumpyMiniLM
-from rag.onnx_minilm import OnnxMiniLM, build_model, cache_key
+from rag.onnx_minilm import OnnxMiniLM, build_model, cache_key, prune_cache
 
 MODEL = resolve_model_path("all-MiniLM-L6-v2")
 TEXTS = [
@@ -215,3 +216,25 @@ def test_query_path_imports_neither_torch_nor_onnx(cache):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_prune_cache_drops_graphs_no_start_will_read(tmp_path, cache):
+    assert json.loads(cached_files(cache)[2].read_text())["model_dir"] == str(Path(MODEL).resolve())
+
+    def fake(key, record):
+        for suffix in (".onnx", ".onnx.data"):
+            (tmp_path / f"minilm-onnx-{key}{suffix}").write_bytes(b"x")
+        (tmp_path / f"minilm-onnx-{key}.onnx.json").write_text(json.dumps(record))
+
+    other_model = tmp_path / "another-model"
+    other_model.mkdir()
+    fake("current", {"model_dir": str(Path(MODEL).resolve())})
+    fake("older", {"model_dir": str(Path(MODEL).resolve())})        # this model, built before
+    fake("venv", {"model_dir": str(tmp_path / "deleted-venv")})     # a model folder that is gone
+    fake("legacy", {"key": "legacy"})                                # no folder recorded
+    fake("other", {"model_dir": str(other_model)})                   # another model still in use
+    gone = prune_cache(tmp_path, keep="current", model_dir=Path(MODEL))
+    left = sorted(p.name for p in tmp_path.glob("minilm-onnx-*"))
+    assert len(gone) == 9
+    assert left == sorted(f"minilm-onnx-{k}{s}" for k in ("current", "other")
+                          for s in (".onnx", ".onnx.data", ".onnx.json"))

@@ -128,7 +128,10 @@ class ChatAnswerer:
         kept = fit_passages(hits, max(self.token_budget - overhead, 0), self._count)
         return self.prompt.render(passages=format_passages(kept), question=question), kept
 
-    def stream(self, question: str, hits: Sequence[Hit]) -> AnswerStream:
+    def stream(self, question: str, hits: Sequence[Hit], said: Sequence[str] = ()) -> AnswerStream:
+        """``said``: earlier answers in the conversation. The chat model sees the conversation
+        through the condensed question; ``said`` goes to the fallback, so that an extractive
+        answer to a follow-up does not repeat the previous one."""
         if not question or not question.strip():
             raise InputError("the question is empty; ask something about the interview")
         if not hits:  # nothing retrieved: do not let the model answer from its own memory
@@ -152,7 +155,7 @@ class ChatAnswerer:
         except ChatModelError as err:
             if self.fallback is None:
                 raise
-            yield from self._fall_back(question, hits, err)
+            yield from self._fall_back(question, hits, err, said)
             return
         final = self._final(question, "".join(parts), kept, dropped=len(hits) - len(kept))
         if final.text.startswith(emitted) and len(final.text) > len(emitted):
@@ -176,11 +179,12 @@ class ChatAnswerer:
                       citations=() if refused else checked.citations, hits=tuple(kept),
                       refused=refused, notes=tuple(notes))
 
-    def _fall_back(self, question: str, hits: Sequence[Hit],
-                   err: ChatModelError) -> Iterator[str | Answer]:
+    def _fall_back(self, question: str, hits: Sequence[Hit], err: ChatModelError,
+                   said: Sequence[str] = ()) -> Iterator[str | Answer]:
         assert self.fallback is not None
         note = f"chat model failed: {err}; showing the extractive answer"
-        for event in self.fallback.stream(question, hits):
+        events = self.fallback.stream(question, hits, said=said) if said else self.fallback.stream(question, hits)
+        for event in events:
             if isinstance(event, Answer):
                 yield replace(event, notes=event.notes + (note,))
             else:

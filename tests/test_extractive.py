@@ -35,6 +35,8 @@ def test_each_answer_type_needs_its_own_evidence():
     assert answer_types("When did they release the first model?") == ["date"]
     assert answer_types("When did his career and his art come together?") == []  # an event, not a date
     assert answer_types("What does he think about video?") == []
+    assert answer_types("How much does the guest's company charge per seat?") == ["amount"]
+    assert answer_types("How much does their history matter?") == []
     # "a few months" and "one of the things" say nothing about how many people
     assert type_mismatch("How many researchers were on the first team?",
                          [hit("In the first few months it was one of the things we did.")])

@@ -85,9 +85,9 @@ _NUMBER_WORDS = (r"\d|\$|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleve
                  r"forty|fifty|hundreds?|thousands?|millions?|billions?|dozens?|percent|half)\b")
 _ANSWER_TYPES = (
     # An amount is not a duration: "five years" does not say how many employees there are.
-    ("amount", re.compile(r"\b(?:how many|how much (?:money|funding|revenue|does \S+(?: \S+)? cost|did \S+(?: \S+)? "
-                          r"(?:cost|raise|pay|charge))|what (?:percentage|share)|cost|costs|price|prices|pricing|"
-                          r"revenue|salary|headcount|valuation)\b", re.I),
+    ("amount", re.compile(r"\b(?:how many|how much (?:money|funding|revenue|(?:does|do|did|will|would) (?:\S+ ){1,4}"
+                          r"(?:cost|charge|pay|raise|earn|make|spend|sell for))|what (?:percentage|share)|cost|costs|"
+                          r"price|prices|pricing|revenue|salary|headcount|valuation)\b", re.I),
      re.compile(r"(?:" + _NUMBER_WORDS + r")(?![\w.,]*\s+(?:or so\s+)?(?:seconds?|minutes?|hours?|days?|weeks?|months?|"
                 r"years?|decades?)\b)", re.I)),
     ("duration", re.compile(r"\b(?:how (?:long|old|often)|what age|at what age)\b", re.I),

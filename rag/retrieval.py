@@ -180,15 +180,17 @@ class Retriever:
     def neighbours(self, word: str) -> tuple[tuple[str, float], ...]:
         """The transcript words whose vectors are nearest this word's: what the speakers may have
         said instead ("money" -> "funding"). Cached: questions repeat their words."""
-        if word not in self._neighbours:
+        found = self._neighbours.get(word)
+        if found is None:
             if not len(self.vocabulary):
                 return ()
             sims = self.vocabulary_vecs @ self.embedder.embed_query(word).astype(np.float32)
             top = np.argsort(-sims)[:NEIGHBOURS]
-            if len(self._neighbours) > 4096:
+            found = tuple((self.vocabulary[i], float(sims[i])) for i in top)
+            if len(self._neighbours) > 4096:  # a server's threads share it: bounded, never read twice
                 self._neighbours.clear()
-            self._neighbours[word] = tuple((self.vocabulary[i], float(sims[i])) for i in top)
-        return self._neighbours[word]
+            self._neighbours[word] = found
+        return found
 
     def semantic_coverage(self, query: str, scope: Scope | None = None) -> float:
         """``coverage`` where a word the transcript never uses still counts by how close the nearest

@@ -60,9 +60,21 @@ class Config:
             chat_model=env.get("RAG_CHAT_MODEL") or "gpt-4o-mini",
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
-            query_rewrite=(env.get("RAG_QUERY_REWRITE") or "").strip().lower() in ("1", "true", "yes", "on"),
+            query_rewrite=_flag(env, "RAG_QUERY_REWRITE"),
         )
 
     @property
     def chat_configured(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
+
+
+def _flag(env, name: str) -> bool:
+    """An on/off variable: unset or empty is off; anything unrecognised is an error, not "off"."""
+    value = (env.get(name) or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    from .errors import InputError
+
+    raise InputError(f"{name}={env.get(name)!r} is not on or off; set it to 1 (on) or 0 (off)")

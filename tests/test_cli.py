@@ -95,6 +95,18 @@ def test_errors_are_one_clear_line(env, capsys, argv, message):
     assert err.count("\n") == 1
 
 
+def test_an_unrecognised_on_off_variable_is_one_clear_line(env, capsys, monkeypatch):
+    from rag.config import Config
+
+    assert Config.from_env({"RAG_QUERY_REWRITE": "1"}).query_rewrite
+    assert not Config.from_env({"RAG_QUERY_REWRITE": "off"}).query_rewrite
+    assert not Config.from_env({}).query_rewrite
+    monkeypatch.setenv("RAG_QUERY_REWRITE", "maybe")
+    code, out, err = run(capsys, "ask", "How did Runway start?")
+    assert code != 0 and out == "" and err.count("\n") == 1
+    assert "RAG_QUERY_REWRITE='maybe' is not on or off" in err and "Traceback" not in err
+
+
 def test_malformed_transcript_names_the_line(env, capsys, tmp_path):
     bad = tmp_path / "bad.srt"
     bad.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n\n2\nnot a timing line\nWorld\n")

@@ -314,8 +314,13 @@ class OnnxMiniLM:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: no warnings on a user's terminal
 
-        def session(source):
+        def session(source, threads: int = 1):
+            options.intra_op_num_threads = threads
             return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+
+        self._session_factory = session
+        self._bulk = None
+        self._bulk_lock = threading.Lock()
 
         key = cache_key(d)
         self.built = False
@@ -392,17 +397,36 @@ class OnnxMiniLM:
         if names != ["input_ids", "attention_mask"] or [o.name for o in out] != ["sentence_embedding"]:
             raise RuntimeError(f"unexpected ONNX model interface: {names} -> {[o.name for o in out]}")
 
-    def _run(self, ids: list[list[int]]) -> np.ndarray:
+    def _bulk_session(self):
+        """A session using every core, for embedding documents. Queries keep the one-thread
+        session: a server's concurrent requests parallelise better across requests than within one."""
+        with self._bulk_lock:
+            if self._bulk is None:
+                threads = min(os.cpu_count() or 1, 8)
+                if threads == 1 or self.cache_path is None or not self.cache_path.exists():
+                    self._bulk = self.session  # built in memory: not worth building twice
+                else:
+                    try:
+                        self._bulk = self._session_factory(str(self.cache_path), threads)
+                    except Exception:  # noqa: BLE001 - the cache vanished: the query session works
+                        self._bulk = self.session
+            return self._bulk
+
+    def encode_bulk(self, texts: list[str]) -> np.ndarray:
+        """``encode`` on all cores (documents at index time)."""
+        return self.encode(texts, session=self._bulk_session())
+
+    def _run(self, ids: list[list[int]], session=None) -> np.ndarray:
         width = max(len(s) for s in ids)
         input_ids = np.zeros((len(ids), width), dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for row, s in enumerate(ids):
             input_ids[row, :len(s)] = s
             mask[row, :len(s)] = 1
-        (out,) = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+        (out,) = (session or self.session).run(None, {"input_ids": input_ids, "attention_mask": mask})
         return out
 
-    def encode(self, texts: list[str], max_rows: int = 2048) -> np.ndarray:
+    def encode(self, texts: list[str], max_rows: int = 2048, session=None) -> np.ndarray:
         """Unit vectors for ``texts``; sequences of similar length are padded into one run, up to
         ``max_rows`` word pieces (padding included) per run."""
         texts = list(texts)
@@ -418,7 +442,7 @@ class OnnxMiniLM:
             while end < len(order) and (end - start + 1) * len(encodings[order[end]].ids) <= max_rows:
                 end += 1
             rows = order[start:end]
-            out[rows] = self._run([encodings[i].ids for i in rows])
+            out[rows] = self._run([encodings[i].ids for i in rows], session)
             start = end
         return out
 

@@ -1,6 +1,9 @@
 """Embedders: the NumPy and ONNX query encoders give sentence-transformers' vectors; the fake is
 deterministic; the cache re-embeds only new content."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -21,19 +24,27 @@ def real():
     return SentenceTransformerEmbedder()
 
 
-def test_numpy_encoder_matches_sentence_transformers(real):
+@pytest.fixture(scope="module")
+def torch_vectors():
+    """The reference: sentence-transformers itself (torch), as every other model is embedded."""
+    st = SentenceTransformerEmbedder(force_torch=True)
+    assert st.passage_encoder == st.query_encoder == "torch"
+    return st.embed(TEXTS)
+
+
+def test_numpy_encoder_matches_sentence_transformers(real, torch_vectors):
     assert supports(real.path)
     ours = NumpyMiniLM(real.path).encode(TEXTS)
-    theirs = real.embed(TEXTS)  # the sentence-transformers (torch) path used for documents
+    theirs = torch_vectors
     assert ours.shape == theirs.shape == (3, 384)
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     assert np.abs(ours - theirs).max() < 1e-4
     assert np.allclose(real.embed_query(TEXTS[0]), theirs[0], atol=1e-4)
 
 
-def test_onnx_encoder_matches_sentence_transformers(real, tmp_path):
+def test_onnx_encoder_matches_sentence_transformers(real, tmp_path, torch_vectors):
     ours = OnnxMiniLM(real.path, cache_dir=tmp_path).encode(TEXTS)
-    theirs = real.embed(TEXTS)
+    theirs = torch_vectors
     assert ours.shape == theirs.shape == (3, 384) and ours.dtype == np.float32
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     assert np.abs(ours - theirs).max() < 1e-4
@@ -41,6 +52,34 @@ def test_onnx_encoder_matches_sentence_transformers(real, tmp_path):
     # dependency), through the coalescer.
     assert real.query_encoder == "onnx" and isinstance(real._fast, OnnxMiniLM)
     assert np.abs(real.embed_query(TEXTS[1]) - theirs[1]).max() < 1e-4
+
+
+def test_documents_take_the_onnx_encoder_on_all_cores(real, torch_vectors):
+    assert real.passage_encoder == "onnx"
+    reports = []
+    texts = TEXTS * 50  # 150 texts: more than one progress step
+    got = real.embed(texts, progress=lambda done, total: reports.append((done, total)))
+    assert got.shape == (150, 384) and got.dtype == np.float32
+    assert np.abs(got - np.vstack([torch_vectors] * 50)).max() < 1e-4
+    assert reports == [(128, 150), (150, 150)]
+    assert real._fast._bulk_session() is real._fast._bulk_session()  # built once
+
+
+def test_building_an_index_imports_no_torch(tmp_path):
+    code = ("import sys; from pathlib import Path; from rag.embedding import SentenceTransformerEmbedder; "
+            "from rag.parsers import parse_file; from rag.store import build_index; "
+            "t = parse_file(sys.argv[1]); "
+            "build_index([t], [sys.argv[1]], name='tiny', index_dir=Path(sys.argv[2]), "
+            "embedder=SentenceTransformerEmbedder(cache_dir=Path(sys.argv[2]) / '.cache')); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sentence_transformers'}))")
+    md = tmp_path / "tiny.md"
+    md.write_text("**Chris Benson:** How did the company start?\n\n"
+                  "**Anastasis Germanidis:** We started as a research project at NYU in 2018.\n")
+    out = subprocess.run([sys.executable, "-c", code, str(md), str(tmp_path / "indexes")],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert list((tmp_path / "indexes" / "tiny").glob("v-*/chunks.faiss"))
 
 
 def test_token_count_uses_the_models_tokenizer(real):

@@ -49,6 +49,15 @@ def test_each_answer_type_needs_its_own_evidence():
     assert type_mismatch("When did they release the first model?", [hit("We released it after a long wait.")])
     assert not type_mismatch("When did they release the first model?", [hit("We released it last year.")])
     assert not type_mismatch("How old was he when he started?", [hit("He was 25 when he started it.")])
+    # an employer, a place or a named thing of a kind: a name must be there
+    for asks_name in ("Where does Chris work?", "Where is Runway based?",
+                      "What is the guest's favourite programming language?", "Which company makes it?"):
+        assert answer_types(asks_name) == ["name"], asks_name
+    for asks_none in ("What does the company do?", "What is the company's mission?",
+                      "Where did the idea come from?", "What is his favourite part of the job?"):
+        assert answer_types(asks_none) == [], asks_none
+    assert type_mismatch("Where does Chris work?", [hit("Chris can probably guess what I think about that.")])
+    assert not type_mismatch("Where does Chris work?", [hit("Chris is a strategist at Lockheed Martin.")])
 
 
 def test_name_questions_need_a_name_the_question_does_not_already_hold():

@@ -83,6 +83,8 @@ def policy_for(embedder_name: str | None) -> RefusalPolicy:
 # ("one" and "a few" are left out: speakers say "one of the things" and "a few months" all the time.)
 _NUMBER_WORDS = (r"\d|\$|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|"
                  r"forty|fifty|hundreds?|thousands?|millions?|billions?|dozens?|percent|half)\b")
+_NAMED_KINDS = (r"(?:company|companies|studios?|brands?|products?|programming languages?|countr(?:y|ies)|city|"
+                r"cities|universit(?:y|ies)|employer)(?!')")  # "the company's mission" asks for no name
 _ANSWER_TYPES = (
     # An amount is not a duration: "five years" does not say how many employees there are.
     ("amount", re.compile(r"\b(?:how many|how much (?:money|funding|revenue|(?:does|do|did|will|would) (?:\S+ ){1,4}"
@@ -102,8 +104,16 @@ _ANSWER_TYPES = (
      re.compile(r"\b(?:1[89]\d\d|20\d\d|january|february|march|april|may|june|july|august|september|october|"
                 r"november|december|last year|this year|next year|ago|years?|months?|weeks?)\b", re.I)),
     ("name", re.compile(r"\b(?:what(?: is|'s| was) the name|what(?: is|'s| was| were) (?:\S+ ){1,6}called|full name|"
-                        r"which (?:\S+ (?:or \S+ )?){0,2}(?:company|companies|studios?|brands?|products?|programming "
-                        r"languages?|countr(?:y|ies)|city|cities)|who (?:wrote|founded|invented))\b", re.I),
+                        r"which (?:\S+ (?:or \S+ )?){0,2}" + _NAMED_KINDS + r"|"
+                        # "what is the guest's favourite programming language": only determiners,
+                        # possessives and a few adjectives between, so "what does the company do" is not.
+                        r"what(?:'s| is| was| are| were)? (?:(?:the|his|her|their|its|a|an|[\w-]+'s?|favou?rite|main|"
+                        r"first|new|current|previous) ){0,3}" + _NAMED_KINDS + r"|"
+                        r"who (?:wrote|founded|invented)|"
+                        # "where does Chris work" asks for an employer or a place, which have names.
+                        r"where (?:does|did|do|is|was|were|are) (?:\S+ ){1,3}(?:work(?:s|ed)?|live[sd]?|stud(?:y|ied)|"
+                        r"grow up|grew up|based|located|headquartered|teach(?:es)?)|"
+                        r"where (?:is|was|are|were) (?:\S+ ){1,2}from)\b", re.I),
      None),  # a name: see _names
 )
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][\w-]+")  # a capitalised word after a lower-case one

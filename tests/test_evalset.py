@@ -145,3 +145,39 @@ def test_cli_exit_codes(tmp_path):
     lines = _lines()
     lines.append(lines[-1])  # duplicated id
     assert validate_mod.main([str(_write(tmp_path, lines)), "--transcript", str(TRANSCRIPT)]) == 1
+
+
+HELD_OUT = REPO / "eval" / "episodes" / "practical-ai-84" / "questions.jsonl"
+CATALOG = REPO.parent / "shared" / "data" / "changelog-transcripts.tar.gz"
+
+
+def test_held_out_set_skips_the_main_sets_minimums_but_not_its_quotes(tmp_path):
+    """A held-out set for another episode: small and test-only, yet every quote is still checked
+    (here against a transcript written for the test)."""
+    transcript = tmp_path / "other.md"
+    transcript.write_text("**Host:** What do you build?\n\n"
+                          "**Guest:** We build question answering systems for public health agencies.\n")
+    meta = {"meta": {"description": "d", "splits": {"dev": "none", "test": "all"}, "version": 1,
+                     "held_out": True, "license": "(c) Changelog Media LLC, CC BY-SA 4.0"}}
+    item = {"id": "p1", "split": "test", "type": "factual", "question": "What do they build?",
+            "gold_quotes": ["We build question answering systems for public health agencies"],
+            "answer": "QA systems for health agencies.", "answerable": True}
+    path = _write(tmp_path, [json.dumps(meta), json.dumps(item)])
+    assert validate_mod.validate(path, transcript) == []
+    meta["meta"]["held_out"] = False  # the same file as a main set: far too small
+    assert any("want >= " in p for p in validate_mod.validate(_write(tmp_path, [json.dumps(meta), json.dumps(item)]), transcript))
+    meta["meta"]["held_out"] = True
+    bad = dict(item, gold_quotes=["We build self-driving cars for agencies of the public sector"], split="dev")
+    problems = validate_mod.validate(_write(tmp_path, [json.dumps(meta), json.dumps(bad)]), transcript)
+    assert any("not found" in p for p in problems) and any("test items only" in p for p in problems)
+
+
+@pytest.mark.skipif(not CATALOG.exists(), reason=f"transcript catalog not at {CATALOG}")
+def test_shipped_held_out_set_is_valid(tmp_path):
+    import tarfile
+
+    with tarfile.open(CATALOG) as tar:
+        member = tar.getmember("changelog-transcripts/practicalai/practical-ai-84.md")
+        (tmp_path / "ep84.md").write_bytes(tar.extractfile(member).read())
+    assert validate_mod.validate(HELD_OUT, tmp_path / "ep84.md") == []
+    assert json.loads(HELD_OUT.read_text(encoding="utf-8").splitlines()[0])["meta"]["held_out"] is True

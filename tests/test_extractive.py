@@ -1,5 +1,7 @@
 """The extractive answerer's refusal: answer-type checks, coverage, per-embedder policies."""
 
+from dataclasses import replace
+
 import pytest
 
 from rag.answer.extractive import (DEFAULT_POLICY, MINILM_POLICY, ExtractiveAnswerer, RefusalPolicy,
@@ -56,6 +58,17 @@ def test_each_answer_type_needs_its_own_evidence():
     for asks_none in ("What does the company do?", "What is the company's mission?",
                       "Where did the idea come from?", "What is his favourite part of the job?"):
         assert answer_types(asks_none) == [], asks_none
+    # the evidence must be about the question's topic: speech is full of numbers
+    assert type_mismatch("How many people have used the app?", [hit("We trained it for two weeks on 8 GPUs.")])
+    assert not type_mismatch("How many people have used the app?", [hit("About 300 people used the app daily.")])
+    # ... in the sentence or a neighbour (a sentence is matched with its neighbours)
+    told = hit("The app spread fast after launch.")
+    told = replace(told, chunk=replace(told.chunk, sentences=told.chunk.sentences + (
+        Sentence(text="About 300 of them came daily.", speaker="Guest", start_s=64.0, estimated=False),)),
+        scores={**told.scores, "sentence_scores": {1: 0.6}})
+    assert not type_mismatch("How many people have used the app?", [told])
+    # the price of that strictness: an answer that shares no word with the question counts as none
+    assert type_mismatch("How much does the subscription cost?", [hit("It is $12 a month.")])
     assert type_mismatch("Where does Chris work?", [hit("Chris can probably guess what I think about that.")])
     assert not type_mismatch("Where does Chris work?", [hit("Chris is a strategist at Lockheed Martin.")])
 
@@ -72,7 +85,7 @@ def test_name_questions_need_a_name_the_question_does_not_already_hold():
 
 
 def test_confidence_uses_coverage_and_answer_type():
-    covered = [hit("It costs $12 a month for creators.", coverage=1.0)]
+    covered = [hit("The subscription costs $12 a month for creators.", coverage=1.0)]
     uncovered = [hit("It is a great product for artists.", coverage=0.1)]
     q = "How much does the subscription cost?"
     assert confidence(q, covered) > MINILM_POLICY.threshold > confidence(q, uncovered)

@@ -184,11 +184,18 @@ _PRONOUN = re.compile(r"\b(?:he|him|his|she|her|they|them|their|it|its|that|this
                       r"then|one|ones)\b", re.I)
 
 
+# "Can you say more?", "Could you elaborate?", "More on that, please": asks to go on, names no topic.
+_GO_ON = re.compile(r"\b(?:say|tell (?:me|us)|talk|explain|hear|know|go into|dig into)\b.{0,20}\bmore\b"
+                    r"(?=\s*(?:[?.!,]|$|about (?:that|this|it)\b|on (?:that|this|it)\b|detail|please))|"
+                    r"\bmore (?:about|on) (?:that|this|it)\b|\belaborate\b|\bexpand on\b|"
+                    r"\b(?:keep going|carry on|continue)\b", re.I)
+
+
 def is_follow_up(question: str) -> bool:
     words = question.split()
     if len(words) <= 3:
         return True
-    if _FOLLOWUP_START.search(question):
+    if _FOLLOWUP_START.search(question) or _GO_ON.search(question):
         return True
     content = keywords(question)
     return bool(_PRONOUN.search(question)) and len(content) <= 3

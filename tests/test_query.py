@@ -1,6 +1,6 @@
 """Question understanding: scope parsing, multi-part decomposition, follow-up condensation."""
 
-from rag.query import (asks_why, causal, cited_times, condense, decompose, keywords, parse_scope,
+from rag.query import (asks_why, causal, cited_times, condense, decompose, is_follow_up, keywords, parse_scope,
                        speaker_aliases, split_anchor, topic_words)
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
@@ -29,6 +29,15 @@ def test_decompose_splits_two_questions_only():
         "What do the drawing tool story and the model days show?"]
     # "and how" with nothing after it is not a second question
     assert len(decompose("Who built it and how?")) == 1
+
+
+def test_asking_to_go_on_is_a_follow_up():
+    for q in ("Can you say more about that?", "Could you elaborate on the research team?",
+              "I'd like to hear a bit more.", "Can you expand on that point?", "Please continue with the story."):
+        assert is_follow_up(q), q
+        assert condense(q, ["What is Gen-2?"], ["[28:44]"]).endswith("(following up on: What is Gen-2? @[28:44])")
+    for q in ("What do the speakers say about more realistic video?", "How did Runway get more customers over time?"):
+        assert not is_follow_up(q), q
 
 
 def test_condense_carries_topic_and_cited_times():

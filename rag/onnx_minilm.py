@@ -402,7 +402,9 @@ class OnnxMiniLM:
         session: a server's concurrent requests parallelise better across requests than within one."""
         with self._bulk_lock:
             if self._bulk is None:
-                threads = min(os.cpu_count() or 1, 8)
+                # The cores this process may run on (a container's share), not the host's count.
+                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+                threads = min(cores or 1, 8)
                 if threads == 1 or self.cache_path is None or not self.cache_path.exists():
                     self._bulk = self.session  # built in memory: not worth building twice
                 else:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..query import asks_why, causal, keywords
 from ..timecode import format_time
-from ..types import Answer, Citation, Hit
+from ..types import Answer, Citation, Hit, Sentence
 from .base import AnswerStream
 
 NOT_COVERED = "The interview doesn't cover that."
@@ -287,9 +287,20 @@ class ExtractiveAnswerer:
         if hits:
             lines.append("The nearest passages are:")
             for h in hits[:3]:
-                first = next((s for s in h.chunk.sentences if not s.context), h.chunk.sentences[0])
-                snippet = " ".join(first.text.split()[:16])
+                shown = _nearest_sentence(h)
+                words = shown.text.split()
+                snippet = " ".join(words[:16]) + ("\u2026" if len(words) > 16 else "")
                 where = f"{h.chunk.chapter} " if h.chunk.chapter else ""
-                lines.append(f"- [{h.chunk.start}] {where}({first.speaker}): {snippet}\u2026")
+                lines.append(f"- [{format_time(shown.start_s)}] {where}({shown.speaker}): {snippet}")
         return Answer(question=question, text="\n".join(lines), backend=self.name, hits=hits,
                       refused=True)
+
+
+def _nearest_sentence(hit: Hit) -> Sentence:
+    """What a refusal shows of a near passage: its best-matching sentence that says something
+    (a passage's first sentence is often "Yeah."), else its first own sentence."""
+    own = [i for i, s in enumerate(hit.chunk.sentences) if not s.context]
+    for i in list(hit.matched) + own:
+        if i in own and len(hit.chunk.sentences[i].text.split()) >= 4:
+            return hit.chunk.sentences[i]
+    return hit.chunk.sentences[own[0] if own else 0]

@@ -188,7 +188,7 @@ _PRONOUN = re.compile(r"\b(?:he|him|his|she|her|they|them|their|it|its|that|this
 _GO_ON = re.compile(r"\b(?:say|tell (?:me|us)|talk|explain|hear|know|go into|dig into)\b.{0,20}\bmore\b"
                     r"(?=\s*(?:[?.!,]|$|about (?:that|this|it)\b|on (?:that|this|it)\b|detail|please))|"
                     r"\bmore (?:about|on) (?:that|this|it)\b|\belaborate\b|\bexpand on\b|"
-                    r"\b(?:keep going|carry on|continue)\b", re.I)
+                    r"^\s*(?:please\s+)?(?:keep going|carry on|continue|go on)\b", re.I)
 
 
 def is_follow_up(question: str) -> bool:

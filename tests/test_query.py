@@ -36,7 +36,8 @@ def test_asking_to_go_on_is_a_follow_up():
               "I'd like to hear a bit more.", "Can you expand on that point?", "Please continue with the story."):
         assert is_follow_up(q), q
         assert condense(q, ["What is Gen-2?"], ["[28:44]"]).endswith("(following up on: What is Gen-2? @[28:44])")
-    for q in ("What do the speakers say about more realistic video?", "How did Runway get more customers over time?"):
+    for q in ("What do the speakers say about more realistic video?", "How did Runway get more customers over time?",
+              "Will Runway continue to fund its own research?"):
         assert not is_follow_up(q), q
 
 

@@ -260,6 +260,18 @@ def decompose(question: str) -> list[str]:
 
 # --- follow-up anchors ---------------------------------------------------------------------------
 
+
+def own_words(query: str, scope: Scope) -> str:
+    """What a question's coverage is judged on: a condensed follow-up's own words when they name a
+    topic and hold no pronoun ("What about music?" asks about music, whatever the earlier question
+    covered), else the whole query ("What sets them apart?" is about whoever "them" was, "How did
+    he begin his answer?" about the answer before)."""
+    m = _FOLLOWUP_TAIL.search(query)
+    if m and topic_words(query[: m.start()], scope) and not _PRONOUN.search(query[: m.start()]):
+        return query[: m.start()]
+    return query
+
+
 _FOLLOWUP_TAIL = re.compile(r"\s*\(following up on: .*\)\s*$", re.S)
 _ANCHOR = re.compile(r"\s*@\s*((?:\[\d{1,2}:\d{2}(?::\d{2})?\]\s*)+)\)\s*$")
 _CITED = re.compile(r"\[(\d{1,2}:\d{2}(?::\d{2})?)\]")

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .embedding import Embedder
-from .query import (Scope, asks_why, causal, content_words, decompose, keywords, parse_scope,
+from .query import (Scope, asks_why, causal, content_words, decompose, keywords, own_words, parse_scope,
                     speaker_aliases, split_anchor, stem, topic_words)
 from .store import StoredIndex
 from .types import Chunk, Hit
@@ -150,9 +150,10 @@ class Retriever:
                                                         for j in range(5))
         hits = []
         shown = np.inf
-        coverage = self.coverage(query, scope=scope)
-        local = self.coverage(query, [self.chunks[i] for i in picked[:3]], scope=scope)
-        semantic = self.semantic_coverage(query, scope=scope) if refusal_features else None
+        asked = own_words(query, scope)
+        coverage = self.coverage(asked, scope=scope)
+        local = self.coverage(asked, [self.chunks[i] for i in picked[:3]], scope=scope)
+        semantic = self.semantic_coverage(asked, scope=scope) if refusal_features else None
         for rank, i in enumerate(picked, 1):
             chunk = self.chunks[i]
             matched = self._sentence_order(i, sent_sims)

@@ -46,3 +46,18 @@ def test_follow_up_uses_the_conversation(assistant):
     second = session.ask("And why did he go there?")
     assert second.standalone_question != "And why did he go there?"
     assert session.history[0][1] == first.text and len(session.history) == 2
+
+
+def test_a_follow_up_on_a_new_topic_is_judged_on_its_own_words(assistant):
+    """"What about music?" after a covered question: the earlier question's words must not make
+    an uncovered topic look covered. "Can you say more?" still continues the earlier answer."""
+    session = assistant.chat()
+    assert not session.ask("What does he think about the future of filmmaking?").refused
+    music = session.ask("What about music?")
+    assert "following up on" in music.standalone_question and music.refused
+    session = assistant.chat()
+    first = session.ask("What is Gen-2?")
+    more = session.ask("Can you say more?")
+    assert not more.refused and more.citations
+    assert {c.quote for c in more.citations}.isdisjoint(c.quote for c in first.citations)
+    assert abs(more.citations[0].start_s - first.citations[0].start_s) < 180  # near the first answer

@@ -1,7 +1,7 @@
 """Question understanding: scope parsing, multi-part decomposition, follow-up condensation."""
 
-from rag.query import (asks_why, causal, cited_times, condense, decompose, is_follow_up, keywords, parse_scope,
-                       speaker_aliases, split_anchor, topic_words)
+from rag.query import (Scope, asks_why, causal, cited_times, condense, decompose, is_follow_up, keywords,
+                       own_words, parse_scope, speaker_aliases, split_anchor, topic_words)
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
 CHAPTERS = ["Navigating funding and customers", "Where video generation is heading"]
@@ -72,3 +72,12 @@ def test_topic_words_leave_out_the_scope():
     assert topic("Near the end, what advice does he give?") == ["advice", "give"]
     assert topic("How does the story end?") == keywords("How does the story end?")  # no scope: kept
     assert topic("What did Chris ask about funding?") == ["fund"]  # who asked is scope, not topic
+
+
+def test_coverage_is_judged_on_a_follow_ups_own_words_only_when_they_stand_alone():
+    new_topic = condense("What about music?", ["What does he think of film?"], ["[07:23]"])
+    assert own_words(new_topic, Scope()) == "What about music?"
+    for leaning in ("What sets them apart?", "How did he begin his answer?", "And why?"):
+        condensed = condense(leaning, ["What does he think of film?"], ["[07:23]"])
+        assert own_words(condensed, Scope()) == condensed, leaning
+    assert own_words("What about music?", Scope()) == "What about music?"  # not a follow-up at all

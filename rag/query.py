@@ -160,6 +160,17 @@ def match_speaker(question: str, speakers: dict[str, str]) -> str | None:
     return None
 
 
+def without_speaker(question: str, speaker: str, aliases: dict[str, str]) -> str:
+    """The question with the scoped speaker's names and role taken out ("What did Chris ask about
+    rivals?" -> "What did ask about rivals?"): they say who, and embedded they pull toward every
+    sentence that mentions Chris (or "my co-host") instead of the ones Chris said."""
+    names = sorted((a for a, name in aliases.items() if name == speaker), key=len, reverse=True)
+    if not names:
+        return question
+    pattern = re.compile(r"\b(?:%s)(?:'s)?\b" % "|".join(map(re.escape, names)), re.I)
+    return re.sub(r"\s+", " ", pattern.sub(" ", question)).strip()
+
+
 def speaker_aliases(hosts: list[str], guests: list[str]) -> dict[str, str]:
     """"chris", "chris benson", "the host" -> "Chris Benson"; same for guests."""
     aliases: dict[str, str] = {}

@@ -61,3 +61,9 @@ def test_a_follow_up_on_a_new_topic_is_judged_on_its_own_words(assistant):
     assert not more.refused and more.citations
     assert {c.quote for c in more.citations}.isdisjoint(c.quote for c in first.citations)
     assert abs(more.citations[0].start_s - first.citations[0].start_s) < 180  # near the first answer
+
+
+def test_a_question_about_the_host_quotes_the_host_on_that_topic(assistant):
+    answer = assistant.ask("What did Chris ask about competitors?")
+    assert answer.citations and all(c.speaker == "Chris Benson" for c in answer.citations)
+    assert any("competitors" in c.quote for c in answer.citations)

@@ -165,3 +165,23 @@ def test_a_refusal_shows_each_near_passages_best_sentence_with_its_time():
     assert answer.refused
     assert answer.text.splitlines()[-1] == ("- [01:06] Runway today (Guest): Gen-2 turns a short text "
                                             "prompt into a video clip.")
+
+
+def test_the_guests_words_answer_unless_the_question_is_about_the_host():
+    said = (Sentence(text="We have many young artists listening, so what is your advice for them?",
+                     speaker="Chris Benson", start_s=61.0, estimated=False),
+            Sentence(text="Keep experimenting without worrying about a commercial outcome.",
+                     speaker="Anastasis Germanidis", start_s=70.0, estimated=False))
+    chunk = Chunk(id="c1", episode="e", chapter=None, speakers=("Chris Benson", "Anastasis Germanidis"),
+                  start_s=60.0, end_s=90.0, sentences=said)
+    near = Hit(chunk=chunk, score=0.05, rank=1, matched=(0, 1), scores={
+        "dense": 0.6, "sentence": 0.7, "coverage": 1.0, "local_coverage": 1.0, "sentence_scores": {0: 0.6, 1: 0.5},
+        "dense_rank": 1, "bm25_rank": 1})
+    hosts = {"chris": "Chris Benson", "chris benson": "Chris Benson", "the host": "Chris Benson"}
+    answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), hosts=hosts)
+    guest = answerer.answer("What advice does he give young artists?", [near])
+    assert [c.speaker for c in guest.citations] == ["Anastasis Germanidis"]
+    host = answerer.answer("What did the host ask young artists?", [near])
+    assert host.citations[0].speaker == "Chris Benson"
+    plain = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0))  # no hosts known
+    assert plain.answer("What advice does he give young artists?", [near]).citations[0].speaker == "Chris Benson"

@@ -1,7 +1,8 @@
 """Question understanding: scope parsing, multi-part decomposition, follow-up condensation."""
 
 from rag.query import (Scope, asks_why, causal, cited_times, condense, decompose, is_follow_up, keywords,
-                       own_words, parse_scope, speaker_aliases, split_anchor, topic_words)
+                       own_words, parse_scope, speaker_aliases, split_anchor, topic_words,
+                       without_speaker)
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
 CHAPTERS = ["Navigating funding and customers", "Where video generation is heading"]
@@ -81,3 +82,11 @@ def test_coverage_is_judged_on_a_follow_ups_own_words_only_when_they_stand_alone
         condensed = condense(leaning, ["What does he think of film?"], ["[07:23]"])
         assert own_words(condensed, Scope()) == condensed, leaning
     assert own_words("What about music?", Scope()) == "What about music?"  # not a follow-up at all
+
+
+def test_without_speaker_drops_the_scoped_speakers_names_and_role():
+    assert without_speaker("What did Chris ask about rivals?", "Chris Benson", ALIASES) == "What did ask about rivals?"
+    assert without_speaker("What was the host's question on funding?", "Chris Benson", ALIASES) == \
+        "What was question on funding?"
+    assert without_speaker("What did Anastasis say about Chris?", "Anastasis Germanidis", ALIASES) == \
+        "What did say about Chris?"  # only the scoped speaker's names

@@ -237,3 +237,15 @@ def test_catalog_sample_parses(tmp_path):
     for path in sample:
         tr = load_transcript(path)
         assert tr.turns and all(p.start_s is not None for t in tr.turns for p in t.paragraphs)
+
+
+def test_a_co_host_named_in_the_opening_is_a_host():
+    opening = ("**Daniel Whitenack:** Welcome to Practical AI. I'm joined as always by my co-host, "
+               "Chris Benson. How are you doing, Chris?\n\n"
+               "**Chris Benson:** Doing well, Daniel.\n\n"
+               "**Timo Möller:** Thanks for having me.\n")
+    ep = parse_markdown(opening, "practical-ai-84.md").episode
+    assert ep.hosts == ("Daniel Whitenack", "Chris Benson") and ep.guests == ("Timo Möller",)
+    # a guest the host merely greets stays a guest
+    guest = opening.replace("my co-host, Chris Benson", "our guest, Chris Benson")
+    assert parse_markdown(guest, "x.md").episode.hosts == ("Daniel Whitenack",)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import TranscriptError
 from ..types import Episode, Marker, Paragraph, Transcript, Turn
@@ -112,6 +113,18 @@ def episode_from_source(source: str) -> tuple[str, str]:
     return stem, number.group(1) if number else ""
 
 
+def co_hosts(opening: Sequence[Turn], speakers: Sequence[str]) -> list[str]:
+    """The ``speakers`` the opening turns introduce as a co-host, by full or first name."""
+    text = " ".join(p.text for t in opening for p in t.paragraphs)
+    found = []
+    for name in speakers:
+        names = "|".join(re.escape(n) for n in dict.fromkeys([name, name.split()[0]]))
+        if re.search(rf"\bco-?hosts?\b[^.?!]{{0,60}}?\b(?:{names})\b|\b(?:{names})\b,? (?:is )?(?:my|our) co-?host",
+                     text, re.I):
+            found.append(name)
+    return found
+
+
 def parse_markdown(text: str, source: str = "") -> Transcript:
     """Parse a Changelog Markdown transcript into an untimed Transcript."""
     episode_id, number = episode_from_source(source)
@@ -166,8 +179,10 @@ def parse_markdown(text: str, source: str = "") -> Transcript:
         raise TranscriptError(
             "no transcript paragraphs found; expected Markdown paragraphs such as "
             "'**Speaker Name:** text'", source or None)
-    # The first voice is usually the host who opens the show; everyone else is a guest. This is
-    # a default for panel shows too, where it is wrong, and the page (when merged) overrides it.
-    episode = Episode(id=episode_id, title=title, number=number,
-                      hosts=tuple(speakers_seen[:1]), guests=tuple(speakers_seen[1:]))
+    # The first voice is usually the host who opens the show; everyone else is a guest, unless
+    # the opening names them as a co-host ("I'm joined as always by my co-host, Chris Benson"). A
+    # default for panel shows too, where it can be wrong; the page (when merged) overrides it.
+    hosts = speakers_seen[:1] + co_hosts(turns[:2], speakers_seen[1:])
+    episode = Episode(id=episode_id, title=title, number=number, hosts=tuple(hosts),
+                      guests=tuple(s for s in speakers_seen if s not in hosts))
     return Transcript(episode=episode, turns=tuple(turns), source=source, format="markdown")

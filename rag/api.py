@@ -18,7 +18,7 @@ from .answer.extractive import ExtractiveAnswerer, policy_for
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
-from .query import condense, speaker_aliases
+from .query import condense
 from .retrieval import Filters, Retriever
 from .store import StoredIndex, build_index as _build, index_exists, load_index
 from .types import Answer, Chapter, Hit, Transcript
@@ -95,10 +95,8 @@ class Assistant:
         embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache")
         stored = open_index(index, config=config, embedder=embedder, progress=progress)
         retriever = Retriever(stored, embedder)
-        hosts = speaker_aliases(list(retriever.hosts), [])
-        if retriever.hosts:  # "what did the host ask" with two hosts too
-            hosts.update({role: retriever.hosts[0] for role in ("host", "the host", "hosts", "the hosts")})
-        extractive = ExtractiveAnswerer(policy=policy_for(embedder.name), hosts=hosts)  # thresholds are per model
+        extractive = ExtractiveAnswerer(policy=policy_for(embedder.name),  # thresholds are per model
+                                        hosts=retriever.hosts)
         answerer, notice = extractive, None
         if backend in ("auto", "openai"):
             if chat_model is None and config.chat_configured:

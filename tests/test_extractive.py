@@ -177,11 +177,10 @@ def test_the_guests_words_answer_unless_the_question_is_about_the_host():
     near = Hit(chunk=chunk, score=0.05, rank=1, matched=(0, 1), scores={
         "dense": 0.6, "sentence": 0.7, "coverage": 1.0, "local_coverage": 1.0, "sentence_scores": {0: 0.6, 1: 0.5},
         "dense_rank": 1, "bm25_rank": 1})
-    hosts = {"chris": "Chris Benson", "chris benson": "Chris Benson", "the host": "Chris Benson"}
-    answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), hosts=hosts)
+    answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), hosts=("Chris Benson",))
     guest = answerer.answer("What advice does he give young artists?", [near])
     assert [c.speaker for c in guest.citations] == ["Anastasis Germanidis"]
-    host = answerer.answer("What did the host ask young artists?", [near])
-    assert host.citations[0].speaker == "Chris Benson"
+    for about_host in ("What did the host ask young artists?", "What did Chris ask young artists?"):
+        assert answerer.answer(about_host, [near]).citations[0].speaker == "Chris Benson", about_host
     plain = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0))  # no hosts known
     assert plain.answer("What advice does he give young artists?", [near]).citations[0].speaker == "Chris Benson"

@@ -17,9 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag.config import catalog_path
+
 from rag.parsers import load_transcript
 
-DEFAULT_TARBALL = Path("/work/shared/data/changelog-transcripts.tar.gz")
+DEFAULT_TARBALL = catalog_path()
 
 
 def transcript_files(root: Path) -> list[Path]:

@@ -22,11 +22,13 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from rag.config import catalog_path
+
 from rag.parsers.markdown import parse_markdown
 from rag.timing import assign_times, estimate_error
 from rag.types import Transcript, replace
 
-DEFAULT_TARBALL = Path("/work/shared/data/changelog-transcripts.tar.gz")
+DEFAULT_TARBALL = catalog_path()
 TARGET_MEAN_S = 20.0
 
 

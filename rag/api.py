@@ -20,7 +20,7 @@ from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
 from .query import condense
 from .retrieval import Filters, Retriever
-from .store import StoredIndex, build_index as _build, index_exists, load_index
+from .store import StoredIndex, build_index as _build, check_index_name, index_exists, load_index, slug
 from .types import Answer, Chapter, Hit, Transcript
 
 Progress = Callable[[str, int, int], None]
@@ -44,11 +44,13 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
     """Parse transcript files (the shipped episode when none) and write index ``name``."""
     from .parsers import default_sources, load_default_episode, load_transcript
 
+    if name is not None:
+        check_index_name(name)  # before anything is read or written
     config = config or Config.from_env()
     embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache")
     if sources:
         transcripts = [load_transcript(s) for s in sources]
-        name = name or (transcripts[0].episode.id if len(transcripts) == 1 else "custom")
+        name = name or (slug(transcripts[0].episode.id) if len(transcripts) == 1 else "custom")
     else:
         transcripts, sources = [load_default_episode()], default_sources()
         name = name or DEFAULT_INDEX
@@ -59,6 +61,8 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
 def open_index(name: str | None = None, *, config: Config, embedder: Embedder,
                progress: Progress | None = None) -> StoredIndex:
     """Load an index; the shipped episode's own index is (re)built when missing or stale."""
+    if name is not None:
+        check_index_name(name)
     if name in (None, DEFAULT_INDEX):
         from .parsers import default_sources
 
@@ -91,6 +95,8 @@ class Assistant:
              progress: Progress | None = None) -> "Assistant":
         if backend not in BACKENDS:
             raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if index is not None:
+            check_index_name(index)  # before the model or any file is touched
         config = config or Config.from_env()
         embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache")
         stored = open_index(index, config=config, embedder=embedder, progress=progress)

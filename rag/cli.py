@@ -23,6 +23,11 @@ def _progress_printer(stream=None):
     tty = stream.isatty()
 
     def report(stage: str, done: int, total: int) -> None:
+        if total == 0 and done == 0:  # a message, not a stage (e.g. waiting for another build)
+            stream.write(("\n" if tty and state["stage"] else "") + stage + "\n")
+            state["stage"] = None
+            stream.flush()
+            return
         if stage != state["stage"]:
             if state["stage"] is not None and tty:
                 stream.write("\n")

@@ -9,6 +9,9 @@ Variables (all optional):
     OPENAI_BASE_URL    any OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...)
     RAG_API_KEY        bearer token required by ``rag serve`` when set
     RAG_CORS_ORIGINS   comma-separated origins whose web pages may call ``rag serve`` (default: none)
+    RAG_CATALOG        the Changelog transcript archive (.tar.gz) that training, the catalog and the
+                       catalog tests read (default: ``../shared/data/changelog-transcripts.tar.gz``
+                       beside this checkout)
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ from pathlib import Path
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_INDEX = "practical-ai-260"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def catalog_path(env: dict | None = None) -> Path:
+    """Where the Changelog transcript archive is: the one place every reader of it asks."""
+    env = os.environ if env is None else env
+    if env.get("RAG_CATALOG"):
+        return Path(env["RAG_CATALOG"]).expanduser()
+    return PROJECT_ROOT.parent / "shared" / "data" / "changelog-transcripts.tar.gz"
 
 
 def default_index_dir() -> Path:

@@ -20,9 +20,11 @@ leaves the previous index intact. Embeddings are cached by content hash in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -35,12 +37,36 @@ import numpy as np
 from .chunking import chunk_transcript
 from .config import ChunkSettings
 from .embedding import CachedEmbedder, Embedder
-from .errors import IndexError_, IndexNotFound, StaleIndex
+from .errors import IndexError_, IndexNotFound, InputError, StaleIndex
 from .types import Chunk, Transcript
 
 FORMAT = "rag-index/4"  # 2: vectors carry the chapter title; 3: start_s excludes question context;
                         # 4: word vectors of the vocabulary
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+# An index name is one plain path component: it can never be "..", ".", ".cache" or steer a path.
+INDEX_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+# The only folders a build ever removes: versions it wrote itself (see ``build_index``).
+VERSION_DIR = re.compile(r"v-\d{8}-\d{6}-[0-9a-f]{8}(\.tmp)?")
+LOCK_WAIT_S = 600.0
+
+
+def check_index_name(name: object) -> str:
+    """``name`` if it is a plain index name, else an InputError that says what a name may be.
+
+    Every door (CLI, Python API, server, MCP) goes through here before anything is read or written.
+    """
+    if not isinstance(name, str) or not INDEX_NAME.fullmatch(name):
+        shown = repr(name) if not isinstance(name, str) else repr(name[:80])
+        raise InputError(f"{shown} is not a valid index name; use letters, digits, '-', '_' and '.' "
+                         "(not first), at most 128 characters, e.g. --name my-episode")
+    return name
+
+
+def slug(text: str) -> str:
+    """A valid index name made from ``text`` (an episode id or a file name)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:128].rstrip("-.")
+    return name or "custom"
 
 
 def sha256_file(path: str | Path) -> str:
@@ -108,7 +134,13 @@ def _flat_index(vectors: np.ndarray, dim: int):
 def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path], *, name: str,
                 index_dir: Path, embedder: Embedder, settings: ChunkSettings = ChunkSettings(),
                 progress: Progress | None = None) -> Path:
-    """Chunk, embed and write a new version of index ``name``; returns its folder."""
+    """Chunk, embed and write a new version of index ``name``; returns its folder.
+
+    Builds of one index are serialized by a lock file in its folder, so concurrent builds each
+    publish a complete version and never remove each other's; readers only ever follow CURRENT to
+    a complete version.
+    """
+    check_index_name(name)
     chunks: list[Chunk] = []
     for t in transcripts:
         chunks.extend(chunk_transcript(t, embedder.count_tokens, settings, embedder.max_tokens))
@@ -128,12 +160,56 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     words = vocabulary(chunks)
     word_vecs = cached.embed(words, progress=stage("vocabulary"))
 
-    root = index_dir / name
+    root = _index_root(index_dir, name)
     root.mkdir(parents=True, exist_ok=True)
+    with _build_lock(root, name, progress):
+        return _publish(root, name, chunks, rows, chunk_vecs, sent_vecs, words, word_vecs, transcripts,
+                        sources, embedder, settings, cached)
+
+
+def _index_root(index_dir: Path, name: str) -> Path:
+    """The folder of index ``name``, checked to lie directly inside ``index_dir``."""
+    check_index_name(name)
+    base = index_dir.resolve()
+    root = (base / name).resolve()
+    if root.parent != base:
+        raise InputError(f"index name {name!r} resolves outside {base}; choose another name")
+    return root
+
+
+@contextlib.contextmanager
+def _build_lock(root: Path, name: str, progress: Progress | None):
+    """An exclusive lock on ``root/.build.lock`` for the publishing step (POSIX flock; released
+    by the kernel if the process dies, so a crashed build never leaves a stale lock)."""
+    import fcntl
+
+    with open(root / ".build.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                progress(f"another build of {name} is running; waiting", 0, 0)
+            deadline = time.monotonic() + LOCK_WAIT_S
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise IndexError_(f"another build of index {name!r} has held its lock for "
+                                          f"{LOCK_WAIT_S:.0f} s; wait for it, or stop it and retry") from None
+                    time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _publish(root, name, chunks, rows, chunk_vecs, sent_vecs, words, word_vecs, transcripts, sources,
+             embedder, settings, cached) -> Path:
     # Unique even for two builds in the same second of the same process.
     version = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     tmp = root / (version + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     faiss = _faiss()
     faiss.write_index(_flat_index(chunk_vecs, embedder.dim), str(tmp / "chunks.faiss"))
@@ -163,15 +239,29 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     final = root / version
     os.replace(tmp, final)
     _write_atomic(root / "CURRENT", version)
-    for old in root.iterdir():  # keep only the live version (and other builds still running)
-        stale_tmp = old.name.endswith(".tmp") and time.time() - old.stat().st_mtime > 3600
-        if old.is_dir() and old.name != version and (stale_tmp or not old.name.endswith(".tmp")):
-            shutil.rmtree(old, ignore_errors=True)
+    _remove_old_versions(root, keep=version)
     return final
 
 
+def _remove_old_versions(root: Path, *, keep: str) -> None:
+    """Remove the version folders this store wrote in ``root`` other than ``keep``.
+
+    Only names a build itself creates (``VERSION_DIR``), only directly inside ``root`` (checked by
+    resolved path, so a symlink cannot point the removal elsewhere), and never a ``.tmp`` that may
+    belong to a build still running (less than an hour old). Runs under the build lock.
+    """
+    for old in root.iterdir():
+        if old.name == keep or not VERSION_DIR.fullmatch(old.name) or old.is_symlink() or not old.is_dir():
+            continue
+        if old.resolve().parent != root:
+            continue
+        if old.name.endswith(".tmp") and time.time() - old.stat().st_mtime < 3600:
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.new")
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -199,18 +289,20 @@ def check_manifest(manifest: dict, *, name: str, model: str, settings: ChunkSett
 
 
 def index_exists(index_dir: Path, name: str) -> bool:
-    return (index_dir / name / "CURRENT").exists()
+    return (_index_root(index_dir, name) / "CURRENT").exists()
 
 
 def load_index(index_dir: Path, name: str, *, model: str, settings: ChunkSettings = ChunkSettings(),
                sources: Sequence[str | Path] | None = None) -> StoredIndex:
     """Load index ``name``; raise IndexNotFound / StaleIndex with the command that fixes it."""
-    root = index_dir / name
+    root = _index_root(index_dir, name)
     rebuild = f"rebuild it with: rag index SOURCES... --name {name}"
     if not (root / "CURRENT").exists():
         raise IndexNotFound(f"no index named {name!r} in {index_dir}; build it with: "
                             f"rag index SOURCES... --name {name}")
     version = (root / "CURRENT").read_text().strip()
+    if not VERSION_DIR.fullmatch(version) or version.endswith(".tmp"):
+        raise StaleIndex(f"index {name!r} is corrupt (CURRENT names {version[:40]!r}); {rebuild}")
     path = root / version
     try:
         manifest = json.loads((path / "manifest.json").read_text())

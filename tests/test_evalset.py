@@ -148,7 +148,6 @@ def test_cli_exit_codes(tmp_path):
 
 
 HELD_OUT = REPO / "eval" / "episodes" / "practical-ai-84" / "questions.jsonl"
-CATALOG = REPO.parent / "shared" / "data" / "changelog-transcripts.tar.gz"
 
 
 def test_held_out_set_skips_the_main_sets_minimums_but_not_its_quotes(tmp_path):
@@ -172,11 +171,10 @@ def test_held_out_set_skips_the_main_sets_minimums_but_not_its_quotes(tmp_path):
     assert any("not found" in p for p in problems) and any("test items only" in p for p in problems)
 
 
-@pytest.mark.skipif(not CATALOG.exists(), reason=f"transcript catalog not at {CATALOG}")
-def test_shipped_held_out_set_is_valid(tmp_path):
+def test_shipped_held_out_set_is_valid(tmp_path, catalog):
     import tarfile
 
-    with tarfile.open(CATALOG) as tar:
+    with tarfile.open(catalog) as tar:
         member = tar.getmember("changelog-transcripts/practicalai/practical-ai-84.md")
         (tmp_path / "ep84.md").write_bytes(tar.extractfile(member).read())
     assert validate_mod.validate(HELD_OUT, tmp_path / "ep84.md") == []

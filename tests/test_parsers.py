@@ -15,7 +15,6 @@ from rag.parsers import (default_sources, load_default_episode, load_transcript,
 from rag.types import Marker
 
 DATA = Path(__file__).resolve().parent.parent / "rag" / "data" / "practical-ai-260"
-TARBALL = Path("/work/shared/data/changelog-transcripts.tar.gz")
 
 MARKDOWN = """# A tiny show
 
@@ -220,12 +219,11 @@ def test_importing_parsers_stays_light():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.skipif(not TARBALL.exists(), reason="catalog tarball not available")
-def test_catalog_sample_parses(tmp_path):
+def test_catalog_sample_parses(tmp_path, catalog):
     # One streaming pass over the .tar.gz (picking members by name would re-read it each time);
     # a hash of the name picks a stable ~1% sample across all shows.
     sample = []
-    with tarfile.open(TARBALL, "r|gz") as tar:
+    with tarfile.open(catalog, "r|gz") as tar:
         for member in tar:
             name = member.name
             if name.endswith(".md") and not name.endswith("ABOUT.md") and \

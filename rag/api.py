@@ -21,6 +21,7 @@ from .errors import IndexNotFound, InputError, StaleIndex
 from .query import condense
 from .retrieval import Filters, Retriever
 from .store import StoredIndex, build_index as _build, check_index_name, index_exists, load_index, slug
+from .text import clean_text
 from .types import Answer, Chapter, Hit, Transcript
 
 Progress = Callable[[str, int, int], None]
@@ -29,6 +30,9 @@ BACKENDS = ("auto", "extractive", "openai")
 
 
 def check_question(question: str) -> str:
+    """The question, stripped, with invalid Unicode replaced (``rag.text``); or an InputError."""
+    if isinstance(question, str):
+        question = clean_text(question)
     if not isinstance(question, str) or not question.strip():
         raise InputError("the question is empty; ask something about the interview, "
                          "e.g. \"How did Runway start?\"")
@@ -36,6 +40,17 @@ def check_question(question: str) -> str:
         raise InputError(f"the question is {len(question)} characters long; "
                          f"keep it under {MAX_QUESTION_CHARS}")
     return question.strip()
+
+
+def check_history(history: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Earlier (question, answer) turns, as two strings each, with invalid Unicode replaced."""
+    turns = []
+    for i, turn in enumerate(history or ()):
+        if not (isinstance(turn, (tuple, list)) and len(turn) == 2
+                and all(isinstance(t, str) for t in turn)):
+            raise InputError(f"history[{i}] must be a (question, answer) pair of two strings")
+        turns.append((clean_text(turn[0]), clean_text(turn[1])))
+    return turns
 
 
 def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None = None,
@@ -150,6 +165,7 @@ class Assistant:
         query = check_question(query)
         if k < 1 or k > 100:
             raise InputError(f"k must be between 1 and 100, not {k}")
+        chapter, speaker = (clean_text(v) if isinstance(v, str) else v for v in (chapter, speaker))
         filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s)
         return self.retriever.search(query, k=k, filters=filters, refusal_features=refusal_features,
                                      variants=variants)
@@ -187,6 +203,7 @@ class Assistant:
                backend: str | None = None, **filters) -> AnswerStream:
         """Yield text deltas, then the final Answer."""
         question = check_question(question)
+        history = check_history(history)
         standalone = self.standalone(question, history)
         variants, rewrite_note = self.rewrites(standalone)
         hits = self.search(standalone, k=k, refusal_features=True, variants=variants, **filters)

@@ -14,6 +14,7 @@ import textwrap
 import time
 
 from .errors import InputError, RagError
+from .text import clean_text
 
 
 def _progress_printer(stream=None):
@@ -57,9 +58,10 @@ def _assistant(args, backend: str = "extractive"):
 
 
 def _read_batch(path: str) -> list[tuple[object, str]]:
-    """Questions from a file: plain lines, or JSON objects with "question" and optional "id"."""
+    """Questions from a file: plain lines, or JSON objects with "question" and optional "id".
+    Undecodable bytes and lone surrogates become U+FFFD (``rag.text``), as everywhere."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
             lines = f.read().splitlines()
     except OSError as e:
         raise InputError(f"cannot read batch file {path}: {e.strerror}") from e
@@ -76,7 +78,9 @@ def _read_batch(path: str) -> list[tuple[object, str]]:
                 continue
             if not isinstance(obj.get("question"), str):
                 raise InputError(f"{path}:{n}: a JSON line needs a \"question\" string")
-            items.append((obj.get("id", n), obj["question"]))
+            item_id = obj.get("id", n)
+            items.append((clean_text(item_id) if isinstance(item_id, str) else item_id,
+                          clean_text(obj["question"])))
         else:
             items.append((n, line.strip()))
     return items
@@ -321,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("give a question or --batch FILE, not both")
         if not args.batch and args.question is None:
             parser.error(f"{args.command} needs a question, e.g. rag {args.command} \"How did Runway start?\"")
+    if getattr(args, "question", None) is not None:
+        args.question = clean_text(args.question)  # argv's undecodable bytes: U+FFFD, as everywhere
     try:
         if args.command in ("ask", "search") and not args.batch:
             # Cheap checks first: a bad question must not wait for an index build.

@@ -33,6 +33,7 @@ def build_server(assistant):
     from mcp.server.mcpserver.exceptions import ToolError
 
     from .errors import RagError
+    from .text import clean_text
 
     server = MCPServer("rag", instructions=INSTRUCTIONS, log_level="WARNING")
 
@@ -51,7 +52,7 @@ def build_server(assistant):
         start_s / end_s (seconds into the episode)."""
         hits = await call(assistant.search, query, k=k, chapter=chapter, speaker=speaker,
                           start_s=start_s, end_s=end_s)
-        return {"query": query, "passages": [h.to_json() for h in hits]}
+        return {"query": clean_text(query), "passages": [h.to_json() for h in hits]}
 
     @server.tool()
     async def ask_interview(question: str) -> dict[str, Any]:
@@ -106,5 +107,34 @@ def run(args) -> int:
         server = build_server(assistant)
     print(f"rag mcp: serving index {assistant.name!r} ({assistant.backend} answers) on stdio",
           file=sys.stderr)
-    server.run("stdio")
+    import anyio
+
+    anyio.run(serve_stdio, server)
     return 0
+
+
+class _CleanLines:
+    """stdin for the SDK's transport: undecodable bytes and JSON's lone surrogate escapes become
+    U+FFFD (``rag.text``). The SDK's strict parser would drop such a request without a reply, and
+    the client would wait forever."""
+
+    def __init__(self, binary):
+        import io
+
+        self._text = io.TextIOWrapper(binary, encoding="utf-8", errors="replace")
+
+    def readline(self, *_):
+        from .text import clean_json_line
+
+        return clean_json_line(self._text.readline())
+
+
+async def serve_stdio(server) -> None:
+    """``server.run("stdio")``, reading requests through ``_CleanLines``."""
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    stdin = anyio.wrap_file(_CleanLines(sys.stdin.buffer))
+    async with stdio_server(stdin=stdin) as (read_stream, write_stream):
+        lowlevel = server._lowlevel_server
+        await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from .errors import RagError
+from .text import clean_text
 
 PROMPT = "> "
 HELP = """\
@@ -229,7 +230,7 @@ def stream_input(stdin: TextIO, echo: TextIO | None = None) -> InputFn:
     """Lines from a pipe; each is echoed after the prompt so a transcript of the chat reads well."""
 
     def read(prompt: str) -> str:
-        line = stdin.readline()
+        line = clean_text(stdin.readline())  # undecodable bytes: U+FFFD, as at every door
         if not line:
             raise EOFError
         if echo is not None:
@@ -252,5 +253,7 @@ def run(args) -> int:
     if _isatty(sys.stdin) and _isatty(sys.stdout):
         input_fn = terminal_input()
     else:
+        if hasattr(sys.stdin, "reconfigure"):
+            sys.stdin.reconfigure(errors="replace")  # a byte that is not UTF-8 is U+FFFD, no crash
         input_fn = stream_input(sys.stdin, echo=sys.stdout)
     return ChatREPL(assistant, input_fn, sys.stdout, sys.stderr, k=getattr(args, "k", 5)).run()

@@ -186,11 +186,18 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-    from pydantic import BaseModel, ConfigDict, StrictInt
+    from pydantic import BaseModel, ConfigDict, StrictInt, model_validator
+
+    from .text import clean_json
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     class _Body(BaseModel):
         model_config = ConfigDict(extra="ignore")
+
+        @model_validator(mode="before")
+        @classmethod
+        def _unicode(cls, data):  # lone surrogates ("\ud800" is valid JSON) become U+FFFD
+            return clean_json(data)
 
     class AskBody(_Body):
         question: str
@@ -207,8 +214,7 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         start_s: Optional[Union[float, str]] = None
         end_s: Optional[Union[float, str]] = None
 
-    class Message(BaseModel):
-        model_config = ConfigDict(extra="ignore")
+    class Message(_Body):
         role: str
         content: Union[str, List[Any], None] = None
 

@@ -10,10 +10,12 @@ imports included) and fall back to sentence-transformers, which other models alw
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
@@ -67,14 +69,17 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded lazily; queries take the torch-free path if possible."""
 
     def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 16, force_torch: bool = False,
-                 cache_dir: str | Path | None = None, query_encoder: str = "auto"):
+                 cache_dir: str | Path | None = None, query_encoder: str = "auto", adapter=None):
         """``cache_dir``: where the ONNX graph is cached (default: ``<index_dir>/.cache`` of
         ``Config.from_env()``, beside the embedding cache). ``query_encoder``: "auto" (ONNX Runtime
-        if importable, else NumPy), "onnx" or "numpy"."""
+        if importable, else NumPy), "onnx" or "numpy". ``adapter``: a trained retrieval adapter
+        (``training.lora.Adapter``) merged into the weights; it names the model, so indexes built
+        with another model (or none) are rebuilt."""
         if query_encoder not in ("auto", "onnx", "numpy"):
             raise ValueError(f"query_encoder must be auto, onnx or numpy, not {query_encoder!r}")
         _offline()
-        self.name = model
+        self.adapter = adapter
+        self.name = model if adapter is None else f"{model}+{adapter.meta.get('name', 'lora')}-{adapter.digest}"
         self.path = resolve_model_path(model)
         self.batch_size = batch_size
         self._st = None
@@ -113,7 +118,8 @@ class SentenceTransformerEmbedder:
 
                 cache_dir = Config.from_env().index_dir / ".cache"
             try:
-                encoder = onnx_minilm.OnnxMiniLM(self.path, cache_dir=Path(cache_dir) / "onnx")
+                encoder = onnx_minilm.OnnxMiniLM(self.path, cache_dir=Path(cache_dir) / "onnx",
+                                                 adapter=self.adapter)
                 self.query_encoder = "onnx"
                 return encoder
             except Exception as e:  # noqa: BLE001 - e.g. onnx missing to build the graph: NumPy works
@@ -121,20 +127,34 @@ class SentenceTransformerEmbedder:
                     raise ModelError(f"cannot build the ONNX query encoder: {e}") from e
                 self.query_encoder_error = e
         self.query_encoder = "numpy"
-        return minilm.NumpyMiniLM(self.path)
+        return minilm.NumpyMiniLM(self.path, adapter=self.adapter)
 
     def _model(self):
         if self._st is None:
             try:
                 from sentence_transformers import SentenceTransformer
 
-                self._st = SentenceTransformer(self.path, device="cpu")
+                st = SentenceTransformer(self.path, device="cpu")
+                if self.adapter is not None:
+                    self._merge_into(st)
+                self._st = st
             except Exception as e:  # noqa: BLE001 - any load failure gets the same advice
                 raise ModelError(
                     f"cannot load embedding model {self.name!r}: {e}. Use a local path or the "
                     f"default ({DEFAULT_MODEL}); models are never downloaded at run time."
                 ) from e
         return self._st
+
+    def _merge_into(self, st) -> None:
+        """Fold the adapter into a loaded sentence-transformers model (the torch fallback)."""
+        import torch
+
+        from .training.lora import merge
+
+        bert = st[0].auto_model
+        state = {k: v.detach().numpy() for k, v in bert.state_dict().items()}
+        merged = merge(state, self.adapter)
+        bert.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in merged.items()})
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         texts = list(texts)
@@ -209,15 +229,26 @@ class FakeEmbedder:
 
 
 class CachedEmbedder:
-    """Wraps an embedder with a content-hash cache (SQLite), so a rebuild embeds only what changed."""
+    """Wraps an embedder with a content-hash cache (SQLite), so a rebuild embeds only what changed.
 
-    def __init__(self, inner: Embedder, path: Path):
+    The cache is disposable: a corrupt file is moved aside (``embeddings.sqlite.corrupt-<time>``)
+    and a new one started; a cache that cannot be opened or written (a read-only folder, a full
+    disk) is not used. Either way the build goes on, and ``note`` (and ``notes``) says so in one line.
+    """
+
+    def __init__(self, inner: Embedder, path: Path, note: Callable[[str], None] | None = None):
         self.inner = inner
         self.name, self.dim, self.max_tokens = inner.name, inner.dim, inner.max_tokens
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.hits = 0
         self.misses = 0
+        self.notes: list[str] = []
+        self._note = note
+        self.enabled = True
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self._give_up(e)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path)
@@ -225,27 +256,73 @@ class CachedEmbedder:
                    "PRIMARY KEY (model, sha))")
         return db
 
+    def _say(self, message: str) -> None:
+        self.notes.append(message)
+        if self._note:
+            self._note(message)
+
+    def _give_up(self, err: Exception) -> None:
+        self.enabled = False
+        self._say(f"the embedding cache {self.path} cannot be used ({err}); building without it "
+                  f"(every text is embedded again; make {self.path.parent} writable to keep one)")
+
+    def _set_aside(self, err: Exception) -> bool:
+        """Move a corrupt cache file (and its journal) aside; False when that is not possible."""
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(self.path, aside)
+            for suffix in ("-journal", "-wal", "-shm"):
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    os.replace(side, aside.with_name(aside.name + suffix))
+        except OSError as e:
+            self._give_up(e)
+            return False
+        self._say(f"the embedding cache {self.path} was corrupt ({err}); moved it aside to "
+                  f"{aside.name} and started a new one")
+        return True
+
+    def _use(self, action, default):
+        """Run ``action(db)``; a corrupt cache is set aside and tried once more, an unusable one
+        (cannot open, read-only, disk full) is given up. ``default`` when there is no cache."""
+        for attempt in range(2):
+            if not self.enabled:
+                return default
+            try:
+                with contextlib.closing(self._connect()) as db, db:
+                    return action(db)
+            except sqlite3.OperationalError as e:  # cannot open, read-only, full, locked
+                self._give_up(e)
+            except sqlite3.DatabaseError as e:  # not a database, malformed: the file is garbage
+                if attempt or not self._set_aside(e):
+                    self._give_up(e)
+        return default
+
+    def _lookup(self, db: sqlite3.Connection, keys: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            batch = keys[start:start + 500]
+            rows = db.execute(
+                f"SELECT sha, vec FROM vectors WHERE model = ? AND sha IN ({','.join('?' * len(batch))})",
+                [self.name, *batch])
+            for sha, blob in rows:
+                if isinstance(blob, bytes) and len(blob) == 4 * self.dim:  # else: a miss
+                    found[sha] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         texts = list(texts)
-        keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
-        found: dict[str, np.ndarray] = {}
-        with self._connect() as db:
-            for start in range(0, len(keys), 500):
-                batch = keys[start:start + 500]
-                rows = db.execute(
-                    f"SELECT sha, vec FROM vectors WHERE model = ? AND sha IN ({','.join('?' * len(batch))})",
-                    [self.name, *batch])
-                for sha, blob in rows:
-                    found[sha] = np.frombuffer(blob, dtype=np.float32)
+        keys = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
+        found = self._use(lambda db: self._lookup(db, keys), {}) if texts else {}
         missing = [i for i, k in enumerate(keys) if k not in found]
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
         if missing:
             vecs = self.inner.embed([texts[i] for i in missing], progress=progress)
-            with self._connect() as db:
-                db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                               [(self.name, keys[i], vecs[j].astype(np.float32).tobytes())
-                                for j, i in enumerate(missing)])
+            rows = [(self.name, keys[i], vecs[j].astype(np.float32).tobytes())
+                    for j, i in enumerate(missing)]
+            self._use(lambda db: db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                                                rows), None)
             for j, i in enumerate(missing):
                 found[keys[i]] = vecs[j]
         elif progress:
@@ -261,10 +338,17 @@ class CachedEmbedder:
         return self.inner.count_tokens(text)
 
 
-def make_embedder(model: str = DEFAULT_MODEL, *, cache_dir: str | Path | None = None) -> Embedder:
-    """``cache_dir``: where derived model files (the ONNX query graph) are kept; see above."""
+def make_embedder(model: str = DEFAULT_MODEL, *, cache_dir: str | Path | None = None,
+                  adapter_path: str | Path | None = None) -> Embedder:
+    """``cache_dir``: where derived model files (the ONNX query graph) are kept; see above.
+    ``adapter_path``: a trained retrieval adapter to merge into the model (``Config.adapter``)."""
     if model.startswith("fake"):
         # "fake" or "fake-64": the deterministic test embedder, selectable from the CLI for demos.
         dim = int(model.split("-")[1]) if "-" in model else 64
         return FakeEmbedder(dim)
-    return SentenceTransformerEmbedder(model, cache_dir=cache_dir)
+    adapter = None
+    if adapter_path is not None:
+        from .training.lora import load_adapter
+
+        adapter = load_adapter(adapter_path)
+    return SentenceTransformerEmbedder(model, cache_dir=cache_dir, adapter=adapter)

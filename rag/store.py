@@ -150,7 +150,8 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     except OSError as e:
         raise IndexError_(f"cannot write indexes under {index_dir} ({e.strerror or e}); set "
                           "RAG_INDEX_DIR to a folder you can write") from e
-    cached = CachedEmbedder(embedder, index_dir / ".cache" / "embeddings.sqlite")
+    cached = CachedEmbedder(embedder, index_dir / ".cache" / "embeddings.sqlite",
+                            note=(lambda message: progress(f"note: {message}", 0, 0)) if progress else None)
 
     def stage(label):
         return (lambda done, total: progress(label, done, total)) if progress else None
@@ -233,7 +234,7 @@ def _publish(root, name, chunks, rows, chunk_vecs, sent_vecs, words, word_vecs, 
         "chunks": len(chunks),
         "sentences": len(rows),
         "vocabulary": len(words),
-        "embedding_cache": {"reused": cached.hits, "embedded": cached.misses},
+        "embedding_cache": {"reused": cached.hits, "embedded": cached.misses, "notes": cached.notes},
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     final = root / version

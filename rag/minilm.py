@@ -80,7 +80,7 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
 class NumpyMiniLM:
     """Encodes texts to unit vectors exactly as the sentence-transformers model would."""
 
-    def __init__(self, model_dir: str | Path):
+    def __init__(self, model_dir: str | Path, adapter=None):
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
@@ -99,6 +99,10 @@ class NumpyMiniLM:
         w = load_file(str(d / "model.safetensors"))
         # Checkpoints differ on whether keys carry a "bert." prefix.
         self.w = {k.removeprefix("bert."): v.astype(np.float32) for k, v in w.items()}
+        if adapter is not None:  # a tuned model: LoRA deltas folded in (training/lora.py)
+            from .training.lora import merge
+
+            self.w = merge(self.w, adapter)
         # Store linear weights transposed and contiguous: x @ W.T on a transposed view makes
         # BLAS copy the matrix on every call, which dominated query time.
         for k in [k for k in self.w if k.endswith(".weight") and self.w[k].ndim == 2

@@ -77,10 +77,13 @@ def _read_configs(d: Path) -> tuple[dict, int, bool]:
     return config, max_seq_length, normalize
 
 
-def cache_key(model_dir: str | Path) -> str:
-    """Names the graph for these weights and this builder: config files, safetensors size/mtime."""
+def cache_key(model_dir: str | Path, adapter=None) -> str:
+    """Names the graph for these weights and this builder: config files, safetensors size/mtime,
+    and the retrieval adapter merged into them (its content digest), if any."""
     d = Path(model_dir)
     h = hashlib.sha256(f"rag-onnx-minilm/{GRAPH_VERSION}/opset{OPSET}\n".encode())
+    if adapter is not None:
+        h.update(f"adapter\0{adapter.digest}\0".encode())
     for name in ("config.json", "sentence_bert_config.json", "modules.json",
                  "1_Pooling/config.json"):
         p = d / name
@@ -90,8 +93,8 @@ def cache_key(model_dir: str | Path) -> str:
     return h.hexdigest()[:32]
 
 
-def build_model(model_dir: str | Path, key: str = "", weights_file: str | None = None
-                ) -> tuple[bytes, bytes]:
+def build_model(model_dir: str | Path, key: str = "", weights_file: str | None = None,
+                adapter=None) -> tuple[bytes, bytes]:
     """The serialized ONNX model: input_ids, attention_mask [batch, seq] -> sentence_embedding.
 
     Returns ``(model, weights)``. With ``weights_file`` (a file name beside the model's), the
@@ -115,6 +118,10 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
     head_dim = hidden // heads
     # Checkpoints differ on whether keys carry a "bert." prefix.
     w = {k.removeprefix("bert."): v for k, v in load_file(str(d / "model.safetensors")).items()}
+    if adapter is not None:  # a tuned model: LoRA deltas folded into the weights (training/lora.py)
+        from .training.lora import merge
+
+        w = merge(w, adapter)
 
     inits: list = []
     nodes: list = []
@@ -260,11 +267,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
-def prune_cache(cache_dir: Path, *, keep: str, model_dir: Path) -> list[Path]:
+def prune_cache(cache_dir: Path, *, keep: str, model_dir: Path, adapter_path: str = "") -> list[Path]:
     """Delete cached graphs (90 MB each) that no start will read again: those built for this model
     folder before (its files changed, or this builder did), for a model folder that is gone (an
     old virtual environment), or by a version that recorded no folder. Graphs of other models
-    that still exist are kept. Returns what was deleted."""
+    that still exist are kept, and so are graphs of the same model with another adapter (or none)
+    that still exists: base and tuned graphs live side by side. Returns what was deleted."""
     gone: list[Path] = []
     here = str(Path(model_dir).resolve())
     for record in Path(cache_dir).glob("minilm-onnx-*.onnx.json"):
@@ -272,10 +280,13 @@ def prune_cache(cache_dir: Path, *, keep: str, model_dir: Path) -> list[Path]:
         if key == keep:
             continue
         try:
-            folder = json.loads(record.read_text()).get("model_dir")
-        except (OSError, ValueError):
-            folder = None
+            info = json.loads(record.read_text())
+            folder, other = info.get("model_dir"), info.get("adapter", "")
+        except (OSError, ValueError, AttributeError):
+            folder, other = None, ""
         if folder is not None and folder != here and Path(folder).exists():
+            continue
+        if folder is not None and other != adapter_path and (not other or Path(other).exists()):
             continue
         for path in (record, record.with_name(f"minilm-onnx-{key}.onnx"),
                      record.with_name(f"minilm-onnx-{key}.onnx.data")):
@@ -294,7 +305,7 @@ class OnnxMiniLM:
     ``built`` says whether this construction had to build the graph (False: read from the cache).
     """
 
-    def __init__(self, model_dir: str | Path, cache_dir: str | Path | None = None):
+    def __init__(self, model_dir: str | Path, cache_dir: str | Path | None = None, adapter=None):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -322,7 +333,8 @@ class OnnxMiniLM:
         self._bulk = None
         self._bulk_lock = threading.Lock()
 
-        key = cache_key(d)
+        key = cache_key(d, adapter)
+        self.adapter = adapter
         self.built = False
         self.cache_path: Path | None = None
         self.session = None
@@ -332,9 +344,10 @@ class OnnxMiniLM:
         if self.session is None:
             self.built = True
             if self.cache_path is None:
-                self.session = session(build_model(d, key)[0])
+                self.session = session(build_model(d, key, adapter=adapter)[0])
             else:
-                model, weights = build_model(d, key, weights_file=self._weights_path().name)
+                model, weights = build_model(d, key, weights_file=self._weights_path().name,
+                                             adapter=adapter)
                 try:
                     # Weights, then the model that names them, then the record that vouches for
                     # both: an interrupted write leaves no record, so the next start rebuilds.
@@ -343,13 +356,18 @@ class OnnxMiniLM:
                     self.session = session(str(self.cache_path))
                     _write_atomic(self._record_path(), json.dumps({
                         "key": key, "sizes": [len(model), len(weights)],
-                        "probe": self._probe().tolist(), "model_dir": str(d.resolve())}).encode())
-                    prune_cache(self.cache_path.parent, keep=key, model_dir=d)
+                        "probe": self._probe().tolist(), "model_dir": str(d.resolve()),
+                        "adapter": self._adapter_path()}).encode())
+                    prune_cache(self.cache_path.parent, keep=key, model_dir=d,
+                                adapter_path=self._adapter_path())
                 except OSError:
                     # A read-only or full cache still gets a working encoder (built in memory).
-                    self.session = session(build_model(d, key)[0])
+                    self.session = session(build_model(d, key, adapter=adapter)[0])
                 del model, weights
         self._check_io()
+
+    def _adapter_path(self) -> str:
+        return str(Path(self.adapter.path).resolve()) if self.adapter is not None else ""
 
     def _record_path(self) -> Path:
         assert self.cache_path is not None

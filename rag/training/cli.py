@@ -1,0 +1,177 @@
+"""``rag train``: mine pairs, train the adapter (resumable), benchmark it, write it with its card.
+
+    rag train                              # the catalog (RAG_CATALOG) -> rag/models/podcast-minilm/
+    rag train ~/my-transcripts --out DIR   # a folder of your own Markdown transcripts
+    RAG_MODEL_DIR=DIR rag ask "..."        # use what it wrote
+
+Run it again after a stop and it resumes from ``DIR/work/checkpoint.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..config import SHIPPED_ADAPTER, catalog_path
+from ..errors import InputError
+
+
+def _say(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def run(args) -> int:
+    source = Path(args.source).expanduser() if args.source else catalog_path()
+    if not source.exists():
+        raise InputError(f"no transcripts at {source}; pass a folder of .md transcripts or the "
+                         "catalog archive, or set RAG_CATALOG")
+    out = Path(args.out).expanduser() if args.out else SHIPPED_ADAPTER.parent
+    from .data import HELD_OUT_EPISODES, counts_by_show, mine
+    from .train import Recipe
+
+    recipe = Recipe()
+    for field in ("steps", "rank", "seed", "negatives"):
+        value = getattr(args, field, None)
+        if value is not None:
+            recipe = replace(recipe, **{field: value})
+    if args.rank is not None:
+        recipe = replace(recipe, alpha=2.0 * args.rank)
+
+    t0 = time.monotonic()
+    _say(f"mining question/answer pairs from {source} (held out: {', '.join(sorted(HELD_OUT_EPISODES))})")
+    splits = mine(source, progress=lambda n: n % 250 == 0 and _say(f"  {n} transcripts read"))
+    if len(splits["train"]) < recipe.episodes * recipe.per_episode:
+        raise InputError(f"only {len(splits['train'])} training pairs found in {source}; training needs "
+                         f"at least {recipe.episodes * recipe.per_episode} (host question -> guest answer)")
+    _say(f"{'show':<14} {'train eps':>9} {'pairs':>6} {'val eps':>7} {'pairs':>6}")
+    for show, te, tp, ve, vp in counts_by_show(splits):
+        _say(f"{show:<14} {te:>9} {tp:>6} {ve:>7} {vp:>6}")
+    _say(f"{'total':<14} {len({p.episode for p in splits['train']}):>9} {len(splits['train']):>6} "
+         f"{len({p.episode for p in splits['validation']}):>7} {len(splits['validation']):>6}"
+         f"   ({time.monotonic() - t0:.0f} s)")
+    return train_and_report(splits, recipe, out, name=args.name, benchmark=args.benchmark_questions,
+                            source=source)
+
+
+def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | None, source: Path) -> int:
+    from ..embedding import resolve_model_path
+    from .bench import evaluate, sample
+    from .data import counts_by_show
+    from .lora import load_adapter, merge, save_adapter
+    from .train import Encoder, Run
+
+    model_dir = resolve_model_path("all-MiniLM-L6-v2")
+    work = out / "work"
+    adapter_tmp = Run(recipe, work, model_dir).train(splits["train"])
+
+    val = sample(splits["validation"], benchmark)
+    _say(f"benchmark: {len(val)} validation questions, each searched among its own episode's answers")
+    enc = Encoder(model_dir)
+    base = evaluate(enc.encode, val)
+    import torch
+
+    adapter = load_adapter(adapter_tmp)
+    state = {k: v.numpy() for k, v in enc.model.state_dict().items()}
+    enc.model.load_state_dict({k: torch.from_numpy(v) for k, v in merge(state, adapter).items()})
+    tuned = evaluate(enc.encode, val)
+    figures = {"benchmark": {"base": base, "tuned": tuned}, "recipe": recipe.to_json(),
+               "pairs": {k: len(v) for k, v in splits.items()},
+               "episodes": {k: len({p.episode for p in v}) for k, v in splits.items()},
+               "source": source.name}
+    modules = {n: m for n, m in adapter.modules.items()}
+    save_adapter(out / "adapter.safetensors", modules, rank=adapter.rank, alpha=adapter.alpha,
+                 meta=dict(adapter.meta, name=name, figures=figures))
+    (out / "figures.json").write_text(json.dumps(figures, indent=2))
+    (out / "MODEL_CARD.md").write_text(model_card(figures, counts_by_show(splits), name=name))
+    _say(f"{'':<8} {'hit@1':>6} {'hit@5':>6} {'MRR':>6}")
+    for label, r in (("base", base), ("tuned", tuned)):
+        _say(f"{label:<8} {r['hit@1']:>6.3f} {r['hit@5']:>6.3f} {r['mrr']:>6.3f}")
+    _say(f"wrote {out / 'adapter.safetensors'} ({(out / 'adapter.safetensors').stat().st_size / 1e6:.1f} MB); "
+         f"use it with RAG_MODEL_DIR={out}")
+    return 0
+
+
+ATTRIBUTION = ("Trained on transcripts of Changelog Media podcasts (The Changelog, Go Time, JS Party, "
+               "Practical AI, Ship It, Founders Talk, Brain Science, Changelog & Friends and others), "
+               "© Changelog Media LLC, licensed under Creative Commons Attribution-ShareAlike 4.0 "
+               "(https://creativecommons.org/licenses/by-sa/4.0/). This adapter is a work derived from "
+               "them and is shared under CC BY-SA 4.0 as well.")
+
+
+def model_card(figures: dict, shows, *, name: str) -> str:
+    """The card written beside the adapter: data, recipe, figures, attribution."""
+    r, b = figures["recipe"], figures["benchmark"]
+    rows = "\n".join(f"| {show} | {te} | {tp} | {ve} | {vp} |" for show, te, tp, ve, vp in shows)
+    bench = "\n".join(f"| {label} | {v['hit@1']:.3f} | {v['hit@5']:.3f} | {v['mrr']:.3f} |"
+                       for label, v in (("all-MiniLM-L6-v2", b["base"]), (f"+ {name} adapter", b["tuned"])))
+    recipe = "\n".join(f"| `{k}` | {v} |" for k, v in r.items())
+    return f"""# {name}: a retrieval adapter for all-MiniLM-L6-v2 on podcast interviews
+
+A LoRA adapter (rank {r['rank']}, alpha {r['alpha']:g}, all 36 linear layers) for the packaged
+all-MiniLM-L6-v2, trained so that a listener's question finds the passage where it is answered.
+`rag` merges it into the ONNX graph it builds from the packaged weights: no torch at query time.
+
+Reproduce: `rag train` (reads the catalog archive, `RAG_CATALOG`; seeded; resumable). Select it
+with `RAG_MODEL_DIR` (default: this folder; `off` for the plain model).
+
+## Data
+
+(question, answer) pairs mined from {figures['source']}: a turn that ends by asking, then another
+speaker's reply of at least 25 words (banter, one-word replies, sponsor reads and duplicates
+filtered; see `rag/training/data.py`). Episodes used by any question set are excluded
+(`HELD_OUT_EPISODES`: practical-ai-260, practical-ai-84). Split by episode, one in ten to
+validation: {figures['pairs']['train']} training pairs from {figures['episodes']['train']} episodes,
+{figures['pairs']['validation']} validation pairs from {figures['episodes']['validation']} episodes.
+
+| show | train episodes | train pairs | validation episodes | validation pairs |
+|---|---|---|---|---|
+{rows}
+
+## Recipe
+
+Batches of {r['episodes']} episodes x {r['per_episode']} pairs (the other answers of the same
+episode are the negatives), InfoNCE at scale {r['scale']:g}, AdamW at {r['lr']:g} with
+{r['warmup']} warm-up steps and linear decay, {r['steps']} steps. A share of
+{r['sentence_share']:g} of the passages is the reply's first sentences only (as the index's
+sentence windows).
+
+| setting | value |
+|---|---|
+{recipe}
+
+## Figures: the mined benchmark
+
+{b['tuned']['questions']} validation questions from {b['tuned']['episodes']} episodes, each
+searched among the mined answers of its own episode (about
+{b['tuned']['candidates_per_episode']:.0f} candidates each, all hard: same speakers, same topic).
+
+| model | hit@1 | hit@5 | MRR |
+|---|---|---|---|
+{bench}
+
+Recipes compared and the figures on the question sets: `EXPERIMENTS.md` beside this card.
+
+## Licence and attribution
+
+{ATTRIBUTION} The base model, all-MiniLM-L6-v2, is Apache-2.0.
+"""
+
+
+def add_parser(sub) -> None:
+    sp = sub.add_parser("train", help="tune the retriever on transcripts (the catalog by default)")
+    sp.add_argument("source", nargs="?", default=None,
+                    help="the catalog archive (default: RAG_CATALOG) or a folder of .md transcripts")
+    sp.add_argument("--out", default=None, help="where the adapter goes (default: the shipped "
+                    "rag/models/podcast-minilm/; resumes from OUT/work/checkpoint.pt)")
+    sp.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    sp.add_argument("--rank", type=int, default=None, help="LoRA rank (alpha is twice the rank)")
+    sp.add_argument("--negatives", choices=["same-episode", "random"], default=None)
+    sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--name", default="podcast", help="the adapter's name in the model id")
+    sp.add_argument("--benchmark-questions", type=int, default=None,
+                    help="validation questions to benchmark on (default: all)")
+    sp.set_defaults(func=run)

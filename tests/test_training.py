@@ -1,0 +1,158 @@
+"""Training: mined pairs, the held-out list, LoRA merging (torch == NumPy == ONNX), `rag train`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.training.data import HELD_OUT_EPISODES, Pair, deduplicate, mine, mine_transcript, split_of
+
+REPO = Path(__file__).resolve().parent.parent
+
+EPISODE = """**Ada Host:** Welcome to the show! How are you doing today, Bob?
+
+**Bob Guest:** Great, thanks for having me.
+
+**Ada Host:** Glad you're here. Let's start.
+
+**Ada Host:** So tell me, why did you start building compilers in the first place, back then?
+
+**Bob Guest:** Yeah, so I started building compilers because I was frustrated with how slow the tools
+were at my first job, and nobody else seemed to care about making them fast, so I did it myself
+over a long summer and it turned into a company.
+
+**Ada Host:** What happened next with the company after that summer?
+
+**Bob Guest:** Yeah.
+
+**Ada Host:** Did your investors ever push you toward a different market segment?
+
+**Bob Guest:** This episode is brought to you by our sponsor, use the promo code and get a discount on
+hosting with plenty of words here to pass the length filter for the sponsor read test.
+
+**Ada Host:** How do you think about hiring engineers for a compiler team these days?
+
+**Bob Guest:** We hire people who love debugging more than writing new code, because most of compiler
+work is chasing down why one program behaves differently on one platform, and that takes patience
+more than brilliance, in my experience over the years.
+"""
+
+
+def test_every_question_sets_episode_is_held_out():
+    sets = [REPO / "eval" / "questions.jsonl", *sorted((REPO / "eval" / "episodes").glob("*/questions.jsonl"))]
+    for path in sets:
+        meta = json.loads(path.read_text(encoding="utf-8").splitlines()[0])["meta"]
+        episode = meta.get("episode", "practical-ai-260")
+        assert episode in HELD_OUT_EPISODES, f"{path} asks about {episode}, which training would see"
+
+
+def test_pairs_are_a_question_then_another_speakers_real_answer():
+    pairs = mine_transcript(EPISODE, "show/ep-1.md", "show")
+    assert len(pairs) == 2  # greeting (opening turns), "Yeah." and the sponsor read are dropped
+    first = pairs[0]
+    assert first.question.startswith("So tell me, why did you start building compilers")
+    assert first.answer.startswith("I started building compilers")  # "Yeah, so" is trimmed
+    assert first.speaker == "Bob Guest" and first.asker == "Ada Host"
+    assert first.passage().startswith("Bob Guest: I started")
+    assert first.target.count(".") <= 3 and first.neighbour.startswith("What happened next")
+    assert pairs[1].question.startswith("How do you think about hiring")
+
+
+def test_duplicates_are_dropped_and_splits_are_by_episode(tmp_path):
+    for n in range(30):
+        (tmp_path / f"ep-{n}.md").write_text(EPISODE)
+    (tmp_path / "practical-ai-84.md").write_text(EPISODE)  # held out: never mined
+    splits = mine(tmp_path)
+    every = splits["train"] + splits["validation"]
+    assert "practical-ai-84" not in {p.episode for p in every}
+    assert {p.episode for p in splits["train"]}.isdisjoint({p.episode for p in splits["validation"]})
+    assert all(split_of(p.episode) == side for side, ps in splits.items() for p in ps)
+    assert len(every) == 2 * 30 and len({p.episode for p in every}) == 30
+    assert deduplicate(every + every) == deduplicate(every)
+
+
+torch = pytest.importorskip("torch")
+
+
+def _random_adapter(tmp_path, rank=4):
+    """A LoRA with non-zero B (a fresh one is the identity) written the way `rag train` writes it."""
+    from rag.embedding import resolve_model_path
+    from rag.training.lora import add_lora, export_modules, save_adapter
+    from rag.training.train import Encoder
+
+    enc = Encoder(resolve_model_path("all-MiniLM-L6-v2"))
+    wrapped = add_lora(enc.model, rank, 2.0 * rank)
+    g = torch.Generator().manual_seed(0)
+    for m in wrapped.values():
+        m.lora_B.data = torch.randn(m.lora_B.shape, generator=g) * 0.02
+    path = tmp_path / "adapter.safetensors"
+    save_adapter(path, export_modules(wrapped), rank=rank, alpha=2.0 * rank, meta={"name": "test"})
+    # the torch model must use the fp16-rounded matrices the file holds
+    from rag.training.lora import load_adapter
+
+    adapter = load_adapter(path)
+    for name, m in wrapped.items():
+        a, b = adapter.modules[name]
+        m.lora_A.data, m.lora_B.data = torch.from_numpy(a), torch.from_numpy(b)
+    return enc, path
+
+
+def test_a_merged_adapter_gives_the_lora_models_vectors_in_numpy_and_onnx(tmp_path):
+    from rag.embedding import make_embedder
+    from rag.minilm import NumpyMiniLM
+    from rag.embedding import resolve_model_path
+    from rag.training.lora import load_adapter
+
+    enc, path = _random_adapter(tmp_path)
+    texts = ["Why did Runway build a research team?", "Anastasis Germanidis: We needed our own models."]
+    want = enc.encode(texts)
+    base = make_embedder("all-MiniLM-L6-v2", cache_dir=tmp_path / "plain").embed(texts)
+    assert np.abs(want - base).max() > 1e-2  # the adapter changes the vectors
+    adapter = load_adapter(path)
+    numpy_vecs = NumpyMiniLM(resolve_model_path("all-MiniLM-L6-v2"), adapter=adapter).encode(texts)
+    assert np.abs(numpy_vecs - want).max() < 1e-4
+    tuned = make_embedder("all-MiniLM-L6-v2", cache_dir=tmp_path / "cache", adapter_path=path)
+    assert tuned.passage_encoder == "onnx" and tuned.name.startswith("all-MiniLM-L6-v2+test-")
+    assert np.abs(tuned.embed(texts) - want).max() < 1e-4
+    assert np.abs(tuned.embed_query(texts[0]) - want[0]).max() < 1e-4
+    # base and tuned graphs live side by side in one cache: neither prunes the other
+    make_embedder("all-MiniLM-L6-v2", cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx.json"))) == 2
+
+
+def test_the_model_dir_setting_selects_an_adapter_and_refuses_a_bad_one(tmp_path):
+    from rag.config import Config, adapter_path
+    from rag.errors import InputError
+
+    assert adapter_path({"RAG_MODEL_DIR": "off"}) is None
+    (tmp_path / "adapter.safetensors").write_bytes(b"x")
+    assert adapter_path({"RAG_MODEL_DIR": str(tmp_path)}) == tmp_path / "adapter.safetensors"
+    with pytest.raises(InputError, match="holds no adapter"):
+        Config.from_env({"RAG_MODEL_DIR": str(tmp_path / "missing")})
+    from rag.embedding import make_embedder
+    from rag.errors import ModelError
+
+    with pytest.raises(ModelError, match="cannot read the retrieval adapter"):
+        make_embedder("all-MiniLM-L6-v2", cache_dir=tmp_path, adapter_path=tmp_path / "adapter.safetensors")
+
+
+def test_rag_train_on_a_folder_writes_an_adapter_and_resumes(tmp_path):
+    corpus = tmp_path / "transcripts"
+    corpus.mkdir()
+    for n in range(60):  # 2 pairs each, unique answers so none is a duplicate
+        (corpus / f"ep-{n}.md").write_text(EPISODE.replace("compilers", f"compilers{n}")
+                                           .replace("debugging", f"debugging{n}"))
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "rag.cli", "train", str(corpus), "--out", str(out), "--steps", "2",
+           "--rank", "2", "--benchmark-questions", "10"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "step 2/2" in proc.stderr and "ETA" in proc.stderr and "hit@5" in proc.stderr
+    assert (out / "adapter.safetensors").stat().st_size < 500_000
+    figures = json.loads((out / "figures.json").read_text())
+    assert figures["recipe"]["steps"] == 2 and figures["benchmark"]["tuned"]["questions"] > 0
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "resuming from step 2" in again.stderr

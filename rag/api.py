@@ -124,7 +124,9 @@ class Assistant:
                 from .chat_models import OpenAIChatModel
 
                 chat_model = OpenAIChatModel(config.chat_model, api_key=config.openai_api_key,
-                                             base_url=config.openai_base_url)
+                                             base_url=config.openai_base_url,
+                                             first_token_timeout=config.chat_timeout[0],
+                                             total_timeout=config.chat_timeout[1])
             if chat_model is not None:
                 from .answer.generative import ChatAnswerer
 
@@ -170,7 +172,13 @@ class Assistant:
         return self.retriever.search(query, k=k, filters=filters, refusal_features=refusal_features,
                                      variants=variants)
 
-    def rewrites(self, question: str) -> tuple[list[str], str | None]:
+    def deadline(self):
+        """One deadline for all the chat-model calls of one answer (``RAG_CHAT_TIMEOUT``)."""
+        from .chat_models import Deadline
+
+        return Deadline.start(*self.config.chat_timeout)
+
+    def rewrites(self, question: str, deadline=None) -> tuple[list[str], str | None]:
         """The chat model's search rewrites of ``question`` when ``RAG_QUERY_REWRITE`` is on and a
         chat model is configured, else none; with a note when the model failed (the question is
         then searched as it is)."""
@@ -180,11 +188,12 @@ class Assistant:
         from .errors import ChatModelError
 
         try:
-            return rewrite_queries(self.chat_model, question), None
+            return rewrite_queries(self.chat_model, question, deadline=deadline), None
         except ChatModelError as err:
             return [], f"query rewriting failed ({err}); searched the question as asked"
 
-    def standalone(self, question: str, history: Sequence[tuple[str, str]] = ()) -> str:
+    def standalone(self, question: str, history: Sequence[tuple[str, str]] = (),
+                   deadline=None) -> str:
         """The question rewritten to stand alone, given earlier (question, answer) turns."""
         question = check_question(question)
         if not history:
@@ -194,7 +203,8 @@ class Assistant:
             from .errors import ChatModelError
 
             try:
-                return condense_question(self.chat_model, list(history), question)
+                return condense_question(self.chat_model, list(history), question,
+                                         deadline=deadline)
             except ChatModelError:
                 pass  # the deterministic rule below still gives a usable question
         return condense(question, [q for q, _ in history], [a for _, a in history])
@@ -204,16 +214,18 @@ class Assistant:
         """Yield text deltas, then the final Answer."""
         question = check_question(question)
         history = check_history(history)
-        standalone = self.standalone(question, history)
-        variants, rewrite_note = self.rewrites(standalone)
-        hits = self.search(standalone, k=k, refusal_features=True, variants=variants, **filters)
         answerer = self.extractive if backend == "extractive" else self.answerer
         from .answer.generative import ChatAnswerer  # ~15 ms, and only once
 
+        deadline = self.deadline() if self.chat_model is not None else None
+        standalone = self.standalone(question, history, deadline=deadline)
+        variants, rewrite_note = self.rewrites(standalone, deadline=deadline)
+        hits = self.search(standalone, k=k, refusal_features=True, variants=variants, **filters)
+        extra = {"deadline": deadline} if isinstance(answerer, ChatAnswerer) else {}
         if history and isinstance(answerer, (ExtractiveAnswerer, ChatAnswerer)):
-            events = answerer.stream(standalone, hits, said=[a for _, a in history])
+            events = answerer.stream(standalone, hits, said=[a for _, a in history], **extra)
         else:
-            events = answerer.stream(standalone, hits)
+            events = answerer.stream(standalone, hits, **extra)
         for event in events:
             if isinstance(event, Answer):
                 notes = event.notes + tuple(n for n in (self.notice, rewrite_note) if n)

@@ -6,24 +6,54 @@ OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp) through the official 
 package; every failure, after bounded retries, becomes one ``ChatModelError`` that says which
 server, what went wrong and what to do. ``FakeChatModel`` is for tests and demos: scripted
 replies, recorded calls, no network.
+
+Every call has a wall-clock ``Deadline``: the first token within ``first_token_timeout`` (20 s),
+the whole reply within ``total_timeout`` (60 s); retries happen only inside it. An answer passes
+one deadline to all of its model calls (condensing, rewriting, answering). The HTTP exchange runs
+in a helper thread, so a server that hangs, or drips a token every few seconds, costs the caller
+no more than the deadline.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import re
+import threading
 import time
 from collections import deque
-from typing import Any, Iterator, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
-from .errors import ChatModelError
+from .errors import ChatModelError, ReplyTruncated
 
-__all__ = ["ChatModel", "OpenAIChatModel", "FakeChatModel", "chat_model_from_env",
-           "DEFAULT_CHAT_MODEL"]
+__all__ = ["ChatModel", "OpenAIChatModel", "FakeChatModel", "chat_model_from_env", "Deadline",
+           "DEFAULT_CHAT_MODEL", "FIRST_TOKEN_TIMEOUT", "TOTAL_TIMEOUT"]
 
 DEFAULT_CHAT_MODEL = "gpt-4o-mini"
+FIRST_TOKEN_TIMEOUT = 20.0   # seconds until the answer's first token (RAG_CHAT_TIMEOUT)
+TOTAL_TIMEOUT = 60.0         # seconds until the whole answer
 _WHAT_TO_DO = ("Check OPENAI_BASE_URL and that the server is running, "
                "or use `--backend extractive`.")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When the first token of an answer is due, and when the whole answer is (monotonic s)."""
+
+    first_by: float
+    done_by: float
+    first_s: float
+    total_s: float
+
+    @classmethod
+    def start(cls, first_s: float = FIRST_TOKEN_TIMEOUT, total_s: float = TOTAL_TIMEOUT) -> "Deadline":
+        now = time.monotonic()
+        return cls(now + min(first_s, total_s), now + total_s, min(first_s, total_s), total_s)
+
+    def left(self, started: bool) -> float:
+        """Seconds left until the next thing is due: the first token, or once ``started`` the end."""
+        return (self.done_by if started else self.first_by) - time.monotonic()
 
 
 @runtime_checkable
@@ -44,19 +74,28 @@ class OpenAIChatModel:
     """A model behind an OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
     Retries connection errors, timeouts, 429 and 5xx up to ``max_retries`` times with
-    exponential backoff (``backoff`` seconds, doubling, capped at 8 s). We retry ourselves rather
-    than through the client so that tests can set ``backoff=0`` and so that a stream is never
-    retried after it has already yielded text.
+    exponential backoff (``backoff`` seconds, doubling, capped at 8 s), but only while the
+    deadline leaves time. We retry ourselves rather than through the client so that tests can set
+    ``backoff=0`` and so that a stream is never retried after it has already yielded text.
+    ``timeout`` bounds one HTTP attempt (default: the first-token timeout).
+
+    A 200 reply that is no chat completion (an HTML page, not JSON, JSON of another shape) is a
+    ``ChatModelError`` saying so; a stream that ends without a finish reason, or at the token
+    limit, raises ``ReplyTruncated`` after its text.
     """
 
     def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
-                 timeout: float = 30.0, max_retries: int = 2, backoff: float = 0.5,
-                 client: Any = None):
+                 timeout: float | None = None, max_retries: int = 2, backoff: float = 0.5,
+                 client: Any = None, first_token_timeout: float = FIRST_TOKEN_TIMEOUT,
+                 total_timeout: float = TOTAL_TIMEOUT):
         import openai  # lazy: only the `openai` backend pays for this import
 
         self._openai = openai
         self.name = model
         self.model = model
+        self.first_token_timeout = first_token_timeout
+        self.total_timeout = total_timeout
+        timeout = min(first_token_timeout, total_timeout) if timeout is None else timeout
         self.timeout = timeout
         self.max_retries = max(0, max_retries)
         self.backoff = max(0.0, backoff)
@@ -80,17 +119,59 @@ class OpenAIChatModel:
 
     # -- public ---------------------------------------------------------------------------
 
+    def deadline(self) -> Deadline:
+        return Deadline.start(self.first_token_timeout, self.total_timeout)
+
     def stream(self, messages: list[dict], *, temperature: float = 0.0,
-               max_tokens: int | None = None) -> Iterator[str]:
-        response = self._with_retries(messages, stream=True, temperature=temperature,
-                                      max_tokens=max_tokens)
+               max_tokens: int | None = None, deadline: Deadline | None = None) -> Iterator[str]:
+        deadline = deadline or self.deadline()
+        yield from _within(deadline, lambda stop: self._stream(messages, deadline, stop,
+                                                               temperature, max_tokens),
+                           self._late)
+
+    def complete(self, messages: list[dict], *, temperature: float = 0.0,
+                 max_tokens: int | None = None, deadline: Deadline | None = None,
+                 **_: Any) -> str:
+        """The whole reply. Inside an answer (``deadline`` given) it is due with the answer's
+        first token, since the answer waits for it; alone, within the total timeout."""
+        if deadline is None:
+            start = self.deadline()
+            deadline = Deadline(start.done_by, start.done_by, start.total_s, start.total_s)
+        return "".join(_within(deadline, lambda stop: iter([self._complete(
+            messages, deadline, stop, temperature, max_tokens)]), self._late))
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _late(self, started: bool, deadline: Deadline) -> str:
+        if started:
+            what = f"did not finish its reply within {deadline.total_s:g} s"
+        else:
+            what = f"sent no reply within {deadline.first_s:g} s"
+        return f"the chat server at {self.url} {what} (RAG_CHAT_TIMEOUT). {_WHAT_TO_DO}"
+
+    def _not_a_completion(self, what: str) -> str:
+        return (f"the chat server at {self.url} answered, but not with an OpenAI chat completion "
+                f"({what}); check OPENAI_BASE_URL (it usually ends in /v1), or use "
+                "`--backend extractive`")
+
+    def _stream(self, messages, deadline: Deadline, stop: threading.Event, temperature,
+                max_tokens) -> Iterator[str]:
+        response = self._with_retries(messages, deadline, stop, stream=True,
+                                      temperature=temperature, max_tokens=max_tokens)
+        seen, finish = False, None
         try:
             for chunk in response:
-                if not chunk.choices:
+                choices = getattr(chunk, "choices", None)
+                if not isinstance(choices, list) or not choices:
                     continue  # some servers send a final usage-only chunk
-                delta = chunk.choices[0].delta.content
-                if delta:
+                seen = True
+                choice = choices[0]
+                finish = getattr(choice, "finish_reason", None) or finish
+                delta = getattr(getattr(choice, "delta", None), "content", None)
+                if isinstance(delta, str) and delta:
                     yield delta
+                if stop.is_set():
+                    return
         except self._openai.OpenAIError as err:
             raise ChatModelError(self._stream_broke(err)) from err
         except Exception as err:  # the HTTP layer's own read errors are not wrapped by openai
@@ -99,33 +180,50 @@ class OpenAIChatModel:
             close = getattr(response, "close", None)
             if close:
                 close()
+        if not seen:
+            raise ChatModelError(self._not_a_completion(
+                "the stream held no chat completion chunk: an HTML page, not JSON, or JSON of "
+                "another shape"))
+        if finish is None:
+            raise ReplyTruncated(f"the reply from the chat server at {self.url} ended without a "
+                                 "finish reason, so it may be cut off")
+        if finish == "length":
+            raise ReplyTruncated("the chat model's reply was cut off at its token limit")
 
-    def complete(self, messages: list[dict], *, temperature: float = 0.0,
-                 max_tokens: int | None = None, **_: Any) -> str:
-        response = self._with_retries(messages, stream=False, temperature=temperature,
-                                      max_tokens=max_tokens)
+    def _complete(self, messages, deadline: Deadline, stop: threading.Event, temperature,
+                  max_tokens) -> str:
+        response = self._with_retries(messages, deadline, stop, stream=False,
+                                      temperature=temperature, max_tokens=max_tokens)
         try:
-            return response.choices[0].message.content or ""
-        except (AttributeError, IndexError, TypeError) as err:
-            raise ChatModelError(
-                f"the chat server at {self.url} sent a reply without a message; {_WHAT_TO_DO}"
-            ) from err
+            content = response.choices[0].message.content
+        except (AttributeError, IndexError, TypeError, KeyError) as err:
+            raise ChatModelError(self._not_a_completion("no choices[0].message")) from err
+        if content is not None and not isinstance(content, str):
+            raise ChatModelError(self._not_a_completion("the message content is not text"))
+        return content or ""
 
-    # -- internals ------------------------------------------------------------------------
-
-    def _with_retries(self, messages: list[dict], **params: Any) -> Any:
+    def _with_retries(self, messages: list[dict], deadline: Deadline, stop: threading.Event,
+                      **params: Any) -> Any:
         kwargs = {"model": self.model, "messages": messages, **params}
         if kwargs.get("max_tokens") is None:
             kwargs.pop("max_tokens", None)
         attempts = 0
         while True:
             attempts += 1
+            # the caller stops waiting at the deadline; an attempt (each read of a stream) ends
+            # by its own timeout, never later than the whole reply is due
+            left = deadline.left(started=True)
             try:
-                return self.client.chat.completions.create(**kwargs)
+                return self.client.chat.completions.create(
+                    **kwargs, timeout=max(min(self.timeout, left), 0.05))
             except self._openai.OpenAIError as err:
-                if attempts > self.max_retries or not self._retryable(err):
+                wait = min(self.backoff * 2 ** (attempts - 1), 8.0)
+                if (attempts > self.max_retries or not self._retryable(err) or stop.is_set()
+                        or deadline.left(started=False) <= wait):
                     raise ChatModelError(self._describe(err, attempts)) from err
-                time.sleep(min(self.backoff * 2 ** (attempts - 1), 8.0))
+                time.sleep(wait)
+            except ValueError as err:  # a 200 body that is not JSON
+                raise ChatModelError(self._not_a_completion(f"not JSON: {_short(str(err), 80)}")) from err
 
     def _retryable(self, err: Exception) -> bool:
         o = self._openai
@@ -161,6 +259,47 @@ class OpenAIChatModel:
                 f"{_short(str(err)) or type(err).__name__}. {_WHAT_TO_DO}")
 
 
+def _within(deadline: Deadline, produce: Callable[[threading.Event], Iterator[str]],
+            late: Callable[[bool, Deadline], str]) -> Iterator[str]:
+    """The items of ``produce(stop)``, pulled in a helper thread, as long as the deadline allows.
+
+    The caller waits at most until the first item is due, then until the end; past that it gets a
+    ChatModelError and goes on. The helper is told to stop; its HTTP attempt ends by its own
+    timeout, so an abandoned helper outlives the deadline by at most one attempt's timeout.
+    """
+    items: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def pull() -> None:
+        try:
+            for item in produce(stop):
+                items.put(("item", item))
+                if stop.is_set():
+                    return
+            items.put(("end", None))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            items.put(("error", err))
+
+    if deadline.left(started=False) <= 0:
+        raise ChatModelError(late(False, deadline))
+    threading.Thread(target=pull, daemon=True, name="rag-chat-model").start()
+    started = False
+    try:
+        while True:
+            try:
+                kind, value = items.get(timeout=max(deadline.left(started), 0))
+            except queue.Empty:
+                raise ChatModelError(late(started, deadline)) from None
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            started = True
+            yield value
+    finally:
+        stop.set()
+
+
 def _short(text: str, limit: int = 200) -> str:
     text = " ".join(text.split()).rstrip(".")  # we end the sentence ourselves
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -192,7 +331,7 @@ class FakeChatModel:
         return self
 
     def stream(self, messages: list[dict], *, temperature: float = 0.0,
-               max_tokens: int | None = None) -> Iterator[str]:
+               max_tokens: int | None = None, deadline: Deadline | None = None) -> Iterator[str]:
         self.calls.append([dict(m) for m in messages])
         failure = self._failures.popleft() if self._failures else None
         reply = self.replies.popleft() if self.replies else self._default_reply(messages)

@@ -106,9 +106,11 @@ def _passage_lines(hits, width: int = 100, full: bool = False, show_episode: boo
     return lines
 
 
-def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool = False) -> None:
-    """The answer, then its sources (time, [episode,] chapter, speaker). ``show_episode`` for indexes
-    of several episodes, where a time alone does not say which conversation it is in."""
+def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool = False,
+                 err=None) -> None:
+    """The answer, then its sources (time, [episode,] chapter, speaker), then each note once on
+    ``err`` (stderr). ``show_episode`` for indexes of several episodes, where a time alone does
+    not say which conversation it is in."""
     stream = stream or sys.stdout
     episode_of = {h.chunk.id: h.chunk.episode for h in answer.hits}
     if not streamed:
@@ -122,8 +124,8 @@ def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool
             seen.add((c.passage_id, c.start_s))
             episode = episode_of.get(c.passage_id) if show_episode else None
             print(f"  [{c.start}] {_where(episode, c.chapter)}{c.speaker}", file=stream)
-    for note in answer.notes:
-        print(f"note: {note}", file=sys.stderr)
+    for note in dict.fromkeys(answer.notes):
+        print(f"note: {note}", file=err or sys.stderr)
 
 
 def cmd_ask(args) -> int:

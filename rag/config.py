@@ -7,6 +7,10 @@ Variables (all optional):
     RAG_CHAT_MODEL     chat model name for the openai backend (default: gpt-4o-mini)
     OPENAI_API_KEY     enables the openai backend
     OPENAI_BASE_URL    any OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...)
+    RAG_CHAT_TIMEOUT   the chat model's deadline for one answer, in seconds: ``FIRST,TOTAL`` (the
+                       first token, the whole answer; default ``20,60``) or ``TOTAL`` alone (the
+                       first token then within min(20, TOTAL)); past it the extractive answer is
+                       served with a note
     RAG_API_KEY        bearer token required by ``rag serve`` when set
     RAG_CORS_ORIGINS   comma-separated origins whose web pages may call ``rag serve`` (default: none)
     RAG_CATALOG        the Changelog transcript archive (.tar.gz) that training, the catalog and the
@@ -61,6 +65,7 @@ class Config:
     openai_base_url: str | None = None
     chunking: ChunkSettings = ChunkSettings()
     query_rewrite: bool = False  # with a chat model: also search for its rewrites of the question
+    chat_timeout: tuple[float, float] = (20.0, 60.0)  # (first token, whole answer) in seconds
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
@@ -72,6 +77,7 @@ class Config:
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             query_rewrite=_flag(env, "RAG_QUERY_REWRITE"),
+            chat_timeout=_chat_timeout(env),
         )
 
     @property
@@ -89,3 +95,22 @@ def _flag(env, name: str) -> bool:
     from .errors import InputError
 
     raise InputError(f"{name}={env.get(name)!r} is not on or off; set it to 1 (on) or 0 (off)")
+
+
+def _chat_timeout(env) -> tuple[float, float]:
+    """RAG_CHAT_TIMEOUT: "FIRST,TOTAL" or "TOTAL" seconds; anything else is an error."""
+    raw = (env.get("RAG_CHAT_TIMEOUT") or "").strip()
+    if not raw:
+        return (20.0, 60.0)
+    try:
+        values = [float(v) for v in raw.split(",")]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = [min(20.0, values[0]), values[0]]
+    if len(values) != 2 or not all(0 < v < float("inf") for v in values) or values[0] > values[1]:
+        from .errors import InputError
+
+        raise InputError(f"RAG_CHAT_TIMEOUT={raw!r} is not a deadline; set seconds as FIRST,TOTAL "
+                         "(first token, whole answer; e.g. 20,60) or TOTAL alone")
+    return (values[0], values[1])

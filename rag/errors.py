@@ -7,7 +7,8 @@
     │   ├── IndexNotFound
     │   └── StaleIndex
     └── ModelError            an embedding or chat model that cannot be loaded or reached
-        └── ChatModelError    the chat server failed after bounded retries
+        └── ChatModelError    the chat server failed after bounded retries, or sent garbage
+            └── ReplyTruncated  a streamed reply ended without a finish reason (or at the limit)
 
 The CLI turns these into one line on stderr and a non-zero exit; the HTTP server turns them into
 JSON errors with a 4xx/5xx status. Library code raises them and never prints.
@@ -56,3 +57,7 @@ class ModelError(RagError):
 
 class ChatModelError(ModelError):
     pass
+
+
+class ReplyTruncated(ChatModelError):
+    """The text streamed so far is all there is: the reply stopped before the model finished."""

@@ -92,6 +92,8 @@ class ChatREPL:
     # --- answers -----------------------------------------------------------------------------
 
     def answer(self, question: str) -> None:
+        from dataclasses import replace
+
         from .cli import print_answer
         from .types import Answer
 
@@ -122,12 +124,13 @@ class ChatREPL:
             return
         if final is None:
             return
+        if self.assistant.notice:  # said once when the chat started, not after every answer
+            final = replace(final, notes=tuple(n for n in final.notes if n != self.assistant.notice))
         self._settle(final.text, "".join(streamed))
-        print_answer(final, stream=self.out, streamed=True,
+        self.out.flush()
+        print_answer(final, stream=self.out, streamed=True, err=self.err,
                      show_episode=len(self.session.assistant.transcripts) > 1)
         self._say("")
-        for note in final.notes:
-            print(f"note: {note}", file=self.err)
 
     def _settle(self, text: str, draft: str) -> None:
         """End the streamed draft; where the checked text differs (a chat model's passage labels

@@ -175,11 +175,14 @@ def _check_backend(backend: str | None) -> str | None:
 # --- the app ---------------------------------------------------------------------------------
 
 def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 64_000,
-               model_id: str = MODEL_ID, cors_origins: tuple[str, ...] = ()):
+               model_id: str = MODEL_ID, cors_origins: tuple[str, ...] = (),
+               model_workers: int = 100):
     """A FastAPI app serving ``assistant`` (an rag.api.Assistant, shared by all requests).
 
     ``cors_origins`` (``RAG_CORS_ORIGINS``): web pages on these origins may call the API from the
     browser; none by default, since the same-origin page at ``/`` needs no CORS.
+    ``model_workers``: threads for answers that call the chat model (each waits on the model, up
+    to its deadline), apart from the default pool that serves everything else.
     """
     from typing import Dict, List, Optional, Union
 
@@ -270,8 +273,31 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
     def favicon():
         return Response(status_code=204)
 
+    # Answers that call the chat model run on their own threads (``model_threads``), so a model
+    # server that hangs cannot take the workers that serve /health (on the event loop), /search
+    # and extractive answers (the default thread pool).
+    import anyio
+
+    model_threads = anyio.CapacityLimiter(model_workers)
+
+    def calls_model(backend, history) -> bool:
+        return getattr(assistant, "chat_model", None) is not None and (
+            backend != "extractive" or bool(history))
+
+    async def run(fn, uses_model: bool):
+        return await anyio.to_thread.run_sync(fn, limiter=model_threads if uses_model else None)
+
+    async def pull(events, uses_model: bool):
+        """A sync event stream as an async one, each step on the right threads."""
+        done = object()
+        while True:
+            event = await run(lambda: next(events, done), uses_model)
+            if event is done:
+                return
+            yield event
+
     @app.get("/health")
-    def health():
+    async def health():
         return {"status": "ok", "index": assistant.name, "backend": assistant.backend,
                 "chunks": len(assistant.index.chunks)}
 
@@ -302,10 +328,11 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         return {"query": query, "passages": [h.to_json() for h in hits]}
 
     @app.post("/ask")
-    def ask(body: AskBody):
-        answer = assistant.ask(body.question, k=body.k, history=_history(body.history),
-                               backend=_check_backend(body.backend))
-        return answer.to_json()
+    async def ask(body: AskBody):
+        history, backend = _history(body.history), _check_backend(body.backend)
+        answer = await run(lambda: assistant.ask(body.question, k=body.k, history=history,
+                                                 backend=backend), calls_model(backend, history))
+        return JSONResponse(answer.to_json(), headers=_notes_header(answer.notes))
 
     # -- OpenAI-compatible -----------------------------------------------------------------
 
@@ -315,28 +342,32 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
             {"id": model_id, "object": "model", "created": 0, "owned_by": "rag"}]}
 
     @app.post("/v1/chat/completions")
-    def chat_completions(body: ChatBody):
+    async def chat_completions(body: ChatBody):
         question, history = split_messages([m.model_dump() for m in body.messages])
         backend = _check_backend(body.backend)
+        uses_model = calls_model(backend, history)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         events = assistant.stream(question, k=body.k, history=history, backend=backend)
         if not body.stream:
             from .answer.base import collect
 
-            answer = collect(events)
-            return {"id": cid, "object": "chat.completion", "created": created, "model": model_id,
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": answer.text}}],
-                    "usage": _usage(body.messages, answer.text),
-                    "citations": [c.to_json() for c in answer.citations],
-                    "passages": [h.to_json() for h in answer.hits],
-                    "refused": answer.refused, "backend": answer.backend,
-                    **_standalone(answer)}
+            answer = await run(lambda: collect(events), uses_model)
+            return JSONResponse({
+                "id": cid, "object": "chat.completion", "created": created, "model": model_id,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": answer.text}}],
+                "usage": _usage(body.messages, answer.text),
+                "citations": [c.to_json() for c in answer.citations],
+                "passages": [h.to_json() for h in answer.hits],
+                "refused": answer.refused, "backend": answer.backend,
+                "notes": list(answer.notes), **_standalone(answer)},
+                headers=_notes_header(answer.notes))
         # Pull the first event here so that bad input is a 4xx, not a broken stream.
-        first = next(events)
+        first = await run(lambda: next(events), uses_model)
         usage_of = ((lambda text: _usage(body.messages, text))
                     if (body.stream_options or {}).get("include_usage") else None)
-        return StreamingResponse(_sse(cid, created, model_id, first, events, usage_of),
+        return StreamingResponse(pull(_sse(cid, created, model_id, first, events, usage_of),
+                                      uses_model),
                                  media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
@@ -382,7 +413,7 @@ def _sse(cid: str, created: int, model_id: str, first, events: Iterator,
         for event in _chain(first, events):
             if isinstance(event, Answer):
                 yield chunk({}, "stop", answer=event.text, refused=event.refused,
-                            backend=event.backend,
+                            backend=event.backend, notes=list(event.notes),
                             citations=[c.to_json() for c in event.citations],
                             passages=[h.to_json() for h in event.hits], **_standalone(event))
                 if usage_of is not None:
@@ -398,6 +429,12 @@ def _sse(cid: str, created: int, model_id: str, first, events: Iterator,
         print(f"rag serve: stream failed: {type(err).__name__}: {err}", file=sys.stderr)
         yield f"data: {json.dumps(error_body('internal error; see the server log', 'server_error', 'internal_error'))}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def _notes_header(notes) -> dict:
+    """``x-rag-notes``: the answer's notes (fallbacks, removed citations) as a JSON list, for
+    clients that read only the standard fields. ASCII, one line."""
+    return {"x-rag-notes": json.dumps(list(notes))} if notes else {}
 
 
 def _standalone(answer) -> dict:

@@ -9,6 +9,15 @@
 Each request takes the next scripted action; when the script is empty, ``server.default`` runs.
 Serves ``POST /v1/chat/completions`` (JSON, or server-sent events when ``"stream": true``) and
 ``GET /v1/models``. Stdlib only.
+
+The faults a misbehaving model server plays (issue 9.5, 9.6):
+
+    hang()               accept the request, never answer (until the server stops)
+    drip(text, every=s)  stream one small piece every ``s`` seconds (a slow drip)
+    garbage(body, type)  HTTP 200 with a body that is no chat completion (HTML, not JSON, wrong shape)
+    status(429|500)      an error status
+    cut(text)            stream part of the answer, then drop the connection mid-body
+    unfinished(text)     stream the answer and [DONE], but no chunk carries a finish reason
 """
 
 from __future__ import annotations
@@ -23,11 +32,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @dataclass
 class Action:
-    kind: str                    # "reply" | "status" | "sleep" | "cut"
+    kind: str                    # "reply" | "status" | "sleep" | "cut" | "drip" | "garbage" | "unfinished"
     text: str = ""
     code: int = 200
     seconds: float = 0.0
     chunk_size: int = 5
+    content_type: str = "application/json"
 
 
 def reply(text: str, chunk_size: int = 5) -> Action:
@@ -48,13 +58,37 @@ def cut(text: str) -> Action:
     return Action("cut", text=text)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many clients at once (the default backlog of 5 refuses them)
+
+
+def hang() -> Action:
+    """Accept the request and never answer (the handler waits until the server stops)."""
+    return Action("sleep", seconds=3600.0)
+
+
+def drip(text: str, every: float, chunk_size: int = 2) -> Action:
+    """Stream ``text`` ``chunk_size`` characters at a time, one piece every ``every`` seconds."""
+    return Action("drip", text=text, seconds=every, chunk_size=chunk_size)
+
+
+def garbage(body: str, content_type: str = "text/html") -> Action:
+    """HTTP 200 with ``body`` as it is, streaming or not: no chat completion in it."""
+    return Action("garbage", text=body, content_type=content_type)
+
+
+def unfinished(text: str) -> Action:
+    """Stream ``text`` and ``[DONE]``, with no finish reason on any chunk."""
+    return Action("unfinished", text=text)
+
+
 class OpenAIServer:
     def __init__(self, default: Action | None = None):
         self.default = default or reply("Hello from the test server.")
         self.actions: deque[Action] = deque()
         self.requests: list[dict] = []
         self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = _Server(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -144,7 +178,13 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                                  "code": action.code}}
                 self._send(action.code, json.dumps(err).encode())
                 return
+            if action.kind == "garbage":
+                self._send(200, action.text.encode(), action.content_type)
+                return
             if action.kind == "sleep" and server._stop.wait(action.seconds):
+                return
+            if action.kind == "drip":
+                self._drip(action, body)
                 return
             if not body.get("stream"):
                 self._send(200, json.dumps(_completion(body, action.text)).encode())
@@ -160,7 +200,34 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self._send(200, payload, "text/event-stream", length=len(payload) + 1000)
                 self.close_connection = True
                 return
-            pieces += [_chunk(body, {}, "stop"), b"data: [DONE]\n\n"]
+            if action.kind != "unfinished":
+                pieces.append(_chunk(body, {}, "stop"))
+            pieces.append(b"data: [DONE]\n\n")
             self._send(200, b"".join(pieces), "text/event-stream")
+
+        def _drip(self, action: Action, body: dict) -> None:
+            """Chunked transfer, one piece per ``action.seconds``: the client sees a live stream."""
+            self.send_response(200)
+            streaming = bool(body.get("stream"))
+            self.send_header("Content-Type", "text/event-stream" if streaming else "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+
+            def send(data: bytes) -> None:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+
+            text, step = action.text, max(1, action.chunk_size)
+            if not streaming:  # a non-streaming reply trickled out byte by byte
+                payload = json.dumps(_completion(body, text)).encode()
+                pieces = [payload[i: i + step * 8] for i in range(0, len(payload), step * 8)]
+            else:
+                pieces = [_chunk(body, {"content": text[i: i + step]}) for i in range(0, len(text), step)]
+                pieces += [_chunk(body, {}, "stop"), b"data: [DONE]\n\n"]
+            for piece in pieces:
+                send(piece)
+                if server._stop.wait(action.seconds):
+                    return
+            send(b"")
 
     return Handler

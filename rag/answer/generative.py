@@ -5,8 +5,11 @@
 
 Passage labels are ours: the model cites [P2], we map it back to the passage and render the time
 the reader can seek to. Citations that match no passage are removed and reported in
-``Answer.notes``. No hits means no model call. If the chat model fails and a fallback answerer
-was given (normally the extractive one), its answer is returned with a note saying why.
+``Answer.notes``. No hits means no model call. If the chat model fails (an error, no reply by the
+deadline, a reply that is no chat completion, an empty reply) or every citation it made was
+invented, and a fallback answerer was given (normally the extractive one), the fallback's answer
+is returned with a note saying why. A reply that stopped before the model finished is kept and
+marked truncated in the notes.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Callable, Iterator, Sequence
 
 from ..chat_models import ChatModel
 from ..citations import check_citations
-from ..errors import ChatModelError, InputError
+from ..errors import ChatModelError, InputError, ReplyTruncated
 from ..prompts import Prompt, load_prompt
 from ..timecode import format_time
 from ..types import Answer, Hit
@@ -128,10 +131,12 @@ class ChatAnswerer:
         kept = fit_passages(hits, max(self.token_budget - overhead, 0), self._count)
         return self.prompt.render(passages=format_passages(kept), question=question), kept
 
-    def stream(self, question: str, hits: Sequence[Hit], said: Sequence[str] = ()) -> AnswerStream:
+    def stream(self, question: str, hits: Sequence[Hit], said: Sequence[str] = (),
+               deadline=None) -> AnswerStream:
         """``said``: earlier answers in the conversation. The chat model sees the conversation
         through the condensed question; ``said`` goes to the fallback, so that an extractive
-        answer to a follow-up does not repeat the previous one."""
+        answer to a follow-up does not repeat the previous one. ``deadline``: the answer's
+        ``chat_models.Deadline`` (else the model's own)."""
         if not question or not question.strip():
             raise InputError("the question is empty; ask something about the interview")
         if not hits:  # nothing retrieved: do not let the model answer from its own memory
@@ -142,9 +147,11 @@ class ChatAnswerer:
         messages, kept = self.messages(question, hits)
         parts: list[str] = []
         emitted = ""
+        truncated = None
+        extra = {"deadline": deadline} if deadline is not None else {}
         try:
             for delta in self.model.stream(messages, temperature=self.temperature,
-                                           max_tokens=self.max_answer_tokens):
+                                           max_tokens=self.max_answer_tokens, **extra):
                 parts.append(delta)
                 # Stream the checked rendering, not the raw text: a client that joins the deltas
                 # must see [MM:SS] times (never our [P2] labels) and no invented citation.
@@ -152,15 +159,39 @@ class ChatAnswerer:
                 if len(rendered) > len(emitted) and rendered.startswith(emitted):
                     yield rendered[len(emitted):]
                     emitted = rendered
+        except ReplyTruncated as err:
+            truncated = f"truncated: {err}"
         except ChatModelError as err:
             if self.fallback is None:
                 raise
-            yield from self._fall_back(question, hits, err, said)
+            yield from self._fall_back(question, hits, f"chat model failed: {err}", said)
             return
-        final = self._final(question, "".join(parts), kept, dropped=len(hits) - len(kept))
+        raw = "".join(parts)
+        final = self._final(question, raw, kept, dropped=len(hits) - len(kept))
+        if truncated:
+            final = replace(final, notes=final.notes + (truncated,))
+        fault = self._fault(raw, final)
+        if fault and self.fallback is not None:
+            yield from self._fall_back(question, hits, fault, said,
+                                       notes=tuple(n for n in final.notes if n != fault))
+            return
+        if fault and not final.refused:  # no fallback: refuse rather than show it as grounded
+            final = replace(final, text=NO_COVERAGE, refused=True, citations=(),
+                            notes=final.notes + (f"{fault}; refused",))
         if final.text.startswith(emitted) and len(final.text) > len(emitted):
             yield final.text[len(emitted):]
         yield final
+
+    @staticmethod
+    def _fault(raw: str, final: Answer) -> str | None:
+        """Why the model's answer must not be shown as a grounded one, if it must not."""
+        from ..citations import find_marks
+
+        if not raw.strip():
+            return "the chat model returned an empty reply"
+        if not final.refused and not final.citations and find_marks(raw):
+            return "every citation in the chat model's answer matched no retrieved passage (invented)"
+        return None
 
     def _final(self, question: str, raw: str, kept: list[Hit], dropped: int) -> Answer:
         notes: list[str] = []
@@ -179,27 +210,28 @@ class ChatAnswerer:
                       citations=() if refused else checked.citations, hits=tuple(kept),
                       refused=refused, notes=tuple(notes))
 
-    def _fall_back(self, question: str, hits: Sequence[Hit], err: ChatModelError,
-                   said: Sequence[str] = ()) -> Iterator[str | Answer]:
+    def _fall_back(self, question: str, hits: Sequence[Hit], why: str,
+                   said: Sequence[str] = (), notes: tuple[str, ...] = ()) -> Iterator[str | Answer]:
         assert self.fallback is not None
-        note = f"chat model failed: {err}; showing the extractive answer"
+        notes = notes + (f"{why}; showing the extractive answer",)
         events = self.fallback.stream(question, hits, said=said) if said else self.fallback.stream(question, hits)
         for event in events:
             if isinstance(event, Answer):
-                yield replace(event, notes=event.notes + (note,))
+                yield replace(event, notes=event.notes + notes)
             else:
                 yield event
 
 
 def condense_question(model: ChatModel, history: Sequence[tuple[str, str]], question: str,
-                      *, prompt: Prompt | None = None) -> str:
+                      *, prompt: Prompt | None = None, deadline=None) -> str:
     """Rewrite a follow-up into a standalone question, given (question, answer) turns so far."""
     if not history:
         return question
     prompt = prompt or load_prompt("condense")
     transcript = "\n".join(f"User: {q}\nAssistant: {a}" for q, a in history)
+    extra = {"deadline": deadline} if deadline is not None else {}
     reply = model.complete(prompt.render(history=transcript, question=question),
-                           temperature=0.0, max_tokens=100)
+                           temperature=0.0, max_tokens=100, **extra)
     line = next((l.strip().strip('"') for l in reply.splitlines() if l.strip()), "")
     return line or question
 
@@ -208,14 +240,16 @@ _LIST_MARK = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)]|query\s*\d*:)\s*", re.I)
 
 
 def rewrite_queries(model: ChatModel, question: str, *, limit: int = 3,
-                    prompt: Prompt | None = None) -> list[str]:
+                    prompt: Prompt | None = None, deadline=None) -> list[str]:
     """Up to ``limit`` search queries in the words a speaker would use (``prompts/rewrite.md``).
 
     The model's reply is read leniently (numbering, bullets and quotes are stripped); lines that
     repeat the question or each other are dropped. Raises ChatModelError when the model fails.
     """
     prompt = prompt or load_prompt("rewrite")
-    reply = model.complete(prompt.render(question=question), temperature=0.0, max_tokens=120)
+    extra = {"deadline": deadline} if deadline is not None else {}
+    reply = model.complete(prompt.render(question=question), temperature=0.0, max_tokens=120,
+                           **extra)
     queries: list[str] = []
     for line in reply.splitlines():
         q = _LIST_MARK.sub("", line).strip().strip('"\'').strip()

@@ -42,6 +42,15 @@ def check_question(question: str) -> str:
     return question.strip()
 
 
+def check_span(start_s: float | None, end_s: float | None) -> None:
+    """A time filter whose start is after its end is refused, not searched (it matches nothing)."""
+    if start_s is not None and end_s is not None and start_s > end_s:
+        from .timecode import format_time
+
+        raise InputError(f"the start ({format_time(start_s)}) is after the end "
+                         f"({format_time(end_s)}); swap them, or leave one out")
+
+
 def check_history(history: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """Earlier (question, answer) turns, as two strings each, with invalid Unicode replaced."""
     turns = []
@@ -64,6 +73,7 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
     config = config or Config.from_env()
     embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache")
     if sources:
+        sources = _unique(sources, progress)
         transcripts = [load_transcript(s) for s in sources]
         name = name or (slug(transcripts[0].episode.id) if len(transcripts) == 1 else "custom")
     else:
@@ -71,6 +81,21 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
         name = name or DEFAULT_INDEX
     return _build(transcripts, sources, name=name, index_dir=config.index_dir, embedder=embedder,
                   settings=config.chunking, progress=progress)
+
+
+def _unique(sources: Sequence[str | Path], progress: Progress | None) -> list[str | Path]:
+    """The sources without repeats (the same file by its resolved path), in the order given."""
+    seen: set[Path] = set()
+    unique = []
+    for source in sources:
+        key = Path(source).resolve()
+        if key in seen:
+            if progress:
+                progress(f"note: {source} is given more than once; indexed once", 0, 0)
+            continue
+        seen.add(key)
+        unique.append(source)
+    return unique
 
 
 def open_index(name: str | None = None, *, config: Config, embedder: Embedder,
@@ -134,6 +159,9 @@ class Assistant:
             elif backend == "openai":
                 notice = ("no chat model configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
                           "using the extractive answerer")
+        from .store import missing_note
+
+        notice = "; ".join(n for n in (missing_note(stored), notice) if n) or None
         return cls(index=stored, retriever=retriever, answerer=answerer, config=config,
                    chat_model=chat_model, notice=notice, extractive=extractive)
 
@@ -168,6 +196,7 @@ class Assistant:
         if k < 1 or k > 100:
             raise InputError(f"k must be between 1 and 100, not {k}")
         chapter, speaker = (clean_text(v) if isinstance(v, str) else v for v in (chapter, speaker))
+        check_span(start_s, end_s)
         filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s)
         return self.retriever.search(query, k=k, filters=filters, refusal_features=refusal_features,
                                      variants=variants)

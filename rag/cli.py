@@ -7,6 +7,7 @@ Heavy modules (numpy, faiss, torch, openai) are imported inside the commands tha
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -175,7 +176,9 @@ def cmd_search(args) -> int:
         _print_json({"query": args.question, "passages": [h.to_json() for h in hits]})
         return 0
     if not hits:
-        print("No passage matches (check --chapter / --speaker).")
+        given = " / ".join(f"--{n}" for n in ("chapter", "speaker", "start", "end")
+                           if getattr(args, n) is not None)
+        print(f"No passage matches (check {given})." if given else "No passage matches.")
     for n, line in enumerate(_passage_lines(hits, show_episode=len(assistant.transcripts) > 1)):
         print(line)
     return 0
@@ -319,6 +322,20 @@ def _seconds(text: str) -> float:
             raise argparse.ArgumentTypeError(str(e)) from e
 
 
+# the output cannot be written: a full disk, a file too large, a quota, an I/O error
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EIO}
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -335,9 +352,15 @@ def main(argv: list[str] | None = None) -> int:
             from .api import check_question
 
             check_question(args.question)
+        if args.command == "search":
+            from .api import check_span
+
+            check_span(args.start, args.end)
         if getattr(args, "k", 1) is not None and not 1 <= getattr(args, "k", 1) <= 100:
             raise InputError(f"k must be between 1 and 100, not {args.k}")
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, so that a full disk is reported like any other error
+        return code
     except RagError as e:
         print(f"rag: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -345,7 +368,15 @@ def main(argv: list[str] | None = None) -> int:
         print("rag: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _drop_stdout()
         return 0
+    except OSError as e:
+        if e.errno not in _OUTPUT_ERRNOS or os.environ.get("RAG_DEBUG"):
+            raise
+        _drop_stdout()
+        print(f"rag: error: cannot write the output ({e.strerror}); free some space, or send the "
+              "output somewhere else", file=sys.stderr)
+        return 1
     except Exception as e:  # noqa: BLE001 - the CLI's contract is one clear line, never a traceback
         if os.environ.get("RAG_DEBUG"):
             raise

@@ -12,8 +12,8 @@
 
 A thin layer over rag.api: one Assistant, loaded once and shared by the worker threads (retrieval
 is read-only). Every error is JSON in OpenAI's shape ``{"error": {"message", "type", "code"}}``:
-401 without the bearer key (when RAG_API_KEY is set), 413 for a body over the limit, 422 for bad
-input, 503 for an index problem, 502 for a chat-model failure, 500 (no traceback) otherwise.
+401 without the bearer key (when RAG_API_KEY is set), 413 for a body over the limit, 415 for a
+body that is not sent as JSON, 422 for bad input, 503 for an index problem, 502 for a chat-model failure, 500 (no traceback) otherwise.
 FastAPI and uvicorn are imported only inside ``create_app`` / ``run``. (No ``from __future__ import
 annotations`` here: FastAPI must see the request models defined inside ``create_app``.)
 """
@@ -78,6 +78,11 @@ class _Guard:
             return await _send_json(send, 413, too_big)
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
+        media = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        if media and media != "application/json" and not media.endswith("+json"):
+            return await _send_json(send, 415, error_body(
+                f"the request body must be JSON sent with 'Content-Type: application/json', "
+                f"not {media}", "invalid_request_error", "unsupported_media_type"))
         # Read the whole body (chunked uploads have no Content-Length), then replay it.
         body, more = bytearray(), True
         while more:
@@ -506,22 +511,26 @@ def run(args) -> int:
     from .api import Assistant
     from .cli import _progress_printer
 
-    assistant = Assistant.load(getattr(args, "index", None),
-                               backend=getattr(args, "backend", None) or "auto",
-                               progress=_progress_printer(sys.stderr))
-    if assistant.notice:
-        print(f"rag serve: note: {assistant.notice}", file=sys.stderr)
     api_key = os.environ.get("RAG_API_KEY") or None
     host = getattr(args, "host", None) or "127.0.0.1"
     port = getattr(args, "port", None)
     port = 8000 if port is None else int(port)
+    sock = _bind(host, port)  # first: a bad --host or --port is one clear line, before any build
+    try:
+        assistant = Assistant.load(getattr(args, "index", None),
+                                   backend=getattr(args, "backend", None) or "auto",
+                                   progress=_progress_printer(sys.stderr))
+    except BaseException:
+        sock.close()
+        raise
+    if assistant.notice:
+        print(f"rag serve: note: {assistant.notice}", file=sys.stderr)
     if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"rag serve: warning: listening on {host} without RAG_API_KEY; anyone who can reach "
               "this port can use it", file=sys.stderr)
     cors = tuple(o.strip() for o in os.environ.get("RAG_CORS_ORIGINS", "").split(",") if o.strip())
     app = create_app(assistant, api_key=api_key, cors_origins=cors)
-    sock = _bind(host, port)  # bound here: a busy port is one clear line, and --port 0 shows the real one
-    port = sock.getsockname()[1]
+    port = sock.getsockname()[1]  # --port 0 shows the real one
     shown = f"[{host}]" if ":" in host else host
     print(f"rag serve: index {assistant.name!r}, {assistant.backend} answers"
           f"{', bearer key required' if api_key else ''}\n"
@@ -539,11 +548,18 @@ def _bind(host: str, port: int):
     import errno
     import socket
 
-    from .errors import RagError
+    from .errors import InputError, RagError
 
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port {port} is not a TCP port; choose one from 1 to 65535 "
+                         "(--port 0 picks a free one)")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, _, proto, _, address = infos[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise InputError(f"--host {host} is not an address or host name this machine can resolve "
+                         f"({getattr(e, 'strerror', None) or e}); use e.g. 127.0.0.1, ::1 or 0.0.0.0") from e
+    family, _, proto, _, address = infos[0]
+    try:
         # The protocol matters: asyncio sets TCP_NODELAY only on sockets whose proto is TCP, and
         # accepted sockets inherit it. With proto 0, Nagle held each response's body until the
         # client's delayed ACK: ~40 ms added to every request on a kept-alive connection.
@@ -552,7 +568,15 @@ def _bind(host: str, port: int):
         sock.bind(address)
         sock.listen(2048)
     except OSError as e:
-        reason = "is already in use" if e.errno == errno.EADDRINUSE else f"cannot be opened ({e})"
-        raise RagError(f"{host}:{port} {reason}: stop the other server or choose another --port "
-                       "(--port 0 picks a free one)") from e
+        if e.errno == errno.EADDRINUSE:
+            raise RagError(f"{host}:{port} is already in use: stop the other server or choose "
+                           "another --port (--port 0 picks a free one)") from e
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise InputError(f"--host {host} is not an address of this machine; use e.g. "
+                             "127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from e
+        if e.errno == errno.EACCES:
+            raise RagError(f"{host}:{port} needs more privileges to open; choose a --port above "
+                           "1023 (--port 0 picks a free one)") from e
+        raise RagError(f"{host}:{port} cannot be opened ({e.strerror or e}); choose another "
+                       "--host or --port") from e
     return sock

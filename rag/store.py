@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import time
 import uuid
@@ -289,6 +290,33 @@ def check_manifest(manifest: dict, *, name: str, model: str, settings: ChunkSett
     return None
 
 
+def rebuild_command(manifest: dict, name: str, paths: Sequence[str] | None = None) -> str:
+    """The exact command that rebuilds index ``name`` from the sources its manifest records."""
+    if paths is None:
+        paths = [s["path"] for s in manifest.get("sources", []) if isinstance(s, dict) and "path" in s]
+    return shlex.join(["rag", "index", *paths, "--name", name]) if paths else \
+        f"rag index SOURCES... --name {name}"
+
+
+def missing_sources(manifest: dict) -> list[str]:
+    """The recorded source paths that no longer exist."""
+    return [s["path"] for s in manifest.get("sources", [])
+            if isinstance(s, dict) and "path" in s and not Path(s["path"]).exists()]
+
+
+def missing_note(stored: "StoredIndex") -> str | None:
+    """A note for an index some of whose sources are gone (it is still used as built)."""
+    missing = missing_sources(stored.manifest)
+    if not missing:
+        return None
+    kept = [s["path"] for s in stored.manifest.get("sources", []) if s.get("path") not in missing]
+    then = (f"rebuild it from the rest with: {rebuild_command(stored.manifest, stored.name, kept)}"
+            if kept else "restore the file to rebuild it")
+    return (f"index {stored.name!r} was built from {', '.join(missing)}, which no longer "
+            f"exist{'s' if len(missing) == 1 else ''}; answers come from the index as built; "
+            f"{then}")
+
+
 def index_exists(index_dir: Path, name: str) -> bool:
     return (_index_root(index_dir, name) / "CURRENT").exists()
 
@@ -309,6 +337,7 @@ def load_index(index_dir: Path, name: str, *, model: str, settings: ChunkSetting
         manifest = json.loads((path / "manifest.json").read_text())
     except (OSError, ValueError) as e:
         raise StaleIndex(f"index {name!r} is corrupt (manifest unreadable: {e}); {rebuild}") from e
+    rebuild = f"rebuild it with: {rebuild_command(manifest, name)}"
     problem = check_manifest(manifest, name=name, model=model, settings=settings, sources=sources)
     if problem:
         raise StaleIndex(f"index {name!r} is stale: {problem}; {rebuild}")

@@ -127,7 +127,7 @@ def test_stale_named_index_says_how_to_rebuild(env, capsys, tmp_path):
     assert run(capsys, "index", str(src), "--name", "mine")[0] == 0
     src.write_text("**A:** Changed.\n")
     code, _, err = run(capsys, "search", "video", "--index", "mine")
-    assert code == 4 and "stale" in err and "rag index SOURCES... --name mine" in err
+    assert code == 4 and "stale" in err and f"rebuild it with: rag index {src} --name mine" in err
 
 
 def test_transcript_json_and_no_heavy_imports(env):

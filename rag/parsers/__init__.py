@@ -63,12 +63,27 @@ def detect_format(path: Path, text: str, fmt: str | None = None) -> str:
     return by_extension or sniffed
 
 
+EXPECTED = "expected a .md, .txt, .vtt or .srt transcript"
+
+
 def read_text(path: Path) -> str:
-    if not path.is_file():
-        raise TranscriptError("file not found; check the path (expected a .md, .txt, .vtt or "
-                              ".srt transcript)", str(path))
+    import stat
+
     try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise TranscriptError(f"file not found; check the path ({EXPECTED})", str(path)) from None
+    except OSError as err:
+        raise TranscriptError(f"cannot read it ({err.strerror or err}); {EXPECTED}", str(path)) from None
+    if stat.S_ISDIR(mode):
+        raise TranscriptError(f"is a directory, not a file; give the transcript files in it "
+                              f"({EXPECTED})", str(path))
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        raise TranscriptError(f"is a device or socket, not a file; {EXPECTED}", str(path))
+    try:  # a regular file, or a pipe such as <(cat episode.vtt)
         text = path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise TranscriptError(f"cannot read it ({err.strerror or err}); {EXPECTED}", str(path)) from None
     except UnicodeDecodeError as err:
         raise TranscriptError(f"not UTF-8 text ({err.reason} at byte {err.start}); save the "
                               f"transcript as UTF-8", str(path)) from None
@@ -82,10 +97,33 @@ def read_text(path: Path) -> str:
 
 
 def parse_file(path: str | Path, fmt: str | None = None) -> Transcript:
-    """Parse ``path`` without timing it."""
+    """Parse ``path`` without timing it; a file that is no transcript is refused."""
     path = Path(path)
     text = read_text(path)
-    return PARSERS[detect_format(path, text, fmt)](text, str(path))
+    transcript = PARSERS[detect_format(path, text, fmt)](text, str(path))
+    if not looks_like_transcript(transcript, text):
+        raise TranscriptError("this does not look like a transcript: no speaker labels, no "
+                              "timestamps and no chapters were found (expected Changelog Markdown "
+                              "with **Speaker:** lines, an episode page's text, WebVTT or SRT)",
+                              str(path))
+    return transcript
+
+
+_LABEL_LINE = re.compile(r"^\*{1,2}[^*\n]{1,60}:\*{1,2}", re.M)   # **Jerod Santo:** alone on a line
+_MARKER = re.compile(r"\\*\[\\*\d{1,3}(?::\d{1,2}){1,3}")           # \[06:01\], [1:03:50]
+
+
+def looks_like_transcript(transcript: Transcript, text: str = "") -> bool:
+    """Something a parser recognised (a named speaker, a timestamp, a chapter list), or at least a
+    speaker label or time marker in the text (a label alone on its line names no turn)."""
+    if transcript.chapters or _LABEL_LINE.search(text) or _MARKER.search(text):
+        return True
+    for turn in transcript.turns:
+        if not turn.speaker_inferred:
+            return True
+        if any(p.markers or p.start_s is not None or not p.estimated for p in turn.paragraphs):
+            return True
+    return False
 
 
 def timed(transcript: Transcript) -> Transcript:

@@ -43,7 +43,17 @@ def check_question(question: str) -> str:
 
 
 def check_span(start_s: float | None, end_s: float | None) -> None:
-    """A time filter whose start is after its end is refused, not searched (it matches nothing)."""
+    """Time filters are seconds into the episode; a start after the end is refused, not searched
+    (it matches nothing)."""
+    import math
+
+    for name, value in (("start", start_s), ("end", end_s)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value) or value < 0:
+            raise InputError(f"the {name} time must be seconds into the episode (0 or more) or "
+                             f"MM:SS, not {value!r}")
     if start_s is not None and end_s is not None and start_s > end_s:
         from .timecode import format_time
 

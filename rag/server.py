@@ -327,7 +327,13 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         query = body.query if body.query is not None else body.question
         if query is None:
             raise InputError("send \"query\" (or \"question\"): the text to search for")
-        times = [parse_time(t) if isinstance(t, str) else t for t in (body.start_s, body.end_s)]
+        def seconds(name: str, value):
+            try:
+                return parse_time(value) if isinstance(value, str) else value
+            except ValueError as e:
+                raise InputError(f"{name}: {e}") from None
+
+        times = [seconds("start_s", body.start_s), seconds("end_s", body.end_s)]
         hits = assistant.search(query, k=body.k, chapter=body.chapter, speaker=body.speaker,
                                 start_s=times[0], end_s=times[1])
         return {"query": query, "passages": [h.to_json() for h in hits]}

@@ -208,3 +208,12 @@ def test_a_label_alone_on_its_line_is_still_a_transcript(tmp_path):
     path.write_text("**Jerod Santo:**\n\nWhat up, nerds? This is the news for the week.\n\n"
                     "**Break:**\n\n**Jerod Santo:**\n\nMuch like myself, he turned the corner.\n")
     assert load_transcript(path).turns
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"query": "funding", "start_s": "soon"}, "start_s: not a timestamp: 'soon'"),
+    ({"query": "funding", "end_s": -3}, "the end time must be seconds into the episode"),
+])
+def test_http_bad_times_are_a_422_that_says_so(url, body, says):
+    r = httpx.post(url + "/search", json=body, timeout=10)
+    assert r.status_code == 422 and says in r.json()["error"]["message"], r.text

@@ -81,7 +81,8 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
     if name is not None:
         check_index_name(name)  # before anything is read or written
     config = config or Config.from_env()
-    embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache")
+    embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache",
+                                         adapter_path=config.adapter)
     if sources:
         sources = _unique(sources, progress)
         transcripts = [load_transcript(s) for s in sources]
@@ -148,7 +149,8 @@ class Assistant:
         if index is not None:
             check_index_name(index)  # before the model or any file is touched
         config = config or Config.from_env()
-        embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache")
+        embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache",
+                                         adapter_path=config.adapter)
         stored = open_index(index, config=config, embedder=embedder, progress=progress)
         retriever = Retriever(stored, embedder)
         extractive = ExtractiveAnswerer(policy=policy_for(embedder.name),  # thresholds are per model

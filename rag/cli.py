@@ -296,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
     sp.set_defaults(func=_run_module("rag.mcp_server"))
 
+    from .training.cli import add_parser as add_train_parser  # stdlib-only module: no torch here
+
+    add_train_parser(sub)
+
     sp = sub.add_parser("eval", help="evaluate retrieval and answers against a question set")
     sp.add_argument("file", nargs="?", default=None, help="question set (default: eval/questions.jsonl)")
     sp.add_argument("--split", choices=["dev", "test", "all"], default="test")

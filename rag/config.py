@@ -13,6 +13,9 @@ Variables (all optional):
                        served with a note
     RAG_API_KEY        bearer token required by ``rag serve`` when set
     RAG_CORS_ORIGINS   comma-separated origins whose web pages may call ``rag serve`` (default: none)
+    RAG_MODEL_DIR      the trained retrieval adapter merged into the embedding model: a folder holding
+                       ``adapter.safetensors`` (what ``rag train --out`` writes) or the file itself;
+                       ``off`` for the plain model (default: the shipped ``rag/models/podcast-minilm``)
     RAG_CATALOG        the Changelog transcript archive (.tar.gz) that training, the catalog and the
                        catalog tests read (default: ``../shared/data/changelog-transcripts.tar.gz``
                        beside this checkout)
@@ -27,6 +30,27 @@ from pathlib import Path
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_INDEX = "practical-ai-260"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+SHIPPED_ADAPTER = Path(__file__).resolve().parent / "models" / "podcast-minilm" / "adapter.safetensors"
+
+
+def adapter_path(env: dict | None = None, embed_model: str = DEFAULT_MODEL) -> Path | None:
+    """The adapter file ``RAG_MODEL_DIR`` selects, or None for the plain model."""
+    env = os.environ if env is None else env
+    value = (env.get("RAG_MODEL_DIR") or "").strip()
+    if value.lower() in ("off", "none", "base", "0"):
+        return None
+    if not value:  # the shipped adapter is trained for the default model only
+        return SHIPPED_ADAPTER if embed_model == DEFAULT_MODEL and SHIPPED_ADAPTER.is_file() else None
+    path = Path(value).expanduser()
+    path = path / "adapter.safetensors" if path.is_dir() else path
+    if not path.is_file():
+        from .errors import InputError
+
+        raise InputError(f"RAG_MODEL_DIR={value!r} holds no adapter.safetensors; point it at a "
+                         "folder written by `rag train --out`, or set it to off")
+    return path
 
 
 def catalog_path(env: dict | None = None) -> Path:
@@ -66,13 +90,16 @@ class Config:
     chunking: ChunkSettings = ChunkSettings()
     query_rewrite: bool = False  # with a chat model: also search for its rewrites of the question
     chat_timeout: tuple[float, float] = (20.0, 60.0)  # (first token, whole answer) in seconds
+    adapter: Path | None = None  # the trained retrieval adapter merged into the embedding model
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
         env = os.environ if env is None else env
+        embed_model = env.get("RAG_EMBED_MODEL") or DEFAULT_MODEL
         return cls(
             index_dir=Path(env["RAG_INDEX_DIR"]) if env.get("RAG_INDEX_DIR") else default_index_dir(),
-            embed_model=env.get("RAG_EMBED_MODEL") or DEFAULT_MODEL,
+            embed_model=embed_model,
+            adapter=adapter_path(env, embed_model),
             chat_model=env.get("RAG_CHAT_MODEL") or "gpt-4o-mini",
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,

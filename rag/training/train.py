@@ -31,7 +31,7 @@ from .data import Pair
 
 @dataclass(frozen=True)
 class Recipe:
-    steps: int = 800
+    steps: int = 600
     rank: int = 16
     alpha: float = 32.0
     lr: float = 3e-4
@@ -78,6 +78,9 @@ class Encoder:
     """MiniLM (HF transformers) with mean pooling and normalisation, as sentence-transformers does."""
 
     def __init__(self, model_dir: str):
+        from ..embedding import _offline
+
+        _offline()  # the packaged weights only; no hub, no "Loading weights" bar
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -171,10 +174,11 @@ class Run:
             loss.backward()
             opt.step()
             done_here += 1
-            self.log.append({"step": step + 1, "loss": round(float(loss), 4)})
+            loss_value = float(loss.detach())
+            self.log.append({"step": step + 1, "loss": round(loss_value, 4)})
             per = (time.monotonic() - t0) / done_here
             eta = per * (r.steps - step - 1)
-            _log(f"step {step + 1}/{r.steps}  loss {float(loss):.3f}  {per:.1f} s/step  "
+            _log(f"step {step + 1}/{r.steps}  loss {loss_value:.3f}  {per:.1f} s/step  "
                  f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")
             if (step + 1) % r.checkpoint_every == 0 or step + 1 == r.steps:
                 tmp = ckpt.with_suffix(".tmp")

@@ -37,9 +37,13 @@ def build_server(assistant):
 
     server = MCPServer("rag", instructions=INSTRUCTIONS, log_level="WARNING")
 
-    async def call(fn, *args, **kwargs):
+    # Answers that wait on a chat model get their own threads: a model server that hangs (each
+    # answer waits up to its deadline) cannot take the threads that serve searches.
+    model_threads = anyio.CapacityLimiter(100)
+
+    async def call(fn, *args, _limiter=None, **kwargs):
         try:
-            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=_limiter)
         except RagError as e:
             raise ToolError(str(e)) from e
 
@@ -59,7 +63,8 @@ def build_server(assistant):
         """Answer a question about the interview from its transcript. The answer cites [MM:SS]
         timestamps; "citations" map each to its chapter, speaker and quote, and "refused" is true
         when the interview does not cover the question."""
-        answer = await call(assistant.ask, question)
+        uses_model = getattr(assistant, "chat_model", None) is not None
+        answer = await call(assistant.ask, question, _limiter=model_threads if uses_model else None)
         return answer.to_json()
 
     @server.tool()

@@ -311,3 +311,33 @@ def test_rag_chat_prints_each_note_once(config, server):
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stderr.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and "not with an OpenAI chat completion" in notes[0], proc.stderr
+
+
+def test_mcp_ask_with_a_hanging_model_answers_within_the_deadline(config, server):
+    """The real MCP server over stdio: the tool call gets its extractive answer, with the note."""
+    anyio = pytest.importorskip("anyio")
+    pytest.importorskip("mcp")
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    server.default = hang()
+    params = StdioServerParameters(command=sys.executable, args=["-m", "rag.cli", "mcp"],
+                                   env=_env(config, server))
+
+    async def session_run():
+        with open(os.devnull, "w") as errlog:
+            async with stdio_client(params, errlog=errlog) as (read, write):
+                async with ClientSession(read, write) as session:
+                    with anyio.fail_after(60):
+                        await session.initialize()
+                        start = time.monotonic()
+                        result = await session.call_tool("ask_interview", {"question": CITED})
+                        took = time.monotonic() - start
+                        search = await session.call_tool("search_transcript", {"query": CITED})
+                        return result, took, search
+
+    result, took, search = anyio.run(session_run)
+    assert not result.is_error and not search.is_error
+    answer = json.loads(result.content[0].text)
+    assert answer["backend"] == "extractive" and "sent no reply within" in answer["notes"][-1]
+    assert took < TOTAL + SLACK

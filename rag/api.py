@@ -20,7 +20,8 @@ from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
 from .query import condense
 from .retrieval import Filters, Retriever
-from .store import StoredIndex, build_index as _build, check_index_name, index_exists, load_index, slug
+from .store import (StoredIndex, build_index as _build, check_index_name, index_exists, load_index, slug,
+                    unchanged_sources)
 from .text import clean_text
 from .types import Answer, Chapter, Hit, Transcript
 
@@ -125,7 +126,17 @@ def open_index(name: str | None = None, *, config: Config, embedder: Embedder,
             build_index(None, name=DEFAULT_INDEX, config=config, embedder=embedder, progress=progress)
             return load_index(config.index_dir, DEFAULT_INDEX, model=embedder.name,
                               settings=config.chunking, sources=sources)
-    return load_index(config.index_dir, name, model=embedder.name, settings=config.chunking)
+    try:
+        return load_index(config.index_dir, name, model=embedder.name, settings=config.chunking)
+    except StaleIndex:
+        # Built with another model or chunker from sources that have not changed: rebuild it from
+        # them (what `rag index` with the recorded paths would do). Changed or missing sources,
+        # or a corrupt index, still refuse with the command that fixes them.
+        sources = unchanged_sources(config.index_dir, name)
+        if sources is None:
+            raise
+        build_index(sources, name=name, config=config, embedder=embedder, progress=progress)
+        return load_index(config.index_dir, name, model=embedder.name, settings=config.chunking)
 
 
 @dataclass

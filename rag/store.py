@@ -321,6 +321,26 @@ def index_exists(index_dir: Path, name: str) -> bool:
     return (_index_root(index_dir, name) / "CURRENT").exists()
 
 
+def unchanged_sources(index_dir: Path, name: str) -> list[Path] | None:
+    """The sources index ``name`` was built from, when every one still exists unchanged; else None.
+
+    An index whose only problem is the model or the chunker (a new adapter, a new format) can then
+    rebuild itself from them: nothing the user gave has changed.
+    """
+    root = _index_root(index_dir, name)
+    try:
+        version = (root / "CURRENT").read_text().strip()
+        if not VERSION_DIR.fullmatch(version):
+            return None
+        recorded = json.loads((root / version / "manifest.json").read_text()).get("sources") or []
+        paths = [Path(s["path"]) for s in recorded]
+        if not paths or any(not p.is_file() or sha256_file(p) != s["sha256"] for p, s in zip(paths, recorded)):
+            return None
+        return paths
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def load_index(index_dir: Path, name: str, *, model: str, settings: ChunkSettings = ChunkSettings(),
                sources: Sequence[str | Path] | None = None) -> StoredIndex:
     """Load index ``name``; raise IndexNotFound / StaleIndex with the command that fixes it."""

@@ -152,3 +152,19 @@ def test_default_index_rebuilds_itself_when_stale(tmp_path):
     assistant = Assistant.load(config=config, embedder=FakeEmbedder())
     assert (root / "CURRENT").read_text() != version
     assert assistant.search("video generation models")
+
+
+def test_a_named_index_rebuilds_itself_when_only_the_model_changed(tmp_path, source):
+    """A new adapter (or model) changes the model id: an index whose sources are unchanged is rebuilt
+    from them on load; one whose sources changed still refuses with the command."""
+    from rag.embedding import FakeEmbedder
+
+    idx = tmp_path / "idx"
+    _build(source, idx, embedder=FakeEmbedder(dim=64))
+    config = Config(index_dir=idx)
+    tuned = FakeEmbedder(dim=32)  # another model: "fake-32"
+    assistant = Assistant.load("ep", config=config, embedder=tuned)
+    assert assistant.index.model == "fake-32" and assistant.search("seed round")
+    source.write_text(MD.replace("seed round", "large round"))
+    with pytest.raises(StaleIndex, match="rebuild it with: rag index"):
+        Assistant.load("ep", config=config, embedder=FakeEmbedder(dim=16))

@@ -77,7 +77,7 @@ class OpenAIChatModel:
     exponential backoff (``backoff`` seconds, doubling, capped at 8 s), but only while the
     deadline leaves time. We retry ourselves rather than through the client so that tests can set
     ``backoff=0`` and so that a stream is never retried after it has already yielded text.
-    ``timeout`` bounds one HTTP attempt (default: the first-token timeout).
+    ``timeout`` bounds one HTTP attempt (default: whatever the deadline leaves).
 
     A 200 reply that is no chat completion (an HTML page, not JSON, JSON of another shape) is a
     ``ChatModelError`` saying so; a stream that ends without a finish reason, or at the token
@@ -95,8 +95,7 @@ class OpenAIChatModel:
         self.model = model
         self.first_token_timeout = first_token_timeout
         self.total_timeout = total_timeout
-        timeout = min(first_token_timeout, total_timeout) if timeout is None else timeout
-        self.timeout = timeout
+        self.timeout = timeout  # None: an attempt may last as long as the deadline leaves
         self.max_retries = max(0, max_retries)
         self.backoff = max(0.0, backoff)
         if client is None:
@@ -213,14 +212,14 @@ class OpenAIChatModel:
             # the caller stops waiting at the deadline; an attempt (each read of a stream) ends
             # by its own timeout, never later than the whole reply is due
             left = deadline.left(started=True)
+            attempt_s = max(left if self.timeout is None else min(self.timeout, left), 0.05)
             try:
-                return self.client.chat.completions.create(
-                    **kwargs, timeout=max(min(self.timeout, left), 0.05))
+                return self.client.chat.completions.create(**kwargs, timeout=attempt_s)
             except self._openai.OpenAIError as err:
                 wait = min(self.backoff * 2 ** (attempts - 1), 8.0)
                 if (attempts > self.max_retries or not self._retryable(err) or stop.is_set()
                         or deadline.left(started=False) <= wait):
-                    raise ChatModelError(self._describe(err, attempts)) from err
+                    raise ChatModelError(self._describe(err, attempts, attempt_s)) from err
                 time.sleep(wait)
             except ValueError as err:  # a 200 body that is not JSON
                 raise ChatModelError(self._not_a_completion(f"not JSON: {_short(str(err), 80)}")) from err
@@ -231,11 +230,11 @@ class OpenAIChatModel:
             return True
         return isinstance(err, o.APIStatusError) and err.status_code >= 500
 
-    def _describe(self, err: Exception, attempts: int) -> str:
+    def _describe(self, err: Exception, attempts: int, attempt_s: float) -> str:
         o = self._openai
         tries = f" ({attempts} attempt{'s' if attempts != 1 else ''})"
         if isinstance(err, o.APITimeoutError):
-            what = f"the chat server at {self.url} timed out after {self.timeout:g}s{tries}"
+            what = f"the chat server at {self.url} timed out after {attempt_s:.3g}s{tries}"
         elif isinstance(err, o.APIConnectionError):
             cause = err.__cause__ or err
             what = f"cannot reach the chat server at {self.url}: {cause}{tries}"

@@ -20,8 +20,8 @@ import pytest
 
 pytest.importorskip("openai")
 
-from openai_server import (OpenAIServer, cut, drip, garbage, hang, reply, status,  # noqa: E402
-                           unfinished)
+from openai_server import (OpenAIServer, cut, drip, garbage, hang, reply, sleep,  # noqa: E402
+                           status, unfinished)
 from rag.api import Assistant, build_index  # noqa: E402
 from rag.chat_models import Deadline, OpenAIChatModel  # noqa: E402
 from rag.config import Config  # noqa: E402
@@ -84,6 +84,12 @@ def test_hang_ends_at_the_first_token_deadline(server):
     with pytest.raises(ChatModelError, match="within 1.5 s"):  # complete(), alone: the total
         _model(server).complete(HI)
     assert time.monotonic() - start < TOTAL + SLACK
+
+
+def test_complete_alone_may_take_the_whole_deadline(server):
+    """A judge's or a script's complete() is not an answer's first token: it has the total."""
+    server.default = sleep(1.0, "slow but complete")
+    assert _model(server).complete(HI) == "slow but complete"
 
 
 def test_slow_drip_ends_at_the_total_deadline(server):

@@ -115,6 +115,8 @@ class Retriever:
         self.vocabulary_vecs = (index.vocabulary_vectors if index.vocabulary_vectors is not None
                                 else np.zeros((0, embedder.dim), np.float32))
         self._neighbours: dict[str, tuple[tuple[str, float], ...]] = {}
+        adapter = getattr(embedder, "adapter", None)
+        self.answer_head = (adapter.meta.get("answer_head") or None) if adapter is not None else None
 
     def scope(self, query: str) -> Scope:
         return parse_scope(query, self.chapters, self.aliases)
@@ -163,6 +165,7 @@ class Retriever:
         coverage = self.coverage(asked, scope=scope)
         local = self.coverage(asked, [self.chunks[i] for i in picked[:3]], scope=scope)
         semantic = self.semantic_coverage(asked, scope=scope) if refusal_features else None
+        answer = self.answer_probability(dense, allowed) if refusal_features else None
         for rank, i in enumerate(picked, 1):
             chunk = self.chunks[i]
             matched = self._sentence_order(i, answer_sims)
@@ -178,8 +181,20 @@ class Retriever:
                 "coverage": coverage,
                 "local_coverage": local,
                 **({"semantic_coverage": semantic} if semantic is not None else {}),
+                **({"answer_prob": answer} if answer is not None else {}),
             }))
         return hits
+
+    def answer_probability(self, dense: np.ndarray, allowed: np.ndarray) -> float | None:
+        """The tuned model's calibrated probability that its best passage answers (its answer
+        head, ``training/head.py``), from the best and second-best passage similarity; None when
+        the model has no head."""
+        if self.answer_head is None or not allowed.any():
+            return None
+        from .training.head import probability
+
+        top = np.sort(dense[allowed])[::-1]
+        return probability(self.answer_head, float(top[0]), float(top[1] if len(top) > 1 else top[0]))
 
     def unseen_words(self, query: str, scope: Scope) -> list[str]:
         """The question's topic words (as written) that no passage uses, even in another form."""

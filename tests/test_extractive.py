@@ -89,7 +89,7 @@ def test_confidence_uses_coverage_and_answer_type():
     uncovered = [hit("It is a great product for artists.", coverage=0.1)]
     q = "How much does the subscription cost?"
     assert confidence(q, covered) > MINILM_POLICY.threshold > confidence(q, uncovered)
-    assert features(q, []) == {"sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
+    assert features(q, []) == {"answer": 0.0, "sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
                                "semantic_coverage": 0.0, "agreement": 0.0, "mismatch": 1.0}
     assert confidence(q, []) == 0.0
 

@@ -18,6 +18,8 @@ EPISODE = """**Ada Host:** Welcome to the show! How are you doing today, Bob?
 
 **Ada Host:** Glad you're here. Let's start.
 
+**Bob Guest:** Sure.
+
 **Ada Host:** So tell me, why did you start building compilers in the first place, back then?
 
 **Bob Guest:** Yeah, so I started building compilers because I was frustrated with how slow the tools
@@ -62,15 +64,20 @@ def test_pairs_are_a_question_then_another_speakers_real_answer():
 
 
 def test_duplicates_are_dropped_and_splits_are_by_episode(tmp_path):
-    for n in range(30):
-        (tmp_path / f"ep-{n}.md").write_text(EPISODE)
+    for n in range(30):  # distinct episodes
+        (tmp_path / f"ep-{n}.md").write_text(EPISODE.replace("compilers", f"compilers{n}")
+                                             .replace("debugging", f"debugging{n}"))
+    (tmp_path / "copy.md").write_text(EPISODE.replace("compilers", "compilers0")
+                                      .replace("debugging", "debugging0"))  # a re-published episode
     (tmp_path / "practical-ai-84.md").write_text(EPISODE)  # held out: never mined
     splits = mine(tmp_path)
     every = splits["train"] + splits["validation"]
     assert "practical-ai-84" not in {p.episode for p in every}
     assert {p.episode for p in splits["train"]}.isdisjoint({p.episode for p in splits["validation"]})
     assert all(split_of(p.episode) == side for side, ps in splits.items() for p in ps)
-    assert len(every) == 2 * 30 and len({p.episode for p in every}) == 30
+    assert 2 * 30 <= len(every) <= 2 * 31 and len({p.episode for p in every}) >= 30
+    if split_of("copy") == split_of("ep-0"):  # the same answers twice in one split: kept once
+        assert len({"copy", "ep-0"} & {p.episode for p in every}) == 1
     assert deduplicate(every + every) == deduplicate(every)
 
 
@@ -147,7 +154,7 @@ def test_rag_train_on_a_folder_writes_an_adapter_and_resumes(tmp_path):
                                            .replace("debugging", f"debugging{n}"))
     out = tmp_path / "model"
     cmd = [sys.executable, "-m", "rag.cli", "train", str(corpus), "--out", str(out), "--steps", "2",
-           "--rank", "2", "--benchmark-questions", "10"]
+           "--rank", "2", "--benchmark-questions", "10", "--episodes", "2", "--per-episode", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "step 2/2" in proc.stderr and "ETA" in proc.stderr and "hit@5" in proc.stderr

@@ -41,10 +41,11 @@ class RefusalPolicy:
     semantic_coverage_weight: float = 0.0
     agreement_weight: float = 0.0
     type_weight: float = 0.3
+    answer_weight: float = 0.0   # the tuned model's calibrated P(best passage answers), if it has one
 
     def weights(self) -> dict[str, float]:
         """Feature name -> signed weight (the mismatch penalty counts against confidence)."""
-        return {"sentence": self.sentence_weight, "dense": self.dense_weight,
+        return {"answer": self.answer_weight, "sentence": self.sentence_weight, "dense": self.dense_weight,
                 "coverage": self.coverage_weight, "local_coverage": self.local_coverage_weight,
                 "semantic_coverage": self.semantic_coverage_weight,
                 "agreement": self.agreement_weight, "mismatch": -self.type_weight}
@@ -189,10 +190,11 @@ def type_mismatch(question: str, hits: Sequence[Hit], sentences: int = 4) -> boo
 def features(question: str, hits: Sequence[Hit]) -> dict[str, float]:
     """The refusal features (see ``RefusalPolicy``); the coverages come from the retriever."""
     if not hits:
-        return {"sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
+        return {"answer": 0.0, "sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
                 "semantic_coverage": 0.0, "agreement": 0.0, "mismatch": 1.0}
     top = hits[0].scores
-    return {"sentence": max(h.scores.get("sentence", 0.0) for h in hits[:5]),
+    return {"answer": float(top.get("answer_prob", 0.0)),
+            "sentence": max(h.scores.get("sentence", 0.0) for h in hits[:5]),
             "dense": max(h.scores.get("dense", 0.0) for h in hits[:5]),
             "coverage": float(top.get("coverage", 1.0)),
             "local_coverage": float(top.get("local_coverage", top.get("coverage", 1.0))),

@@ -13,8 +13,8 @@ import sys
 from .metrics import calibrate, load_items
 
 
-FEATURES = ("sentence", "dense", "coverage", "local_coverage", "semantic_coverage", "agreement", "mismatch")
-FIELDS = {"sentence": "sentence_weight", "dense": "dense_weight", "coverage": "coverage_weight",
+FEATURES = ("answer", "sentence", "dense", "coverage", "local_coverage", "semantic_coverage", "agreement", "mismatch")
+FIELDS = {"answer": "answer_weight", "sentence": "sentence_weight", "dense": "dense_weight", "coverage": "coverage_weight",
           "local_coverage": "local_coverage_weight", "semantic_coverage": "semantic_coverage_weight",
           "agreement": "agreement_weight",
           "mismatch": "type_weight"}

@@ -34,15 +34,20 @@ def sample(pairs: Sequence[Pair], limit: int | None, seed: int = 0) -> list[Pair
     return out
 
 
+def vectors(encode: Encode, pairs: Sequence[Pair]) -> tuple[np.ndarray, np.ndarray]:
+    """(question vectors, passage vectors) of ``pairs``."""
+    return encode([p.question for p in pairs]), encode([p.passage() for p in pairs])
+
+
 def evaluate(encode: Encode, pairs: Sequence[Pair]) -> dict:
     """hit@1, hit@5, MRR and the number of questions and episodes."""
+    return score(pairs, *vectors(encode, pairs))
+
+
+def score(pairs: Sequence[Pair], qv: np.ndarray, pv: np.ndarray) -> dict:
     by_ep: dict[str, list[Pair]] = defaultdict(list)
     for p in pairs:
         by_ep[p.episode].append(p)
-    passages = [p.passage() for p in pairs]
-    questions = [p.question for p in pairs]
-    pv = encode(passages)
-    qv = encode(questions)
     index_of = {id(p): i for i, p in enumerate(pairs)}
     ranks = []
     for ep, ps in by_ep.items():

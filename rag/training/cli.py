@@ -34,7 +34,7 @@ def run(args) -> int:
     from .train import Recipe
 
     recipe = Recipe()
-    for field in ("steps", "rank", "seed", "negatives"):
+    for field in ("steps", "rank", "seed", "negatives", "episodes", "per_episode"):
         value = getattr(args, field, None)
         if value is not None:
             recipe = replace(recipe, **{field: value})
@@ -59,7 +59,8 @@ def run(args) -> int:
 
 def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | None, source: Path) -> int:
     from ..embedding import resolve_model_path
-    from .bench import evaluate, sample
+    from . import head as answer_head
+    from .bench import evaluate, sample, score, vectors
     from .data import counts_by_show
     from .lora import load_adapter, merge, save_adapter
     from .train import Encoder, Run
@@ -77,14 +78,17 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
     adapter = load_adapter(adapter_tmp)
     state = {k: v.numpy() for k, v in enc.model.state_dict().items()}
     enc.model.load_state_dict({k: torch.from_numpy(v) for k, v in merge(state, adapter).items()})
-    tuned = evaluate(enc.encode, val)
+    qv, pv = vectors(enc.encode, val)
+    tuned = score(val, qv, pv)
+    head = answer_head.fit(val, qv, pv)
+    _say(f"answer head: {head['examples']} examples, accuracy {head['accuracy']:.3f}, ECE {head['ece']:.3f}")
     figures = {"benchmark": {"base": base, "tuned": tuned}, "recipe": recipe.to_json(),
                "pairs": {k: len(v) for k, v in splits.items()},
                "episodes": {k: len({p.episode for p in v}) for k, v in splits.items()},
-               "source": source.name}
+               "source": source.name, "answer_head": head}
     modules = {n: m for n, m in adapter.modules.items()}
     save_adapter(out / "adapter.safetensors", modules, rank=adapter.rank, alpha=adapter.alpha,
-                 meta=dict(adapter.meta, name=name, figures=figures))
+                 meta=dict(adapter.meta, name=name, figures=figures, answer_head=head))
     (out / "figures.json").write_text(json.dumps(figures, indent=2))
     (out / "MODEL_CARD.md").write_text(model_card(figures, counts_by_show(splits), name=name))
     _say(f"{'':<8} {'hit@1':>6} {'hit@5':>6} {'MRR':>6}")
@@ -109,6 +113,8 @@ def model_card(figures: dict, shows, *, name: str) -> str:
     bench = "\n".join(f"| {label} | {v['hit@1']:.3f} | {v['hit@5']:.3f} | {v['mrr']:.3f} |"
                        for label, v in (("all-MiniLM-L6-v2", b["base"]), (f"+ {name} adapter", b["tuned"])))
     recipe = "\n".join(f"| `{k}` | {v} |" for k, v in r.items())
+    h = figures.get("answer_head") or {"examples": 0, "accuracy": float("nan"), "ece": float("nan")}
+    head_n, head_acc, head_ece = h["examples"], h["accuracy"], h["ece"]
     return f"""# {name}: a retrieval adapter for all-MiniLM-L6-v2 on podcast interviews
 
 A LoRA adapter (rank {r['rank']}, alpha {r['alpha']:g}, all 36 linear layers) for the packaged
@@ -153,6 +159,13 @@ searched among the mined answers of its own episode (about
 |---|---|---|---|
 {bench}
 
+## The answer head
+
+The refusal's evidence that the best passage answers: a logistic regression on the tuned model's
+best similarity and its margin over the second best, fitted on {head_n} validation searches (each
+question among its own episode's answers, and among another episode's, where its answer is not):
+accuracy {head_acc:.3f}, expected calibration error {head_ece:.3f}.
+
 Recipes compared and the figures on the question sets: `EXPERIMENTS.md` beside this card.
 
 ## Licence and attribution
@@ -171,6 +184,8 @@ def add_parser(sub) -> None:
     sp.add_argument("--rank", type=int, default=None, help="LoRA rank (alpha is twice the rank)")
     sp.add_argument("--negatives", choices=["same-episode", "random"], default=None)
     sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--episodes", type=int, default=None, help="episodes per batch (default 4)")
+    sp.add_argument("--per-episode", type=int, default=None, help="pairs per episode in a batch (default 8)")
     sp.add_argument("--name", default="podcast", help="the adapter's name in the model id")
     sp.add_argument("--benchmark-questions", type=int, default=None,
                     help="validation questions to benchmark on (default: all)")

@@ -229,46 +229,6 @@ def condense(question: str, history: list[str], answers: list[str] | None = None
     return f"{question} (following up on: {previous}{anchor})"
 
 
-# --- answer types ------------------------------------------------------------------------------
-
-_CAUSAL_Q = re.compile(r"\b(?:why|how come|what (?:was|is) the reason|for what reason|what (?:made|led|drove))\b", re.I)
-_CAUSAL_A = re.compile(r"\b(?:because|cause|reason|so that|in order to|that's why|which is why|due to|"
-                       r"the idea (?:was|is)|that's what|motivat\w*|led (?:us|to)|since)\b", re.I)
-
-
-def asks_why(question: str) -> bool:
-    """Questions asking for a reason; their answers tend to carry causal language."""
-    return bool(_CAUSAL_Q.search(question))
-
-
-def causal(sentence: str) -> bool:
-    return bool(_CAUSAL_A.search(sentence))
-
-
-# --- multi-part questions ----------------------------------------------------------------------
-
-_WH = r"(?:what|how|why|who|whom|whose|which|where|when|did|does|do|is|are|was|were|has|have|can|could|would|will)"
-_PART_BREAK = re.compile(rf"(?:,?\s+and\s+(?:also\s+)?|;\s*|,\s+(?:but|while)\s+|\?\s+(?:and\s+)?)(?={_WH}\b)", re.I)
-
-
-def decompose(question: str) -> list[str]:
-    """Split "What was X, and what does Y do today?" into its parts; one part when it has no break.
-
-    A coordinating "and"/";"/"?" directly followed by a new question word starts a second question
-    whose answer usually lies elsewhere in the episode, so each part is retrieved on its own. Only
-    breaks where both sides keep at least two content words count ("X and how" is not a question).
-    A follow-up's "(following up on: ...)" tail stays attached to every part.
-    """
-    tail = ""
-    m = _FOLLOWUP_TAIL.search(question)
-    if m:
-        question, tail = question[: m.start()], question[m.start():]
-    parts = [p.strip(" ,;") for p in _PART_BREAK.split(question) if p and p.strip(" ,;")]
-    if len(parts) < 2 or any(len(keywords(p)) < 2 for p in parts):
-        return [question.strip() + tail]
-    return [p + tail for p in parts]
-
-
 # --- follow-up anchors ---------------------------------------------------------------------------
 
 

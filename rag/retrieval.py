@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .embedding import Embedder
-from .query import (Scope, asks_why, causal, content_words, decompose, keywords, own_words, parse_scope,
+from .query import (Scope, content_words, keywords, own_words, parse_scope,
                     speaker_aliases, split_anchor, stem, topic_words, without_speaker)
 from .store import StoredIndex
 from .types import Chunk, Hit
@@ -63,7 +63,6 @@ class Weights:
     chapter: float = 0.025
     speaker: float = 0.01
     followup: float = 0.015  # near the times the previous answer cited (soft: topic still decides)
-    causal: float = 0.03     # "why" questions: sentence-similarity bonus for causal language
     mmr_lambda: float = 0.75
 
 
@@ -105,8 +104,6 @@ class Retriever:
         self.duration = max((c.end_s for c in self.chunks), default=0.0)
         self.starts = np.array([c.start_s for c in self.chunks], dtype=np.float64)
         self.ends = np.array([c.end_s for c in self.chunks], dtype=np.float64)
-        self.sent_causal = np.array([causal(self.chunks[ci].sentences[si].text) for ci, si in self.sent_rows],
-                                    dtype=np.float32)
         self.doc_freq: dict[str, int] = {}
         for c in self.chunks:
             for word in set(keywords(c.text)):
@@ -136,21 +133,8 @@ class Retriever:
                    else np.array([filters.admits(c) for c in self.chunks]))
         if not allowed.any():
             return []
-        # A two-part question ("What was X, and what does Y do today?") is retrieved part by part
-        # and the rankings interleaved, so each part gets passages near the top.
-        ranked = [self._rank(part, scope, anchor_times, allowed, k, candidates, variants)
-                  for part in decompose(query)]
-        if len(ranked) == 1:
-            picked, (fused, dense, sent_sims, sent_best, bm25) = ranked[0]
-        else:
-            picked = []
-            for group in zip(*[r[0] for r in ranked]):
-                picked += [i for i in group if i not in picked]
-            for r in ranked:
-                picked += [i for i in r[0] if i not in picked]
-            picked = picked[:k]
-            fused, dense, sent_sims, sent_best, bm25 = (np.max([r[1][j] for r in ranked], axis=0)
-                                                        for j in range(5))
+        picked, (fused, dense, sent_sims, sent_best, bm25) = self._rank(
+            query, scope, anchor_times, allowed, k, candidates, variants)
         answer_sims = sent_sims
         if scope.speaker:
             # Which of the speaker's sentences answer is judged without the name: with it, "What
@@ -281,8 +265,6 @@ class Retriever:
         if scope.speaker and len(sent_sims):
             # "What did Chris ask about X": that speaker's sentences about X beat the other's.
             sent_sims = sent_sims + 0.08 * (self.sent_speakers == scope.speaker)
-        if len(sent_sims) and self.weights.causal and asks_why(query):
-            sent_sims = sent_sims + self.weights.causal * self.sent_causal
         sent_best = np.full(len(self.chunks), -1.0, dtype=np.float32)
         if len(sent_sims):
             np.maximum.at(sent_best, self.sent_rows[:, 0], sent_sims)

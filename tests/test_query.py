@@ -1,6 +1,6 @@
-"""Question understanding: scope parsing, multi-part decomposition, follow-up condensation."""
+"""Question understanding: scope parsing, follow-up condensation."""
 
-from rag.query import (Scope, asks_why, causal, cited_times, condense, decompose, is_follow_up, keywords,
+from rag.query import (Scope, cited_times, condense, is_follow_up, keywords,
                        own_words, parse_scope, speaker_aliases, split_anchor, topic_words,
                        without_speaker)
 
@@ -23,15 +23,6 @@ def test_chapter_speaker_and_position():
     assert parse_scope("What is a model?", CHAPTERS, ALIASES) == parse_scope("x y z", [], {})
 
 
-def test_decompose_splits_two_questions_only():
-    assert decompose("What was their early product, and what does the new model do today?") == [
-        "What was their early product", "what does the new model do today?"]
-    assert decompose("What do the drawing tool story and the model days show?") == [
-        "What do the drawing tool story and the model days show?"]
-    # "and how" with nothing after it is not a second question
-    assert len(decompose("Who built it and how?")) == 1
-
-
 def test_asking_to_go_on_is_a_follow_up():
     for q in ("Can you say more about that?", "Could you elaborate on the research team?",
               "I'd like to hear a bit more.", "Can you expand on that point?", "Please continue with the story."):
@@ -52,14 +43,10 @@ def test_condense_carries_topic_and_cited_times():
     assert parse_scope(text, [], {}).time_s is None
     assert condense("What book does Runway give to every new employee?", ["x"], ["[01:00]"]) == \
         "What book does Runway give to every new employee?"
-    assert decompose(q) == [q]
 
 
-def test_cited_times_and_causal_language():
+def test_cited_times():
     assert cited_times("a [01:02] b [1:02:03] c [01:02]") == [62, 3723]
-    assert asks_why("Why did they build it?") and asks_why("How come it worked?")
-    assert not asks_why("What did they build?")
-    assert causal("We did it because artists asked.") and not causal("We built a tool.")
     assert keywords("The funding rounds") == ["fund", "round"]
 
 

@@ -1,5 +1,5 @@
 """Retrieval on a hand-built index with the fake embedder: filters, scope and follow-up boosts,
-multi-part interleaving, MMR, monotone scores and the coverage signal."""
+a two-part question, MMR, monotone scores and the coverage signal."""
 
 import pytest
 

@@ -2,6 +2,13 @@
 
     python bench/load.py                       # /search then /ask at 1, 2 and 4 clients, 10 s each
     python bench/load.py --concurrency 2 --duration 5 --endpoints search
+    python bench/load.py --hanging-model 50    # /health, /search, extractive /ask while 50 asks hang
+
+With ``--hanging-model N`` the server's chat model is a loopback OpenAI-compatible server that
+accepts requests and never answers (tests/openai_server.py): N clients keep model-bound ``/ask``
+requests in flight (each ends at the answer deadline with the extractive fallback), while the
+measured clients call ``/health``, ``/search`` and ``/ask`` with ``backend: extractive``. The
+target (issue 9.5) is p99 <= 100 ms for those while the model hangs.
 
 Starts `rag serve` as a subprocess on 127.0.0.1 (a free port; the default index is built on first
 use, ~20 s), waits for /health, then drives each endpoint from a few client threads that each
@@ -46,12 +53,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, timeout: float) -> subprocess.Popen:
+def start_server(port: int, timeout: float, model_url: str | None = None) -> subprocess.Popen:
     env = dict(os.environ)
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAG_API_KEY"):
         env.pop(var, None)  # extractive answers, no auth: measure the server, not a chat model
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--backend", "extractive"]
+           "--backend", "extractive" if model_url is None else "openai"]
+    if model_url is not None:
+        env.update(OPENAI_BASE_URL=model_url, OPENAI_API_KEY="unused")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -132,7 +141,11 @@ def main(argv=None) -> int:
     ap.add_argument("--endpoints", default="search,ask")
     ap.add_argument("--url", help="an already running server instead of starting one (loopback only)")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--hanging-model", type=int, default=0, metavar="N",
+                    help="N model-bound /ask clients against a chat model that never answers (max 100)")
     args = ap.parse_args(argv)
+    if args.hanging_model:
+        return hanging_model(min(args.hanging_model, 100), duration=min(args.duration, 60.0))
     duration, max_requests = min(args.duration, 60.0), min(args.max_requests, 10_000)
     try:
         levels = [max(1, min(int(c), 32)) for c in str(args.concurrency).split(",") if c.strip()]
@@ -193,6 +206,66 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps({"url": url, "results": [
             {"endpoint": path, "clients": c, **r} for (path, c), r in results.items()]}, indent=2))
     return verdict
+
+
+def hanging_model(stuck: int, duration: float) -> int:
+    """Measure /health, /search and extractive /ask while ``stuck`` asks wait on a hanging model."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from openai_server import OpenAIServer, hang
+
+    model = OpenAIServer(default=hang()).start()
+    port = free_port()
+    proc = start_server(port, timeout=300, model_url=model.url)
+    url = f"http://127.0.0.1:{port}"
+    stop = time.monotonic() + duration + 5
+    finished: list[float] = []
+
+    def stuck_client(n: int) -> None:  # model-bound asks, one after another, until the end
+        while time.monotonic() < stop:
+            t0 = time.perf_counter()
+            try:
+                httpx.post(url + "/ask", json={"question": QUESTIONS[n % len(QUESTIONS)]}, timeout=120)
+                finished.append(time.perf_counter() - t0)
+            except httpx.HTTPError:
+                pass
+
+    results = {}
+    try:
+        threads = [threading.Thread(target=stuck_client, args=(n,), daemon=True) for n in range(stuck)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)  # let them reach the model
+        bodies = {"/health": None, "/search": lambda i: {"query": QUESTIONS[i % len(QUESTIONS)], "k": 5},
+                  "/ask": lambda i: {"question": QUESTIONS[i % len(QUESTIONS)], "backend": "extractive"}}
+        for path, body_of in bodies.items():
+            if body_of is None:
+                lat = []
+                end = time.monotonic() + duration / 3
+                while time.monotonic() < end:
+                    t0 = time.perf_counter()
+                    httpx.get(url + path, timeout=30)
+                    lat.append(time.perf_counter() - t0)
+                results[path] = summarise(lat, [], duration / 3)
+            else:
+                lat, errors, wall = drive(url, path, body_of, concurrency=1, duration=duration / 3,
+                                          max_requests=2000)
+                results[path] = summarise(lat, errors, wall)
+    finally:
+        proc.terminate()  # it waits for the stuck asks to reach their deadline: then kill it
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        model.stop()
+    print(f"{stuck} model-bound /ask in flight against a model that never answers; "
+          f"{len(finished)} of them ended (extractive fallback at the deadline) during the run")
+    print(f"\n{'endpoint':<9} {'requests':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7}")
+    for path, r in results.items():
+        print(f"{path:<9} {r['requests']:>8} {r['errors']:>6} {r['p50_ms']:>7} {r['p99_ms']:>7}")
+    met = all(r["p99_ms"] <= 100 and not r["errors"] for r in results.values())
+    print(f"\ntarget (p99 <= 100 ms for each while the model hangs): {'MET' if met else 'MISSED'}")
+    return 0 if met else 1
 
 
 def summarise(lat: list[float], errors: list[str], wall: float) -> dict:

@@ -43,7 +43,10 @@ def run(args) -> int:
 
     t0 = time.monotonic()
     _say(f"mining question/answer pairs from {source} (held out: {', '.join(sorted(HELD_OUT_EPISODES))})")
-    splits = mine(source, progress=lambda n: n % 250 == 0 and _say(f"  {n} transcripts read"))
+    skipped: list[str] = []
+    splits = mine(source, progress=lambda n: n % 250 == 0 and _say(f"  {n} transcripts read"), skipped=skipped)
+    if skipped:
+        _say(f"  {len(skipped)} transcripts could not be parsed and were skipped, e.g. {skipped[0]}")
     if len(splits["train"]) < recipe.episodes * recipe.per_episode:
         raise InputError(f"only {len(splits['train'])} training pairs found in {source}; training needs "
                          f"at least {recipe.episodes * recipe.per_episode} (host question -> guest answer)")

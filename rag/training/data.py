@@ -166,8 +166,9 @@ def iter_folder(folder: Path) -> Iterator[tuple[str, str, str]]:
         yield path.parent.name, str(path), path.read_text(encoding="utf-8", errors="replace")
 
 
-def mine(source: Path, progress=None) -> dict[str, list[Pair]]:
-    """Mine every transcript of ``source`` (the archive, or a folder): {"train": [...], "validation": [...]}."""
+def mine(source: Path, progress=None, skipped: list | None = None) -> dict[str, list[Pair]]:
+    """Mine every transcript of ``source`` (the archive, or a folder): {"train": [...], "validation": [...]}.
+    ``skipped`` collects the names of transcripts that could not be parsed."""
     reader = iter_folder(source) if Path(source).is_dir() else iter_archive(source)
     splits: dict[str, list[Pair]] = {"train": [], "validation": []}
     for n, (show, name, text) in enumerate(reader, 1):
@@ -177,6 +178,8 @@ def mine(source: Path, progress=None) -> dict[str, list[Pair]]:
         try:
             pairs = mine_transcript(text, name, show)
         except Exception:  # noqa: BLE001 - one malformed transcript must not stop the mining
+            if skipped is not None:
+                skipped.append(name)
             continue
         if pairs:
             splits[split_of(pairs[0].episode)].extend(pairs)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .data import Pair
+if TYPE_CHECKING:  # query time reads the head and imports nothing of the mining code
+    from .data import Pair
 
 
 def _features(sims: np.ndarray) -> tuple[float, float]:
@@ -36,7 +37,7 @@ def probability(head: dict | None, best: float, second: float) -> float | None:
     return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
 
-def fit(pairs: Sequence[Pair], qv: np.ndarray, pv: np.ndarray, seed: int = 0, steps: int = 3000) -> dict:
+def fit(pairs: "Sequence[Pair]", qv: np.ndarray, pv: np.ndarray, seed: int = 0, steps: int = 3000) -> dict:
     """Fit the head from question vectors ``qv`` and passage vectors ``pv`` (rows of ``pairs``)."""
     by_ep: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(pairs):

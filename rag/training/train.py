@@ -144,7 +144,12 @@ class Run:
         if ckpt.exists():
             state = torch.load(ckpt, weights_only=False)
             if state["recipe"] != r.to_json():
-                raise SystemExit(f"{ckpt} is from another recipe; remove it or use another --out")
+                from ..errors import InputError
+
+                changed = sorted(k for k, v in r.to_json().items() if state["recipe"].get(k) != v)
+                raise InputError(f"{ckpt} is a run of another recipe (it differs in {', '.join(changed)}); "
+                                 "run with the same settings to resume it, or remove it (or use "
+                                 "another --out) to start over")
             for name, m in wrapped.items():
                 m.lora_A.data.copy_(state["lora"][name][0])
                 m.lora_B.data.copy_(state["lora"][name][1])

@@ -1,10 +1,11 @@
 """The answer head: a calibrated probability that the best passage found answers the question.
 
 Fitted on the mined validation pairs with the tuned bi-encoder's own scores. Each validation
-question is searched twice: among the answers of its own episode (the answer is there: label 1)
-and among those of another validation episode (it is not: label 0, which is what a question the
-interview does not cover looks like). The features are the best similarity and its margin over
-the second best; a two-weight logistic regression turns them into a probability, and its
+question is searched three times: among the answers of its own episode (the answer is there:
+label 1), among those of another validation episode (it is not: label 0), and among its own
+episode's answers without its own (label 0: the near miss, same people and topic but no answer,
+which is what an on-topic question the interview does not cover looks like). The features are
+the best similarity and its margin over the second best; a two-weight logistic regression turns them into a probability, and its
 calibration (expected calibration error over ten bins) is reported with it.
 
 The head is three numbers stored in the adapter's metadata; ``probability`` is NumPy-free.
@@ -37,8 +38,13 @@ def probability(head: dict | None, best: float, second: float) -> float | None:
     return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
 
-def fit(pairs: "Sequence[Pair]", qv: np.ndarray, pv: np.ndarray, seed: int = 0, steps: int = 3000) -> dict:
-    """Fit the head from question vectors ``qv`` and passage vectors ``pv`` (rows of ``pairs``)."""
+def fit(pairs: "Sequence[Pair]", qv: np.ndarray, pv: np.ndarray, seed: int = 0, steps: int = 3000,
+        near_misses: bool = True) -> dict:
+    """Fit the head from question vectors ``qv`` and passage vectors ``pv`` (rows of ``pairs``).
+
+    ``near_misses``: also search each question among its own episode's answers without its own,
+    which is what an on-topic question the interview does not answer looks like (the same people
+    and topic, no answer), the hard case for a refusal."""
     by_ep: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(pairs):
         by_ep[p.episode].append(i)
@@ -48,10 +54,13 @@ def fit(pairs: "Sequence[Pair]", qv: np.ndarray, pv: np.ndarray, seed: int = 0, 
     for n, ep in enumerate(episodes):
         other = episodes[(n + 1 + int(rng.integers(len(episodes) - 1))) % len(episodes)] if len(episodes) > 1 else ep
         own, elsewhere = pv[by_ep[ep]], pv[by_ep[other]]
-        for i in by_ep[ep]:
-            x.append(_features(own @ qv[i])), y.append(1.0)
+        for j, i in enumerate(by_ep[ep]):
+            sims = own @ qv[i]
+            x.append(_features(sims)), y.append(1.0)
             if other != ep:
                 x.append(_features(elsewhere @ qv[i])), y.append(0.0)
+            if near_misses and len(sims) > 2:
+                x.append(_features(np.delete(sims, j))), y.append(0.0)
     X, Y = np.array(x), np.array(y)
     mean, std = X.mean(0), X.std(0) + 1e-9
     Z = (X - mean) / std

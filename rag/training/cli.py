@@ -34,7 +34,7 @@ def run(args) -> int:
     from .train import Recipe
 
     recipe = Recipe()
-    for field in ("steps", "rank", "seed", "negatives", "episodes", "per_episode"):
+    for field in ("steps", "rank", "seed", "negatives", "episodes", "per_episode", "lr"):
         value = getattr(args, field, None)
         if value is not None:
             recipe = replace(recipe, **{field: value})
@@ -89,8 +89,7 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
                "pairs": {k: len(v) for k, v in splits.items()},
                "episodes": {k: len({p.episode for p in v}) for k, v in splits.items()},
                "source": source.name, "answer_head": head}
-    modules = {n: m for n, m in adapter.modules.items()}
-    save_adapter(out / "adapter.safetensors", modules, rank=adapter.rank, alpha=adapter.alpha,
+    save_adapter(out / "adapter.safetensors", adapter.modules, rank=adapter.rank, alpha=adapter.alpha,
                  meta=dict(adapter.meta, name=name, figures=figures, answer_head=head))
     (out / "figures.json").write_text(json.dumps(figures, indent=2))
     (out / "MODEL_CARD.md").write_text(model_card(figures, counts_by_show(splits), name=name))
@@ -187,6 +186,7 @@ def add_parser(sub) -> None:
     sp.add_argument("--rank", type=int, default=None, help="LoRA rank (alpha is twice the rank)")
     sp.add_argument("--negatives", choices=["same-episode", "random"], default=None)
     sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     sp.add_argument("--episodes", type=int, default=None, help="episodes per batch (default 4)")
     sp.add_argument("--per-episode", type=int, default=None, help="pairs per episode in a batch (default 8)")
     sp.add_argument("--name", default="podcast", help="the adapter's name in the model id")

@@ -165,8 +165,9 @@ searched among the mined answers of its own episode (about
 
 The refusal's evidence that the best passage answers: a logistic regression on the tuned model's
 best similarity and its margin over the second best, fitted on {head_n} validation searches (each
-question among its own episode's answers, and among another episode's, where its answer is not):
-accuracy {head_acc:.3f}, expected calibration error {head_ece:.3f}.
+question among its own episode's answers; among another episode's, where its answer is not; and
+among its own episode's without its answer, the near miss): accuracy {head_acc:.3f}, expected
+calibration error {head_ece:.3f}.
 
 Recipes compared and the figures on the question sets: `EXPERIMENTS.md` beside this card.
 

@@ -170,9 +170,9 @@ class Retriever:
         return hits
 
     def answer_probability(self, dense: np.ndarray, allowed: np.ndarray) -> float | None:
-        """The tuned model's calibrated probability that its best passage answers (its answer
-        head, ``training/head.py``), from the best and second-best passage similarity; None when
-        the model has no head."""
+        """The adapter's answer head (``training/head.py``): the calibrated probability that the
+        answer is among the passages, from the best and second-best passage similarity; None
+        when the model has no head."""
         if self.answer_head is None or not allowed.any():
             return None
         from .training.head import probability

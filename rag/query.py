@@ -202,6 +202,12 @@ _GO_ON = re.compile(r"\b(?:say|tell (?:me|us)|talk|explain|hear|know|go into|dig
                     r"^\s*(?:please\s+)?(?:keep going|carry on|continue|go on)\b", re.I)
 
 
+def asks_to_go_on(question: str) -> bool:
+    """"Can you say more?" (condensed or not): a request to continue the last answer."""
+    m = _FOLLOWUP_TAIL.search(question)
+    return bool(_GO_ON.search(question[: m.start()] if m else question))
+
+
 def is_follow_up(question: str) -> bool:
     words = question.split()
     if len(words) <= 3:

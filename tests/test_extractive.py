@@ -185,3 +185,50 @@ def test_the_guests_words_answer_unless_the_question_is_about_the_host():
         assert answerer.answer(about_host, [near]).citations[0].speaker == "Chris Benson", about_host
     plain = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0))  # no hosts known
     assert plain.answer("What advice does he give young artists?", [near]).citations[0].speaker == "Chris Benson"
+
+
+def _reply(*texts_and_sims, speaker="Guest", host_first: str | None = None):
+    """A passage: an optional host question, then the guest's sentences with their similarities."""
+    sentences, scores = [], {}
+    if host_first:
+        sentences.append(Sentence(text=host_first, speaker="Host", start_s=50.0, estimated=False))
+        scores[0] = 0.95
+    for text, sim in texts_and_sims:
+        scores[len(sentences)] = sim
+        sentences.append(Sentence(text=text, speaker=speaker, start_s=60.0 + 5 * len(sentences),
+                                  estimated=False))
+    chunk = Chunk(id="c1", episode="e", chapter=None, speakers=("Host", speaker), start_s=50.0,
+                  end_s=120.0, sentences=tuple(sentences))
+    return Hit(chunk=chunk, score=0.05, rank=1, matched=tuple(range(len(sentences))), scores={
+        "dense": 0.6, "sentence": 0.6, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": 1,
+        "bm25_rank": 1, "sentence_scores": scores})
+
+
+def test_the_answer_is_one_stretch_of_the_reply_in_order_without_the_hosts_question_or_filler():
+    h = _reply(("Yeah.", 0.9),
+               ("We started Runway at art school in New York.", 0.8),
+               ("Art school gave us time to explore models freely.", 0.5),
+               ("Then we raised a seed round and hired researchers.", 0.6),
+               ("Pricing is another topic entirely for us today.", 0.1),
+               host_first="Why did you start Runway at art school, of all places?")
+    answer = ExtractiveAnswerer(policy=DEFAULT_POLICY, hosts=("Host",)).answer(
+        "Why did they start Runway at art school?", [h])
+    quotes = [c.quote for c in answer.citations]
+    assert quotes == ["We started Runway at art school in New York.",
+                      "Art school gave us time to explore models freely.",
+                      "Then we raised a seed round and hired researchers."]
+    assert [c.start_s for c in answer.citations] == sorted(c.start_s for c in answer.citations)
+
+
+def test_say_more_goes_on_from_where_the_last_answer_stopped():
+    h = _reply(("Gen-2 turns a text prompt into a short video clip.", 0.9),
+               ("It is the best known of the models at Runway.", 0.2),
+               ("It was trained on licensed footage over many months.", 0.2),
+               ("Gen-2 video generation is the year's big topic too.", 0.7))
+    answerer = ExtractiveAnswerer(max_sentences=1, policy=DEFAULT_POLICY)
+    first = answerer.answer("What is Gen-2?", [h])
+    assert [c.quote for c in first.citations] == ["Gen-2 turns a text prompt into a short video clip."]
+    more = answerer.answer("Can you say more? (following up on: What is Gen-2?)", [h], said=[first.text])
+    assert [c.quote for c in more.citations] == ["It is the best known of the models at Runway."]
+    other = answerer.answer("What else about Gen-2? (following up on: What is Gen-2?)", [h], said=[first.text])
+    assert [c.quote for c in other.citations] == ["Gen-2 video generation is the year's big topic too."]

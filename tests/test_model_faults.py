@@ -258,7 +258,7 @@ def test_hanging_model_calls_do_not_stall_health_search_or_extractive_answers(co
             assert r.status_code == 200, r.text
         assert sum(a.done() for a in asks) < 5   # the model calls were still waiting meanwhile
         answers = [a.result() for a in asks]
-    assert max(took) < 0.5, took
+    assert max(took) < 1.5, took   # a stalled request waits out the model's 3 s; a loaded machine adds ~0.5 s
     for r in answers:
         assert r.status_code == 200
         assert r.json()["backend"] == "extractive" and "sent no reply" in r.json()["notes"][-1]

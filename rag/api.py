@@ -77,7 +77,7 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
                 config: Config | None = None, embedder: Embedder | None = None,
                 progress: Progress | None = None) -> Path:
     """Parse transcript files (the shipped episode when none) and write index ``name``."""
-    from .parsers import default_sources, load_default_episode, load_transcript
+    from .parsers import default_sources, load_default_episode
 
     if name is not None:
         check_index_name(name)  # before anything is read or written
@@ -85,14 +85,59 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
     embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache",
                                          adapter_path=config.adapter)
     if sources:
-        sources = _unique(sources, progress)
-        transcripts = [load_transcript(s) for s in sources]
+        from .catalog.sources import expand
+
+        files = expand(sources)
+        in_folder = {path for path, member in files if member}
+        sources = _unique([path for path, _ in files], progress)
+        transcripts = _read_transcripts(sources, in_folder, progress)
         name = name or (slug(transcripts[0].episode.id) if len(transcripts) == 1 else "custom")
     else:
         transcripts, sources = [load_default_episode()], default_sources()
         name = name or DEFAULT_INDEX
     return _build(transcripts, sources, name=name, index_dir=config.index_dir, embedder=embedder,
                   settings=config.chunking, progress=progress)
+
+
+def _read_transcripts(files: Sequence[Path], in_folder: set[Path], progress: Progress | None) -> list[Transcript]:
+    """Parse and time every transcript in ``files`` (archives member by member). Inside a folder
+    or an archive, a file that is no transcript is skipped with a note; one named alone is an error.
+    An episode id met twice is indexed once (the first)."""
+    from .catalog.sources import documents, is_archive
+    from .errors import TranscriptError
+    from .parsers import parse_text, timed
+
+    def note(message: str) -> None:
+        if progress:
+            progress(f"note: {message}", 0, 0)
+
+    transcripts: list[Transcript] = []
+    seen: dict[str, str] = {}
+    many = len(files) > 1 or any(is_archive(f) for f in files)
+    for path in files:
+        for doc in documents(path, in_folder=path in in_folder, note=note):
+            try:
+                transcript = timed(parse_text(doc.text, doc.name))
+            except TranscriptError as err:
+                if not doc.member:
+                    raise
+                note(f"skipped {doc.name}: {err.reason}")
+                continue
+            ep = transcript.episode.id
+            if ep in seen:
+                note(f"skipped {doc.name}: episode {ep} is already read from {seen[ep]}")
+                continue
+            seen[ep] = doc.name
+            transcripts.append(transcript)
+            if progress and many:
+                progress("read", len(transcripts), 0)
+    if not transcripts:
+        raise InputError("no transcripts found in " + ", ".join(map(str, files)))
+    if progress and many:
+        progress("read", len(transcripts), len(transcripts))
+    from .catalog.shows import recurring_hosts
+
+    return recurring_hosts(transcripts)
 
 
 def _unique(sources: Sequence[str | Path], progress: Progress | None) -> list[str | Path]:
@@ -164,8 +209,9 @@ class Assistant:
                                          adapter_path=config.adapter)
         stored = open_index(index, config=config, embedder=embedder, progress=progress)
         retriever = Retriever(stored, embedder)
+        several = len(stored.transcripts) > 1  # citations then name their episode
         extractive = ExtractiveAnswerer(policy=policy_for(embedder.name),  # thresholds are per model
-                                        hosts=retriever.hosts)
+                                        hosts=retriever.hosts, episode_labels=several)
         answerer, notice = extractive, None
         if backend in ("auto", "openai"):
             if chat_model is None and config.chat_configured:
@@ -178,7 +224,7 @@ class Assistant:
             if chat_model is not None:
                 from .answer.generative import ChatAnswerer
 
-                answerer = ChatAnswerer(chat_model, fallback=extractive)
+                answerer = ChatAnswerer(chat_model, fallback=extractive, episode_labels=several)
             elif backend == "openai":
                 notice = ("no chat model configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
                           "using the extractive answerer")
@@ -211,18 +257,60 @@ class Assistant:
 
     def search(self, query: str, *, k: int = 5, chapter: str | None = None,
                speaker: str | None = None, start_s: float | None = None,
-               end_s: float | None = None, refusal_features: bool = False,
-               variants: Sequence[str] = ()) -> list[Hit]:
-        """``refusal_features``: also score what the extractive refusal reads (answers do).
+               end_s: float | None = None, show: str | None = None, episode: str | None = None,
+               refusal_features: bool = False, variants: Sequence[str] = ()) -> list[Hit]:
+        """``show``, ``episode``: only that show's or episode's passages (see ``episodes``).
+        ``refusal_features``: also score what the extractive refusal reads (answers do).
         ``variants``: other wordings to search for alongside ``query`` (see ``rewrites``)."""
         query = check_question(query)
         if k < 1 or k > 100:
             raise InputError(f"k must be between 1 and 100, not {k}")
-        chapter, speaker = (clean_text(v) if isinstance(v, str) else v for v in (chapter, speaker))
+        chapter, speaker, show, episode = (clean_text(v) if isinstance(v, str) else v
+                                           for v in (chapter, speaker, show, episode))
         check_span(start_s, end_s)
-        filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s)
+        self._check_scope(show, episode)
+        filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s, show=show,
+                          episode=episode)
         return self.retriever.search(query, k=k, filters=filters, refusal_features=refusal_features,
                                      variants=variants)
+
+    def episodes(self, show: str | None = None) -> list[dict]:
+        """The index's episodes (id, show, number, title, url, hosts, guests, duration_s, passages),
+        in the order indexed; only ``show``'s when given."""
+        from .catalog.shows import same_show
+
+        passages: dict[str, int] = {}
+        ends: dict[str, float] = {}
+        for c in self.index.chunks:
+            passages[c.episode] = passages.get(c.episode, 0) + 1
+            ends[c.episode] = max(ends.get(c.episode, 0.0), c.end_s)
+        out = []
+        for t in self.index.transcripts:
+            ep = t["episode"]
+            if show and not same_show(show, ep.get("show", "")):
+                continue
+            out.append({"id": ep["id"], "show": ep.get("show", ""), "number": ep.get("number", ""),
+                        "title": ep.get("title", ""), "url": ep.get("url", ""),
+                        "hosts": list(ep.get("hosts", [])), "guests": list(ep.get("guests", [])),
+                        "duration_s": round(ends.get(ep["id"], 0.0), 1),
+                        "passages": passages.get(ep["id"], 0)})
+        return out
+
+    def _check_scope(self, show: str | None, episode: str | None) -> None:
+        """A show or episode filter must name one this index holds: an empty result would read as
+        "nothing matches" when the name is simply wrong."""
+        if show is None and episode is None:
+            return
+        from .catalog.shows import same_show
+
+        episodes = [t["episode"] for t in self.index.transcripts]
+        if episode is not None and not any(e["id"].lower() == episode.lower() for e in episodes):
+            raise InputError(f"index {self.name!r} holds no episode {episode!r}; "
+                             f"`rag episodes --index {self.name}` lists them")
+        if show is not None and not any(same_show(show, e.get("show", "")) for e in episodes):
+            shows = sorted({e.get("show") for e in episodes if e.get("show")})
+            raise InputError(f"index {self.name!r} holds no show {show!r}"
+                             + (f"; it holds {', '.join(shows)}" if shows else "; its episodes name no show"))
 
     def deadline(self):
         """One deadline for all the chat-model calls of one answer (``RAG_CHAT_TIMEOUT``)."""

@@ -134,8 +134,9 @@ def _claim_before(text: str, marks: list[Mark], mark: Mark) -> str:
     return last
 
 
-def check_citations(text: str, hits: Sequence[Hit],
-                    tolerance: float = TIME_TOLERANCE_S) -> Checked:
+def check_citations(text: str, hits: Sequence[Hit], tolerance: float = TIME_TOLERANCE_S,
+                    episode_labels: bool = False) -> Checked:
+    """``episode_labels``: render ``[practical-ai-260 13:36]`` (an index of several episodes)."""
     marks = find_marks(text)
     out: list[str] = []
     citations: dict[tuple[str, float], Citation] = {}
@@ -156,7 +157,7 @@ def check_citations(text: str, hits: Sequence[Hit],
             start_s = ref.seconds if ref.seconds is not None else (
                 sentence.start_s if sentence else hit.chunk.start_s)
             start_s = min(max(start_s, hit.chunk.start_s), hit.chunk.end_s)
-            label = format_time(start_s)
+            label = f"{hit.chunk.episode} {format_time(start_s)}" if episode_labels else format_time(start_s)
             if label not in times:
                 times.append(label)
             key = (hit.chunk.id, start_s)
@@ -164,7 +165,8 @@ def check_citations(text: str, hits: Sequence[Hit],
                 citations[key] = Citation(
                     passage_id=hit.chunk.id, start_s=start_s, chapter=hit.chunk.chapter,
                     speaker=sentence.speaker if sentence else (hit.chunk.speakers or ("",))[0],
-                    quote=sentence.text if sentence else "")
+                    quote=sentence.text if sentence else "",
+                    episode=hit.chunk.episode if episode_labels else "")
         if times:
             out.append(f"[{', '.join(times)}]")
         elif out:  # the whole bracket went: don't leave "claim ." behind
@@ -173,5 +175,5 @@ def check_citations(text: str, hits: Sequence[Hit],
     rendered = "".join(out)
     if notes:  # a removed bracket may leave "claim ." behind
         rendered = re.sub(r"[ \t]+([.,;:!?])", r"\1", rendered)
-    rendered = re.sub(r"(\[[0-9:, ]+\])(\s*\1)+", r"\1", rendered)  # "[13:36] [13:36]" -> once
+    rendered = re.sub(r"(\[[\w.:, -]+\])(\s*\1)+", r"\1", rendered)  # "[13:36] [13:36]" -> once
     return Checked(text=rendered.strip(), citations=tuple(citations.values()), notes=tuple(notes))

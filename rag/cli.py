@@ -19,10 +19,16 @@ from .text import clean_text
 
 
 def _progress_printer(stream=None):
-    """A one-line progress bar on stderr for long builds (one line per stage when not a terminal)."""
+    """Progress of long builds on stderr: a redrawn bar with the rate and an ETA on a terminal (a
+    line at each tenth elsewhere). A stage with no known total ("reading transcripts") counts up.
+    The rate waits for half a second of work: a stage served from the cache finishes at once, and a
+    rate over microseconds means nothing."""
     stream = stream or sys.stderr
-    state = {"stage": None, "t0": time.monotonic()}
+    state = {"stage": None, "t0": 0.0, "drawn": 0.0, "tenth": -1}
     tty = stream.isatty()
+
+    def label(stage: str) -> str:
+        return {"read": "reading transcripts"}.get(stage, f"embedding {stage}")
 
     def report(stage: str, done: int, total: int) -> None:
         if total == 0 and done == 0:  # a message, not a stage (e.g. waiting for another build)
@@ -30,24 +36,51 @@ def _progress_printer(stream=None):
             state["stage"] = None
             stream.flush()
             return
+        now = time.monotonic()
         if stage != state["stage"]:
             if state["stage"] is not None and tty:
                 stream.write("\n")
-            state["stage"], state["t0"] = stage, time.monotonic()
-            if not tty:
-                stream.write(f"embedding {total} {stage}...\n")
+            state.update(stage=stage, t0=now, drawn=0.0, tenth=-1)
+        elapsed = now - state["t0"]
+        finished = total and done >= total
+        rate = done / elapsed if elapsed >= 0.5 else None
+        if total:
+            eta = f", ETA {_duration((total - done) / rate)}" if rate and not finished else ""
+            line = f"{label(stage)} {done}/{total}"
+        else:
+            eta, line = "", f"{label(stage)} {done}"
+        pace = f" ({rate:.0f}/s{eta})" if rate else ""
         if tty:
-            width = 30
-            filled = int(width * done / max(total, 1))
-            rate = done / max(time.monotonic() - state["t0"], 1e-6)
-            stream.write(f"\rembedding {stage:<9} [{'#' * filled}{'.' * (width - filled)}] "
-                         f"{done}/{total} ({rate:.0f}/s)")
-            if done >= total:
+            if now - state["drawn"] < 0.1 and not finished:
+                return
+            state["drawn"] = now
+            bar = ""
+            if total:
+                filled = int(30 * done / total)
+                bar = f" [{'#' * filled}{'.' * (30 - filled)}]"
+            stream.write(f"\r{line}{bar}{pace} {_duration(elapsed)}\x1b[K")
+            if finished:
                 stream.write("\n")
+                state["stage"] = None
+        else:
+            tenth = 10 * done // total if total else done // 100
+            if tenth > state["tenth"] or finished:
+                state["tenth"] = tenth
+                stream.write(f"{line}{pace} {_duration(elapsed)}\n")
+            if finished:
                 state["stage"] = None
         stream.flush()
 
     return report
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _assistant(args, backend: str = "extractive"):
@@ -100,7 +133,9 @@ def _passage_lines(hits, width: int = 100, full: bool = False, show_episode: boo
     lines = []
     for h in hits:
         c = h.chunk
-        head = f"[{c.start}] {_where(c.episode if show_episode else None, c.chapter)}{', '.join(c.speakers)}"
+        where = f"[{c.episode} {c.start}]" if show_episode else f"[{c.start}]"
+        link = f" · {c.url}" if show_episode and c.url else ""
+        head = f"{where} {_where(c.episode_title if show_episode else None, c.chapter)}{', '.join(c.speakers)}{link}"
         lines.append(head)
         body = c.text if full else textwrap.shorten(c.text.replace("\n", " "), 280, placeholder=" …")
         lines.extend(textwrap.wrap(body, width, initial_indent="    ", subsequent_indent="    "))
@@ -113,7 +148,7 @@ def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool
     ``err`` (stderr). ``show_episode`` for indexes of several episodes, where a time alone does
     not say which conversation it is in."""
     stream = stream or sys.stdout
-    episode_of = {h.chunk.id: h.chunk.episode for h in answer.hits}
+    chunk_of = {h.chunk.id: h.chunk for h in answer.hits}
     if not streamed:
         print(answer.text, file=stream)
     if answer.citations:
@@ -123,8 +158,12 @@ def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool
             if (c.passage_id, c.start_s) in seen:
                 continue
             seen.add((c.passage_id, c.start_s))
-            episode = episode_of.get(c.passage_id) if show_episode else None
-            print(f"  [{c.start}] {_where(episode, c.chapter)}{c.speaker}", file=stream)
+            chunk = chunk_of.get(c.passage_id)
+            label = c.label
+            if show_episode and chunk is not None and not c.episode:
+                label = f"[{chunk.episode} {c.start}]"
+            link = f" · {chunk.url}" if show_episode and chunk is not None and chunk.url else ""
+            print(f"  {label} {_where(None, c.chapter)}{c.speaker}{link}", file=stream)
     for note in dict.fromkeys(answer.notes):
         print(f"note: {note}", file=err or sys.stderr)
 
@@ -132,19 +171,20 @@ def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool
 def cmd_ask(args) -> int:
     backend = args.backend or "auto"
     assistant = _assistant(args, backend)
+    scope = dict(show=args.show, episode=args.episode)
     if args.batch:
         for item_id, question in _read_batch(args.batch):
-            answer = assistant.ask(question, k=args.k)
+            answer = assistant.ask(question, k=args.k, **scope)
             _print_json({"id": item_id, **answer.to_json()})
         return 0
     if args.json:
-        _print_json(assistant.ask(args.question, k=args.k).to_json())
+        _print_json(assistant.ask(args.question, k=args.k, **scope).to_json())
         return 0
     streamed = False
     final = None
     deltas: list[str] = []
     live = assistant.backend != "extractive" and sys.stdout.isatty()
-    for event in assistant.stream(args.question, k=args.k):
+    for event in assistant.stream(args.question, k=args.k, **scope):
         if isinstance(event, str):
             deltas.append(event)
             if live:
@@ -165,7 +205,8 @@ def cmd_ask(args) -> int:
 
 def cmd_search(args) -> int:
     assistant = _assistant(args)
-    filters = dict(chapter=args.chapter, speaker=args.speaker, start_s=args.start, end_s=args.end)
+    filters = dict(chapter=args.chapter, speaker=args.speaker, start_s=args.start, end_s=args.end,
+                   show=args.show, episode=args.episode)
     if args.batch:
         for item_id, question in _read_batch(args.batch):
             hits = assistant.search(question, k=args.k, **filters)
@@ -176,7 +217,7 @@ def cmd_search(args) -> int:
         _print_json({"query": args.question, "passages": [h.to_json() for h in hits]})
         return 0
     if not hits:
-        given = " / ".join(f"--{n}" for n in ("chapter", "speaker", "start", "end")
+        given = " / ".join(f"--{n}" for n in ("show", "episode", "chapter", "speaker", "start", "end")
                            if getattr(args, n) is not None)
         print(f"No passage matches (check {given})." if given else "No passage matches.")
     for n, line in enumerate(_passage_lines(hits, show_episode=len(assistant.transcripts) > 1)):
@@ -191,9 +232,28 @@ def cmd_index(args) -> int:
     path = build_index(args.sources or None, name=args.name, progress=_progress_printer())
     manifest = json.loads((path / "manifest.json").read_text())
     reused = manifest["embedding_cache"]["reused"]
-    print(f"indexed {', '.join(manifest['episodes'])}: {manifest['chunks']} chunks, "
+    episodes = manifest["episodes"]
+    named = ", ".join(episodes) if len(episodes) <= 5 else f"{len(episodes)} episodes ({', '.join(episodes[:3])}, ...)"
+    print(f"indexed {named}: {manifest['chunks']} chunks, "
           f"{manifest['sentences']} sentences ({reused} embeddings reused) "
           f"in {time.monotonic() - t0:.1f}s -> {path.parent}")
+    return 0
+
+
+def cmd_episodes(args) -> int:
+    from .timecode import format_time
+
+    episodes = _assistant(args).episodes(show=args.show)
+    if args.json:
+        _print_json({"episodes": episodes})
+        return 0
+    if not episodes:
+        print(f"No episode of {args.show!r} in this index." if args.show else "No episodes.")
+    for e in episodes:
+        title = f" “{e['title']}”" if e["title"] else ""
+        who = (f"guests: {', '.join(e['guests'])}" if e["guests"] else f"hosts: {', '.join(e['hosts'])}")
+        print(f"{e['id']}  {e['show'] or '-'}{title}  {format_time(e['duration_s'])}  "
+              f"{who}{'  ' + e['url'] if e['url'] else ''}")
     return 0
 
 
@@ -243,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(Runway's Anastasis Germanidis) and get answers with timestamps.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def with_scope(sp):
+        sp.add_argument("--show", help="only this show (name or folder, e.g. practicalai)")
+        sp.add_argument("--episode", help="only this episode (its id, e.g. practical-ai-260)")
+
     def with_index(sp):
         sp.add_argument("--index", default=None, help="index name (default: the shipped episode)")
         sp.add_argument("--k", type=int, default=5, help="passages to retrieve (default 5)")
@@ -255,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", choices=["extractive", "openai"], default=None,
                     help="extractive (offline) or openai (any OpenAI-compatible server); "
                          "default: openai when configured, else extractive")
+    with_scope(sp)
     with_index(sp)
     sp.set_defaults(func=cmd_ask)
 
@@ -264,12 +329,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--speaker", help="only passages where this speaker talks")
     sp.add_argument("--start", type=_seconds, help="only from this time (MM:SS or seconds)")
     sp.add_argument("--end", type=_seconds, help="only up to this time (MM:SS or seconds)")
+    with_scope(sp)
     with_index(sp)
     sp.set_defaults(func=cmd_search)
 
+    sp = sub.add_parser("episodes", help="list the episodes an index holds")
+    sp.add_argument("--index", default=None, help="index name (default: the shipped episode)")
+    sp.add_argument("--show", help="only this show's episodes")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp.set_defaults(func=cmd_episodes)
+
     sp = sub.add_parser("index", help="build or rebuild an index from transcript files")
-    sp.add_argument("sources", nargs="*", help="transcripts (.md, page .txt, .vtt, .srt); "
-                    "default: the shipped episode")
+    sp.add_argument("sources", nargs="*", help="transcripts (.md, page .txt, .vtt, .srt), folders of "
+                    "them, or .tar.gz / .zip archives; default: the shipped episode")
     sp.add_argument("--name", help="index name (default: the episode id)")
     sp.set_defaults(func=cmd_index)
 

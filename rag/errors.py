@@ -35,6 +35,7 @@ class TranscriptError(RagError):
         if path:
             where = f"{path}:{line}: " if line else f"{path}: "
         super().__init__(where + message)
+        self.reason = message
         self.path = path
         self.line = line
 

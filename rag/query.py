@@ -251,7 +251,7 @@ def own_words(query: str, scope: Scope) -> str:
 
 _FOLLOWUP_TAIL = re.compile(r"\s*\(following up on: .*\)\s*$", re.S)
 _ANCHOR = re.compile(r"\s*@\s*((?:\[\d{1,2}:\d{2}(?::\d{2})?\]\s*)+)\)\s*$")
-_CITED = re.compile(r"\[(\d{1,2}:\d{2}(?::\d{2})?)\]")
+_CITED = re.compile(r"\[(?:[\w.-]+ )?(\d{1,2}:\d{2}(?::\d{2})?)\]")  # [13:36], [practical-ai-260 13:36]
 
 
 def cited_times(text: str) -> list[float]:

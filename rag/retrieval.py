@@ -19,6 +19,7 @@ from .embedding import Embedder
 from .query import (Scope, content_words, keywords, own_words, parse_scope,
                     speaker_aliases, split_anchor, stem, topic_words, without_speaker)
 from .store import StoredIndex
+from .catalog.shows import same_show
 from .types import Chunk, Hit
 
 Z_SCALE = 0.01  # fused z-scores -> the scale of the scope/follow-up boosts in Weights
@@ -27,14 +28,21 @@ NEIGHBOURS = 3  # transcript words kept for each question word the transcript ne
 
 @dataclass(frozen=True)
 class Filters:
-    """Hard filters from the caller (``--chapter``, ``--speaker``, a time range)."""
+    """Hard filters from the caller (``--show``, ``--episode``, ``--chapter``, ``--speaker``, a
+    time range)."""
 
     chapter: str | None = None
     speaker: str | None = None
     start_s: float | None = None
     end_s: float | None = None
+    show: str | None = None        # a show's name, folder or id prefix ("Practical AI", "practicalai")
+    episode: str | None = None     # an episode id ("practical-ai-260")
 
     def admits(self, chunk: Chunk) -> bool:
+        if self.episode and chunk.episode.lower() != self.episode.lower():
+            return False
+        if self.show and not same_show(self.show, chunk.show):
+            return False
         if self.chapter and (chunk.chapter or "").lower() != self.chapter.lower() and \
                 self.chapter.lower() not in (chunk.chapter or "").lower():
             return False

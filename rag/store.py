@@ -29,7 +29,7 @@ import shlex
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -41,8 +41,8 @@ from .embedding import CachedEmbedder, Embedder
 from .errors import IndexError_, IndexNotFound, InputError, StaleIndex
 from .types import Chunk, Transcript
 
-FORMAT = "rag-index/4"  # 2: vectors carry the chapter title; 3: start_s excludes question context;
-                        # 4: word vectors of the vocabulary
+FORMAT = "rag-index/5"  # 2: vectors carry the chapter title; 3: start_s excludes question context;
+                        # 4: word vectors of the vocabulary; 5: passages carry show, episode title, url
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 # An index name is one plain path component: it can never be "..", ".", ".cache" or steer a path.
@@ -144,7 +144,9 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     check_index_name(name)
     chunks: list[Chunk] = []
     for t in transcripts:
-        chunks.extend(chunk_transcript(t, embedder.count_tokens, settings, embedder.max_tokens))
+        ep = t.episode
+        chunks.extend(replace(c, show=ep.show, episode_title=ep.title, url=ep.url)
+                      for c in chunk_transcript(t, embedder.count_tokens, settings, embedder.max_tokens))
     rows = [(ci, si) for ci, c in enumerate(chunks) for si, s in enumerate(c.sentences) if not s.context]
     try:  # before any embedding work: a folder we cannot write fails in a second, not after a build
         (index_dir / ".cache").mkdir(parents=True, exist_ok=True)

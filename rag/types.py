@@ -164,6 +164,9 @@ class Chunk:
     start_s: float               # the time of its first word
     end_s: float
     sentences: tuple[Sentence, ...]
+    show: str = ""               # the episode's show, title and page link (blank when unknown)
+    episode_title: str = ""
+    url: str = ""
 
     @property
     def text(self) -> str:
@@ -184,9 +187,9 @@ class Chunk:
 
     def to_json(self) -> dict:
         return {
-            "id": self.id, "episode": self.episode, "chapter": self.chapter,
-            "speakers": list(self.speakers), "start": self.start, "start_s": self.start_s,
-            "end_s": self.end_s, "text": self.text,
+            "id": self.id, "episode": self.episode, "show": self.show, "episode_title": self.episode_title,
+            "url": self.url, "chapter": self.chapter, "speakers": list(self.speakers), "start": self.start,
+            "start_s": self.start_s, "end_s": self.end_s, "text": self.text,
         }
 
     @classmethod
@@ -195,6 +198,7 @@ class Chunk:
             id=d["id"], episode=d["episode"], chapter=d["chapter"],
             speakers=tuple(d["speakers"]), start_s=d["start_s"], end_s=d["end_s"],
             sentences=tuple(Sentence(**s) for s in d["sentences"]),
+            show=d.get("show", ""), episode_title=d.get("episode_title", ""), url=d.get("url", ""),
         )
 
     def to_record(self) -> dict:
@@ -229,6 +233,7 @@ class Citation:
     chapter: str | None
     speaker: str
     quote: str
+    episode: str = ""            # set where the index holds several episodes: the label names it
 
     @property
     def start(self) -> str:
@@ -236,11 +241,15 @@ class Citation:
 
     @property
     def label(self) -> str:
-        return f"[{self.start}]"
+        """``[13:36]``, or ``[practical-ai-260 13:36]`` in an index of several episodes."""
+        return f"[{self.episode} {self.start}]" if self.episode else f"[{self.start}]"
 
     def to_json(self) -> dict:
-        return {"passage_id": self.passage_id, "start": self.start, "start_s": self.start_s,
-                "chapter": self.chapter, "speaker": self.speaker, "quote": self.quote}
+        d = {"passage_id": self.passage_id, "start": self.start, "start_s": self.start_s,
+             "chapter": self.chapter, "speaker": self.speaker, "quote": self.quote}
+        if self.episode:
+            d["episode"] = self.episode
+        return d
 
 
 @dataclass(frozen=True)

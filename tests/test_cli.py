@@ -165,6 +165,8 @@ def test_sources_without_a_chapter_read_cleanly():
 def test_sources_name_the_episode_when_the_index_has_several():
     import io
 
+    from dataclasses import replace
+
     from rag.cli import _passage_lines, print_answer
     from rag.types import Answer, Chunk, Citation, Hit, Sentence
 
@@ -179,6 +181,12 @@ def test_sources_name_the_episode_when_the_index_has_several():
     print_answer(answer, stream=one)
     print_answer(answer, stream=several, show_episode=True)
     assert "  [01:01] Guest\n" in one.getvalue()
-    assert "  [01:01] ep-7 · Guest\n" in several.getvalue()
-    assert _passage_lines([hit], show_episode=True)[0] == "[01:00] ep-7 · Guest"
+    assert "  [ep-7 01:01] Guest\n" in several.getvalue()
+    assert _passage_lines([hit], show_episode=True)[0] == "[ep-7 01:00] Guest"
     assert _passage_lines([hit])[0] == "[01:00] Guest"
+    linked = replace(hit, chunk=replace(chunk, url="https://changelog.com/practicalai/7", episode_title="Seven"))
+    assert _passage_lines([linked], show_episode=True)[0] == ("[ep-7 01:00] Seven · Guest · "
+                                                             "https://changelog.com/practicalai/7")
+    several = io.StringIO()
+    print_answer(replace(answer, hits=(linked,)), stream=several, show_episode=True)
+    assert "  [ep-7 01:01] Guest · https://changelog.com/practicalai/7\n" in several.getvalue()

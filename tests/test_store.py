@@ -37,7 +37,7 @@ def _build(source, index_dir, embedder=None, **kw):
 def test_round_trip(tmp_path, source):
     path = _build(source, tmp_path / "idx")
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["format"] == "rag-index/4" and manifest["model"] == "fake-64"
+    assert manifest["format"] == "rag-index/5" and manifest["model"] == "fake-64"
     assert manifest["dim"] == 64 and manifest["chunker"] == ChunkSettings().to_json()
     assert manifest["sources"][0]["sha256"] and manifest["episodes"] == ["episode-1"]
     loaded = load_index(tmp_path / "idx", "ep", model="fake-64")

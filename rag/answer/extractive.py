@@ -240,8 +240,10 @@ class ExtractiveAnswerer:
     # a 60-step probe of the adapter the two quote exactly the same (quote support 0.532, citation
     # support 0.777), and the rule also holds where the penalty was outscored.
     def __init__(self, max_sentences: int = 3, passages: int = 5, margin: float = 0.03,
-                 policy: RefusalPolicy = MINILM_POLICY, hosts: Sequence[str] = ()):
+                 policy: RefusalPolicy = MINILM_POLICY, hosts: Sequence[str] = (),
+                 episode_labels: bool = False):
         self.max_sentences = max_sentences
+        self.episode_labels = episode_labels  # cite "[practical-ai-260 13:36]": an index of several episodes
         self.passages = passages
         self.margin = margin
         self.policy = policy
@@ -271,10 +273,11 @@ class ExtractiveAnswerer:
         lines: list[str] = []
         last_speaker = None
         for hit, sentence in picked:
-            citations.append(Citation(passage_id=hit.chunk.id, start_s=sentence.start_s,
-                                      chapter=hit.chunk.chapter, speaker=sentence.speaker,
-                                      quote=sentence.text))
-            cite = f"[{format_time(sentence.start_s)}]"
+            citation = Citation(passage_id=hit.chunk.id, start_s=sentence.start_s, chapter=hit.chunk.chapter,
+                                speaker=sentence.speaker, quote=sentence.text,
+                                episode=hit.chunk.episode if self.episode_labels else "")
+            citations.append(citation)
+            cite = citation.label
             if sentence.speaker != last_speaker:
                 lines.append(f"{sentence.speaker} {cite}: \u201c{sentence.text}\u201d")
                 last_speaker = sentence.speaker

@@ -115,8 +115,9 @@ class ChatAnswerer:
     def __init__(self, model: ChatModel, *, token_budget: int = 3000,
                  fallback: Answerer | None = None, encoding: str | TokenCounter = "cl100k_base",
                  max_answer_tokens: int = 400, temperature: float = 0.0,
-                 prompt: Prompt | None = None):
+                 prompt: Prompt | None = None, episode_labels: bool = False):
         self.model = model
+        self.episode_labels = episode_labels  # cite "[practical-ai-260 13:36]": an index of several episodes
         self.token_budget = token_budget
         self.fallback = fallback
         self.max_answer_tokens = max_answer_tokens
@@ -155,7 +156,7 @@ class ChatAnswerer:
                 parts.append(delta)
                 # Stream the checked rendering, not the raw text: a client that joins the deltas
                 # must see [MM:SS] times (never our [P2] labels) and no invented citation.
-                rendered = check_citations(_settled(parts), kept).text
+                rendered = check_citations(_settled(parts), kept, episode_labels=self.episode_labels).text
                 if len(rendered) > len(emitted) and rendered.startswith(emitted):
                     yield rendered[len(emitted):]
                     emitted = rendered
@@ -201,7 +202,7 @@ class ChatAnswerer:
             notes.append("the chat model returned an empty reply")
             return Answer(question=question, text=NO_COVERAGE, backend=self.name,
                           hits=tuple(kept), refused=True, notes=tuple(notes))
-        checked = check_citations(raw, kept)
+        checked = check_citations(raw, kept, episode_labels=self.episode_labels)
         notes.extend(checked.notes)
         refused = is_refusal(checked.text)
         if not refused and not checked.citations:

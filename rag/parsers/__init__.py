@@ -22,7 +22,7 @@ from .merge import merge
 from .page import parse_page
 from .subtitles import parse_srt, parse_vtt
 
-__all__ = ["load_transcript", "parse_file", "load_default_episode", "default_sources",
+__all__ = ["load_transcript", "parse_file", "parse_text", "load_default_episode", "default_sources",
            "detect_format", "parse_markdown", "parse_page", "parse_vtt", "parse_srt", "merge"]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "practical-ai-260"
@@ -99,13 +99,18 @@ def read_text(path: Path) -> str:
 def parse_file(path: str | Path, fmt: str | None = None) -> Transcript:
     """Parse ``path`` without timing it; a file that is no transcript is refused."""
     path = Path(path)
-    text = read_text(path)
-    transcript = PARSERS[detect_format(path, text, fmt)](text, str(path))
+    return parse_text(read_text(path), str(path), fmt)
+
+
+def parse_text(text: str, source: str, fmt: str | None = None) -> Transcript:
+    """Parse a transcript's text; ``source`` names it (its extension and file name are read for the
+    format and the episode id). Text that is no transcript is refused."""
+    transcript = PARSERS[detect_format(Path(source), text, fmt)](text, source)
     if not looks_like_transcript(transcript, text):
         raise TranscriptError("this does not look like a transcript: no speaker labels, no "
                               "timestamps and no chapters were found (expected Changelog Markdown "
                               "with **Speaker:** lines, an episode page's text, WebVTT or SRT)",
-                              str(path))
+                              source)
     return transcript
 
 
@@ -127,7 +132,12 @@ def looks_like_transcript(transcript: Transcript, text: str = "") -> bool:
 
 
 def timed(transcript: Transcript) -> Transcript:
-    return assign_chapters(assign_times(transcript))
+    """Every paragraph timed, chapters assigned, and the show and page link of a Changelog episode
+    filled in from its id where the source left them blank."""
+    from ..catalog.shows import with_show
+
+    transcript = assign_chapters(assign_times(transcript))
+    return replace(transcript, episode=with_show(transcript.episode))
 
 
 def load_transcript(path: str | Path, fmt: str | None = None) -> Transcript:

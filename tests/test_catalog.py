@@ -1,0 +1,166 @@
+"""Indexes of many episodes (issue 11): folders and archives as sources, each episode's show, link
+and people, `rag episodes`, show and episode filters, and citations that name their episode."""
+
+import io
+import json
+import tarfile
+import zipfile
+
+import pytest
+
+from rag.api import Assistant, build_index
+from rag.catalog.shows import recurring_hosts, same_show, show_of, with_show
+from rag.cli import main
+from rag.config import Config
+from rag.embedding import FakeEmbedder
+from rag.errors import InputError, TranscriptError
+from rag.parsers import parse_text, timed
+from rag.types import Episode
+
+
+def episode(host: str, guest: str, topic: str) -> str:
+    return (f"**{host}:** \\[00:05\\] Welcome to the show. Today {guest} joins me to talk about {topic}.\n\n"
+            f"**{guest}:** Thanks for having me. I have worked on {topic} for ten years now.\n\n"
+            f"**{host}:** \\[01:10\\] What got you into {topic} in the first place?\n\n"
+            f"**{guest}:** \\[01:20\\] A friend showed me {topic} at university, and I never stopped. "
+            f"The community around {topic} is what kept me there.\n")
+
+
+EPISODES = {
+    "practicalai/practical-ai-7.md": episode("Chris Benson", "Ada Lovelace", "analytical engines"),
+    "practicalai/practical-ai-8.md": episode("Chris Benson", "Grace Hopper", "compilers"),
+    "practicalai/practical-ai-9.md": episode("Chris Benson", "Alan Turing", "computable numbers"),
+    "gotime/go-time-3.md": episode("Mat Ryer", "Rob Pike", "goroutines"),
+}
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    """The same four episodes as a folder, a .tar.gz and a .zip, each beside a README."""
+    folder = tmp_path / "transcripts"
+    for name, text in {**EPISODES, "ABOUT.md": "# About\n\n**Jerod Santo:** is quoted here.\n"}.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    tgz = tmp_path / "transcripts.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(folder, arcname="changelog-transcripts")
+    zipped = tmp_path / "transcripts.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                z.write(p, f"changelog-transcripts/{p.relative_to(folder)}")
+        z.writestr("changelog-transcripts/cover.md", "just some words, no speakers or times")
+    return folder, tgz, zipped
+
+
+def load(tmp_path, name="cat"):
+    return Assistant.load(name, config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder(),
+                          backend="extractive")
+
+
+def test_a_folder_a_tarball_and_a_zip_index_the_same_episodes(tmp_path, catalog):
+    notes = []
+    config = Config(index_dir=tmp_path / "indexes")
+    for source, name in zip(catalog, ("folder", "tgz", "zip")):
+        build_index([source], name=name, config=config, embedder=FakeEmbedder(),
+                    progress=lambda stage, done, total: notes.append(stage) if not total else None)
+    ids = [sorted(e["id"] for e in load(tmp_path, name).episodes()) for name in ("folder", "tgz", "zip")]
+    assert ids[0] == ids[1] == ids[2] == ["go-time-3", "practical-ai-7", "practical-ai-8", "practical-ai-9"]
+    # the README is documentation; a member that is no transcript is skipped with a note that names it
+    assert any("cover.md" in n and "does not look like a transcript" in n for n in notes)
+    assert not any("ABOUT" in n for n in notes)
+
+
+def test_a_file_named_alone_must_still_be_a_transcript(tmp_path):
+    bad = tmp_path / "notes.md"
+    bad.write_text("milk, eggs and bread")
+    with pytest.raises(TranscriptError, match="does not look like a transcript"):
+        build_index([bad], name="x", config=Config(index_dir=tmp_path / "i"), embedder=FakeEmbedder())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TranscriptError, match="holds no transcripts"):
+        build_index([tmp_path / "empty"], name="x", config=Config(index_dir=tmp_path / "i"),
+                    embedder=FakeEmbedder())
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(TranscriptError, match="cannot read this archive"):
+        build_index([broken], name="x", config=Config(index_dir=tmp_path / "i"), embedder=FakeEmbedder())
+
+
+def test_each_episode_knows_its_show_link_and_people(tmp_path, catalog):
+    build_index([catalog[1]], name="cat", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
+    assistant = load(tmp_path)
+    by_id = {e["id"]: e for e in assistant.episodes()}
+    seven = by_id["practical-ai-7"]
+    assert (seven["show"], seven["number"], seven["url"]) == ("Practical AI", "7", "https://changelog.com/practicalai/7")
+    assert seven["hosts"] == ["Chris Benson"] and seven["guests"] == ["Ada Lovelace"]
+    assert seven["duration_s"] >= 80 and seven["passages"] >= 1
+    assert by_id["go-time-3"]["url"] == "https://changelog.com/gotime/3"
+    assert [e["id"] for e in assistant.episodes(show="gotime")] == ["go-time-3"]
+    passage = assistant.search("goroutines", k=1, episode="go-time-3")[0].to_json()
+    assert {"show": "Go Time", "episode_title": "", "url": "https://changelog.com/gotime/3"}.items() <= passage.items()
+
+
+def test_show_and_episode_filters_keep_to_them_and_refuse_names_the_index_lacks(tmp_path, catalog):
+    build_index([catalog[0]], name="cat", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
+    assistant = load(tmp_path)
+    assert {h.chunk.episode for h in assistant.search("university friend", k=10, show="Go Time")} == {"go-time-3"}
+    assert {h.chunk.show for h in assistant.search("university friend", k=10, show="practicalai")} == {"Practical AI"}
+    assert {h.chunk.episode for h in assistant.search("university", k=10, episode="practical-ai-8")} == {"practical-ai-8"}
+    with pytest.raises(InputError, match="holds no episode 'practical-ai-99'.*rag episodes --index cat"):
+        assistant.search("compilers", episode="practical-ai-99")
+    with pytest.raises(InputError, match="holds no show 'JS Party'; it holds Go Time, Practical AI"):
+        assistant.ask("compilers", show="JS Party")
+
+
+def test_citations_name_their_episode_in_an_index_of_several(tmp_path, catalog):
+    build_index([catalog[0]], name="cat", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
+    answer = load(tmp_path).ask("What got Grace Hopper into compilers?")
+    assert not answer.refused and answer.citations
+    assert all(c.episode and c.label == f"[{c.episode} {c.start}]" for c in answer.citations)
+    assert all(c.label in answer.text for c in answer.citations)
+    one = tmp_path / "one.md"
+    one.write_text(EPISODES["gotime/go-time-3.md"])
+    build_index([one], name="one", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
+    single = load(tmp_path, "one").ask("What got him into goroutines?")
+    assert single.citations and all(c.label == f"[{c.start}]" for c in single.citations)
+
+
+def test_rag_episodes_lists_them(tmp_path, catalog, monkeypatch, capsys):
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "indexes"))
+    monkeypatch.setenv("RAG_EMBED_MODEL", "fake")
+    assert main(["index", str(catalog[2]), "--name", "cat"]) == 0
+    capsys.readouterr()
+    assert main(["episodes", "--index", "cat", "--show", "Practical AI", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["episodes"]
+    assert [e["id"] for e in listed] == ["practical-ai-7", "practical-ai-8", "practical-ai-9"]
+    assert main(["episodes", "--index", "cat"]) == 0
+    lines = capsys.readouterr().out.splitlines()   # in archive order: the zip lists gotime/ first
+    assert len(lines) == 4 and lines[0].startswith("go-time-3  Go Time  01:27  guests: Rob Pike  ")
+    assert lines[0].endswith("https://changelog.com/gotime/3")
+    assert main(["search", "goroutines", "--index", "cat", "--show", "nope"]) == 2
+    assert "holds no show 'nope'" in capsys.readouterr().err
+
+
+def test_a_shows_regulars_are_its_hosts():
+    def ep(n, host, *guests):
+        return timed(parse_text("\n\n".join(f"**{s}:** I am {s} and I talk about things here."
+                                            for s in (host, *guests)), f"go-time-{n}.md"))
+
+    eps = [ep(1, "Mat Ryer", "Jon Calhoun", "Rob Pike"), ep(2, "Mat Ryer", "Jon Calhoun", "Ken Thompson"),
+           ep(3, "Jon Calhoun", "Mat Ryer", "Russ Cox")]
+    assert eps[0].episode.guests == ("Jon Calhoun", "Rob Pike")   # one file alone cannot tell
+    fixed = recurring_hosts(eps)
+    assert [e.episode.hosts for e in fixed] == [("Mat Ryer", "Jon Calhoun"), ("Mat Ryer", "Jon Calhoun"),
+                                                ("Jon Calhoun", "Mat Ryer")]
+    assert [e.episode.guests for e in fixed] == [("Rob Pike",), ("Ken Thompson",), ("Russ Cox",)]
+    assert recurring_hosts(eps[:2]) == eps[:2]   # two episodes of a show: too few to tell
+
+
+def test_show_names():
+    assert show_of("practical-ai-260") == ("practicalai", "Practical AI", "260")
+    assert show_of("the-changelog-500") == ("podcast", "The Changelog", "500")
+    assert show_of("my-episode") is None and show_of("interview-2") is None
+    assert with_show(Episode(id="js-party-250")).url == "https://changelog.com/jsparty/250"
+    assert with_show(Episode(id="js-party-250", url="https://x.test/1")).url == "https://x.test/1"
+    assert all(same_show(name, "The Changelog") for name in ("the changelog", "podcast", "the-changelog"))
+    assert not same_show("practicalai", "The Changelog") and not same_show("", "Go Time")

@@ -279,6 +279,7 @@ class Assistant:
         in the order indexed; only ``show``'s when given."""
         from .catalog.shows import same_show
 
+        show = clean_text(show) if isinstance(show, str) else show
         passages: dict[str, int] = {}
         ends: dict[str, float] = {}
         for c in self.index.chunks:

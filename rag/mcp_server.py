@@ -1,7 +1,8 @@
 """`rag mcp`: the interview as Model Context Protocol tools, served over stdio.
 
-    search_transcript(query, k=5, chapter=None, speaker=None, start_s=None, end_s=None)
+    search_transcript(query, k=5, chapter=None, speaker=None, start_s=None, end_s=None, show=None, episode=None)
     ask_interview(question)
+    list_episodes(show=None)
     list_chapters()
 
 Stdout carries the protocol and nothing else: the index is loaded (and built, if needed) while
@@ -22,7 +23,8 @@ INSTRUCTIONS = (
     "Answers questions about one podcast interview: Practical AI episode #260, host Chris Benson "
     "with Anastasis Germanidis, co-founder and CTO of Runway (AI video generation). Use "
     "ask_interview for a short answer citing [MM:SS] timestamps, search_transcript for the "
-    "passages themselves, and list_chapters for the episode's outline."
+    "passages themselves, list_chapters for the episode's outline and list_episodes for the "
+    "episodes an index holds (search_transcript takes show and episode filters)."
 )
 
 
@@ -50,12 +52,14 @@ def build_server(assistant):
     @server.tool()
     async def search_transcript(query: str, k: int = 5, chapter: str | None = None,
                                 speaker: str | None = None, start_s: float | None = None,
-                                end_s: float | None = None) -> dict[str, Any]:
+                                end_s: float | None = None, show: str | None = None,
+                                episode: str | None = None) -> dict[str, Any]:
         """Find the transcript passages that best match a query, with their times, chapters and
-        speakers. Optional filters: chapter (title or part of it), speaker (e.g. "Chris Benson"),
-        start_s / end_s (seconds into the episode)."""
+        speakers (and show, episode and page link). Optional filters: chapter (title or part of
+        it), speaker (e.g. "Chris Benson"), start_s / end_s (seconds into the episode), show (e.g.
+        "Practical AI") and episode (an id from list_episodes, e.g. "practical-ai-260")."""
         hits = await call(assistant.search, query, k=k, chapter=chapter, speaker=speaker,
-                          start_s=start_s, end_s=end_s)
+                          start_s=start_s, end_s=end_s, show=show, episode=episode)
         return {"query": clean_text(query), "passages": [h.to_json() for h in hits]}
 
     @server.tool()
@@ -66,6 +70,12 @@ def build_server(assistant):
         uses_model = getattr(assistant, "chat_model", None) is not None
         answer = await call(assistant.ask, question, _limiter=model_threads if uses_model else None)
         return answer.to_json()
+
+    @server.tool()
+    async def list_episodes(show: str | None = None) -> dict[str, Any]:
+        """The episodes this index holds: id, show, number, title, page link, hosts, guests and
+        duration. Optional: show, to list one show's episodes."""
+        return {"episodes": await call(assistant.episodes, show=show)}
 
     @server.tool()
     async def list_chapters() -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
     GET  /                      the web chat page (rag/web/index.html; no CDN, works offline)
     GET  /health                {"status": "ok", "index", "backend", "chunks"}
+    GET  /episodes?show=        {"episodes": [{"id", "show", "number", "title", "url", "hosts", "guests", ...}]}
     GET  /chapters              {"episode": {...}, "chapters": [{"title", "start", "start_s", "sponsor"}]}
-    POST /search                {query, k?, chapter?, speaker?, start_s?, end_s?} -> {"query", "passages"}
-    POST /ask                   {question, k?, history?, backend?} -> Answer.to_json()
+    POST /search                {query, k?, chapter?, speaker?, start_s?, end_s?, show?, episode?} -> {"query", "passages"}
+    POST /ask                   {question, k?, history?, backend?, show?, episode?} -> Answer.to_json()
     GET  /v1/models             one model, MODEL_ID
     POST /v1/chat/completions   OpenAI-compatible; the last user message is the question, earlier
                                 user/assistant pairs are the history; ``stream: true`` sends SSE
@@ -212,6 +213,8 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         k: StrictInt = 5
         history: Optional[List[Any]] = None
         backend: Optional[str] = None
+        show: Optional[str] = None
+        episode: Optional[str] = None
 
     class SearchBody(_Body):
         query: Optional[str] = None
@@ -221,6 +224,8 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         speaker: Optional[str] = None
         start_s: Optional[Union[float, str]] = None
         end_s: Optional[Union[float, str]] = None
+        show: Optional[str] = None
+        episode: Optional[str] = None
 
     class Message(_Body):
         role: str
@@ -306,6 +311,10 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         return {"status": "ok", "index": assistant.name, "backend": assistant.backend,
                 "chunks": len(assistant.index.chunks)}
 
+    @app.get("/episodes")
+    def episodes(show: Optional[str] = None):
+        return {"episodes": assistant.episodes(show=show)}
+
     @app.get("/chapters")
     def chapters():
         from .timecode import format_time
@@ -335,14 +344,15 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
 
         times = [seconds("start_s", body.start_s), seconds("end_s", body.end_s)]
         hits = assistant.search(query, k=body.k, chapter=body.chapter, speaker=body.speaker,
-                                start_s=times[0], end_s=times[1])
+                                start_s=times[0], end_s=times[1], show=body.show, episode=body.episode)
         return {"query": query, "passages": [h.to_json() for h in hits]}
 
     @app.post("/ask")
     async def ask(body: AskBody):
         history, backend = _history(body.history), _check_backend(body.backend)
         answer = await run(lambda: assistant.ask(body.question, k=body.k, history=history,
-                                                 backend=backend), calls_model(backend, history))
+                                                 backend=backend, show=body.show, episode=body.episode),
+                           calls_model(backend, history))
         return JSONResponse(answer.to_json(), headers=_notes_header(answer.notes))
 
     # -- OpenAI-compatible -----------------------------------------------------------------

@@ -16,7 +16,7 @@ pytest.importorskip("mcp")
 from mcp import ClientSession  # noqa: E402
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 
-TOOLS = {"search_transcript", "ask_interview", "list_chapters"}
+TOOLS = {"search_transcript", "ask_interview", "list_chapters", "list_episodes"}
 
 
 def _env(tmp_path) -> dict:
@@ -49,6 +49,12 @@ async def _session_run(tmp_path) -> dict:
                     out["ask"] = await session.call_tool(
                         "ask_interview", {"question": "What did Anastasis study at art school?"})
                     out["chapters"] = await session.call_tool("list_chapters", {})
+                    out["episodes"] = await session.call_tool("list_episodes", {})
+                    out["by_show"] = await session.call_tool(
+                        "search_transcript", {"query": "funding", "k": 2, "show": "practicalai",
+                                              "episode": "practical-ai-260"})
+                    out["no_show"] = await session.call_tool(
+                        "search_transcript", {"query": "funding", "show": "JS Party"})
                     out["empty"] = await session.call_tool("search_transcript", {"query": "  "})
                     out["bad_k"] = await session.call_tool(
                         "search_transcript", {"query": "runway", "k": 0})
@@ -62,12 +68,12 @@ def mcp_run(tmp_path_factory):
     return anyio.run(_session_run, tmp_path_factory.mktemp("mcp"))
 
 
-def test_three_tools_listed_with_schemas(mcp_run):
+def test_four_tools_listed_with_schemas(mcp_run):
     tools = {t.name: t for t in mcp_run["tools"]}
     assert set(tools) == TOOLS
     search = tools["search_transcript"].input_schema
     assert search["required"] == ["query"]
-    assert {"query", "k", "chapter", "speaker", "start_s", "end_s"} <= set(search["properties"])
+    assert {"query", "k", "chapter", "speaker", "start_s", "end_s", "show", "episode"} <= set(search["properties"])
     assert tools["ask_interview"].input_schema["required"] == ["question"]
     assert all(t.description for t in tools.values())
     assert "Runway" in (mcp_run["init"].instructions or "")
@@ -101,6 +107,16 @@ def test_list_chapters(mcp_run):
     assert chapters[0]["start_s"] == 0 or chapters[0]["start"] == "00:00"
     assert [c["start_s"] for c in chapters] == sorted(c["start_s"] for c in chapters)
     assert any("funding" in c["title"].lower() for c in chapters)
+
+
+def test_list_episodes_and_the_show_and_episode_filters(mcp_run):
+    episodes = _payload(mcp_run["episodes"])["episodes"]
+    assert [e["id"] for e in episodes] == ["practical-ai-260"]
+    assert episodes[0]["show"] == "Practical AI" and episodes[0]["url"] == "https://changelog.com/practicalai/260"
+    assert episodes[0]["guests"] == ["Anastasis Germanidis"]
+    passages = _payload(mcp_run["by_show"])["passages"]
+    assert passages and all(p["episode"] == "practical-ai-260" and p["show"] == "Practical AI" for p in passages)
+    assert mcp_run["no_show"].is_error and "holds no show 'JS Party'" in mcp_run["no_show"].content[0].text
 
 
 def test_bad_calls_are_tool_errors_and_server_survives(mcp_run):

@@ -106,6 +106,17 @@ def test_search_filters(client, assistant):
     assert data["passages"] == [h.to_json() for h in expected] and expected
 
 
+def test_episodes_and_the_show_and_episode_filters(client, assistant):
+    listed = client.get("/episodes").json()["episodes"]
+    assert [e["id"] for e in listed] == ["practical-ai-260"] and listed == assistant.episodes()
+    assert client.get("/episodes", params={"show": "gotime"}).json() == {"episodes": []}
+    data = client.post("/search", json={"query": "customers", "show": "Practical AI",
+                                        "episode": "practical-ai-260"}).json()
+    assert data["passages"] and {p["url"] for p in data["passages"]} == {"https://changelog.com/practicalai/260"}
+    r = client.post("/ask", json={"question": CITED, "episode": "go-time-1"})
+    assert r.status_code == 422 and "holds no episode 'go-time-1'" in r.json()["error"]["message"]
+
+
 def test_ask_is_answer_to_json(client, assistant):
     got = client.post("/ask", json={"question": CITED}).json()
     assert got == assistant.ask(CITED).to_json()

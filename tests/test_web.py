@@ -134,3 +134,29 @@ def test_wrong_key_shows_the_key_box(browser, page, config):
         page.wait_for_selector(".msg.assistant:not(.streaming)")
         assert page.locator(".msg.user").inner_text().startswith("<img src=x")  # shown as text
         assert page.locator(".msg img").count() == 0
+
+
+def test_a_catalog_index_names_and_links_each_citations_episode(browser, page, tmp_path):
+    """An index of two episodes: the extractive answer cites [episode MM:SS]; the panel links the page."""
+    from rag.parsers import default_sources
+
+    other = tmp_path / "go-time-3.md"
+    other.write_text("**Mat Ryer:** \\[00:05\\] Welcome to Go Time. What are goroutines for?\n\n"
+                     "**Rob Pike:** \\[00:20\\] Goroutines let a program do many things at once, cheaply. "
+                     "We designed goroutines so that concurrency is easy to write in Go.\n")
+    config = Config(index_dir=tmp_path / "indexes")
+    build_index([*default_sources()[1:], other], name="two", config=config, embedder=FakeEmbedder())
+    assistant = Assistant.load("two", config=config, embedder=FakeEmbedder(), backend="extractive")
+    with BackgroundServer(create_app(assistant)) as url:
+        page.goto(url + "/")
+        page.fill("#question", "Why were goroutines designed, and what are they for?")
+        page.click("#ask")
+        page.wait_for_selector(".msg.assistant:not(.streaming)")
+        cite = page.locator(".msg.assistant .answer button.cite").first
+        assert cite.get_attribute("data-episode") == "go-time-3"
+        assert cite.inner_text().startswith("[go-time-3 00:")
+        cite.click()
+        link = page.locator("#passage a.episode")
+        assert link.get_attribute("href") == "https://changelog.com/gotime/3"
+        assert link.inner_text().startswith("go-time-3 · Go Time")
+        assert "Goroutines" in page.inner_text("#passage .text")

@@ -22,14 +22,25 @@ from .types import Chunk, Sentence, Transcript
 
 TokenCounter = Callable[[str], int]
 
-# A sentence ends at . ! ? or an ellipsis, followed by space and something that starts a sentence.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)]*\s+(?=[\"“‘(]?[A-Z0-9])")
+# A sentence ends at . ! ? or an ellipsis (and any closing quotes or brackets, which stay with it),
+# followed by space and something that starts a sentence.
+_SENTENCE_END = re.compile(r"[.!?…][\"”’)]*(\s+)(?=[\"“‘(]?[A-Z0-9])")
 _ABBREVIATIONS = ("Mr.", "Mrs.", "Ms.", "Dr.", "e.g.", "i.e.", "vs.", "etc.", "St.", "Jr.")
 
 
+def _pieces(text: str) -> list[str]:
+    out, last = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        out.append(text[last:m.start(1)])
+        last = m.end(1)
+    out.append(text[last:])
+    return out
+
+
 def split_sentences(text: str) -> list[str]:
+    """``We said "this is it." Was there`` -> ``We said "this is it."``, ``Was there``."""
     parts: list[str] = []
-    for piece in _SENTENCE_END.split(text.strip()):
+    for piece in _pieces(text.strip()):
         piece = piece.strip()
         if not piece:
             continue

@@ -194,10 +194,18 @@ def estimate_error(estimated: list[float], actual: list[float]) -> dict:
 
 # --- chapters --------------------------------------------------------------------------------
 
-def chapter_for(start: float, after_break: bool, chapters: tuple[Chapter, ...]) -> int:
-    """Index of the chapter a paragraph starting at ``start`` belongs to (never a sponsor one)."""
+# A turn that starts this close before a chapter's marker opens that chapter: the published
+# chapter times are rounded and a few seconds late (#260: the question at [30:39] opens "Other
+# players in the AI arms race", marked 30:41; the one at [35:56] opens "Future of video
+# generation", marked 35:57).
+CHAPTER_LEAD_S = 3.0
+
+
+def chapter_for(start: float, after_break: bool, chapters: tuple[Chapter, ...], lead: float = 0.0) -> int:
+    """Index of the chapter a paragraph starting at ``start`` belongs to (never a sponsor one);
+    ``lead``: how many seconds early it may start and still belong to the next one."""
     starts = [c.start_s for c in chapters]
-    i = max(bisect.bisect_right(starts, start) - 1, 0)
+    i = max(bisect.bisect_right(starts, start + lead) - 1, 0)
     if not chapters[i].sponsor:
         return i
     forward = [j for j in range(i + 1, len(chapters)) if not chapters[j].sponsor]
@@ -217,11 +225,11 @@ def assign_chapters(transcript: Transcript) -> Transcript:
     after_break = False
     for turn in transcript.turns:
         groups: list[tuple[int, list[Paragraph]]] = []
-        for para in turn.paragraphs:
+        for n, para in enumerate(turn.paragraphs):
             if para.break_before:
                 after_break = True
             start = para.start_s or 0.0
-            i = chapter_for(start, after_break, chapters)
+            i = chapter_for(start, after_break, chapters, lead=CHAPTER_LEAD_S if n == 0 else 0.0)
             # A paragraph past the sponsor chapter is no longer "just after the break".
             if not chapters[i].sponsor and i > 0 and start >= chapters[i].start_s:
                 after_break = False

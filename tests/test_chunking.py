@@ -80,3 +80,13 @@ def test_transcript_without_chapters_is_chunked_by_turns():
                   _turn("B", "Hi, how are you?", 5, 9, chapter=None)])
     chunks = chunk_transcript(t, words)
     assert chunks and all(c.chapter is None for c in chunks)
+
+
+def test_a_closing_quotation_mark_stays_with_its_sentence():
+    from rag.chunking import split_sentences
+
+    text = ('I said "We have something here. This is something we\'re gonna go do." Was there a moment? '
+            "Yes (really.) Then Dr. Who came\u2026 \u201cNext,\u201d he said.\u201d And on")
+    assert split_sentences(text) == ['I said "We have something here.', 'This is something we\'re gonna go do."',
+                                     "Was there a moment?", "Yes (really.)", "Then Dr. Who came\u2026",
+                                     "\u201cNext,\u201d he said.\u201d", "And on"]

@@ -171,3 +171,14 @@ def test_held_out_marker_estimate_is_close(episode):
     retimed = [x for t in assign_times(stripped).turns for x in t.paragraphs]
     estimate = retimed[p.index(target)].start_s
     assert abs(estimate - 1065.0) < 30
+
+
+def test_a_turn_starting_just_before_a_chapter_marker_opens_that_chapter():
+    """#260: the question at [30:39] opens "Other players in the AI arms race" (marked 30:41) and the
+    one at [35:56] "Future of video generation" (35:57); a turn well before a marker does not."""
+    from rag.parsers import load_default_episode
+
+    first = {round(t.paragraphs[0].start_s): t.chapter for t in load_default_episode().turns}
+    assert first[1839] == "Other players in the AI arms race"
+    assert first[2156] == "Future of video generation"
+    assert first[1724] == "Runway today"   # the turn before, well before 30:41

@@ -151,7 +151,10 @@ def match_chapter(question: str, chapters: list[str]) -> str | None:
 def match_speaker(question: str, speakers: dict[str, str]) -> str | None:
     """The speaker a question is about when it asks what someone said or asked."""
     q = question.lower()
-    for alias, name in sorted(speakers.items(), key=lambda kv: -len(kv[0])):
+    # Only aliases the question contains are tried: an index of many episodes knows hundreds of
+    # names, and four patterns each, compiled afresh past re's cache, cost seconds per question.
+    named = [(a, n) for a, n in speakers.items() if a in q and re.search(rf"\b{re.escape(a)}\b", q)]
+    for alias, name in sorted(named, key=lambda kv: -len(kv[0])):
         if re.search(rf"\b{re.escape(alias)}(?:'s)?\b\s+(?:\w+\s+){{0,2}}{_SPEAKER_VERBS}\b", q) or \
            re.search(rf"\b{_SPEAKER_VERBS}\b.{{0,40}}\bby\s+{re.escape(alias)}\b", q) or \
            re.search(rf"\bdid\s+{re.escape(alias)}\b", q) or \

@@ -18,7 +18,7 @@ import numpy as np
 from .embedding import Embedder
 from .query import (Scope, content_words, keywords, own_words, parse_scope,
                     speaker_aliases, split_anchor, stem, topic_words, without_speaker)
-from .store import StoredIndex
+from .store import Lexical, StoredIndex
 from .catalog.shows import same_show
 from .types import Chunk, Hit
 
@@ -76,30 +76,17 @@ class Weights:
 
 class Retriever:
     def __init__(self, index: StoredIndex, embedder: Embedder, weights: Weights = Weights()):
-        import bm25s
-
         self.index = index
         self.embedder = embedder
         self.weights = weights
         self.chunks = index.chunks
-        n = index.chunk_index.ntotal
-        self.chunk_vecs = index.chunk_index.reconstruct_n(0, n) if n else np.zeros((0, embedder.dim), np.float32)
-        m = index.sentence_index.ntotal
-        self.sent_vecs = index.sentence_index.reconstruct_n(0, m) if m else np.zeros((0, embedder.dim), np.float32)
+        self.chunk_vecs = index.chunk_vectors
+        self.sent_vecs = index.sentence_vectors
         self.sent_rows = index.sentence_rows
         self.sent_speakers = np.array([self.chunks[ci].sentences[si].speaker for ci, si in self.sent_rows],
                                       dtype=object)
-        self.bm25 = bm25s.BM25()
-        corpus = [keywords(f"{c.chapter or ''} {c.text}") or ["_empty_"] for c in self.chunks]
-        self.bm25.index(corpus, show_progress=False)
-        # Lexical small-to-big: a passage's long text dilutes BM25 (length normalisation), so the
-        # sentence that repeats the question's rare words is scored on its own too.
-        from .store import sentence_window
-
-        self.sent_bm25 = bm25s.BM25()
-        windows = [keywords(sentence_window(self.chunks[ci], si)) or ["_empty_"]
-                   for ci, si in self.sent_rows] or [["_empty_"]]
-        self.sent_bm25.index(windows, show_progress=False)
+        lexical = index.lexical or Lexical.build(index.chunks, index.sentence_rows)
+        self.bm25, self.sent_bm25, self.doc_freq = lexical.bm25, lexical.sentence_bm25, lexical.doc_freq
         self.chapters = [c["title"] for t in index.transcripts for c in t.get("chapters", [])
                          if not c.get("sponsor")]
         hosts = [h for t in index.transcripts for h in t["episode"].get("hosts", [])]
@@ -112,10 +99,6 @@ class Retriever:
         self.duration = max((c.end_s for c in self.chunks), default=0.0)
         self.starts = np.array([c.start_s for c in self.chunks], dtype=np.float64)
         self.ends = np.array([c.end_s for c in self.chunks], dtype=np.float64)
-        self.doc_freq: dict[str, int] = {}
-        for c in self.chunks:
-            for word in set(keywords(c.text)):
-                self.doc_freq[word] = self.doc_freq.get(word, 0) + 1
         self.vocabulary = index.vocabulary
         self.vocabulary_vecs = (index.vocabulary_vectors if index.vocabulary_vectors is not None
                                 else np.zeros((0, embedder.dim), np.float32))

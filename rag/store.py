@@ -6,10 +6,15 @@ Layout of ``<index_dir>/<name>/``::
     v-<stamp>/
         manifest.json    format, model, dimension, chunker settings, sha256 of every source
         chunks.jsonl     one Chunk per line, with sentence times
-        chunks.faiss     chunk vectors (inner product = cosine; vectors are unit length)
-        sentences.faiss  sentence vectors, for small-to-big matching
+        chunks.npy       chunk vectors, float32 (inner product = cosine; vectors are unit length),
+                         memory-mapped at load; chunks.faiss the same as a FAISS index
+        sentences.npy    sentence-window vectors, for small-to-big matching (memory-mapped)
         sentence_rows.npy  (chunk number, sentence number) for each sentence vector
-        transcripts.json the parsed transcripts (episode, chapters, turns) the index was built from
+        bm25/, sentence_bm25/  the BM25 indexes of chunks and sentence windows (bm25s, memory-mapped)
+        doc_freq.json    content word -> the number of chunks using it (coverage, IDF weights)
+        episodes.json    each episode's metadata and chapters: what a start reads
+        transcripts.json the parsed transcripts (episode, chapters, turns) the index was built from,
+                         read only on demand (the baselines re-chunk them)
         vocabulary.json  the transcripts' content words, and vocabulary.npy their vectors (float16):
                          what a question word the transcripts never use comes closest to
 
@@ -41,8 +46,9 @@ from .embedding import CachedEmbedder, Embedder
 from .errors import IndexError_, IndexNotFound, InputError, StaleIndex
 from .types import Chunk, Transcript
 
-FORMAT = "rag-index/5"  # 2: vectors carry the chapter title; 3: start_s excludes question context;
-                        # 4: word vectors of the vocabulary; 5: passages carry show, episode title, url
+FORMAT = "rag-index/6"  # 2: vectors carry the chapter title; 3: start_s excludes question context;
+                        # 4: word vectors of the vocabulary; 5: passages carry show, episode title, url;
+                        # 6: vectors as .npy and BM25 persisted: a start rebuilds nothing
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 # An index name is one plain path component: it can never be "..", ".", ".cache" or steer a path.
@@ -82,16 +88,64 @@ class StoredIndex:
     path: Path
     manifest: dict
     chunks: tuple[Chunk, ...]
-    chunk_index: object           # faiss.Index
-    sentence_index: object        # faiss.Index
+    chunk_vectors: np.ndarray     # (chunks, dim) float32, memory-mapped
+    sentence_vectors: np.ndarray  # (sentences, dim) float32, memory-mapped
     sentence_rows: np.ndarray     # (n, 2) int32
-    transcripts: tuple[dict, ...]
+    transcripts: tuple[dict, ...]  # each episode's metadata and chapters (no turns: see full_transcripts)
     vocabulary: tuple[str, ...] = ()                      # content words of the chunks, sorted
     vocabulary_vectors: np.ndarray | None = None          # (len(vocabulary), dim) float32
+    lexical: "Lexical | None" = None
 
     @property
     def model(self) -> str:
         return self.manifest["model"]
+
+    def full_transcripts(self) -> list[dict]:
+        """The parsed transcripts with their turns, read from disk on each call."""
+        return json.loads((self.path / "transcripts.json").read_text())
+
+
+@dataclass(frozen=True)
+class Lexical:
+    """The lexical side of an index, computed at build time so that a start tokenizes nothing."""
+
+    bm25: object                  # bm25s.BM25 over chunks (chapter title + text)
+    sentence_bm25: object         # bm25s.BM25 over sentence windows
+    doc_freq: dict                # content word -> chunks using it
+
+    @classmethod
+    def build(cls, chunks: Sequence[Chunk], rows) -> "Lexical":
+        import bm25s
+
+        from .query import keywords
+
+        bm25 = bm25s.BM25()
+        bm25.index([keywords(f"{c.chapter or ''} {c.text}") or ["_empty_"] for c in chunks] or [["_empty_"]],
+                   show_progress=False)
+        # Lexical small-to-big: a passage's long text dilutes BM25 (length normalisation), so the
+        # sentence that repeats the question's rare words is scored on its own too.
+        sentence_bm25 = bm25s.BM25()
+        sentence_bm25.index([keywords(sentence_window(chunks[ci], si)) or ["_empty_"] for ci, si in rows]
+                            or [["_empty_"]], show_progress=False)
+        doc_freq: dict[str, int] = {}
+        for c in chunks:
+            for word in set(keywords(c.text)):
+                doc_freq[word] = doc_freq.get(word, 0) + 1
+        return cls(bm25, sentence_bm25, doc_freq)
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder / "bm25"), show_progress=False)
+        self.sentence_bm25.save(str(folder / "sentence_bm25"), show_progress=False)
+        (folder / "doc_freq.json").write_text(json.dumps(self.doc_freq, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, folder: Path) -> "Lexical":
+        import bm25s
+
+        def one(sub: str):
+            return bm25s.BM25.load(str(folder / sub), mmap=True, show_progress=False)
+
+        return cls(one("bm25"), one("sentence_bm25"), json.loads((folder / "doc_freq.json").read_text()))
 
 
 def _faiss():
@@ -163,12 +217,13 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     sent_vecs = cached.embed([sentence_window(chunks[ci], si) for ci, si in rows], progress=stage("sentences"))
     words = vocabulary(chunks)
     word_vecs = cached.embed(words, progress=stage("vocabulary"))
+    lexical = Lexical.build(chunks, rows)
 
     root = _index_root(index_dir, name)
     root.mkdir(parents=True, exist_ok=True)
     with _build_lock(root, name, progress):
-        return _publish(root, name, chunks, rows, chunk_vecs, sent_vecs, words, word_vecs, transcripts,
-                        sources, embedder, settings, cached)
+        return _publish(root, name, chunks, rows, chunk_vecs, sent_vecs, words, word_vecs, lexical,
+                        transcripts, sources, embedder, settings, cached)
 
 
 def _index_root(index_dir: Path, name: str) -> Path:
@@ -209,20 +264,25 @@ def _build_lock(root: Path, name: str, progress: Progress | None):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _publish(root, name, chunks, rows, chunk_vecs, sent_vecs, words, word_vecs, transcripts, sources,
-             embedder, settings, cached) -> Path:
+def _publish(root, name, chunks, rows, chunk_vecs, sent_vecs, words, word_vecs, lexical, transcripts,
+             sources, embedder, settings, cached) -> Path:
     # Unique even for two builds in the same second of the same process.
     version = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     tmp = root / (version + ".tmp")
     tmp.mkdir()
     faiss = _faiss()
     faiss.write_index(_flat_index(chunk_vecs, embedder.dim), str(tmp / "chunks.faiss"))
-    faiss.write_index(_flat_index(sent_vecs, embedder.dim), str(tmp / "sentences.faiss"))
+    np.save(tmp / "chunks.npy", np.ascontiguousarray(chunk_vecs, dtype=np.float32).reshape(-1, embedder.dim))
+    np.save(tmp / "sentences.npy", np.ascontiguousarray(sent_vecs, dtype=np.float32).reshape(-1, embedder.dim))
     np.save(tmp / "sentence_rows.npy", np.array(rows, dtype=np.int32).reshape(-1, 2))
+    lexical.save(tmp)
     with open(tmp / "chunks.jsonl", "w") as f:
         for c in chunks:
             f.write(json.dumps(c.to_record(), ensure_ascii=False) + "\n")
-    (tmp / "transcripts.json").write_text(json.dumps([t.to_json() for t in transcripts], ensure_ascii=False))
+    full = [t.to_json() for t in transcripts]
+    (tmp / "transcripts.json").write_text(json.dumps(full, ensure_ascii=False))
+    (tmp / "episodes.json").write_text(json.dumps([{k: v for k, v in t.items() if k != "turns"} for t in full],
+                                                  ensure_ascii=False))
     (tmp / "vocabulary.json").write_text(json.dumps(words, ensure_ascii=False))
     np.save(tmp / "vocabulary.npy", word_vecs.astype(np.float16))  # similarities need no more precision
     manifest = {
@@ -364,20 +424,21 @@ def load_index(index_dir: Path, name: str, *, model: str, settings: ChunkSetting
     if problem:
         raise StaleIndex(f"index {name!r} is stale: {problem}; {rebuild}")
     try:
-        faiss = _faiss()
-        chunk_index = faiss.read_index(str(path / "chunks.faiss"))
-        sentence_index = faiss.read_index(str(path / "sentences.faiss"))
+        chunk_vecs = np.load(path / "chunks.npy", mmap_mode="r")
+        sent_vecs = np.load(path / "sentences.npy", mmap_mode="r")
         sentence_rows = np.load(path / "sentence_rows.npy")
         with open(path / "chunks.jsonl") as f:
             chunks = tuple(Chunk.from_json(json.loads(line)) for line in f if line.strip())
-        transcripts = tuple(json.loads((path / "transcripts.json").read_text()))
+        transcripts = tuple(json.loads((path / "episodes.json").read_text()))
         words = tuple(json.loads((path / "vocabulary.json").read_text()))
         word_vecs = np.load(path / "vocabulary.npy").astype(np.float32)
-    except Exception as e:  # noqa: BLE001 - faiss raises RuntimeError, json ValueError, ...
+        lexical = Lexical.load(path)
+    except Exception as e:  # noqa: BLE001 - numpy raises ValueError, json ValueError, bm25s ...
         raise StaleIndex(f"index {name!r} is corrupt ({type(e).__name__}: {e}); {rebuild}") from e
-    if (chunk_index.ntotal != len(chunks) or sentence_index.ntotal != len(sentence_rows)
-            or chunk_index.d != manifest.get("dim") or len(chunks) != manifest.get("chunks")
-            or word_vecs.shape != (len(words), chunk_index.d)):
+    dim = manifest.get("dim")
+    if (chunk_vecs.shape != (len(chunks), dim) or sent_vecs.shape != (len(sentence_rows), dim)
+            or len(chunks) != manifest.get("chunks") or word_vecs.shape != (len(words), dim)
+            or chunk_vecs.dtype != np.float32 or sent_vecs.dtype != np.float32):
         raise StaleIndex(f"index {name!r} is corrupt (its files disagree with its manifest); {rebuild}")
-    return StoredIndex(name, path, manifest, chunks, chunk_index, sentence_index, sentence_rows, transcripts,
-                       words, word_vecs)
+    return StoredIndex(name, path, manifest, chunks, chunk_vecs, sent_vecs, sentence_rows, transcripts,
+                       words, word_vecs, lexical)

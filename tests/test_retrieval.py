@@ -90,6 +90,8 @@ def test_mmr_skips_near_duplicates(assistant):
     import numpy as np
 
     fused = np.linspace(1.0, 0.5, len(order))
+    stored = r.chunk_vecs
+    r.chunk_vecs = np.array(stored)            # a writable copy of the memory-mapped vectors
     r.chunk_vecs[1] = r.chunk_vecs[0]          # chunk 1 repeats chunk 0
     old = r.weights
     try:
@@ -99,7 +101,7 @@ def test_mmr_skips_near_duplicates(assistant):
         assert r._mmr(order, fused, 2) == [0, 1]
     finally:
         r.weights = old
-        r.chunk_vecs[1] = r.index.chunk_index.reconstruct(1)
+        r.chunk_vecs = stored
 
 
 def test_coverage_counts_words_missing_from_the_transcript(assistant):

@@ -37,12 +37,13 @@ def _build(source, index_dir, embedder=None, **kw):
 def test_round_trip(tmp_path, source):
     path = _build(source, tmp_path / "idx")
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["format"] == "rag-index/5" and manifest["model"] == "fake-64"
+    assert manifest["format"] == "rag-index/6" and manifest["model"] == "fake-64"
     assert manifest["dim"] == 64 and manifest["chunker"] == ChunkSettings().to_json()
     assert manifest["sources"][0]["sha256"] and manifest["episodes"] == ["episode-1"]
     loaded = load_index(tmp_path / "idx", "ep", model="fake-64")
-    assert len(loaded.chunks) == manifest["chunks"] == loaded.chunk_index.ntotal
-    vec = loaded.chunk_index.reconstruct(0)
+    assert len(loaded.chunks) == manifest["chunks"] == len(loaded.chunk_vectors)
+    assert isinstance(loaded.chunk_vectors, np.memmap) and isinstance(loaded.sentence_vectors, np.memmap)
+    vec = loaded.chunk_vectors[0]
     assert np.allclose(vec, FakeEmbedder().embed([embedding_text(loaded.chunks[0])])[0])
     # the vocabulary: every content word of the passages, with its vector
     assert len(loaded.vocabulary) == manifest["vocabulary"] > 0
@@ -93,9 +94,13 @@ def test_stale_when_model_or_sources_change(tmp_path, source):
 
 def test_corrupt_index_is_refused_with_a_rebuild_hint(tmp_path, source):
     path = _build(source, tmp_path / "idx")
-    (path / "chunks.faiss").write_bytes(b"not a faiss index")
-    with pytest.raises(StaleIndex, match="corrupt.*rebuild it with"):
-        load_index(tmp_path / "idx", "ep", model="fake-64")
+    for name, junk in (("chunks.npy", b"not an array"), ("bm25/params.index.json", b"{")):
+        good = (path / name).read_bytes()
+        (path / name).write_bytes(junk)
+        with pytest.raises(StaleIndex, match="corrupt.*rebuild it with"):
+            load_index(tmp_path / "idx", "ep", model="fake-64")
+        (path / name).write_bytes(good)
+    load_index(tmp_path / "idx", "ep", model="fake-64")   # whole again
     (path / "manifest.json").write_text("{")
     with pytest.raises(StaleIndex, match="corrupt"):
         load_index(tmp_path / "idx", "ep", model="fake-64")

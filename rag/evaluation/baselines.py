@@ -124,7 +124,7 @@ def build_baselines(assistant, embedder=None) -> list:
     """The three baselines over the assistant's own transcripts, with its embedding model."""
     from ..embedding import CachedEmbedder
 
-    transcripts = assistant.index.transcripts
+    transcripts = assistant.index.full_transcripts()
     inner = embedder or assistant.retriever.embedder
     cache = assistant.config.index_dir / ".cache" / "embeddings.sqlite"
     dense = CachedEmbedder(inner, cache)

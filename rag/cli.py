@@ -24,7 +24,7 @@ def _progress_printer(stream=None):
     The rate waits for half a second of work: a stage served from the cache finishes at once, and a
     rate over microseconds means nothing."""
     stream = stream or sys.stderr
-    state = {"stage": None, "t0": 0.0, "drawn": 0.0, "tenth": -1}
+    state = {"stage": None, "t0": 0.0, "drawn": 0.0, "tenth": -1, "base": 0}
     tty = stream.isatty()
 
     def label(stage: str) -> str:
@@ -40,10 +40,11 @@ def _progress_printer(stream=None):
         if stage != state["stage"]:
             if state["stage"] is not None and tty:
                 stream.write("\n")
-            state.update(stage=stage, t0=now, drawn=0.0, tenth=-1)
+            # What a stage starts with (texts found in the cache) is not work done at its rate.
+            state.update(stage=stage, t0=now, drawn=0.0, tenth=-1, base=done if total else 0)
         elapsed = now - state["t0"]
         finished = total and done >= total
-        rate = done / elapsed if elapsed >= 0.5 else None
+        rate = (done - state["base"]) / elapsed if elapsed >= 0.5 and done > state["base"] else None
         if total:
             eta = f", ETA {_duration((total - done) / rate)}" if rate and not finished else ""
             line = f"{label(stage)} {done}/{total}"
@@ -382,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--baselines", action="store_true", help="also run generic baseline pipelines")
     sp.add_argument("--judge", action="store_true", help="LLM judge (needs a chat model)")
     sp.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two runs")
+    sp.add_argument("--catalog", nargs="?", const="", default=None, metavar="SOURCE",
+                    help="quality across a catalog index (--index): mined host questions from episodes "
+                         "training left out, and eval/catalog_questions.jsonl; SOURCE: the catalog it was "
+                         "built from (default RAG_CATALOG)")
+    sp.add_argument("--limit", type=int, default=500, help="mined questions for --catalog (default 500)")
     sp.set_defaults(func=_run_module("rag.evaluation.cli"))
     return p
 

@@ -236,6 +236,8 @@ class CachedEmbedder:
     disk) is not used. Either way the build goes on, and ``note`` (and ``notes``) says so in one line.
     """
 
+    BATCH = 256  # texts embedded (and stored) at a time
+
     def __init__(self, inner: Embedder, path: Path, note: Callable[[str], None] | None = None):
         self.inner = inner
         self.name, self.dim, self.max_tokens = inner.name, inner.dim, inner.max_tokens
@@ -317,16 +319,21 @@ class CachedEmbedder:
         missing = [i for i, k in enumerate(keys) if k not in found]
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
-        if missing:
-            vecs = self.inner.embed([texts[i] for i in missing], progress=progress)
-            rows = [(self.name, keys[i], vecs[j].astype(np.float32).tobytes())
-                    for j, i in enumerate(missing)]
+        cached = len(texts) - len(missing)
+        if progress:
+            progress(cached, len(texts))
+        # In batches, each stored as soon as it is embedded: a build stopped by anything (a crash,
+        # SIGKILL, a full disk) embeds only what it had not finished when it runs again.
+        for start in range(0, len(missing), self.BATCH):
+            part = missing[start:start + self.BATCH]
+            vecs = self.inner.embed([texts[i] for i in part])
+            rows = [(self.name, keys[i], vecs[j].astype(np.float32).tobytes()) for j, i in enumerate(part)]
             self._use(lambda db: db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
                                                 rows), None)
-            for j, i in enumerate(missing):
+            for j, i in enumerate(part):
                 found[keys[i]] = vecs[j]
-        elif progress:
-            progress(len(texts), len(texts))
+            if progress:
+                progress(cached + start + len(part), len(texts))
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.vstack([found[k] for k in keys]).astype(np.float32)

@@ -109,3 +109,29 @@ def test_rag_index_recovers_from_a_garbage_cache(tmp_path):
     manifest = json.loads(next((tmp_path / "indexes" / "practical-ai-260").glob("v-*/manifest.json"))
                           .read_text())
     assert manifest["embedding_cache"]["notes"] == []
+
+
+def test_a_build_killed_midway_keeps_what_it_embedded(tmp_path):
+    """SIGKILL mid-build: the vectors of every finished batch are already in the cache, so the
+    next build embeds only the rest (issue 11.2)."""
+    script = tmp_path / "build.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from rag.embedding import CachedEmbedder, FakeEmbedder\n"
+        "class Dying(FakeEmbedder):\n"
+        "    calls = 0\n"
+        "    def embed(self, texts, progress=None):\n"
+        "        Dying.calls += 1\n"
+        "        if Dying.calls == 3:\n"
+        "            os.kill(os.getpid(), signal.SIGKILL)\n"
+        "        return super().embed(texts, progress)\n"
+        "texts = [f'passage number {i}' for i in range(1000)]\n"
+        "CachedEmbedder(Dying(), Path(sys.argv[1])).embed(texts)\n")
+    path = tmp_path / "embeddings.sqlite"
+    proc = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    again = CachedEmbedder(FakeEmbedder(), path)
+    vecs = again.embed([f"passage number {i}" for i in range(1000)])
+    assert again.hits == 2 * CachedEmbedder.BATCH and again.misses == 1000 - 2 * CachedEmbedder.BATCH
+    assert np.allclose(vecs, FakeEmbedder().embed([f"passage number {i}" for i in range(1000)]))

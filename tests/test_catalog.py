@@ -164,3 +164,35 @@ def test_show_names():
     assert with_show(Episode(id="js-party-250", url="https://x.test/1")).url == "https://x.test/1"
     assert all(same_show(name, "The Changelog") for name in ("the changelog", "podcast", "the-changelog"))
     assert not same_show("practicalai", "The Changelog") and not same_show("", "Go Time")
+
+
+def test_rag_eval_catalog_scores_mined_questions_across_the_index(tmp_path, monkeypatch, capsys):
+    """Host questions mined from episodes training left out, searched across every episode."""
+    from rag.training.data import split_of
+
+    held = [n for n in range(1, 400) if split_of(f"practical-ai-{n}") == "validation"][:2]
+    trained = [n for n in range(1, 400) if split_of(f"practical-ai-{n}") == "train"][:1]
+    folder = tmp_path / "catalog" / "practicalai"
+    folder.mkdir(parents=True)
+    topics = {held[0]: "sourdough bread baking", held[1]: "alpine glacier surveys", trained[0]: "chess openings"}
+    for n, topic in topics.items():
+        opening = "\n\n".join(f"**{s}:** Hello and welcome, this is the opening of the show number {n}."
+                              for s in ("Chris Benson", "Guest Person", "Chris Benson"))
+        qa = "\n\n".join(
+            f"**Chris Benson:** \\[0{i}:00\\] Tell me, what is the hardest part of {topic}, question {i}?\n\n"
+            f"**Guest Person:** The hardest part of {topic} is patience number {i}, because every single "
+            f"attempt at {topic} takes many hours of careful work before you learn anything at all from it."
+            for i in range(1, 4))
+        (folder / f"practical-ai-{n}.md").write_text(opening + "\n\n" + qa + "\n")
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "indexes"))
+    monkeypatch.setenv("RAG_EMBED_MODEL", "fake")
+    assert main(["index", str(folder.parent), "--name", "cat"]) == 0
+    out = tmp_path / "run"
+    assert main(["eval", "--catalog", str(folder.parent), "--index", "cat", "--out", str(out)]) == 0
+    report = json.loads((out / "catalog.json").read_text())
+    mined = report["mined"]
+    # only the two held-out episodes are asked; the trained one's questions never are
+    assert mined["n"] == 6 and {r["id"].split("#")[0] for r in mined["rows"]} == {f"practical-ai-{n}" for n in held}
+    assert mined["episode_hit@5"] == 1.0 and mined["passage_hit@10"] == 1.0
+    assert "| mined host questions | 6 | " in capsys.readouterr().out
+    assert (out / "catalog.md").read_text().startswith("# Catalog quality: index cat (3 episodes)")

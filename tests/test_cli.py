@@ -190,3 +190,36 @@ def test_sources_name_the_episode_when_the_index_has_several():
     several = io.StringIO()
     print_answer(replace(answer, hits=(linked,)), stream=several, show_episode=True)
     assert "  [ep-7 01:01] Guest · https://changelog.com/practicalai/7\n" in several.getvalue()
+
+
+def test_build_progress_shows_sensible_rates_and_an_eta(monkeypatch):
+    """Texts found in the cache are not counted at the stage's rate, no rate is shown before half a
+    second of work (today's `54/54 (6580551/s)`), and a terminal gets an ETA."""
+    import io
+
+    import rag.cli as cli
+
+    clock = {"t": 100.0}
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock["t"])
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Terminal()
+    report = cli._progress_printer(tty)
+    report("chunks", 500, 1000)          # 500 came from the cache
+    clock["t"] += 10
+    report("chunks", 600, 1000)          # 100 embedded in 10 s
+    shown = tty.getvalue().split("\r")[-1]
+    assert "embedding chunks 600/1000" in shown and "(10/s, ETA 40s)" in shown and "10s" in shown
+    clock["t"] += 40
+    report("chunks", 1000, 1000)
+    assert tty.getvalue().endswith("\n") and "ETA" not in tty.getvalue().split("\r")[-1]
+
+    log = io.StringIO()
+    report = cli._progress_printer(log)
+    report("sentences", 54, 54)          # all cached: finished at once, and no absurd rate
+    assert log.getvalue() == "embedding sentences 54/54 0s\n"
+    report("read", 100, 0)               # a count with no total
+    assert log.getvalue().splitlines()[-1] == "reading transcripts 100 0s"

@@ -102,6 +102,18 @@ def run(args) -> int:
         (Path(b) / "compare.md").write_text(f"# Compare\n\n{text}\n")
         print(f"\nwritten to {Path(b) / 'compare.md'}", file=sys.stderr)
         return 0
+    if getattr(args, "catalog", None) is not None:
+        from . import catalog
+
+        out = Path(args.out) if args.out else REPO_ROOT / "eval" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-catalog"
+        try:
+            assistant = Assistant.load(args.index, backend="extractive")
+            print(catalog.run(args, assistant, out, progress=progress_bar()))
+        except RagError as e:
+            print(f"rag eval: {e}", file=sys.stderr)
+            return 2
+        print(f"\nrun folder: {out}  (catalog.json, catalog.md)")
+        return 0
     path = Path(args.file) if args.file else DEFAULT_FILE
     items = select(load_items(path), args.split)
     if not items:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tarfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,28 +147,22 @@ def deduplicate(pairs: list[Pair]) -> list[Pair]:
     return out
 
 
-def iter_archive(archive: Path) -> Iterator[tuple[str, str, str]]:
-    """(show, member name, text) for each Markdown transcript in the archive, in archive order."""
-    with tarfile.open(archive, "r|gz") as tar:
-        for member in tar:
-            name = member.name
-            if not member.isfile() or not name.endswith(".md") or name.endswith("ABOUT.md"):
-                continue
-            parts = name.split("/")
-            show = parts[-2] if len(parts) >= 2 else ""
-            yield show, name, tar.extractfile(member).read().decode("utf-8", errors="replace")
+def iter_transcripts(source: Path) -> Iterator[tuple[str, str, str]]:
+    """(show folder, name, text) for each Markdown transcript of the archive or folder, in its order
+    (``catalog.sources``: members streamed, documentation such as ``ABOUT.md`` left out)."""
+    from ..catalog.sources import documents, expand
 
-
-def iter_folder(folder: Path) -> Iterator[tuple[str, str, str]]:
-    """The same for a user's own folder of Markdown transcripts."""
-    for path in sorted(Path(folder).rglob("*.md")):
-        yield path.parent.name, str(path), path.read_text(encoding="utf-8", errors="replace")
+    for path, _ in expand([source]):
+        for doc in documents(path, in_folder=True):
+            member = doc.name.rsplit(":", 1)[-1] if ":" in doc.name else doc.name
+            if member.endswith(".md"):
+                yield Path(member).parent.name, doc.name, doc.text
 
 
 def mine(source: Path, progress=None, skipped: list | None = None) -> dict[str, list[Pair]]:
     """Mine every transcript of ``source`` (the archive, or a folder): {"train": [...], "validation": [...]}.
     ``skipped`` collects the names of transcripts that could not be parsed."""
-    reader = iter_folder(source) if Path(source).is_dir() else iter_archive(source)
+    reader = iter_transcripts(Path(source))
     splits: dict[str, list[Pair]] = {"train": [], "validation": []}
     for n, (show, name, text) in enumerate(reader, 1):
         stem = Path(name).stem

@@ -3,6 +3,7 @@
     python bench/load.py                       # /search then /ask at 1, 2 and 4 clients, 10 s each
     python bench/load.py --concurrency 2 --duration 5 --endpoints search
     python bench/load.py --hanging-model 50    # /health, /search, extractive /ask while 50 asks hang
+    python bench/load.py --index catalog --concurrency 2 --endpoints search   # a catalog index
 
 With ``--hanging-model N`` the server's chat model is a loopback OpenAI-compatible server that
 accepts requests and never answers (tests/openai_server.py): N clients keep model-bound ``/ask``
@@ -53,12 +54,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, timeout: float, model_url: str | None = None) -> subprocess.Popen:
+def start_server(port: int, timeout: float, model_url: str | None = None,
+                 index: str | None = None) -> subprocess.Popen:
     env = dict(os.environ)
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAG_API_KEY"):
         env.pop(var, None)  # extractive answers, no auth: measure the server, not a chat model
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--backend", "extractive" if model_url is None else "openai"]
+           "--backend", "extractive" if model_url is None else "openai", *(["--index", index] if index else [])]
     if model_url is not None:
         env.update(OPENAI_BASE_URL=model_url, OPENAI_API_KEY="unused")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
@@ -141,6 +143,7 @@ def main(argv=None) -> int:
     ap.add_argument("--endpoints", default="search,ask")
     ap.add_argument("--url", help="an already running server instead of starting one (loopback only)")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--index", help="serve this index instead of the shipped episode (e.g. a catalog)")
     ap.add_argument("--hanging-model", type=int, default=0, metavar="N",
                     help="N model-bound /ask clients against a chat model that never answers (max 100)")
     args = ap.parse_args(argv)
@@ -162,7 +165,7 @@ def main(argv=None) -> int:
         print(f"starting rag serve on 127.0.0.1:{port} (builds the default index if needed)...",
               file=sys.stderr)
         t0 = time.monotonic()
-        proc = start_server(port, timeout=300)
+        proc = start_server(port, timeout=300, index=args.index)
         url = f"http://127.0.0.1:{port}"
         print(f"ready in {time.monotonic() - t0:.1f}s", file=sys.stderr)
     bodies = {

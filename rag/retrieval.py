@@ -10,7 +10,7 @@ calibrating their scales against each other (see ``_fuse`` for why not reciproca
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -97,6 +97,8 @@ class Retriever:
         self.aliases = speaker_aliases(hosts, guests)
         self.hosts = tuple(dict.fromkeys(hosts))
         self.duration = max((c.end_s for c in self.chunks), default=0.0)
+        self.chunk_episodes = np.array([c.episode.lower() for c in self.chunks], dtype=object)
+        self.chunk_shows = np.array([c.show for c in self.chunks], dtype=object)
         self.starts = np.array([c.start_s for c in self.chunks], dtype=np.float64)
         self.ends = np.array([c.end_s for c in self.chunks], dtype=np.float64)
         self.vocabulary = index.vocabulary
@@ -120,8 +122,7 @@ class Retriever:
             return []
         query, anchor_times = split_anchor(query)
         scope = self.scope(query) if scope is None else scope
-        allowed = (np.ones(len(self.chunks), dtype=bool) if filters == Filters()
-                   else np.array([filters.admits(c) for c in self.chunks]))
+        allowed = self._allowed(filters)
         if not allowed.any():
             return []
         picked, (fused, dense, sent_sims, sent_best, bm25) = self._rank(
@@ -159,6 +160,23 @@ class Retriever:
                 **({"answer_prob": answer} if answer is not None else {}),
             }))
         return hits
+
+    def _allowed(self, filters: Filters) -> np.ndarray:
+        """The passages the filters admit. Show and episode (a catalog's usual filters) are array
+        comparisons; the rest is checked only on what those leave."""
+        allowed = np.ones(len(self.chunks), dtype=bool)
+        if filters == Filters():
+            return allowed
+        if filters.episode:
+            allowed &= self.chunk_episodes == filters.episode.lower()
+        if filters.show:
+            allowed &= np.isin(self.chunk_shows, [s for s in set(self.chunk_shows.tolist())
+                                                  if same_show(filters.show, s)])
+        rest = replace(filters, show=None, episode=None)
+        if rest != Filters():
+            for i in np.nonzero(allowed)[0]:
+                allowed[i] = rest.admits(self.chunks[i])
+        return allowed
 
     def answer_probability(self, dense: np.ndarray, allowed: np.ndarray) -> float | None:
         """The adapter's answer head (``training/head.py``): the calibrated probability that the

@@ -177,7 +177,7 @@ def test_rag_eval_catalog_scores_mined_questions_across_the_index(tmp_path, monk
     topics = {held[0]: "sourdough bread baking", held[1]: "alpine glacier surveys", trained[0]: "chess openings"}
     for n, topic in topics.items():
         opening = "\n\n".join(f"**{s}:** Hello and welcome, this is the opening of the show number {n}."
-                              for s in ("Chris Benson", "Guest Person", "Chris Benson"))
+                              for s in ("Chris Benson", "Guest Person", "Chris Benson", "Guest Person"))
         qa = "\n\n".join(
             f"**Chris Benson:** \\[0{i}:00\\] Tell me, what is the hardest part of {topic}, question {i}?\n\n"
             f"**Guest Person:** The hardest part of {topic} is patience number {i}, because every single "

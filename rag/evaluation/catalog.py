@@ -9,8 +9,8 @@ Two sets:
   a fixed seed. The gold is the asking episode and the guest's reply: *episode hit@k* counts a
   top-k passage from that episode, *passage hit@10* a top-10 passage holding the reply's opening
   (its first sentence, or 80% of it in one run: ``metrics.holds``). The question's own words are
-  in the index (the host said them), so passages holding the question are left out of the
-  ranking: otherwise every episode is found by its own question.
+  in the index (the host said them), so a passage holding the question but not the answer is
+  left out of the ranking: otherwise every episode is found by its own question.
 - **hand-written** (``eval/catalog_questions.jsonl``): "which guest said ...", "which episode ...",
   questions across episodes (each gold episode must be found: *all-episodes hit@10*), and questions
   the catalog does not answer (refused or not).
@@ -61,10 +61,10 @@ def score_mined(assistant, items: Sequence[dict], progress=None) -> dict:
     for n, it in enumerate(items):
         if progress:
             progress(n, len(items), it["id"])
-        # The asking turn is in the index word for word: a passage holding the question itself is
-        # left out of the ranking, which then says where the rest of the conversation ranks.
+        # The asking turn is in the index word for word: a passage holding the question but not
+        # the answer is left out of the ranking, which then says where the answer ranks.
         hits = [h for h in assistant.search(it["question"], k=20)
-                if not M.holds(_plain(h.chunk), it["question"])][:10]
+                if M.holds(_plain(h.chunk), it["quote"]) or not M.holds(_plain(h.chunk), it["question"])][:10]
         episodes = [h.chunk.episode for h in hits]
         first = next((i for i, e in enumerate(episodes, 1) if e == it["episode"]), None)
         held = next((i for i, h in enumerate(hits, 1)

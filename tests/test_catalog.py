@@ -196,3 +196,24 @@ def test_rag_eval_catalog_scores_mined_questions_across_the_index(tmp_path, monk
     assert mined["episode_hit@5"] == 1.0 and mined["passage_hit@10"] == 1.0
     assert "| mined host questions | 6 | " in capsys.readouterr().out
     assert (out / "catalog.md").read_text().startswith("# Catalog quality: index cat (3 episodes)")
+
+
+def test_hand_written_catalog_questions_are_scored_by_episode_quote_and_refusal(tmp_path, catalog):
+    from rag.evaluation.catalog import score_written
+
+    build_index([catalog[0]], name="cat", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
+    items = [
+        {"id": "w1", "type": "which-guest", "question": "Who worked on goroutines for ten years?",
+         "gold_episodes": ["go-time-3"], "gold_quotes": ["I have worked on goroutines for ten years now."],
+         "answerable": True},
+        {"id": "w2", "type": "across-episodes", "question": "What got guests into compilers and goroutines?",
+         "gold_episodes": ["go-time-3", "practical-ai-8"], "gold_quotes": [], "answerable": True},
+        {"id": "w3", "type": "unanswerable", "question": "What did they say about quantum annealing hardware?",
+         "gold_episodes": [], "gold_quotes": [], "answerable": False},
+    ]
+    scored = score_written(load(tmp_path), items)
+    rows = {r["id"]: r for r in scored["rows"]}
+    assert rows["w1"]["episode_rank"] == 1 and rows["w1"]["passage_rank"] == 1
+    assert rows["w2"]["all_episodes"] is True and scored["across_episodes"] == 1
+    assert rows["w3"]["refused"] is True and scored["unanswerable_refused"] == (1, 1)
+    assert scored["episode_hit@5"] == 1.0

@@ -26,6 +26,10 @@ Z_SCALE = 0.01  # fused z-scores -> the scale of the scope/follow-up boosts in W
 NEIGHBOURS = 3  # transcript words kept for each question word the transcript never uses
 
 
+EXACT_SENTENCES = 50_000    # up to this many sentence windows, a question scores every one
+SENTENCE_CANDIDATES = 300   # past it, the windows of each signal's top passages (see Retriever._dense)
+
+
 @dataclass(frozen=True)
 class Filters:
     """Hard filters from the caller (``--show``, ``--episode``, ``--chapter``, ``--speaker``, a
@@ -83,6 +87,9 @@ class Retriever:
         self.chunk_vecs = index.chunk_vectors
         self.sent_vecs = index.sentence_vectors
         self.sent_rows = index.sentence_rows
+        # The sentence windows are stored passage by passage: passage c owns rows sent_start[c]:sent_start[c + 1].
+        self.sent_start = np.searchsorted(self.sent_rows[:, 0], np.arange(len(self.chunks) + 1)) \
+            if len(self.sent_rows) else np.zeros(len(self.chunks) + 1, dtype=np.int64)
         self.sent_speakers = np.array([self.chunks[ci].sentences[si].speaker for ci, si in self.sent_rows],
                                       dtype=object)
         lexical = index.lexical or Lexical.build(index.chunks, index.sentence_rows)
@@ -249,14 +256,15 @@ class Retriever:
             # find the passage the question's own words miss, but a bad guess must not outvote it.
             others = [self._score(v, scope, anchor_times, allowed)[0] for v in variants]
             fused = (2 * fused + sum(others)) / (2 + len(others))
-        order = [i for i in np.argsort(-fused, kind="stable")[:candidates] if np.isfinite(fused[i])]
+        top = np.argpartition(-fused, candidates)[:candidates] if len(fused) > candidates else np.arange(len(fused))
+        top = top[np.lexsort((top, -fused[top]))]  # best first; ties by position, as a stable sort
+        order = [int(i) for i in top if np.isfinite(fused[i])]
         return self._mmr(order, fused, k), (fused, dense, sent_sims, sent_best, bm25)
 
     def _score(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray):
         """Fused scores of every passage for one wording, with the signals behind them."""
         w = self.weights
         q = self.embedder.embed_query(query).astype(np.float32)
-        dense, sent_sims, sent_best = self._dense(q, query, scope)
         qwords = topic_words(query, scope)  # "at the very beginning" is scope, not topic
         bm25 = np.asarray(self.bm25.get_scores(qwords), dtype=np.float32) if qwords else \
             np.zeros(len(self.chunks), np.float32)
@@ -264,19 +272,42 @@ class Retriever:
         if qwords and len(self.sent_rows) and w.sentence_bm25:
             np.maximum.at(sent_lex, self.sent_rows[:, 0],
                           np.asarray(self.sent_bm25.get_scores(qwords), dtype=np.float32))
+        dense, sent_sims, sent_best = self._dense(q, query, scope, lexical=(bm25, sent_lex))
         fused = self._combine(dense, sent_best, bm25, sent_lex, scope, bool(qwords), anchor_times, allowed)
         return fused, dense, sent_sims, sent_best, bm25
 
-    def _dense(self, q: np.ndarray, query: str, scope: Scope):
-        """Passage similarities, sentence-window similarities, and each passage's best window."""
+    def _dense(self, q: np.ndarray, query: str, scope: Scope, lexical: Sequence[np.ndarray] = ()):
+        """Passage similarities, sentence-window similarities, and each passage's best window.
+
+        Up to ``EXACT_SENTENCES`` windows every one is scored. Past that (an index of many
+        episodes), reading every window's vector costs more than the rest of the search (116,000
+        windows: 179 MB a question, ~15 ms), so only the windows of the passages that the passage
+        vectors or either BM25 (``lexical``) rank in their top ``SENTENCE_CANDIDATES`` are scored:
+        the others' windows are NaN, and their best window is guessed from their passage similarity.
+        """
         dense = self.chunk_vecs @ q
-        sent_sims = self.sent_vecs @ q if len(self.sent_vecs) else np.zeros(0, np.float32)
+        if len(self.sent_vecs) <= EXACT_SENTENCES:
+            sent_sims = self.sent_vecs @ q if len(self.sent_vecs) else np.zeros(0, np.float32)
+            scored = slice(None)
+        else:
+            top = [np.argpartition(-signal, SENTENCE_CANDIDATES)[:SENTENCE_CANDIDATES]
+                   for signal in (dense, *lexical) if len(signal) > SENTENCE_CANDIDATES]
+            chunks = np.unique(np.concatenate(top))
+            scored = np.concatenate([np.arange(self.sent_start[c], self.sent_start[c + 1]) for c in chunks])
+            sent_sims = np.full(len(self.sent_vecs), np.nan, dtype=np.float32)
+            sent_sims[scored] = self.sent_vecs[scored] @ q
         if scope.speaker and len(sent_sims):
             # "What did Chris ask about X": that speaker's sentences about X beat the other's.
             sent_sims = sent_sims + 0.08 * (self.sent_speakers == scope.speaker)
-        sent_best = np.full(len(self.chunks), -1.0, dtype=np.float32)
+        sent_best = np.full(len(self.chunks), -np.inf, dtype=np.float32)
         if len(sent_sims):
-            np.maximum.at(sent_best, self.sent_rows[:, 0], sent_sims)
+            np.maximum.at(sent_best, self.sent_rows[scored, 0], sent_sims[scored])
+            unscored = ~np.isfinite(sent_best)
+            if unscored.any():
+                # An unscored passage's best window, guessed from its passage similarity by the
+                # typical gap between the two among the scored ones.
+                gap = float(np.median(sent_best[~unscored] - dense[~unscored])) if (~unscored).any() else 0.0
+                sent_best[unscored] = dense[unscored] + gap
         return dense, sent_sims, sent_best
 
     def _combine(self, dense, sent_best, bm25, sent_lex, scope: Scope, topical: bool,
@@ -359,8 +390,8 @@ class Retriever:
         return [order[j] for j in picked]
 
     def _sentence_scores(self, chunk_no: int, sent_sims: np.ndarray) -> list[tuple[int, float]]:
-        rows = np.nonzero(self.sent_rows[:, 0] == chunk_no)[0]
-        return [(int(self.sent_rows[r, 1]), float(sent_sims[r])) for r in rows]
+        rows = range(self.sent_start[chunk_no], self.sent_start[chunk_no + 1])
+        return [(int(self.sent_rows[r, 1]), float(sent_sims[r])) for r in rows if not np.isnan(sent_sims[r])]
 
     def _sentence_order(self, chunk_no: int, sent_sims: np.ndarray) -> tuple[int, ...]:
         scored = sorted(self._sentence_scores(chunk_no, sent_sims), key=lambda x: -x[1])

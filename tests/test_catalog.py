@@ -217,3 +217,26 @@ def test_hand_written_catalog_questions_are_scored_by_episode_quote_and_refusal(
     assert rows["w2"]["all_episodes"] is True and scored["across_episodes"] == 1
     assert rows["w3"]["refused"] is True and scored["unanswerable_refused"] == (1, 1)
     assert scored["episode_hit@5"] == 1.0
+
+
+def test_a_large_index_scores_only_the_candidates_windows_and_ranks_alike(tmp_path, catalog, monkeypatch):
+    """Past EXACT_SENTENCES windows, only the top passages' windows are scored (issue 11.4); the
+    ranking and the answers' sentence scores stay those of exact scoring."""
+    import numpy as np
+
+    import rag.retrieval as R
+
+    build_index([catalog[0]], name="cat", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
+    assistant = load(tmp_path)
+    questions = ["What got you into compilers?", "goroutines community", "analytical engines for ten years"]
+    exact = [[h.chunk.id for h in assistant.search(q, k=3)] for q in questions]
+    monkeypatch.setattr(R, "EXACT_SENTENCES", 0)
+    monkeypatch.setattr(R, "SENTENCE_CANDIDATES", 2)
+    retriever = assistant.retriever
+    q = retriever.embedder.embed_query("compilers")
+    dense, sims, best = retriever._dense(q, "compilers", R.Scope())
+    assert np.isnan(sims).any() and not np.isnan(sims).all() and np.isfinite(best).all()
+    for question, ids in zip(questions, exact):
+        hits = assistant.search(question, k=3)
+        assert hits[0].chunk.id == ids[0]
+        assert hits[0].scores["sentence_scores"]   # the top passage's windows were scored

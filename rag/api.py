@@ -265,8 +265,8 @@ class Assistant:
         query = check_question(query)
         if k < 1 or k > 100:
             raise InputError(f"k must be between 1 and 100, not {k}")
-        chapter, speaker, show, episode = (clean_text(v) if isinstance(v, str) else v
-                                           for v in (chapter, speaker, show, episode))
+        chapter, speaker = (clean_text(v) if isinstance(v, str) else v for v in (chapter, speaker))
+        show, episode = (clean_text(v).strip() or None if isinstance(v, str) else v for v in (show, episode))
         check_span(start_s, end_s)
         self._check_scope(show, episode)
         filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s, show=show,
@@ -279,7 +279,7 @@ class Assistant:
         in the order indexed; only ``show``'s when given."""
         from .catalog.shows import same_show
 
-        show = clean_text(show) if isinstance(show, str) else show
+        show = clean_text(show).strip() or None if isinstance(show, str) else show
         passages: dict[str, int] = {}
         ends: dict[str, float] = {}
         for c in self.index.chunks:

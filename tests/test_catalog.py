@@ -106,6 +106,7 @@ def test_show_and_episode_filters_keep_to_them_and_refuse_names_the_index_lacks(
     assert {h.chunk.episode for h in assistant.search("university friend", k=10, show="Go Time")} == {"go-time-3"}
     assert {h.chunk.show for h in assistant.search("university friend", k=10, show="practicalai")} == {"Practical AI"}
     assert {h.chunk.episode for h in assistant.search("university", k=10, episode="practical-ai-8")} == {"practical-ai-8"}
+    assert assistant.search("compilers", k=3, show="", episode="  ") == assistant.search("compilers", k=3)
     with pytest.raises(InputError, match="holds no episode 'practical-ai-99'.*rag episodes --index cat"):
         assistant.search("compilers", episode="practical-ai-99")
     with pytest.raises(InputError, match="holds no show 'JS Party'; it holds Go Time, Practical AI"):

@@ -232,3 +232,23 @@ def test_say_more_goes_on_from_where_the_last_answer_stopped():
     assert [c.quote for c in more.citations] == ["It is the best known of the models at Runway."]
     other = answerer.answer("What else about Gen-2? (following up on: What is Gen-2?)", [h], said=[first.text])
     assert [c.quote for c in other.citations] == ["Gen-2 video generation is the year's big topic too."]
+
+
+def test_across_a_catalog_a_close_second_stretch_comes_from_another_episode():
+    def hit_in(episode: str, text: str, sim: float, rank: int) -> Hit:
+        s = Sentence(text=text, speaker="Guest", start_s=61.0, estimated=False)
+        chunk = Chunk(id=f"{episode}-c", episode=episode, chapter=None, speakers=("Guest",), start_s=60.0,
+                      end_s=90.0, sentences=(s,))
+        return Hit(chunk=chunk, score=0.05, rank=rank, matched=(0,), scores={
+            "dense": sim, "sentence": sim, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": rank,
+            "bm25_rank": rank, "sentence_scores": {0: sim}})
+
+    hits = [hit_in("go-time-3", "We run Rust in production for our proxy servers.", 0.8, 1),
+            hit_in("go-time-3", "Our proxy servers handle a lot of traffic every day.", 0.75, 2),
+            hit_in("js-party-9", "Rust in production changed how our team ships tools.", 0.65, 3)]
+    question = "What have guests said about Rust in production?"
+    catalog = ExtractiveAnswerer(policy=DEFAULT_POLICY, episode_labels=True).answer(question, hits)
+    assert [c.episode for c in catalog.citations] == ["go-time-3", "js-party-9"]
+    assert "[js-party-9 01:01]" in catalog.text
+    one = ExtractiveAnswerer(policy=DEFAULT_POLICY).answer(question, hits)
+    assert {c.passage_id for c in one.citations} <= {"go-time-3-c"} and "[01:01]" in one.text

@@ -79,7 +79,7 @@ def score_mined(assistant, items: Sequence[dict], progress=None) -> dict:
 def score_written(assistant, items: Sequence[dict]) -> dict:
     rows = []
     for it in items:
-        answer = assistant.ask(it["question"], k=10) if not it.get("answerable", True) else None
+        answer = assistant.ask(it["question"])
         hits = _ranked(assistant, it["question"])
         gold = set(it.get("gold_episodes") or [])
         episodes = [h.chunk.episode for h in hits]
@@ -87,15 +87,19 @@ def score_written(assistant, items: Sequence[dict]) -> dict:
         every = all(e in episodes for e in gold) if gold else None
         quotes = it.get("gold_quotes") or []
         held = next((i for i, h in enumerate(hits, 1) if M.held_quotes(_plain(h.chunk), quotes)), None)
+        cited = {h.chunk.episode for c in answer.citations for h in answer.hits if h.chunk.id == c.passage_id}
         rows.append({"id": it["id"], "type": it.get("type"), "answerable": it.get("answerable", True),
                      "episode_rank": first, "passage_rank": held, "all_episodes": every,
-                     "refused": answer.refused if answer is not None else None})
+                     "refused": answer.refused, "cited_episodes": sorted(cited),
+                     "cites_gold_episodes": len(cited & gold)})
     answerable = [r for r in rows if r["answerable"]]
     spanning = [r for r in answerable if r["all_episodes"] is not None and r["type"] == "across-episodes"]
     unanswerable = [r for r in rows if not r["answerable"]]
     return {"n": len(rows), **_rates(answerable, "episode_rank", (1, 5), "episode"),
             **_rates(answerable, "passage_rank", (10,), "passage"),
             "all_episodes@10": M.mean(float(r["all_episodes"]) for r in spanning) if spanning else None,
+            # answers to questions across episodes that cite two or more of their gold episodes
+            "answers_citing_several": sum(r["cites_gold_episodes"] >= 2 for r in spanning),
             "across_episodes": len(spanning),
             "unanswerable_refused": (sum(bool(r["refused"]) for r in unanswerable), len(unanswerable)),
             "rows": rows}
@@ -113,20 +117,22 @@ def _rates(rows: Sequence[dict], key: str, depths: Sequence[int], name: str) -> 
 
 
 def table(mined: dict | None, written: dict | None) -> str:
-    lines = ["| set | n | episode hit@1 | episode hit@5 | passage hit@10 | all gold episodes in top 10 | unanswerable refused |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| set | n | episode hit@1 | episode hit@5 | passage hit@10 | all gold episodes in top 10 "
+             "| answers citing 2+ gold episodes | unanswerable refused |",
+             "|---|---|---|---|---|---|---|---|"]
 
     def f(v):
         return "-" if v is None else f"{v:.3f}"
 
     if mined:
         lines.append(f"| mined host questions | {mined['n']} | {f(mined['episode_hit@1'])} | "
-                     f"{f(mined['episode_hit@5'])} | {f(mined['passage_hit@10'])} | - | - |")
+                     f"{f(mined['episode_hit@5'])} | {f(mined['passage_hit@10'])} | - | - | - |")
     if written:
         refused, of = written["unanswerable_refused"]
         lines.append(f"| hand-written | {written['n']} | {f(written['episode_hit@1'])} | "
                      f"{f(written['episode_hit@5'])} | {f(written['passage_hit@10'])} | "
-                     f"{f(written['all_episodes@10'])} ({written['across_episodes']}) | {refused}/{of} |")
+                     f"{f(written['all_episodes@10'])} ({written['across_episodes']}) | "
+                     f"{written['answers_citing_several']}/{written['across_episodes']} | {refused}/{of} |")
     return "\n".join(lines)
 
 

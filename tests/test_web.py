@@ -149,6 +149,10 @@ def test_a_catalog_index_names_and_links_each_citations_episode(browser, page, t
     assistant = Assistant.load("two", config=config, embedder=FakeEmbedder(), backend="extractive")
     with BackgroundServer(create_app(assistant)) as url:
         page.goto(url + "/")
+        page.wait_for_selector("#chapters li.episode")           # the episodes, not one episode's chapters
+        assert page.text_content("#outline-title") == "Episodes (2)"   # (CSS shows headings in capitals)
+        assert page.get_attribute("#chapters li.episode a[href='https://changelog.com/gotime/3']", "href")
+        assert not page.is_visible("#episode-link")
         page.fill("#question", "Why were goroutines designed, and what are they for?")
         page.click("#ask")
         page.wait_for_selector(".msg.assistant:not(.streaming)")

@@ -18,7 +18,7 @@ import numpy as np
 from .embedding import Embedder
 from .query import (Scope, content_words, keywords, own_words, parse_scope,
                     speaker_aliases, split_anchor, stem, topic_words, without_speaker)
-from .store import Lexical, StoredIndex
+from .store import StoredIndex
 from .catalog.shows import same_show
 from .types import Chunk, Hit
 
@@ -92,7 +92,7 @@ class Retriever:
             if len(self.sent_rows) else np.zeros(len(self.chunks) + 1, dtype=np.int64)
         self.sent_speakers = np.array([self.chunks[ci].sentences[si].speaker for ci, si in self.sent_rows],
                                       dtype=object)
-        lexical = index.lexical or Lexical.build(index.chunks, index.sentence_rows)
+        lexical = index.lexical
         self.bm25, self.sent_bm25, self.doc_freq = lexical.bm25, lexical.sentence_bm25, lexical.doc_freq
         self.chapters = [c["title"] for t in index.transcripts for c in t.get("chapters", [])
                          if not c.get("sponsor")]
@@ -109,8 +109,7 @@ class Retriever:
         self.starts = np.array([c.start_s for c in self.chunks], dtype=np.float64)
         self.ends = np.array([c.end_s for c in self.chunks], dtype=np.float64)
         self.vocabulary = index.vocabulary
-        self.vocabulary_vecs = (index.vocabulary_vectors if index.vocabulary_vectors is not None
-                                else np.zeros((0, embedder.dim), np.float32))
+        self.vocabulary_vecs = index.vocabulary_vectors
         self._neighbours: dict[str, tuple[tuple[str, float], ...]] = {}
         adapter = getattr(embedder, "adapter", None)
         self.answer_head = (adapter.meta.get("answer_head") or None) if adapter is not None else None

@@ -92,9 +92,9 @@ class StoredIndex:
     sentence_vectors: np.ndarray  # (sentences, dim) float32, memory-mapped
     sentence_rows: np.ndarray     # (n, 2) int32
     transcripts: tuple[dict, ...]  # each episode's metadata and chapters (no turns: see full_transcripts)
-    vocabulary: tuple[str, ...] = ()                      # content words of the chunks, sorted
-    vocabulary_vectors: np.ndarray | None = None          # (len(vocabulary), dim) float32
-    lexical: "Lexical | None" = None
+    vocabulary: tuple[str, ...]                            # content words of the chunks, sorted
+    vocabulary_vectors: np.ndarray                         # (len(vocabulary), dim) float32
+    lexical: "Lexical"                                     # BM25s and word counts, built with the index
 
     @property
     def model(self) -> str:

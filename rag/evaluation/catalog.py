@@ -11,7 +11,8 @@ Two sets:
   (its first sentence, or 80% of it in one run: ``metrics.holds``). The question's own words are
   in the index (the host said them), so a passage holding the question but not the answer is
   left out of the ranking: otherwise every episode is found by its own question.
-- **hand-written** (``eval/catalog_questions.jsonl``): "which guest said ...", "which episode ...",
+- **hand-written** (``eval/catalog_questions.jsonl``, scored per split: tune on dev, report test):
+  "which guest said ...", "which episode ...",
   questions across episodes (each gold episode must be found: *all-episodes hit@10*), and questions
   the catalog does not answer (refused or not).
 
@@ -116,7 +117,8 @@ def _rates(rows: Sequence[dict], key: str, depths: Sequence[int], name: str) -> 
     return out
 
 
-def table(mined: dict | None, written: dict | None) -> str:
+def table(mined: dict | None, written: dict[str, dict]) -> str:
+    """``written``: split name -> ``score_written`` of that split's items."""
     lines = ["| set | n | episode hit@1 | episode hit@5 | passage hit@10 | all gold episodes in top 10 "
              "| answers citing 2+ gold episodes | unanswerable refused |",
              "|---|---|---|---|---|---|---|---|"]
@@ -127,12 +129,12 @@ def table(mined: dict | None, written: dict | None) -> str:
     if mined:
         lines.append(f"| mined host questions | {mined['n']} | {f(mined['episode_hit@1'])} | "
                      f"{f(mined['episode_hit@5'])} | {f(mined['passage_hit@10'])} | - | - | - |")
-    if written:
-        refused, of = written["unanswerable_refused"]
-        lines.append(f"| hand-written | {written['n']} | {f(written['episode_hit@1'])} | "
-                     f"{f(written['episode_hit@5'])} | {f(written['passage_hit@10'])} | "
-                     f"{f(written['all_episodes@10'])} ({written['across_episodes']}) | "
-                     f"{written['answers_citing_several']}/{written['across_episodes']} | {refused}/{of} |")
+    for split, w in written.items():
+        refused, of = w["unanswerable_refused"]
+        lines.append(f"| hand-written, {split} | {w['n']} | {f(w['episode_hit@1'])} | "
+                     f"{f(w['episode_hit@5'])} | {f(w['passage_hit@10'])} | "
+                     f"{f(w['all_episodes@10'])} ({w['across_episodes']}) | "
+                     f"{w['answers_citing_several']}/{w['across_episodes']} | {refused}/{of} |")
     return "\n".join(lines)
 
 
@@ -153,11 +155,14 @@ def run(args, assistant, out: Path, progress=None) -> str:
         raise InputError(f"index {assistant.name!r} holds no episode that training left out, so there "
                          "are no mined questions to ask; index more of the catalog")
     scored = score_mined(assistant, mined, progress=progress)
-    written = None
+    written: dict[str, dict] = {}
     if QUESTIONS.exists():
         items = [it for it in M.load_items(QUESTIONS)
                  if not it.get("gold_episodes") or set(it["gold_episodes"]) <= episodes]
-        written = score_written(assistant, items) if items else None
+        for split in ("dev", "test"):   # dev to tune on, test to report
+            chosen = [it for it in items if it.get("split", "test") == split]
+            if chosen:
+                written[split] = score_written(assistant, chosen)
     text = table(scored, written)
     out.mkdir(parents=True, exist_ok=True)
     (out / "catalog.json").write_text(json.dumps({"index": assistant.name, "episodes": len(episodes),

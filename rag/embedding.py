@@ -25,6 +25,8 @@ from .config import DEFAULT_MODEL
 from .errors import ModelError
 
 Progress = Callable[[int, int], None]  # (done, total)
+# The spans of one text, each a tuple of (start, end) character ranges (see ``embed_spans``).
+Spans = Sequence[tuple[tuple[int, int], ...]]
 
 
 @runtime_checkable
@@ -42,6 +44,35 @@ class Embedder(Protocol):
 
     def count_tokens(self, text: str) -> int:
         ...
+
+
+def span_text(text: str, ranges: tuple[tuple[int, int], ...]) -> str:
+    return " ".join(text[a:b] for a, b in ranges)
+
+
+def embed_spans(embedder, texts: Sequence[str], spans: Sequence[Spans],
+                progress: Progress | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Vectors for ``texts`` and for the spans of each (sentence windows inside a passage).
+
+    An embedder with an ``embed_spans`` of its own pools them from the passage's pass (the ONNX
+    encoder); any other embeds each span's text on its own, which every embedder can do.
+    """
+    own = getattr(embedder, "embed_spans", None)
+    if own is not None:
+        return own(texts, spans, progress)
+    return _spans_apart(embedder, texts, spans, progress)
+
+
+def _spans_apart(embedder, texts, spans, progress=None):
+    texts = list(texts)
+    vectors = embedder.embed(texts, progress=progress)
+    flat = [span_text(t, r) for t, s in zip(texts, spans) for r in s]
+    pieces = embedder.embed(flat) if flat else np.zeros((0, embedder.dim), dtype=np.float32)
+    out, start = [], 0
+    for s in spans:
+        out.append(pieces[start:start + len(s)].reshape(len(s), embedder.dim))
+        start += len(s)
+    return vectors, out
 
 
 def _offline() -> None:
@@ -99,6 +130,7 @@ class SentenceTransformerEmbedder:
                 self._query_batches = Coalescer(self._fast.encode)
         if self.query_encoder == "onnx":
             self.passage_encoder = "onnx"
+            self.name += "@int8-passages"  # other vectors than the fp32 ones: indexes rebuild
         if self._fast is not None:
             self.dim = self._fast.dim
             self.max_tokens = self._fast.max_seq_length
@@ -156,18 +188,14 @@ class SentenceTransformerEmbedder:
         merged = merge(state, self.adapter)
         bert.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in merged.items()})
 
+    STEP = 256  # texts per progress report (and per call into the ONNX encoder)
+
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self.passage_encoder == "onnx":
-            out = []
-            step = 128  # texts per progress report; the encoder batches by length within a step
-            for start in range(0, len(texts), step):
-                out.append(self._fast.encode_bulk(texts[start:start + step]))
-                if progress:
-                    progress(min(start + step, len(texts)), len(texts))
-            return np.vstack(out).astype(np.float32)
+            return self.embed_spans(texts, [()] * len(texts), progress)[0]
         st = self._model()
         out = []
         for start in range(0, len(texts), self.batch_size):
@@ -177,6 +205,28 @@ class SentenceTransformerEmbedder:
             if progress:
                 progress(min(start + self.batch_size, len(texts)), len(texts))
         return np.vstack(out).astype(np.float32)
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans],
+                    progress: Progress | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """See ``embed_spans``: pooled from each passage's pass with ONNX; else embedded apart."""
+        texts = list(texts)
+        if self.passage_encoder != "onnx":
+            return _spans_apart(self, texts, spans, progress)
+        vectors, pooled = [], []
+        for start in range(0, len(texts), self.STEP):
+            v, p = self._fast.encode_spans(texts[start:start + self.STEP], list(spans[start:start + self.STEP]))
+            vectors.append(v)
+            pooled.extend(p)
+            if progress:
+                progress(min(start + self.STEP, len(texts)), len(texts))
+        # A span past the model's truncation has no word pieces in the pass: embedded on its own.
+        lost = [(i, j) for i, p in enumerate(pooled) for j in np.flatnonzero(np.isnan(p[:, 0]))]
+        if lost:
+            again = self._fast.encode_spans([span_text(texts[i], spans[i][j]) for i, j in lost],
+                                            [()] * len(lost))[0]
+            for (i, j), v in zip(lost, again):
+                pooled[i][j] = v
+        return (np.vstack(vectors) if vectors else np.zeros((0, self.dim), np.float32)), pooled
 
     def embed_query(self, text: str) -> np.ndarray:
         if self._fast is not None:
@@ -300,43 +350,72 @@ class CachedEmbedder:
                     self._give_up(e)
         return default
 
-    def _lookup(self, db: sqlite3.Connection, keys: list[str]) -> dict[str, np.ndarray]:
+    def _lookup(self, db: sqlite3.Connection, keys: list[str], rows: dict[str, int]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(keys), 500):
             batch = keys[start:start + 500]
-            rows = db.execute(
+            found_rows = db.execute(
                 f"SELECT sha, vec FROM vectors WHERE model = ? AND sha IN ({','.join('?' * len(batch))})",
                 [self.name, *batch])
-            for sha, blob in rows:
-                if isinstance(blob, bytes) and len(blob) == 4 * self.dim:  # else: a miss
-                    found[sha] = np.frombuffer(blob, dtype=np.float32)
+            for sha, blob in found_rows:
+                if isinstance(blob, bytes) and len(blob) == 4 * self.dim * rows[sha]:  # else: a miss
+                    found[sha] = np.frombuffer(blob, dtype=np.float32).reshape(rows[sha], self.dim)
         return found
 
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        texts = list(texts)
-        keys = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
-        found = self._use(lambda db: self._lookup(db, keys), {}) if texts else {}
+    def _through(self, keys: list[str], rows: list[int], compute, progress: Progress | None) -> list[np.ndarray]:
+        """The (rows[i], dim) block of each key: from the cache, or ``compute(indices)`` -> blocks."""
+        wanted = dict(zip(keys, rows))
+        found = self._use(lambda db: self._lookup(db, list(wanted), wanted), {}) if keys else {}
         missing = [i for i, k in enumerate(keys) if k not in found]
-        self.hits += len(texts) - len(missing)
+        self.hits += len(keys) - len(missing)
         self.misses += len(missing)
-        cached = len(texts) - len(missing)
+        cached = len(keys) - len(missing)
         if progress:
-            progress(cached, len(texts))
+            progress(cached, len(keys))
         # In batches, each stored as soon as it is embedded: a build stopped by anything (a crash,
         # SIGKILL, a full disk) embeds only what it had not finished when it runs again.
         for start in range(0, len(missing), self.BATCH):
             part = missing[start:start + self.BATCH]
-            vecs = self.inner.embed([texts[i] for i in part])
-            rows = [(self.name, keys[i], vecs[j].astype(np.float32).tobytes()) for j, i in enumerate(part)]
+            blocks = compute(part)
+            records = [(self.name, keys[i], np.ascontiguousarray(blocks[j], dtype=np.float32).tobytes())
+                       for j, i in enumerate(part)]
             self._use(lambda db: db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                                                rows), None)
+                                                records), None)
             for j, i in enumerate(part):
-                found[keys[i]] = vecs[j]
+                found[keys[i]] = blocks[j]
             if progress:
-                progress(cached + start + len(part), len(texts))
+                progress(cached + start + len(part), len(keys))
+        return [found[k] for k in keys]
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.vstack([found[k] for k in keys]).astype(np.float32)
+
+        def compute(part):
+            return self.inner.embed([texts[i] for i in part])[:, None, :]
+
+        blocks = self._through([self._key(t) for t in texts], [1] * len(texts), compute, progress)
+        return np.vstack(blocks).astype(np.float32)
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans],
+                    progress: Progress | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``embed_spans`` through the cache: a passage and its spans are one entry."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+
+        def compute(part):
+            vectors, pooled = embed_spans(self.inner, [texts[i] for i in part], [spans[i] for i in part])
+            return [np.vstack([vectors[j:j + 1], pooled[j]]) for j in range(len(part))]
+
+        keys = [self._key(f"spans\0{t}\0{list(s)!r}") for t, s in zip(texts, spans)]
+        blocks = self._through(keys, [1 + len(s) for s in spans], compute, progress)
+        return np.vstack([b[0] for b in blocks]).astype(np.float32), [b[1:] for b in blocks]
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.inner.embed_query(text)

@@ -22,7 +22,8 @@ files under ``<index_dir>/.cache/onnx/``: ``minilm-onnx-<key>.onnx`` (the graph,
 and copying them) and ``.onnx.json`` (sizes and a probe vector, written last). The key is a hash of
 the model's config files, the safetensors file's path, size and mtime, and ``GRAPH_VERSION``; every
 write is atomic (tmp file + ``os.replace``), and files that fail the checks in
-``OnnxMiniLM._load_cached`` are rebuilt, so ``onnx`` is imported only then.
+``OnnxMiniLM._load_cached`` are rebuilt, so ``onnx`` is imported only then. Index builds add a
+fourth, ``minilm-onnx-<key>.int8.onnx``: the passage encoder (see ``OnnxMiniLM._bulk_session``).
 
 The session runs each call on one thread (``intra_op_num_threads=1``): the matrices are small, and
 parallelism comes from concurrent ``run`` calls (the server's threads, via ``coalesce.Coalescer``),
@@ -43,9 +44,10 @@ import numpy as np
 from . import minilm
 
 # Bump when the graph built by ``build_model`` changes: cached files of other versions are ignored.
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2  # 2: the token states are a second output (a passage's sentence windows pool them)
 OPSET = 17  # LayerNormalization is a standard operator from opset 17
 IR_VERSION = 8
+OUTPUTS = ["sentence_embedding", "token_states"]
 _KEY_META = "rag_cache_key"
 _ALIGN = 64 * 1024  # external weights' offsets: multiples of any page size, so they can be mapped
 # Encoded on every load of a cached model and compared with its vector recorded at build time.
@@ -95,7 +97,8 @@ def cache_key(model_dir: str | Path, adapter=None) -> str:
 
 def build_model(model_dir: str | Path, key: str = "", weights_file: str | None = None,
                 adapter=None) -> tuple[bytes, bytes]:
-    """The serialized ONNX model: input_ids, attention_mask [batch, seq] -> sentence_embedding.
+    """The serialized ONNX model: input_ids, attention_mask [batch, seq] -> sentence_embedding
+    [batch, hidden], and token_states [batch, seq, hidden] (the last layer, before pooling).
 
     Returns ``(model, weights)``. With ``weights_file`` (a file name beside the model's), the
     weights are external data: ``weights`` holds them at 64 KiB-aligned offsets, which lets ONNX
@@ -211,6 +214,7 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
         x = layer_norm(node("Add", [out, x], t + "ffn_res"), p + "output.LayerNorm", t + "out")
     hidden_shape = node("Concat", [batch_seq, const("hidden_dim", [hidden], np.int64)], "shape_hidden", axis=0)
     x = node("Reshape", [x, hidden_shape], "encoded")
+    node("Identity", [x], "token_states")
 
     # Mean pooling over unmasked tokens, then (if the model has a Normalize module) unit length.
     mask_3d = node("Unsqueeze", [mask_f, const("axes_2", [2], np.int64)], "mask_3d")
@@ -228,7 +232,8 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
         nodes, "sentence_embedding",
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
-        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])],
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden]),
+         helper.make_tensor_value_info("token_states", TensorProto.FLOAT, ["batch", "seq", hidden])],
         initializer=inits)
     model = helper.make_model(graph, producer_name="rag.onnx_minilm",
                               opset_imports=[helper.make_opsetid("", OPSET)])
@@ -289,7 +294,8 @@ def prune_cache(cache_dir: Path, *, keep: str, model_dir: Path, adapter_path: st
         if folder is not None and other != adapter_path and (not other or Path(other).exists()):
             continue
         for path in (record, record.with_name(f"minilm-onnx-{key}.onnx"),
-                     record.with_name(f"minilm-onnx-{key}.onnx.data")):
+                     record.with_name(f"minilm-onnx-{key}.onnx.data"),
+                     record.with_name(f"minilm-onnx-{key}.int8.onnx")):
             try:
                 path.unlink()
                 gone.append(path)
@@ -334,6 +340,7 @@ class OnnxMiniLM:
         self._bulk_lock = threading.Lock()
 
         key = cache_key(d, adapter)
+        self.model_dir, self.key = d, key
         self.adapter = adapter
         self.built = False
         self.cache_path: Path | None = None
@@ -412,39 +419,77 @@ class OnnxMiniLM:
     def _check_io(self) -> None:
         names = [i.name for i in self.session.get_inputs()]
         out = self.session.get_outputs()
-        if names != ["input_ids", "attention_mask"] or [o.name for o in out] != ["sentence_embedding"]:
+        if names != ["input_ids", "attention_mask"] or [o.name for o in out] != OUTPUTS:
             raise RuntimeError(f"unexpected ONNX model interface: {names} -> {[o.name for o in out]}")
 
     def _bulk_session(self):
-        """A session using every core, for embedding documents. Queries keep the one-thread
-        session: a server's concurrent requests parallelise better across requests than within one."""
+        """The passage encoder: the same graph with its matrix products in int8, on one thread
+        per call (``encode_bulk`` runs one call per core).
+
+        Measured on 600 passages of the catalog, 2 cores: fp32 on two threads 31 a second, int8
+        2 x 1 thread in batches of 512 word pieces 93 a second, at cosine 0.994 to the fp32
+        vectors (0.990 at worst). Queries keep fp32. The int8 graph (23 MB) is cached beside the
+        fp32 one as ``minilm-onnx-<key>.int8.onnx``, written atomically; quantizing takes ~5 s.
+        """
         with self._bulk_lock:
             if self._bulk is None:
-                # The cores this process may run on (a container's share), not the host's count.
-                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-                threads = min(cores or 1, 8)
-                if threads == 1 or self.cache_path is None or not self.cache_path.exists():
-                    self._bulk = self.session  # built in memory: not worth building twice
-                else:
-                    try:
-                        self._bulk = self._session_factory(str(self.cache_path), threads)
-                    except Exception:  # noqa: BLE001 - the cache vanished: the query session works
-                        self._bulk = self.session
+                self._bulk = self._session_factory(self._int8_model(), 1)
             return self._bulk
 
-    def encode_bulk(self, texts: list[str]) -> np.ndarray:
-        """``encode`` on all cores (documents at index time)."""
-        return self.encode(texts, session=self._bulk_session())
+    def _int8_model(self) -> str | bytes:
+        import logging
+        import tempfile
 
-    def _run(self, ids: list[list[int]], session=None) -> np.ndarray:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        if self.cache_path is not None and self._int8_path().exists():
+            return str(self._int8_path())
+        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "fp32.onnx"
+            if self.cache_path is not None and self.cache_path.exists():
+                source = self.cache_path  # its weights are external, beside it
+            else:
+                source.write_bytes(build_model(self.model_dir, self.key, adapter=self.adapter)[0])
+            target = Path(tmp) / "int8.onnx"
+            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+            data = target.read_bytes()
+        if self.cache_path is not None:
+            try:
+                _write_atomic(self._int8_path(), data)
+                return str(self._int8_path())
+            except OSError:
+                pass  # a read-only cache: the graph in memory works as well
+        return data
+
+    def _int8_path(self) -> Path:
+        assert self.cache_path is not None
+        return self.cache_path.with_name(self.cache_path.name[:-len(".onnx")] + ".int8.onnx")
+
+    def _batches(self, lengths: list[int], max_rows: int) -> list[list[int]]:
+        """Row numbers grouped by similar length, each group at most ``max_rows`` word pieces
+        (padding included) so that little of each run is padding."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        groups, start = [], 0
+        while start < len(order):
+            end = start + 1
+            # Sorted by length: the last sequence taken sets the padded width.
+            while end < len(order) and (end - start + 1) * lengths[order[end]] <= max_rows:
+                end += 1
+            groups.append(order[start:end])
+            start = end
+        return groups
+
+    def _run(self, ids: list[list[int]], session=None, states: bool = False):
         width = max(len(s) for s in ids)
         input_ids = np.zeros((len(ids), width), dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for row, s in enumerate(ids):
             input_ids[row, :len(s)] = s
             mask[row, :len(s)] = 1
-        (out,) = (session or self.session).run(None, {"input_ids": input_ids, "attention_mask": mask})
-        return out
+        outputs = OUTPUTS if states else OUTPUTS[:1]
+        result = (session or self.session).run(outputs, {"input_ids": input_ids, "attention_mask": mask})
+        return result if states else result[0]
 
     def encode(self, texts: list[str], max_rows: int = 2048, session=None) -> np.ndarray:
         """Unit vectors for ``texts``; sequences of similar length are padded into one run, up to
@@ -454,17 +499,64 @@ class OnnxMiniLM:
         if not texts:
             return out
         encodings = self.tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        start = 0
-        while start < len(order):
-            end = start + 1
-            # Sorted by length: the last sequence taken sets the padded width.
-            while end < len(order) and (end - start + 1) * len(encodings[order[end]].ids) <= max_rows:
-                end += 1
-            rows = order[start:end]
+        for rows in self._batches([len(e.ids) for e in encodings], max_rows):
             out[rows] = self._run([encodings[i].ids for i in rows], session)
-            start = end
         return out
+
+    def _parallel(self, work, groups: list[list[int]]) -> None:
+        """``work(group)`` for every group, one at a time per core (ONNX Runtime releases the GIL)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = max(1, min(cores or 1, 8, len(groups)))
+        if threads == 1:
+            for g in groups:
+                work(g)
+            return
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in pool.map(work, groups):
+                pass
+
+    def encode_bulk(self, texts: list[str]) -> np.ndarray:
+        """Passage vectors (int8, every core): documents at index time."""
+        return self.encode_spans(texts, [()] * len(texts))[0]
+
+    def encode_spans(self, texts: list[str], spans: list[tuple], max_rows: int = 512):
+        """Passage vectors, and a vector for each span of each text pooled from the same pass.
+
+        ``spans[i]`` holds the spans of ``texts[i]``, each a tuple of ``(start, end)`` character
+        ranges; a span's vector is the mean of the last layer's states of the word pieces that
+        start inside its ranges, unit length: what the passage's own vector is, restricted to
+        those words, read in the context of the whole passage (a sentence window gets the
+        meaning its neighbours give it, at no cost of its own). Returns ``(vectors, span_vectors)``:
+        span_vectors[i] is (len(spans[i]), dim); a span whose words lie past the model's
+        truncation is a row of NaN (the caller embeds it on its own).
+        """
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        pooled = [np.full((len(s), self.dim), np.nan, dtype=np.float32) for s in spans]
+        if not texts:
+            return out, pooled
+        session = self._bulk_session()
+        encodings = self.tokenizer.encode_batch(texts)
+
+        def work(rows: list[int]) -> None:
+            vectors, states = self._run([encodings[i].ids for i in rows], session, states=True)
+            out[rows] = vectors
+            for row, i in enumerate(rows):
+                if not spans[i]:
+                    continue
+                starts = np.array([a if b > a else -1 for a, b in encodings[i].offsets])
+                for j, ranges in enumerate(spans[i]):
+                    inside = np.zeros(len(starts), dtype=bool)
+                    for a, b in ranges:
+                        inside |= (starts >= a) & (starts < b)
+                    if inside.any():
+                        v = states[row, :len(starts)][inside].mean(axis=0)
+                        pooled[i][j] = v / max(float(np.linalg.norm(v)), 1e-12)
+
+        self._parallel(work, self._batches([len(e.ids) for e in encodings], max_rows))
+        return out, pooled
 
     def count_tokens(self, text: str) -> int:
         """Word pieces including [CLS]/[SEP], without truncation."""

@@ -54,15 +54,45 @@ def test_onnx_encoder_matches_sentence_transformers(real, tmp_path, torch_vector
     assert np.abs(real.embed_query(TEXTS[1]) - theirs[1]).max() < 1e-4
 
 
-def test_documents_take_the_onnx_encoder_on_all_cores(real, torch_vectors):
-    assert real.passage_encoder == "onnx"
+def test_documents_take_the_int8_onnx_encoder_on_all_cores(real, torch_vectors):
+    assert real.passage_encoder == "onnx" and real.name.endswith("@int8-passages")
     reports = []
-    texts = TEXTS * 50  # 150 texts: more than one progress step
+    texts = TEXTS * 100  # 300 texts: more than one progress step
     got = real.embed(texts, progress=lambda done, total: reports.append((done, total)))
-    assert got.shape == (150, 384) and got.dtype == np.float32
-    assert np.abs(got - np.vstack([torch_vectors] * 50)).max() < 1e-4
-    assert reports == [(128, 150), (150, 150)]
+    assert got.shape == (300, 384) and got.dtype == np.float32
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cosine = (got * np.vstack([torch_vectors] * 100)).sum(axis=1)
+    assert cosine.min() > 0.98  # int8 matrix products: close to the fp32 vectors, not equal
+    assert reports == [(256, 300), (300, 300)]
     assert real._fast._bulk_session() is real._fast._bulk_session()  # built once
+    # Queries keep fp32: exactly sentence-transformers' vectors.
+    assert np.abs(real.embed_query(TEXTS[0]) - torch_vectors[0]).max() < 1e-4
+
+
+def test_sentence_windows_are_pooled_from_the_passage_pass(real, torch_vectors):
+    """A span's vector is the passage's word states over its characters: it means what that
+    sentence says (closest to the sentence's own vector, not its neighbours'), and a span past
+    the model's truncation is embedded on its own instead of being lost."""
+    sentences = ["Runway started as a way to bring machine learning models to artists.",
+                 "We raised our first round of funding in 2018.",
+                 "The weather in New York was terrible that winter."]
+    text = " ".join(sentences)
+    starts = [text.index(s) for s in sentences]
+    spans = [((a, a + len(s)),) for a, s in zip(starts, sentences)]
+    long_text = TEXTS[1] + " The last sentence is about video generation."
+    tail = long_text.index("The last sentence")
+    vectors, pooled = real.embed_spans([text, long_text], [spans, (((tail, len(long_text)),),)])
+    assert vectors.shape == (2, 384) and [p.shape for p in pooled] == [(3, 384), (1, 384)]
+    own = real.embed(sentences)
+    assert (np.argmax(pooled[0] @ own.T, axis=1) == [0, 1, 2]).all()
+    alone = real.embed([long_text[tail:]])[0]
+    assert not np.isnan(pooled[1]).any() and float(pooled[1][0] @ alone) > 0.999
+    # Embedders without pooling (the fake) embed each span's text apart: same shapes, same flow.
+    from rag.embedding import embed_spans
+
+    fake = FakeEmbedder()
+    v, p = embed_spans(fake, [text], [spans])
+    assert np.allclose(p[0], fake.embed(sentences))
 
 
 def test_building_an_index_imports_no_torch(tmp_path):

@@ -123,7 +123,7 @@ def test_a_merged_adapter_gives_the_lora_models_vectors_in_numpy_and_onnx(tmp_pa
     assert np.abs(numpy_vecs - want).max() < 1e-4
     tuned = make_embedder("all-MiniLM-L6-v2", cache_dir=tmp_path / "cache", adapter_path=path)
     assert tuned.passage_encoder == "onnx" and tuned.name.startswith("all-MiniLM-L6-v2+test-")
-    assert np.abs(tuned.embed(texts) - want).max() < 1e-4
+    assert ((tuned.embed(texts) * want).sum(axis=1) > 0.98).all()  # passages: the int8 graph
     assert np.abs(tuned.embed_query(texts[0]) - want[0]).max() < 1e-4
     # base and tuned graphs live side by side in one cache: neither prunes the other
     make_embedder("all-MiniLM-L6-v2", cache_dir=tmp_path / "cache")

@@ -277,14 +277,17 @@ class Assistant:
     def episodes(self, show: str | None = None) -> list[dict]:
         """The index's episodes (id, show, number, title, url, hosts, guests, duration_s, passages),
         in the order indexed; only ``show``'s when given."""
+        import numpy as np
+
         from .catalog.shows import same_show
 
         show = clean_text(show).strip() or None if isinstance(show, str) else show
-        passages: dict[str, int] = {}
-        ends: dict[str, float] = {}
-        for c in self.index.chunks:
-            passages[c.episode] = passages.get(c.episode, 0) + 1
-            ends[c.episode] = max(ends.get(c.episode, 0.0), c.end_s)
+        cols = self.index.columns
+        counts = np.bincount(cols.episode, minlength=len(cols.episodes))
+        last = np.zeros(len(cols.episodes))
+        np.maximum.at(last, cols.episode, cols.end_s)
+        passages = dict(zip(cols.episodes.tolist(), counts.tolist()))
+        ends = dict(zip(cols.episodes.tolist(), last.tolist()))
         out = []
         for t in self.index.transcripts:
             ep = t["episode"]

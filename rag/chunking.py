@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from .config import ChunkSettings
 from .types import Chunk, Sentence, Transcript
@@ -89,10 +89,39 @@ def _render(sentences: list[Sentence]) -> str:
     return Chunk("", "", None, (), 0.0, 0.0, tuple(sentences)).text
 
 
+def rendered_tokens(sentences: Sequence[Sentence], count: TokenCounter) -> int:
+    """``count(_render(sentences))`` without tokenizing the rendered text again: word-piece
+    tokenizers split on whitespace and punctuation first, so a text's count is its pieces' counts
+    (each less its [CLS]/[SEP]) plus those two. Exact for BERT's tokenizer and the fake's."""
+    if not sentences:
+        return 0
+    total, speaker = 2, None
+    for s in sentences:
+        if s.speaker != speaker:
+            total += count(f"{s.speaker}:") - 2
+            speaker = s.speaker
+        total += count(s.text) - 2
+    return total
+
+
+def _memo(count: TokenCounter) -> TokenCounter:
+    """``count`` remembered per text: chunking asks for each sentence's count several times."""
+    seen: dict[str, int] = {}
+
+    def counted(text: str) -> int:
+        n = seen.get(text)
+        if n is None:
+            n = seen[text] = count(text)
+        return n
+
+    return counted
+
+
 def chunk_transcript(transcript: Transcript, count_tokens: TokenCounter,
                      settings: ChunkSettings = ChunkSettings(),
                      model_max_tokens: int = 256) -> list[Chunk]:
     episode = transcript.episode.id
+    count_tokens = _memo(count_tokens)
     rows = transcript_sentences(transcript)
     limit = min(settings.max_tokens, model_max_tokens - 8)
     rows = [(ch, piece, t) for ch, s, t in rows for piece in _split_long(s, limit // 2, count_tokens)]
@@ -155,7 +184,7 @@ def _pack_section(turns: list[list[Sentence]], count: TokenCounter, limit: int,
     previous_turn: list[Sentence] = []
 
     def size(sentences: list[Sentence]) -> int:
-        return count(_render(sentences)) if sentences else 0
+        return rendered_tokens(sentences, count)
 
     def flush():
         nonlocal current
@@ -222,7 +251,7 @@ def _check_fit(chunks: list[Chunk], count: TokenCounter, model_max_tokens: int) 
     """Trim question context (never content) from any chunk the model would truncate."""
     for i, chunk in enumerate(chunks):
         sentences = list(chunk.sentences)
-        while count(chunk.text) > model_max_tokens and sentences and sentences[0].context:
+        while rendered_tokens(chunk.sentences, count) > model_max_tokens and sentences and sentences[0].context:
             sentences.pop(0)
             chunk = Chunk(chunk.id, chunk.episode, chunk.chapter,
                           tuple(dict.fromkeys(s.speaker for s in sentences)),

@@ -28,7 +28,8 @@ def _progress_printer(stream=None):
     tty = stream.isatty()
 
     def label(stage: str) -> str:
-        return {"read": "reading transcripts"}.get(stage, f"embedding {stage}")
+        return {"read": "reading transcripts", "chunk": "chunking episodes",
+                "graph": "linking the passage graph"}.get(stage, f"embedding {stage}")
 
     def report(stage: str, done: int, total: int) -> None:
         if total == 0 and done == 0:  # a message, not a stage (e.g. waiting for another build)

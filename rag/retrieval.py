@@ -18,7 +18,7 @@ import numpy as np
 from .embedding import Embedder
 from .query import (Scope, content_words, keywords, own_words, parse_scope,
                     speaker_aliases, split_anchor, stem, topic_words, without_speaker)
-from .store import StoredIndex
+from .store import ANN_MIN, ANN_CANDIDATES, StoredIndex
 from .catalog.shows import same_show
 from .types import Chunk, Hit
 
@@ -41,24 +41,6 @@ class Filters:
     end_s: float | None = None
     show: str | None = None        # a show's name, folder or id prefix ("Practical AI", "practicalai")
     episode: str | None = None     # an episode id ("practical-ai-260")
-
-    def admits(self, chunk: Chunk) -> bool:
-        if self.episode and chunk.episode.lower() != self.episode.lower():
-            return False
-        if self.show and not same_show(self.show, chunk.show):
-            return False
-        if self.chapter and (chunk.chapter or "").lower() != self.chapter.lower() and \
-                self.chapter.lower() not in (chunk.chapter or "").lower():
-            return False
-        if self.speaker:
-            want = self.speaker.lower()
-            if not any(want in s.speaker.lower() for s in chunk.sentences if not s.context):
-                return False
-        if self.start_s is not None and chunk.end_s < self.start_s:
-            return False
-        if self.end_s is not None and chunk.start_s > self.end_s:
-            return False
-        return True
 
 
 @dataclass(frozen=True)
@@ -85,13 +67,18 @@ class Retriever:
         self.weights = weights
         self.chunks = index.chunks
         self.chunk_vecs = index.chunk_vectors
+        self.ann = index.ann
+        # The passages whose similarities estimate the population's mean and spread (with ``ann``).
+        self._sample = np.sort(np.random.default_rng(0).choice(len(self.chunks), min(4096, len(self.chunks)),
+                                                               replace=False)) if index.ann is not None else None
         self.sent_vecs = index.sentence_vectors
         self.sent_rows = index.sentence_rows
         # The sentence windows are stored passage by passage: passage c owns rows sent_start[c]:sent_start[c + 1].
         self.sent_start = np.searchsorted(self.sent_rows[:, 0], np.arange(len(self.chunks) + 1)) \
             if len(self.sent_rows) else np.zeros(len(self.chunks) + 1, dtype=np.int64)
-        self.sent_speakers = np.array([self.chunks[ci].sentences[si].speaker for ci, si in self.sent_rows],
-                                      dtype=object)
+        self._has_windows = self.sent_start[:-1] < self.sent_start[1:]
+        cols = index.columns
+        self.columns = cols
         lexical = index.lexical
         self.bm25, self.sent_bm25, self.doc_freq = lexical.bm25, lexical.sentence_bm25, lexical.doc_freq
         self.chapters = [c["title"] for t in index.transcripts for c in t.get("chapters", [])
@@ -99,15 +86,14 @@ class Retriever:
         hosts = [h for t in index.transcripts for h in t["episode"].get("hosts", [])]
         guests = [g for t in index.transcripts for g in t["episode"].get("guests", [])]
         if not hosts and not guests:
-            speakers = list(dict.fromkeys(s for c in self.chunks for s in c.speakers))
+            speakers = cols.speakers.tolist()
             hosts, guests = speakers[:1], speakers[1:2]
         self.aliases = speaker_aliases(hosts, guests)
         self.hosts = tuple(dict.fromkeys(hosts))
-        self.duration = max((c.end_s for c in self.chunks), default=0.0)
-        self.chunk_episodes = np.array([c.episode.lower() for c in self.chunks], dtype=object)
-        self.chunk_shows = np.array([c.show for c in self.chunks], dtype=object)
-        self.starts = np.array([c.start_s for c in self.chunks], dtype=np.float64)
-        self.ends = np.array([c.end_s for c in self.chunks], dtype=np.float64)
+        self.duration = float(cols.end_s.max()) if len(cols.end_s) else 0.0
+        self.chunk_episodes = np.char.lower(cols.episodes)[cols.episode] if len(cols.episode) else cols.episodes
+        self.chunk_shows = cols.shows[cols.show] if len(cols.show) else cols.shows
+        self.starts, self.ends = cols.start_s, cols.end_s
         self.vocabulary = index.vocabulary
         self.vocabulary_vecs = index.vocabulary_vectors
         self._neighbours: dict[str, tuple[tuple[str, float], ...]] = {}
@@ -140,7 +126,8 @@ class Retriever:
             # questions: quoted passages holding the answer 0.43 -> 0.86). The ranking keeps it.
             plain = without_speaker(query, scope.speaker, self.aliases)
             if plain != query:
-                answer_sims = self._dense(self.embedder.embed_query(plain).astype(np.float32), plain, scope)[1]
+                answer_sims = self._dense(self.embedder.embed_query(plain).astype(np.float32), plain, scope,
+                                          allowed=allowed)[1]
         hits = []
         shown = np.inf
         asked = own_words(query, scope)
@@ -178,11 +165,24 @@ class Retriever:
         if filters.show:
             allowed &= np.isin(self.chunk_shows, [s for s in set(self.chunk_shows.tolist())
                                                   if same_show(filters.show, s)])
-        rest = replace(filters, show=None, episode=None)
-        if rest != Filters():
-            for i in np.nonzero(allowed)[0]:
-                allowed[i] = rest.admits(self.chunks[i])
+        if filters.chapter:
+            want = filters.chapter.lower()
+            names = np.char.lower(self.columns.chapters)
+            allowed &= np.isin(self.columns.chapter, np.flatnonzero((names == want) | (np.char.find(names, want) >= 0)))
+        if filters.speaker:
+            allowed &= self._spoken_by(np.flatnonzero(np.char.find(np.char.lower(self.columns.speakers),
+                                                                  filters.speaker.lower()) >= 0))
+        if filters.start_s is not None:
+            allowed &= self.ends >= filters.start_s
+        if filters.end_s is not None:
+            allowed &= self.starts <= filters.end_s
         return allowed
+
+    def _spoken_by(self, speakers: np.ndarray) -> np.ndarray:
+        """The passages in which one of these speaker codes says one of its own sentences."""
+        out = np.zeros(len(self.chunks), dtype=bool)
+        out[self.sent_rows[np.isin(self.columns.sentence_speaker, speakers), 0]] = True
+        return out
 
     def answer_probability(self, dense: np.ndarray, allowed: np.ndarray) -> float | None:
         """The adapter's answer head (``training/head.py``): the calibrated probability that the
@@ -269,14 +269,24 @@ class Retriever:
             np.zeros(len(self.chunks), np.float32)
         sent_lex = np.zeros(len(self.chunks), dtype=np.float32)
         if qwords and len(self.sent_rows) and w.sentence_bm25:
-            np.maximum.at(sent_lex, self.sent_rows[:, 0],
-                          np.asarray(self.sent_bm25.get_scores(qwords), dtype=np.float32))
-        dense, sent_sims, sent_best = self._dense(q, query, scope, lexical=(bm25, sent_lex))
-        fused = self._combine(dense, sent_best, bm25, sent_lex, scope, bool(qwords), anchor_times, allowed)
+            # Each passage's best window: its windows are consecutive rows.
+            scores = np.asarray(self.sent_bm25.get_scores(qwords), dtype=np.float32)
+            sent_lex[self._has_windows] = np.maximum.reduceat(scores, self.sent_start[:-1][self._has_windows])
+        dense, sent_sims, sent_best, stats = self._dense(q, query, scope, lexical=(bm25, sent_lex), allowed=allowed)
+        fused = self._combine(dense, sent_best, bm25, sent_lex, scope, bool(qwords), anchor_times, allowed, stats)
         return fused, dense, sent_sims, sent_best, bm25
 
-    def _dense(self, q: np.ndarray, query: str, scope: Scope, lexical: Sequence[np.ndarray] = ()):
-        """Passage similarities, sentence-window similarities, and each passage's best window.
+    def _dense(self, q: np.ndarray, query: str, scope: Scope, lexical: Sequence[np.ndarray] = (),
+               allowed: np.ndarray | None = None):
+        """Passage similarities, sentence-window similarities, each passage's best window, and the
+        population statistics of the first and third where they are estimated (see ``_fuse``).
+
+        Up to ``ANN_MIN`` passages every passage vector is scored. Past that (a catalog) the
+        candidates are the HNSW graph's ``ANN_CANDIDATES`` nearest and the top of either BM25
+        (``lexical``), or every passage the filters leave when those are fewer than ``ANN_MIN``;
+        they are scored exactly, the rest get the lowest similarity among the graph's neighbours
+        (an upper bound on theirs), and the mean and spread of the similarities come from a fixed
+        sample of passages.
 
         Up to ``EXACT_SENTENCES`` windows every one is scored. Past that (an index of many
         episodes), reading every window's vector costs more than the rest of the search (116,000
@@ -284,7 +294,28 @@ class Retriever:
         vectors or either BM25 (``lexical``) rank in their top ``SENTENCE_CANDIDATES`` are scored:
         the others' windows are NaN, and their best window is guessed from their passage similarity.
         """
-        dense = self.chunk_vecs @ q
+        stats: dict[str, tuple[float, float]] = {}
+        if self.ann is None:
+            dense = self.chunk_vecs @ q
+        else:
+            narrow = allowed is not None and int(allowed.sum()) < ANN_MIN
+            if narrow:
+                cand = np.flatnonzero(allowed)
+                exact = np.asarray(self.chunk_vecs[cand] @ q, dtype=np.float32)
+                floor = float(exact.min()) if len(exact) else 0.0
+            else:
+                ids = self.ann.search(q[None, :], ANN_CANDIDATES)[1][0]
+                ids = ids[ids >= 0]
+                tops = [ids] + [np.argpartition(-signal, SENTENCE_CANDIDATES)[:SENTENCE_CANDIDATES]
+                                for signal in lexical if len(signal) > SENTENCE_CANDIDATES]
+                cand = np.unique(np.concatenate(tops))
+                exact = np.asarray(self.chunk_vecs[cand] @ q, dtype=np.float32)
+                near = exact[np.isin(cand, ids)]
+                floor = float(near.min()) if len(near) else float(exact.min())
+            dense = np.full(len(self.chunks), floor, dtype=np.float32)
+            dense[cand] = exact
+            sample = self.chunk_vecs[self._sample] @ q
+            stats["dense"] = (float(sample.mean()), float(sample.std()))
         if len(self.sent_vecs) <= EXACT_SENTENCES:
             sent_sims = self.sent_vecs @ q if len(self.sent_vecs) else np.zeros(0, np.float32)
             scored = slice(None)
@@ -297,7 +328,7 @@ class Retriever:
             sent_sims[scored] = self.sent_vecs[scored] @ q
         if scope.speaker and len(sent_sims):
             # "What did Chris ask about X": that speaker's sentences about X beat the other's.
-            sent_sims = sent_sims + 0.08 * (self.sent_speakers == scope.speaker)
+            sent_sims = sent_sims + 0.08 * (self.columns.sentence_speaker == self._speaker_code(scope.speaker))
         sent_best = np.full(len(self.chunks), -np.inf, dtype=np.float32)
         if len(sent_sims):
             np.maximum.at(sent_best, self.sent_rows[scored, 0], sent_sims[scored])
@@ -307,13 +338,16 @@ class Retriever:
                 # typical gap between the two among the scored ones.
                 gap = float(np.median(sent_best[~unscored] - dense[~unscored])) if (~unscored).any() else 0.0
                 sent_best[unscored] = dense[unscored] + gap
-        return dense, sent_sims, sent_best
+                if "dense" in stats:
+                    stats["sentence"] = (stats["dense"][0] + gap, stats["dense"][1])
+        return dense, sent_sims, sent_best, stats
 
     def _combine(self, dense, sent_best, bm25, sent_lex, scope: Scope, topical: bool,
-                 anchor_times: list[float], allowed: np.ndarray) -> np.ndarray:
+                 anchor_times: list[float], allowed: np.ndarray, stats: dict | None = None) -> np.ndarray:
         w = self.weights
-        fused = self._fuse([(w.dense, dense), (w.sentence, sent_best), (w.bm25, bm25),
-                            (w.sentence_bm25, sent_lex)])
+        stats = stats or {}
+        fused = self._fuse([(w.dense, dense, stats.get("dense")), (w.sentence, sent_best, stats.get("sentence")),
+                            (w.bm25, bm25, None), (w.sentence_bm25, sent_lex, None)])
         boost = self._scope_boost(scope)
         if boost.any() and not topical:
             # Nothing to match but the scope ("what do they talk about at the end?"): the scope
@@ -326,7 +360,7 @@ class Retriever:
         fused[~allowed] = -np.inf
         return fused
 
-    def _fuse(self, signals: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    def _fuse(self, signals: list[tuple[float, np.ndarray, tuple[float, float] | None]]) -> np.ndarray:
         """Distribution-based score fusion: each signal's scores as z-scores over the passages.
 
         Reciprocal rank fusion (tried first) credits a rank whatever the score behind it, so a
@@ -336,11 +370,12 @@ class Retriever:
         hit within 1,200 words 0.90 -> 0.95 (`rag eval --split dev`).
         """
         fused = np.zeros(len(self.chunks), dtype=np.float64)
-        for weight, scores in signals:
-            std = float(scores.std()) if len(scores) else 0.0
+        for weight, scores, known in signals:
+            # ``known``: the mean and spread when they are estimated (a catalog: see ``_dense``)
+            mean, std = known or ((float(scores.mean()), float(scores.std())) if len(scores) else (0.0, 0.0))
             if weight == 0 or std == 0.0:
                 continue
-            fused += weight * (scores - scores.mean()) / std
+            fused += weight * (scores - mean) / std
         # One standard deviation on one signal weighs about what the scope boosts are sized for.
         return fused * Z_SCALE
 
@@ -361,12 +396,14 @@ class Retriever:
         if target is not None:
             boost += w.time * self._near([target], 150.0)
         if scope.chapter:
-            boost += w.chapter * np.array([c.chapter == scope.chapter for c in self.chunks])
+            boost += w.chapter * (self.columns.chapters[self.columns.chapter] == scope.chapter)
         if scope.speaker:
-            boost += w.speaker * np.array([
-                any(s.speaker == scope.speaker and not s.context for s in c.sentences)
-                for c in self.chunks])
+            boost += w.speaker * self._spoken_by(np.array([self._speaker_code(scope.speaker)]))
         return boost
+
+    def _speaker_code(self, name: str) -> int:
+        found = np.flatnonzero(self.columns.speakers == name)
+        return int(found[0]) if len(found) else -1
 
     def _mmr(self, order: list[int], fused: np.ndarray, k: int) -> list[int]:
         """Maximal marginal relevance: skip passages that mostly repeat one already picked."""

@@ -5,9 +5,12 @@ Layout of ``<index_dir>/<name>/``::
     CURRENT              the name of the live version folder (replaced atomically)
     v-<stamp>/
         manifest.json    format, model, dimension, chunker settings, sha256 of every source
-        chunks.jsonl     one Chunk per line, with sentence times
+        chunks.jsonl     one Chunk per line, with sentence times; chunk_offsets.npy where each
+                         line starts (passages are read on demand: see ChunkTable)
+        columns.npz      each passage's episode, show, chapter, times and each window's speaker
         chunks.npy       chunk vectors, float32 (inner product = cosine; vectors are unit length),
-                         memory-mapped at load; chunks.faiss the same as a FAISS index
+                         memory-mapped at load; chunks.faiss the same as a FAISS index: exact
+                         (flat), or from ANN_MIN passages the HNSW graph that search reads
         sentences.npy    sentence-window vectors, for small-to-big matching (memory-mapped)
         sentence_rows.npy  (chunk number, sentence number) for each sentence vector
         bm25/, sentence_bm25/  the BM25 indexes of chunks and sentence windows (bm25s, memory-mapped)
@@ -34,9 +37,10 @@ import shlex
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -46,9 +50,10 @@ from .embedding import CachedEmbedder, Embedder
 from .errors import IndexError_, IndexNotFound, InputError, StaleIndex
 from .types import Chunk, Transcript
 
-FORMAT = "rag-index/6"  # 2: vectors carry the chapter title; 3: start_s excludes question context;
+FORMAT = "rag-index/7"  # 2: vectors carry the chapter title; 3: start_s excludes question context;
                         # 4: word vectors of the vocabulary; 5: passages carry show, episode title, url;
-                        # 6: vectors as .npy and BM25 persisted: a start rebuilds nothing
+                        # 6: vectors as .npy and BM25 persisted: a start rebuilds nothing;
+                        # 7: passages read on demand (chunk_offsets.npy), columns.npz
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 # An index name is one plain path component: it can never be "..", ".", ".cache" or steer a path.
@@ -87,7 +92,8 @@ class StoredIndex:
     name: str
     path: Path
     manifest: dict
-    chunks: tuple[Chunk, ...]
+    chunks: "ChunkTable"          # a Sequence[Chunk], each read from disk when first asked for
+    columns: "Columns"            # what retrieval reads of every passage, as arrays
     chunk_vectors: np.ndarray     # (chunks, dim) float32, memory-mapped
     sentence_vectors: np.ndarray  # (sentences, dim) float32, memory-mapped
     sentence_rows: np.ndarray     # (n, 2) int32
@@ -95,6 +101,7 @@ class StoredIndex:
     vocabulary: tuple[str, ...]                            # content words of the chunks, sorted
     vocabulary_vectors: np.ndarray                         # (len(vocabulary), dim) float32
     lexical: "Lexical"                                     # BM25s and word counts, built with the index
+    ann: object = None            # the HNSW graph of the passage vectors (from ANN_MIN passages), else None
 
     @property
     def model(self) -> str:
@@ -103,6 +110,100 @@ class StoredIndex:
     def full_transcripts(self) -> list[dict]:
         """The parsed transcripts with their turns, read from disk on each call."""
         return json.loads((self.path / "transcripts.json").read_text())
+
+
+class ChunkTable(Sequence):
+    """The passages of an index, read from ``chunks.jsonl`` one line at a time when first asked for.
+
+    A catalog holds ~160,000 passages with a million sentences: parsing them all would take most
+    of a start (and a gigabyte), while a question reads a few dozen. ``offsets`` are the byte
+    offsets of the lines (one more than there are passages); reads use ``os.pread``, so threads
+    share the file safely. What retrieval needs of every passage is in ``Columns``.
+    """
+
+    CACHE = 8192  # passages kept parsed
+
+    def __init__(self, path: Path, offsets: np.ndarray):
+        self.path = path
+        self.offsets = offsets
+        self._fd: int | None = None
+        self._parsed: dict[int, Chunk] = {}
+
+    def __len__(self) -> int:
+        return max(len(self.offsets) - 1, 0)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"passage {i} of {len(self)}")
+        chunk = self._parsed.get(i)
+        if chunk is None:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+            chunk = Chunk.from_json(json.loads(os.pread(self._fd, end - start, start)))
+            if len(self._parsed) >= self.CACHE:
+                self._parsed.clear()
+            self._parsed[i] = chunk
+        return chunk
+
+    def __iter__(self):
+        with open(self.path, "rb") as f:
+            for line in f:
+                if line.strip():
+                    yield Chunk.from_json(json.loads(line))
+
+    def __del__(self):
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Every passage's episode, show, chapter and times, and every sentence window's speaker, as
+    arrays of codes into name lists: what retrieval scores and filters on, without the passages."""
+
+    episodes: np.ndarray        # names (str), and episode[i] the code of passage i
+    episode: np.ndarray
+    shows: np.ndarray
+    show: np.ndarray
+    chapters: np.ndarray        # "" for a passage outside any chapter
+    chapter: np.ndarray
+    start_s: np.ndarray         # float64
+    end_s: np.ndarray
+    speakers: np.ndarray        # in order of first appearance
+    sentence_speaker: np.ndarray  # the speaker code of each sentence window (index.sentence_rows)
+
+    @classmethod
+    def build(cls, chunks: Sequence[Chunk], rows) -> "Columns":
+        def coded(values):
+            names = list(dict.fromkeys(values))
+            code = {v: i for i, v in enumerate(names)}
+            return np.array(names, dtype=str), np.array([code[v] for v in values], dtype=np.int32)
+
+        episodes, episode = coded([c.episode for c in chunks])
+        shows, show = coded([c.show for c in chunks])
+        chapters, chapter = coded([c.chapter or "" for c in chunks])
+        speakers = list(dict.fromkeys(s for c in chunks for s in c.speakers))
+        code = {v: i for i, v in enumerate(speakers)}
+        return cls(episodes, episode, shows, show, chapters, chapter,
+                   np.array([c.start_s for c in chunks], dtype=np.float64),
+                   np.array([c.end_s for c in chunks], dtype=np.float64),
+                   np.array(speakers, dtype=str),
+                   np.array([code[chunks[ci].sentences[si].speaker] for ci, si in rows], dtype=np.int32))
+
+    def save(self, path: Path) -> None:
+        np.savez(path, **{f: getattr(self, f) for f in self.__dataclass_fields__})
+
+    @classmethod
+    def load(cls, path: Path) -> "Columns":
+        with np.load(path, allow_pickle=False) as data:
+            return cls(**{f: data[f] for f in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -215,6 +316,41 @@ def _flat_index(vectors: np.ndarray, dim: int):
     return index
 
 
+# From this many passages a question's dense candidates come from an HNSW graph over 8-bit
+# vectors (chunks.faiss), rescored exactly, instead of a scan of every passage vector: a scan of
+# the catalog's 175,000 reads 270 MB a question. Graph parameters (bench/ann.py measures recall@10
+# against exact search and the time a search takes):
+ANN_MIN = 50_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+ANN_CANDIDATES = 300  # graph neighbours rescored exactly per question
+
+
+def ann_index(vectors: np.ndarray, dim: int, progress=None, m: int = HNSW_M,
+              ef_construction: int = HNSW_EF_CONSTRUCTION):
+    """An HNSW graph (inner product) over 8-bit scalar-quantized passage vectors, built on every
+    core in steps so that ``progress(done, total)`` can report."""
+    import faiss
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    faiss.omp_set_num_threads(max(1, cores or 1))
+    try:
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        sample = np.ascontiguousarray(vectors[:: max(1, len(vectors) // 50_000)], dtype=np.float32)
+        index.train(sample)
+        step = 10_000
+        for start in range(0, len(vectors), step):
+            index.add(np.ascontiguousarray(vectors[start:start + step], dtype=np.float32))
+            if progress:
+                progress(min(start + step, len(vectors)), len(vectors))
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        return index
+    finally:
+        faiss.omp_set_num_threads(1)
+
+
 def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path], *, name: str,
                 index_dir: Path, embedder: Embedder, settings: ChunkSettings = ChunkSettings(),
                 progress: Progress | None = None) -> Path:
@@ -226,10 +362,12 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     """
     check_index_name(name)
     chunks: list[Chunk] = []
-    for t in transcripts:
+    for i, t in enumerate(transcripts):
         ep = t.episode
         chunks.extend(replace(c, show=ep.show, episode_title=ep.title, url=ep.url)
                       for c in chunk_transcript(t, embedder.count_tokens, settings, embedder.max_tokens))
+        if progress:
+            progress("chunk", i + 1, len(transcripts))
     rows = [(ci, si) for ci, c in enumerate(chunks) for si, s in enumerate(c.sentences) if not s.context]
     try:  # before any embedding work: a folder we cannot write fails in a second, not after a build
         (index_dir / ".cache").mkdir(parents=True, exist_ok=True)
@@ -239,23 +377,59 @@ def build_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     cached = CachedEmbedder(embedder, index_dir / ".cache" / "embeddings.sqlite",
                             note=(lambda message: progress(f"note: {message}", 0, 0)) if progress else None)
 
-    def stage(label):
-        return (lambda done, total: progress(label, done, total)) if progress else None
-
-    # One pass per passage gives its vector and its sentence windows' (pooled from its word
-    # pieces: see OnnxMiniLM.encode_spans), in the order of ``rows``.
-    texts, spans = zip(*(window_spans(c) for c in chunks)) if chunks else ((), ())
-    chunk_vecs, pooled = cached.embed_spans(texts, spans, progress=stage("passages"))
-    sent_vecs = np.vstack(pooled) if rows else np.zeros((0, embedder.dim), dtype=np.float32)
-    words = vocabulary(chunks)
-    word_vecs = cached.embed(words, progress=stage("vocabulary"))
-    lexical = Lexical.build(chunks, rows)
+    def stage(label, offset=0, total=None):
+        if not progress:
+            return None
+        return lambda done, n: progress(label, offset + done, n if total is None else total)
 
     root = _index_root(index_dir, name)
     root.mkdir(parents=True, exist_ok=True)
-    with _build_lock(root, name, progress):
-        return _publish(root, name, chunks, rows, chunk_vecs, sent_vecs, words, word_vecs, lexical,
-                        transcripts, sources, embedder, settings, cached)
+    # Unique even for two builds in the same second of the same process.
+    version = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    tmp = root / (version + ".tmp")
+    tmp.mkdir()
+    try:
+        chunk_vecs, sent_vecs = _embed_passages(tmp, chunks, len(rows), cached, embedder.dim, stage)
+        words = vocabulary(chunks)
+        word_vecs = cached.embed(words, progress=stage("vocabulary"))
+        if progress:
+            progress("building the BM25 indexes", 0, 0)
+        lexical = Lexical.build(chunks, rows)
+        graph = ann_index(chunk_vecs, embedder.dim, stage("graph")) if len(chunks) >= ANN_MIN else None
+        with _build_lock(root, name, progress):
+            return _publish(root, tmp, version, name, chunks, rows, chunk_vecs, graph, words, word_vecs,
+                            lexical, transcripts, sources, embedder, settings, cached)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+PASSAGE_GROUP = 2048  # passages embedded, then written to the index's files, at a time
+
+
+def _embed_passages(folder: Path, chunks: Sequence[Chunk], n_rows: int, cached, dim: int, stage):
+    """Passage and sentence-window vectors, appended to ``chunks.npy`` and ``sentences.npy`` as
+    they come: a catalog's million windows (1.6 GB) never sit in memory. Returns both files
+    memory-mapped.
+
+    One pass per passage gives its vector and its windows' (pooled from its word pieces: see
+    ``OnnxMiniLM.encode_spans``), in the order of the sentence rows.
+    """
+    row = 0
+    with open(folder / "chunks.npy", "wb") as cf, open(folder / "sentences.npy", "wb") as sf:
+        for f, n in ((cf, len(chunks)), (sf, n_rows)):
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, dim)})
+        for start in range(0, len(chunks), PASSAGE_GROUP):
+            group = chunks[start:start + PASSAGE_GROUP]
+            texts, spans = zip(*(window_spans(c) for c in group))
+            vectors, pooled = cached.embed_spans(texts, spans, progress=stage("passages", start, len(chunks)))
+            cf.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+            for block in pooled:
+                sf.write(np.ascontiguousarray(block, dtype="<f4").reshape(-1, dim).tobytes())
+                row += len(block)
+    if row != n_rows:  # a window lost or added: the rows would point at the wrong vectors
+        raise IndexError_(f"embedding gave {row} sentence-window vectors for {n_rows} windows")
+    return (np.load(folder / "chunks.npy", mmap_mode="r"), np.load(folder / "sentences.npy", mmap_mode="r"))
 
 
 def _index_root(index_dir: Path, name: str) -> Path:
@@ -296,25 +470,28 @@ def _build_lock(root: Path, name: str, progress: Progress | None):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _publish(root, name, chunks, rows, chunk_vecs, sent_vecs, words, word_vecs, lexical, transcripts,
-             sources, embedder, settings, cached) -> Path:
-    # Unique even for two builds in the same second of the same process.
-    version = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    tmp = root / (version + ".tmp")
-    tmp.mkdir()
+def _publish(root, tmp, version, name, chunks, rows, chunk_vecs, graph, words, word_vecs, lexical,
+             transcripts, sources, embedder, settings, cached) -> Path:
     faiss = _faiss()
-    faiss.write_index(_flat_index(chunk_vecs, embedder.dim), str(tmp / "chunks.faiss"))
-    np.save(tmp / "chunks.npy", np.ascontiguousarray(chunk_vecs, dtype=np.float32).reshape(-1, embedder.dim))
-    np.save(tmp / "sentences.npy", np.ascontiguousarray(sent_vecs, dtype=np.float32).reshape(-1, embedder.dim))
+    ann = graph is not None
+    faiss.write_index(graph if ann else _flat_index(chunk_vecs, embedder.dim), str(tmp / "chunks.faiss"))
     np.save(tmp / "sentence_rows.npy", np.array(rows, dtype=np.int32).reshape(-1, 2))
     lexical.save(tmp)
-    with open(tmp / "chunks.jsonl", "w") as f:
+    offsets = [0]
+    with open(tmp / "chunks.jsonl", "wb") as f:
         for c in chunks:
-            f.write(json.dumps(c.to_record(), ensure_ascii=False) + "\n")
-    full = [t.to_json() for t in transcripts]
-    (tmp / "transcripts.json").write_text(json.dumps(full, ensure_ascii=False))
-    (tmp / "episodes.json").write_text(json.dumps([{k: v for k, v in t.items() if k != "turns"} for t in full],
-                                                  ensure_ascii=False))
+            offsets.append(offsets[-1] + f.write((json.dumps(c.to_record(), ensure_ascii=False) + "\n").encode()))
+    np.save(tmp / "chunk_offsets.npy", np.array(offsets, dtype=np.int64))
+    Columns.build(chunks, rows).save(tmp / "columns.npz")
+    episodes = []
+    with open(tmp / "transcripts.json", "w") as f:  # one transcript at a time: a catalog's is 300 MB
+        f.write("[")
+        for i, t in enumerate(transcripts):
+            record = t.to_json()
+            f.write(("," if i else "") + json.dumps(record, ensure_ascii=False))
+            episodes.append({k: v for k, v in record.items() if k != "turns"})
+        f.write("]")
+    (tmp / "episodes.json").write_text(json.dumps(episodes, ensure_ascii=False))
     (tmp / "vocabulary.json").write_text(json.dumps(words, ensure_ascii=False))
     np.save(tmp / "vocabulary.npy", word_vecs.astype(np.float16))  # similarities need no more precision
     manifest = {
@@ -329,6 +506,7 @@ def _publish(root, name, chunks, rows, chunk_vecs, sent_vecs, words, word_vecs, 
         "chunks": len(chunks),
         "sentences": len(rows),
         "vocabulary": len(words),
+        "ann": {"kind": "HNSW,SQ8", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION} if ann else None,
         "embedding_cache": {"reused": cached.hits, "embedded": cached.misses, "notes": cached.notes},
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -459,8 +637,12 @@ def load_index(index_dir: Path, name: str, *, model: str, settings: ChunkSetting
         chunk_vecs = np.load(path / "chunks.npy", mmap_mode="r")
         sent_vecs = np.load(path / "sentences.npy", mmap_mode="r")
         sentence_rows = np.load(path / "sentence_rows.npy")
-        with open(path / "chunks.jsonl") as f:
-            chunks = tuple(Chunk.from_json(json.loads(line)) for line in f if line.strip())
+        chunks = ChunkTable(path / "chunks.jsonl", np.load(path / "chunk_offsets.npy"))
+        columns = Columns.load(path / "columns.npz")
+        ann = None
+        if manifest.get("ann"):
+            ann = _faiss().read_index(str(path / "chunks.faiss"))
+            ann.hnsw.efSearch = HNSW_EF_SEARCH
         transcripts = tuple(json.loads((path / "episodes.json").read_text()))
         words = tuple(json.loads((path / "vocabulary.json").read_text()))
         word_vecs = np.load(path / "vocabulary.npy").astype(np.float32)
@@ -470,7 +652,9 @@ def load_index(index_dir: Path, name: str, *, model: str, settings: ChunkSetting
     dim = manifest.get("dim")
     if (chunk_vecs.shape != (len(chunks), dim) or sent_vecs.shape != (len(sentence_rows), dim)
             or len(chunks) != manifest.get("chunks") or word_vecs.shape != (len(words), dim)
+            or len(columns.episode) != len(chunks) or len(columns.sentence_speaker) != len(sentence_rows)
+            or (ann is not None and ann.ntotal != len(chunks))
             or chunk_vecs.dtype != np.float32 or sent_vecs.dtype != np.float32):
         raise StaleIndex(f"index {name!r} is corrupt (its files disagree with its manifest); {rebuild}")
-    return StoredIndex(name, path, manifest, chunks, chunk_vecs, sent_vecs, sentence_rows, transcripts,
-                       words, word_vecs, lexical)
+    return StoredIndex(name, path, manifest, chunks, columns, chunk_vecs, sent_vecs, sentence_rows, transcripts,
+                       words, word_vecs, lexical, ann)

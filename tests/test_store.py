@@ -37,7 +37,7 @@ def _build(source, index_dir, embedder=None, **kw):
 def test_round_trip(tmp_path, source):
     path = _build(source, tmp_path / "idx")
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["format"] == "rag-index/6" and manifest["model"] == "fake-64"
+    assert manifest["format"] == "rag-index/7" and manifest["model"] == "fake-64"
     assert manifest["dim"] == 64 and manifest["chunker"] == ChunkSettings().to_json()
     assert manifest["sources"][0]["sha256"] and manifest["episodes"] == ["episode-1"]
     loaded = load_index(tmp_path / "idx", "ep", model="fake-64")
@@ -45,6 +45,17 @@ def test_round_trip(tmp_path, source):
     assert isinstance(loaded.chunk_vectors, np.memmap) and isinstance(loaded.sentence_vectors, np.memmap)
     vec = loaded.chunk_vectors[0]
     assert np.allclose(vec, FakeEmbedder().embed([embedding_text(loaded.chunks[0])])[0])
+    # passages are read on demand, each line by its offset, and equal what iterating reads
+    assert list(loaded.chunks) == [loaded.chunks[i] for i in range(len(loaded.chunks))]
+    assert loaded.chunks[-1] == list(loaded.chunks)[-1] and loaded.chunks[0:2] == list(loaded.chunks)[:2]
+    with pytest.raises(IndexError):
+        loaded.chunks[len(loaded.chunks)]
+    # the columns say of every passage what the passages say
+    cols = loaded.columns
+    assert [cols.episodes[e] for e in cols.episode] == [c.episode for c in loaded.chunks]
+    assert cols.start_s.tolist() == [c.start_s for c in loaded.chunks]
+    assert [cols.speakers[k] for k in cols.sentence_speaker] == \
+        [loaded.chunks[ci].sentences[si].speaker for ci, si in loaded.sentence_rows]
     # the vocabulary: every content word of the passages, with its vector
     assert len(loaded.vocabulary) == manifest["vocabulary"] > 0
     assert set(loaded.vocabulary) >= {w for c in loaded.chunks for w in content_words(c.text)}

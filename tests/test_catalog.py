@@ -235,7 +235,7 @@ def test_a_large_index_scores_only_the_candidates_windows_and_ranks_alike(tmp_pa
     monkeypatch.setattr(R, "SENTENCE_CANDIDATES", 2)
     retriever = assistant.retriever
     q = retriever.embedder.embed_query("compilers")
-    dense, sims, best = retriever._dense(q, "compilers", R.Scope())
+    dense, sims, best, _ = retriever._dense(q, "compilers", R.Scope())
     assert np.isnan(sims).any() and not np.isnan(sims).all() and np.isfinite(best).all()
     for question, ids in zip(questions, exact):
         hits = assistant.search(question, k=3)

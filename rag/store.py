@@ -220,14 +220,20 @@ class Lexical:
 
         from .query import keywords
 
+        # One string object per distinct word: a catalog's 1.4 million windows hold ~20 million
+        # words, which as separate strings would take over a gigabyte while BM25 is built.
+        seen: dict[str, str] = {}
+
+        def tokens(text: str) -> list[str]:
+            return [seen.setdefault(w, w) for w in keywords(text)] or ["_empty_"]
+
         bm25 = bm25s.BM25()
-        bm25.index([keywords(f"{c.chapter or ''} {c.text}") or ["_empty_"] for c in chunks] or [["_empty_"]],
-                   show_progress=False)
+        bm25.index([tokens(f"{c.chapter or ''} {c.text}") for c in chunks] or [["_empty_"]], show_progress=False)
         # Lexical small-to-big: a passage's long text dilutes BM25 (length normalisation), so the
         # sentence that repeats the question's rare words is scored on its own too.
         sentence_bm25 = bm25s.BM25()
-        sentence_bm25.index([keywords(sentence_window(chunks[ci], si)) or ["_empty_"] for ci, si in rows]
-                            or [["_empty_"]], show_progress=False)
+        sentence_bm25.index([tokens(sentence_window(chunks[ci], si)) for ci, si in rows] or [["_empty_"]],
+                            show_progress=False)
         doc_freq: dict[str, int] = {}
         for c in chunks:
             for word in set(keywords(c.text)):

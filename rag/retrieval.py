@@ -18,7 +18,7 @@ import numpy as np
 from .embedding import Embedder
 from .query import (Scope, content_words, keywords, own_words, parse_scope,
                     speaker_aliases, split_anchor, stem, topic_words, without_speaker)
-from .store import ANN_MIN, ANN_CANDIDATES, StoredIndex
+from .store import ANN_MIN, ANN_CANDIDATES, Lexical, StoredIndex
 from .catalog.shows import same_show
 from .types import Chunk, Hit
 
@@ -28,6 +28,12 @@ NEIGHBOURS = 3  # transcript words kept for each question word the transcript ne
 
 EXACT_SENTENCES = 50_000    # up to this many sentence windows, a question scores every one
 SENTENCE_CANDIDATES = 300   # past it, the windows of each signal's top passages (see Retriever._dense)
+
+
+def _tops(signals: Sequence[np.ndarray], n: int | None = None) -> list[np.ndarray]:
+    """The ``n`` (default ``SENTENCE_CANDIDATES``) best of each signal, unordered."""
+    n = SENTENCE_CANDIDATES if n is None else n
+    return [np.argpartition(-signal, n)[:n] if len(signal) > n else np.arange(len(signal)) for signal in signals]
 
 
 @dataclass(frozen=True)
@@ -265,12 +271,12 @@ class Retriever:
         w = self.weights
         q = self.embedder.embed_query(query).astype(np.float32)
         qwords = topic_words(query, scope)  # "at the very beginning" is scope, not topic
-        bm25 = np.asarray(self.bm25.get_scores(qwords), dtype=np.float32) if qwords else \
+        bm25 = Lexical.scores(self.bm25, qwords) if qwords else \
             np.zeros(len(self.chunks), np.float32)
         sent_lex = np.zeros(len(self.chunks), dtype=np.float32)
         if qwords and len(self.sent_rows) and w.sentence_bm25:
             # Each passage's best window: its windows are consecutive rows.
-            scores = np.asarray(self.sent_bm25.get_scores(qwords), dtype=np.float32)
+            scores = Lexical.scores(self.sent_bm25, qwords)
             sent_lex[self._has_windows] = np.maximum.reduceat(scores, self.sent_start[:-1][self._has_windows])
         dense, sent_sims, sent_best, stats = self._dense(q, query, scope, lexical=(bm25, sent_lex), allowed=allowed)
         fused = self._combine(dense, sent_best, bm25, sent_lex, scope, bool(qwords), anchor_times, allowed, stats)
@@ -295,6 +301,7 @@ class Retriever:
         the others' windows are NaN, and their best window is guessed from their passage similarity.
         """
         stats: dict[str, tuple[float, float]] = {}
+        cand, narrow = None, False
         if self.ann is None:
             dense = self.chunk_vecs @ q
         else:
@@ -306,9 +313,7 @@ class Retriever:
             else:
                 ids = self.ann.search(q[None, :], ANN_CANDIDATES)[1][0]
                 ids = ids[ids >= 0]
-                tops = [ids] + [np.argpartition(-signal, SENTENCE_CANDIDATES)[:SENTENCE_CANDIDATES]
-                                for signal in lexical if len(signal) > SENTENCE_CANDIDATES]
-                cand = np.unique(np.concatenate(tops))
+                cand = np.unique(np.concatenate([ids, *_tops(lexical)]))
                 exact = np.asarray(self.chunk_vecs[cand] @ q, dtype=np.float32)
                 near = exact[np.isin(cand, ids)]
                 floor = float(near.min()) if len(near) else float(exact.min())
@@ -320,10 +325,12 @@ class Retriever:
             sent_sims = self.sent_vecs @ q if len(self.sent_vecs) else np.zeros(0, np.float32)
             scored = slice(None)
         else:
-            top = [np.argpartition(-signal, SENTENCE_CANDIDATES)[:SENTENCE_CANDIDATES]
-                   for signal in (dense, *lexical) if len(signal) > SENTENCE_CANDIDATES]
-            chunks = np.unique(np.concatenate(top))
-            scored = np.concatenate([np.arange(self.sent_start[c], self.sent_start[c + 1]) for c in chunks])
+            # With the graph, the passage candidates are already the top of each signal.
+            chunks = cand if cand is not None and not narrow else np.unique(np.concatenate(_tops((dense, *lexical))))
+            starts = self.sent_start[chunks]
+            counts = self.sent_start[chunks + 1] - starts
+            # The windows of those passages, in order: each passage's rows are consecutive.
+            scored = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
             sent_sims = np.full(len(self.sent_vecs), np.nan, dtype=np.float32)
             sent_sims[scored] = self.sent_vecs[scored] @ q
         if scope.speaker and len(sent_sims):

@@ -240,6 +240,22 @@ class Lexical:
                 doc_freq[word] = doc_freq.get(word, 0) + 1
         return cls(bm25, sentence_bm25, doc_freq)
 
+    @staticmethod
+    def scores(bm25, words: Sequence[str]) -> np.ndarray:
+        """``bm25.get_scores(words)`` as float32, summed the faster way: one word's postings name
+        each document once, so they add by fancy indexing instead of ``np.add.at`` (bm25s's way,
+        ~10x slower: 14 ms a question over the catalog's 1.4 million windows)."""
+        index = bm25.scores
+        out = np.zeros(int(index["num_docs"]), dtype=np.float32)
+        ids = bm25.get_tokens_ids(list(words))
+        indptr, indices, data = index["indptr"], index["indices"], index["data"]
+        for t in ids:
+            start, end = int(indptr[t]), int(indptr[t + 1])
+            out[indices[start:end]] += data[start:end]
+        if getattr(bm25, "nonoccurrence_array", None) is not None and ids:
+            out += bm25.nonoccurrence_array[ids].sum()
+        return out
+
     def save(self, folder: Path) -> None:
         self.bm25.save(str(folder / "bm25"), show_progress=False)
         self.sentence_bm25.save(str(folder / "sentence_bm25"), show_progress=False)

@@ -60,6 +60,10 @@ def main() -> None:
     ap.add_argument("--index", required=True)
     ap.add_argument("--questions", type=int, default=300, help="mined questions (plus 20 fixed ones)")
     ap.add_argument("--m", type=int, nargs="*", default=[], help="also build graphs with these links")
+    ap.add_argument("--ef", type=int, nargs="*", default=[16, 32, 64, 128, 256, 512, 1024],
+                    help="efSearch values to measure")
+    ap.add_argument("--ef-construction", type=int, default=None,
+                    help="efConstruction of the graphs --m builds (default: the stored graph's)")
     args = ap.parse_args()
 
     import faiss
@@ -80,11 +84,13 @@ def main() -> None:
     exact_ms = 1000 * (time.perf_counter() - t) / len(queries)
     print(f"index {args.index}: {len(vectors)} passages; {len(qs)} questions; exact scan "
           f"{exact_ms:.1f} ms a question (numpy, one thread)")
-    ef_values = (16, 32, 64, 128, 256)
+    ef_values = args.ef
+    ef_construction = args.ef_construction or index.manifest["ann"]["ef_construction"]
     graphs = [(index.manifest["ann"]["m"], index.ann, None)]
     for m in args.m:
         t = time.perf_counter()
-        graphs.append((m, store.ann_index(vectors, vectors.shape[1], m=m), time.perf_counter() - t))
+        graphs.append((m, store.ann_index(vectors, vectors.shape[1], m=m, ef_construction=ef_construction),
+                       time.perf_counter() - t))
     print("| links (M) | efSearch | recall@10 rescored | recall@10 graph | search ms (p50) |")
     print("|---|---|---|---|---|")
     for m, graph, built in graphs:
@@ -93,7 +99,7 @@ def main() -> None:
             mark = " (in use)" if m == store.HNSW_M and ef == store.HNSW_EF_SEARCH else ""
             print(f"| {m} | {ef}{mark} | {rescored:.3f} | {raw:.3f} | {ms:.2f} |")
         if built is not None:
-            print(f"(M={m}: built in {built:.0f} s)")
+            print(f"(M={m}, efConstruction {ef_construction}: built in {built:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
 _blas_limited = False
 
 
-def _one_blas_thread() -> None:
+def one_blas_thread() -> None:
     """Run NumPy's BLAS on one thread, for the whole process.
 
     These matrices are tiny, and on a busy 2-core machine a threaded BLAS spins against other work
@@ -164,7 +164,7 @@ class NumpyMiniLM:
         """Unit vectors for ``texts``; packs up to ``max_rows`` word pieces per forward pass."""
         encodings = self.tokenizer.encode_batch(list(texts))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        _one_blas_thread()
+        one_blas_thread()
         start = 0
         while start < len(encodings):
             end, rows = start, 0

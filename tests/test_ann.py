@@ -8,7 +8,7 @@ from rag import store
 from rag.api import Assistant, build_index
 from rag.config import ChunkSettings, Config
 from rag.embedding import FakeEmbedder
-from rag.retrieval import Retriever
+from rag.retrieval import Retriever, Weights
 
 TOPICS = ["funding round investors", "video generation model", "research team hiring",
           "creative tools artists", "training data licensing", "latency of inference servers"]
@@ -45,7 +45,9 @@ def test_the_graph_is_built_and_read(catalog):
 def test_graph_search_matches_the_exact_scan(catalog, monkeypatch):
     import rag.retrieval
 
-    exact = Retriever(store.StoredIndex(**{**catalog.index.__dict__, "ann": None}), FakeEmbedder())
+    # The exact scan with the catalog's fusion (no sentence-window BM25 there: see Retriever._score).
+    exact = Retriever(store.StoredIndex(**{**catalog.index.__dict__, "ann": None}), FakeEmbedder(),
+                      Weights(sentence_bm25=0.0))
     questions = [f"what about {t} in episode {n}" for t in TOPICS for n in (1, 5, 9)]
     # Few graph neighbours, fewer than the passages: the rest are scored by the imputed floor.
     monkeypatch.setattr(rag.retrieval, "ANN_CANDIDATES", 12)

@@ -10,7 +10,7 @@ calibrating their scales against each other (see ``_fuse`` for why not reciproca
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np

@@ -26,7 +26,7 @@ from pathlib import Path
 from rag.config import catalog_path
 
 from rag.parsers.markdown import parse_markdown
-from rag.timing import assign_times, estimate_error
+from rag.timing import assign_times, estimate_error, fit_speaking_rate
 from rag.types import Transcript, replace
 
 DEFAULT_TARBALL = catalog_path()
@@ -65,6 +65,28 @@ def without(transcript: Transcript, held_out: set[tuple[int, int, float]]) -> Tr
     return replace(transcript, turns=tuple(turns))
 
 
+def word_positions(transcript: Transcript) -> list[int]:
+    """The word position at which each paragraph starts."""
+    starts, word = [], 0
+    for turn in transcript.turns:
+        for para in turn.paragraphs:
+            starts.append(word)
+            word += para.words
+    return starts
+
+
+def cause(at: list[int], rate: float, before, marker, after) -> str:
+    """Why an estimate between kept anchors is off: the true speaking rate on each side of the
+    held-out marker against the episode's (words a second), or that it lies past the last one."""
+    def pace(a, b):
+        words = (at[b[0]] + b[1]) - (at[a[0]] + a[1])
+        return words / (b[2] - a[2]) if b[2] > a[2] else float("inf")
+    if before is None or after is None:
+        return f"past the {'first' if before is None else 'last'} kept anchor; episode {rate:.1f} words/s"
+    return (f"{pace(before, marker):.1f} then {pace(marker, after):.1f} words/s against the "
+            f"episode's {rate:.1f}")
+
+
 def estimate_held_out(transcript: Transcript, held_out: list[tuple[int, int, float]]):
     timed = assign_times(without(transcript, set(held_out)))
     paragraphs = [p for t in timed.turns for p in t.paragraphs]
@@ -91,11 +113,14 @@ def evaluate(files: list[Path], worst: list | None = None) -> dict[str, tuple[li
             results[name][0].extend(estimates)
             results[name][1].extend(m[2] for m in held_out)
             if name == "every-other" and worst is not None:
+                at = word_positions(transcript)
+                rate = fit_speaking_rate([[(at[p] + o, s) for p, o, s in markers]])
                 for m, est in zip(held_out, estimates):
                     i = markers.index(m)
-                    before = markers[i - 1][2] if i > 0 else None
-                    after = markers[i + 1][2] if i + 1 < len(markers) else None
-                    worst.append((abs(est - m[2]), path.stem, m[2], est, before, after))
+                    before = markers[i - 1] if i > 0 else None
+                    after = markers[i + 1] if i + 1 < len(markers) else None
+                    worst.append((abs(est - m[2]), path.stem, m[2], est, before and before[2],
+                                  after and after[2], cause(at, rate, before, m, after)))
     return results
 
 
@@ -131,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         def t(x):
             return "-" if x is None else format_time(x)
 
-        for err, episode, actual, est, before, after in sorted(worst, reverse=True)[:10]:
+        for err, episode, actual, est, before, after, why in sorted(worst, reverse=True)[:10]:
             gap = f"{after - before:.0f} s between anchors" if before is not None and after is not None else "at an end"
             print(f"  {episode:24} [{t(actual)}] estimated [{t(est)}] off {err:6.1f} s; anchors "
-                  f"[{t(before)}] .. [{t(after)}] ({gap})")
+                  f"[{t(before)}] .. [{t(after)}] ({gap})\n      cause: {why}")
     mean = estimate_error(*results["every-other"])["mean"]
     verdict = "PASS" if mean <= TARGET_MEAN_S else "FAIL"
     print(f"verdict: {verdict} — every-other mean error {mean:.1f} s (target <= {TARGET_MEAN_S:.0f} s)")

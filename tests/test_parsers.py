@@ -12,6 +12,7 @@ import pytest
 from rag.errors import TranscriptError
 from rag.parsers import (default_sources, load_default_episode, load_transcript, merge,
                          parse_file, parse_markdown, parse_page, parse_srt, parse_vtt)
+from rag.timing import assign_times
 from rag.types import Marker
 
 DATA = Path(__file__).resolve().parent.parent / "rag" / "data" / "practical-ai-260"
@@ -247,3 +248,38 @@ def test_a_co_host_named_in_the_opening_is_a_host():
     # a guest the host merely greets stays a guest
     guest = opening.replace("my co-host, Chris Benson", "our guest, Chris Benson")
     assert parse_markdown(guest, "x.md").episode.hosts == ("Daniel Whitenack",)
+
+
+def test_times_standing_without_words_still_time_the_talk():
+    # The catalog's interludes: a bare time before the next words, a jingle with its range, an
+    # outro after the last words (changelog--friends-74 lost 21 of its 30 markers to these).
+    text = """**Ada Host:** Welcome. What do you build?
+
+\\[01:00\\]
+
+**Bob Guest:** Compilers, mostly.
+
+**Jingle:** \\[02:00\\] to \\[02:30\\]
+
+**Ada Host:** \\[02:31\\] Back again. And after that?
+
+**Bob Guest:** More compilers.
+
+**Song:** \\[03:00\\] - \\[03:45\\]
+
+**Ada Host:** Thanks for coming.
+
+**Outro:** \\[04:10\\]
+"""
+    paras = paragraphs(parse_markdown(text, "x.md"))
+    assert [p.text for p in paras] == ["Welcome. What do you build?", "Compilers, mostly.",
+                                       "Back again. And after that?", "More compilers.",
+                                       "Thanks for coming."]
+    assert paras[1].markers == (Marker(0, 60.0),)                 # the bare time opens it
+    assert paras[2].break_before and paras[2].break_s == 120.0    # the jingle pauses the talk
+    assert paras[2].markers == (Marker(0, 151.0),)                # its own time beats 02:30
+    assert paras[4].break_before and paras[4].break_s == 180.0
+    assert paras[4].markers == (Marker(0, 225.0), Marker(3, 250.0))   # resumes; the outro ends it
+    timed = paragraphs(assign_times(parse_markdown(text, "x.md")))
+    assert timed[1].start_s == 60.0 and not timed[1].estimated
+    assert timed[4].start_s == 225.0 and timed[4].end_s == 250.0

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import TranscriptError
-from ..types import Episode, Marker, Paragraph, Transcript, Turn
+from ..types import Episode, Marker, Paragraph, Transcript, Turn, replace
 
 # \[00:06:01.01\], \[06:01\], [1:03:50], \[00:44:03:20\] (the last part is a frame count).
 MARKER_RE = re.compile(r"\\*\[\\*(\d{1,3}(?::\d{1,2}){1,3}(?:[.,]\d+)?)\\*\]")
@@ -37,6 +37,8 @@ NON_SPEAKER_LABELS = {
     "friday", "saturday", "sunday",
 }
 UNKNOWN_SPEAKER = "Unknown"
+# What stands between the two times of a range, "\\[49:03\\] to \\[49:31\\]".
+RANGE_WORDS = {"", "to", "-", "–", "—"}
 
 
 def parse_marker_time(text: str) -> float | None:
@@ -90,6 +92,28 @@ def split_markers(raw: str) -> tuple[str, tuple[Marker, ...]]:
     return " ".join(words), tuple(markers)
 
 
+def interlude(label: str | None, markers: tuple[Marker, ...], speakers: Sequence[str]):
+    """What a block of times without words says about the clock: ``(pause, resume)``.
+
+    ``pause`` is the break's time for the next paragraph's ``break_s`` (False: no pause; None: a
+    break without a time); ``resume`` is when the next words start (None: not given).
+
+        **Break:** \\[12:16\\]                  a sponsor break: the talk pauses at 12:16
+        **Jingle:** \\[49:03\\] to \\[49:31\\]     music from 49:03; the talk resumes at 49:31
+        **Outro:** \\[1:01:50\\]                the talk stops at 1:01:50
+        \\[08:47\\]  or  **Mat Ryer:** \\[08:47\\]    the next words start at 08:47
+    """
+    times = [m.seconds for m in markers]
+    resume = times[-1] if len(times) > 1 else None
+    if label and label.lower() == "break":
+        return (times[0] if times else None), resume
+    if not times:
+        return False, None
+    if len(times) > 1 or label and label not in speakers:
+        return times[0], resume           # a clip, song or jingle: the clock jumps across it
+    return False, times[0]
+
+
 def iter_blocks(text: str):
     """Yield (first_line_number, block_text) for each blank-line-separated block."""
     lines: list[str] = []
@@ -132,6 +156,7 @@ def parse_markdown(text: str, source: str = "") -> Transcript:
     turns: list[Turn] = []
     speaker, paragraphs, inferred = None, [], False
     pending_break: float | None | bool = False   # False: no break; None: a break without a time
+    pending_marker: float | None = None          # the time a bare marker gives the next words
     speakers_seen: list[str] = []
 
     def close_turn():
@@ -154,13 +179,17 @@ def parse_markdown(text: str, source: str = "") -> Transcript:
             body = (m.group(1) if m.lastindex == 2 else "") + block[m.end():]
         else:
             body = block
-        if label and label.lower() == "break":
-            markers = split_markers(body)[1]
-            pending_break = markers[0].seconds if markers else None
-            continue
         words, markers = split_markers(body)
+        if label and label.lower() == "break" or markers and words.lower() in RANGE_WORDS:
+            # A block of times and no words: an interlude or a bare time (see ``interlude``).
+            pause, resume = interlude(label, markers, speakers_seen)
+            if pause is not False:
+                pending_break = pause
+            if resume is not None:
+                pending_marker = resume
+            continue
         if not words:
-            continue                          # a marker or label standing alone
+            continue                          # a label standing alone
         if label and label != speaker or label is None and speaker is None:
             close_turn()
             speaker = label or UNKNOWN_SPEAKER
@@ -168,12 +197,22 @@ def parse_markdown(text: str, source: str = "") -> Transcript:
             paragraphs = []
             if label and label.lower() not in NON_SPEAKER_LABELS and label not in speakers_seen:
                 speakers_seen.append(label)
+        if pending_marker is not None:
+            if not any(m.word_offset == 0 for m in markers):   # its own time is more precise
+                markers = (Marker(0, pending_marker),) + markers
+            pending_marker = None
         para = Paragraph(words, markers=markers, line=line)
         if pending_break is not False:
             para = Paragraph(words, markers=markers, line=line, break_before=True,
                              break_s=pending_break)
             pending_break = False
         paragraphs.append(para)
+    # Times after the last words (an outro's start) say when the talk ended.
+    end = pending_break if pending_break not in (False, None) else pending_marker
+    if end is not None and paragraphs:
+        last = paragraphs[-1]
+        if not last.markers or last.markers[-1].seconds < end:
+            paragraphs[-1] = replace(last, markers=last.markers + (Marker(last.words, end),))
     close_turn()
     if not turns:
         raise TranscriptError(

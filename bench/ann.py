@@ -68,7 +68,7 @@ def main() -> None:
 
     import faiss
 
-    from rag import store
+    from rag.stores import files as store
     from rag.api import Assistant
 
     assistant = Assistant.load(args.index, backend="extractive")

@@ -20,7 +20,7 @@ from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
 from .query import condense
 from .retrieval import Filters, Retriever
-from .store import (StoredIndex, build_index as _build, check_index_name, index_exists, load_index, slug,
+from .stores.files import (StoredIndex, build_index as _build, check_index_name, index_exists, load_index, slug,
                     unchanged_sources)
 from .text import clean_text
 from .types import Answer, Chapter, Hit, Transcript
@@ -228,7 +228,7 @@ class Assistant:
             elif backend == "openai":
                 notice = ("no chat model configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
                           "using the extractive answerer")
-        from .store import missing_note
+        from .stores.files import missing_note
 
         notice = "; ".join(n for n in (missing_note(stored), notice) if n) or None
         return cls(index=stored, retriever=retriever, answerer=answerer, config=config,

@@ -18,7 +18,8 @@ import numpy as np
 from .embedding import Embedder
 from .query import (Scope, content_words, keywords, own_words, parse_scope,
                     speaker_aliases, split_anchor, stem, topic_words, without_speaker)
-from .store import ANN_MIN, ANN_CANDIDATES, Lexical, StoredIndex
+from .stores import Store
+from .stores.files import ANN_MIN, ANN_CANDIDATES
 from .catalog.shows import same_show
 from .types import Chunk, Hit
 
@@ -75,7 +76,7 @@ class Weights:
 
 
 class Retriever:
-    def __init__(self, index: StoredIndex, embedder: Embedder, weights: Weights = Weights()):
+    def __init__(self, index: Store, embedder: Embedder, weights: Weights = Weights()):
         from .minilm import one_blas_thread
 
         # A question's matrix products are small (a few thousand rows): a threaded BLAS only spins
@@ -86,13 +87,10 @@ class Retriever:
         self.embedder = embedder
         self.weights = weights
         self.chunks = index.chunks
-        self.chunk_vecs = index.chunk_vectors
-        self.ann = index.ann
         # The vectors of the passages whose similarities estimate the population's mean and spread
-        # (with ``ann``), kept in memory: gathered from the file they cost 2 ms a question.
-        self._sample = np.ascontiguousarray(self.chunk_vecs[np.sort(np.random.default_rng(0).choice(
-            len(self.chunks), min(4096, len(self.chunks)), replace=False))]) if index.ann is not None else None
-        self.sent_vecs = index.sentence_vectors
+        # (when not every passage is scored), kept in memory: gathered from the file they cost 2 ms
+        # a question.
+        self._sample = None if index.scans else index.sample_vectors()
         self.sent_rows = index.sentence_rows
         # The sentence windows are stored passage by passage: passage c owns rows sent_start[c]:sent_start[c + 1].
         self.sent_start = np.searchsorted(self.sent_rows[:, 0], np.arange(len(self.chunks) + 1)) \
@@ -100,8 +98,8 @@ class Retriever:
         self._has_windows = self.sent_start[:-1] < self.sent_start[1:]
         cols = index.columns
         self.columns = cols
-        lexical = index.lexical
-        self.bm25, self.sent_bm25, self.doc_freq = lexical.bm25, lexical.sentence_bm25, lexical.doc_freq
+        self.lexical = index.lexical
+        self.doc_freq = self.lexical.doc_freq
         self.chapters = [c["title"] for t in index.transcripts for c in t.get("chapters", [])
                          if not c.get("sponsor")]
         hosts = [h for t in index.transcripts for h in t["episode"].get("hosts", [])]
@@ -138,6 +136,12 @@ class Retriever:
         allowed = self._allowed(filters)
         if not allowed.any():
             return []
+        with self.index.reading():
+            return self._search(query, k, filters, scope, anchor_times, allowed, candidates,
+                                refusal_features, variants)
+
+    def _search(self, query, k, filters, scope, anchor_times, allowed, candidates, refusal_features,
+                variants) -> list[Hit]:
         picked, (fused, dense, sent_sims, sent_best, bm25) = self._rank(
             query, scope, anchor_times, allowed, k, candidates, variants)
         answer_sims = sent_sims
@@ -286,17 +290,16 @@ class Retriever:
         w = self.weights
         q = self.embedder.embed_query(query).astype(np.float32)
         qwords = topic_words(query, scope)  # "at the very beginning" is scope, not topic
-        bm25 = Lexical.scores(self.bm25, qwords) if qwords else \
-            np.zeros(len(self.chunks), np.float32)
+        bm25 = self.lexical.passage_scores(qwords) if qwords else np.zeros(len(self.chunks), np.float32)
         sent_lex = np.zeros(len(self.chunks), dtype=np.float32)
         # Not across a catalog (an index with the passage graph): there the best window's BM25
         # ranks worse, not better (the whole archive, `rag eval --catalog --limit 500`: mined host
         # questions episode hit@5 0.806 -> 0.862, passage hit@10 0.754 -> 0.846 without it; the
         # hand-written dev set episode hit@1 0.929 -> 1.000, answers citing two gold episodes 1 of 3
         # -> 0 of 3), and it is the most expensive signal there (7 ms of a 31 ms search).
-        if qwords and len(self.sent_rows) and w.sentence_bm25 and self.ann is None:
+        if qwords and len(self.sent_rows) and w.sentence_bm25 and not self.index.large:
             # Each passage's best window: its windows are consecutive rows.
-            scores = Lexical.scores(self.sent_bm25, qwords)
+            scores = self.lexical.window_scores(qwords, bm25)
             sent_lex[self._has_windows] = np.maximum.reduceat(scores, self.sent_start[:-1][self._has_windows])
         dense, sent_sims, sent_best, stats = self._dense(q, query, scope, lexical=(bm25, sent_lex), allowed=allowed)
         fused = self._combine(dense, sent_best, bm25, sent_lex, scope, bool(qwords), anchor_times, allowed, stats)
@@ -322,27 +325,22 @@ class Retriever:
         """
         stats: dict[str, tuple[float, float]] = {}
         cand, narrow = None, False
-        if self.ann is None:
-            dense = self.chunk_vecs @ q
+        if self.index.scans:
+            dense = self.index.chunk_vectors @ q
         else:
             narrow = allowed is not None and int(allowed.sum()) < ANN_MIN
-            if narrow:
-                cand = np.flatnonzero(allowed)
-                exact = np.asarray(self.chunk_vecs[cand] @ q, dtype=np.float32)
-                floor = float(exact.min()) if len(exact) else 0.0
-            else:
-                ids = self.ann.search(q[None, :], ANN_CANDIDATES)[1][0]
-                ids = ids[ids >= 0]
-                cand = np.unique(np.concatenate([ids, *_tops(lexical)]))
-                exact = np.asarray(self.chunk_vecs[cand] @ q, dtype=np.float32)
-                near = exact[np.isin(cand, ids)]
-                floor = float(near.min()) if len(near) else float(exact.min())
+            ids = self.index.nearest(q, ANN_CANDIDATES, allowed if narrow else None)
+            tops = [t[allowed[t]] for t in _tops(lexical)] if narrow else _tops(lexical)
+            cand = np.unique(np.concatenate([ids, *tops])).astype(np.int64)
+            exact = self.index.passage_vectors(cand) @ q if len(cand) else np.zeros(0, np.float32)
+            near = exact[np.isin(cand, ids)]
+            floor = float(near.min()) if len(near) else float(exact.min()) if len(exact) else 0.0
             dense = np.full(len(self.chunks), floor, dtype=np.float32)
             dense[cand] = exact
             sample = self._sample @ q
             stats["dense"] = (float(sample.mean()), float(sample.std()))
-        if len(self.sent_vecs) <= EXACT_SENTENCES:
-            sent_sims = self.sent_vecs @ q if len(self.sent_vecs) else np.zeros(0, np.float32)
+        if self.index.scans and len(self.sent_rows) <= EXACT_SENTENCES:
+            sent_sims = self.index.sentence_vectors @ q if len(self.sent_rows) else np.zeros(0, np.float32)
             scored = slice(None)
         else:
             # With the graph, the passage candidates are already the top of each signal.
@@ -351,8 +349,9 @@ class Retriever:
             counts = self.sent_start[chunks + 1] - starts
             # The windows of those passages, in order: each passage's rows are consecutive.
             scored = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-            sent_sims = np.full(len(self.sent_vecs), np.nan, dtype=np.float32)
-            sent_sims[scored] = self.sent_vecs[scored] @ q
+            sent_sims = np.full(len(self.sent_rows), np.nan, dtype=np.float32)
+            if len(scored):
+                sent_sims[scored] = self.index.window_vectors(scored) @ q
         if scope.speaker and len(sent_sims):
             # "What did Chris ask about X": that speaker's sentences about X beat the other's.
             sent_sims = sent_sims + 0.08 * (self.columns.sentence_speaker == self._speaker_code(scope.speaker))
@@ -439,7 +438,7 @@ class Retriever:
         rel = fused[order]
         rel = (rel - rel.min()) / (rel.max() - rel.min() + 1e-9)
         lam = self.weights.mmr_lambda
-        vecs = self.chunk_vecs[order]
+        vecs = self.index.passage_vectors(order)
         sims = vecs @ vecs.T                      # candidate-to-candidate similarity, once
         redundancy = np.zeros(len(order))         # max similarity to anything picked so far
         available = np.ones(len(order), dtype=bool)

@@ -4,7 +4,7 @@ exact scan, with filters that still reach every passage they admit."""
 import numpy as np
 import pytest
 
-from rag import store
+from rag.stores import files as store
 from rag.api import Assistant, build_index
 from rag.config import ChunkSettings, Config
 from rag.embedding import FakeEmbedder

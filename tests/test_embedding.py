@@ -97,7 +97,7 @@ def test_sentence_windows_are_pooled_from_the_passage_pass(real, torch_vectors):
 
 def test_building_an_index_imports_no_torch(tmp_path):
     code = ("import sys; from pathlib import Path; from rag.embedding import SentenceTransformerEmbedder; "
-            "from rag.parsers import parse_file; from rag.store import build_index; "
+            "from rag.parsers import parse_file; from rag.stores.files import build_index; "
             "t = parse_file(sys.argv[1]); "
             "build_index([t], [sys.argv[1]], name='tiny', index_dir=Path(sys.argv[2]), "
             "embedder=SentenceTransformerEmbedder(cache_dir=Path(sys.argv[2]) / '.cache')); "

@@ -16,7 +16,7 @@ from rag.api import Assistant, build_index
 from rag.config import Config
 from rag.embedding import FakeEmbedder
 from rag.errors import InputError
-from rag.store import check_index_name, load_index, slug
+from rag.stores.files import check_index_name, load_index, slug
 
 MD = """**Chris Benson:** \\[00:10\\] What are you building at the company?
 

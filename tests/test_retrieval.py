@@ -6,7 +6,7 @@ import pytest
 from rag.api import Assistant, build_index
 from rag.config import ChunkSettings, Config
 from rag.embedding import FakeEmbedder
-from rag.retrieval import Filters, Weights
+from rag.retrieval import Filters, Retriever, Weights
 
 TURNS = [
     ("00:10", "Chris Benson", "Welcome to the show. What are you building at the company?"),
@@ -86,23 +86,19 @@ def test_multi_part_question_gets_both_parts_in_the_top(assistant):
 
 
 def test_mmr_skips_near_duplicates(assistant):
-    r = assistant.retriever
-    order = list(range(len(r.chunks)))
+    import dataclasses
+
     import numpy as np
 
+    vecs = np.array(assistant.index.chunk_vectors)   # a writable copy of the memory-mapped vectors
+    vecs[1] = vecs[0]                                # chunk 1 repeats chunk 0
+    index = dataclasses.replace(assistant.index, chunk_vectors=vecs)
+    order = list(range(len(index.chunks)))
     fused = np.linspace(1.0, 0.5, len(order))
-    stored = r.chunk_vecs
-    r.chunk_vecs = np.array(stored)            # a writable copy of the memory-mapped vectors
-    r.chunk_vecs[1] = r.chunk_vecs[0]          # chunk 1 repeats chunk 0
-    old = r.weights
-    try:
-        r.weights = Weights(mmr_lambda=0.5)
-        assert 1 not in r._mmr(order, fused, 2)
-        r.weights = Weights(mmr_lambda=1.0)
-        assert r._mmr(order, fused, 2) == [0, 1]
-    finally:
-        r.weights = old
-        r.chunk_vecs = stored
+    r = Retriever(index, assistant.retriever.embedder, Weights(mmr_lambda=0.5))
+    assert 1 not in r._mmr(order, fused, 2)
+    r = Retriever(index, assistant.retriever.embedder, Weights(mmr_lambda=1.0))
+    assert r._mmr(order, fused, 2) == [0, 1]
 
 
 def test_coverage_counts_words_missing_from_the_transcript(assistant):

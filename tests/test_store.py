@@ -10,7 +10,7 @@ from rag.config import ChunkSettings, Config
 from rag.embedding import FakeEmbedder
 from rag.errors import IndexNotFound, StaleIndex
 from rag.query import content_words
-from rag.store import embedding_text, load_index
+from rag.stores.files import embedding_text, load_index
 
 MD = """**Chris Benson:** \\[00:10\\] Welcome to the show. What are you building at the company?
 
@@ -136,7 +136,7 @@ def test_crash_mid_build_leaves_previous_index_intact(tmp_path, source):
     with pytest.raises(RuntimeError, match="power cut"):
         _build(source, tmp_path / "idx", embedder=Exploding())
     # the old version is still the live one, byte for byte (its sources changed, so compare raw)
-    from rag.store import check_manifest  # noqa: F401 - documents where staleness is decided
+    from rag.stores.files import check_manifest  # noqa: F401 - documents where staleness is decided
     current = (tmp_path / "idx" / "ep" / "CURRENT").read_text()
     assert (tmp_path / "idx" / "ep" / current / "manifest.json").exists()
     assert current == before.path.name

@@ -44,11 +44,11 @@ from typing import Callable
 
 import numpy as np
 
-from .chunking import chunk_transcript
-from .config import ChunkSettings
-from .embedding import CachedEmbedder, Embedder
-from .errors import IndexError_, IndexNotFound, InputError, StaleIndex
-from .types import Chunk, Transcript
+from ..chunking import chunk_transcript
+from ..config import ChunkSettings
+from ..embedding import CachedEmbedder, Embedder
+from ..errors import IndexError_, IndexNotFound, InputError, StaleIndex
+from ..types import Chunk, Transcript
 
 FORMAT = "rag-index/7"  # 2: vectors carry the chapter title; 3: start_s excludes question context;
                         # 4: word vectors of the vocabulary; 5: passages carry show, episode title, url;
@@ -106,6 +106,43 @@ class StoredIndex:
     @property
     def model(self) -> str:
         return self.manifest["model"]
+
+    # --- what retrieval reads (the store protocol: see rag/stores/__init__.py) ---------------
+
+    @property
+    def large(self) -> bool:
+        """Past ``ANN_MIN`` passages: dense candidates come from the graph, not a scan of all."""
+        return self.ann is not None
+
+    @property
+    def scans(self) -> bool:
+        """Whether a question may score every passage vector (``chunk_vectors @ q``)."""
+        return self.ann is None
+
+    def nearest(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        """Candidate passages for ``q``: the graph's ``k`` nearest, or, within ``allowed``, every
+        passage it admits (a narrow filter is scored exactly)."""
+        if allowed is not None:
+            return np.flatnonzero(allowed)
+        ids = self.ann.search(np.ascontiguousarray(q[None, :], dtype=np.float32), k)[1][0]
+        return ids[ids >= 0]
+
+    def passage_vectors(self, rows) -> np.ndarray:
+        return np.asarray(self.chunk_vectors[rows], dtype=np.float32)
+
+    def window_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of sentence windows ``rows`` (rows of ``sentence_rows``)."""
+        return np.asarray(self.sentence_vectors[rows], dtype=np.float32)
+
+    def sample_vectors(self, n: int = 4096) -> np.ndarray:
+        """A fixed sample of passage vectors, for the population's mean and spread."""
+        rows = np.sort(np.random.default_rng(0).choice(len(self.chunks), min(n, len(self.chunks)), replace=False))
+        return np.ascontiguousarray(self.chunk_vectors[rows], dtype=np.float32)
+
+    @contextlib.contextmanager
+    def reading(self):
+        """One question's reads (a database store reads them in one snapshot)."""
+        yield self
 
     def full_transcripts(self) -> list[dict]:
         """The parsed transcripts with their turns, read from disk on each call."""
@@ -218,7 +255,7 @@ class Lexical:
     def build(cls, chunks: Sequence[Chunk], rows) -> "Lexical":
         import bm25s
 
-        from .query import keywords
+        from ..query import keywords
 
         # One string object per distinct word: a catalog's 1.4 million windows hold ~20 million
         # words, which as separate strings would take over a gigabyte while BM25 is built.
@@ -239,6 +276,15 @@ class Lexical:
             for word in set(keywords(c.text)):
                 doc_freq[word] = doc_freq.get(word, 0) + 1
         return cls(bm25, sentence_bm25, doc_freq)
+
+    def passage_scores(self, words: Sequence[str]) -> np.ndarray:
+        """BM25 of every passage for the question's words (0 where none occurs)."""
+        return self.scores(self.bm25, words)
+
+    def window_scores(self, words: Sequence[str], passage_scores: np.ndarray) -> np.ndarray:
+        """BM25 of every sentence window (``passage_scores`` lets a store score only the windows
+        of passages that hold a word; here every window is scored)."""
+        return self.scores(self.sentence_bm25, words)
 
     @staticmethod
     def scores(bm25, words: Sequence[str]) -> np.ndarray:
@@ -325,7 +371,7 @@ def sentence_window(chunk: Chunk, i: int, radius: int = 1) -> str:
 
 def vocabulary(chunks: Sequence[Chunk]) -> list[str]:
     """The distinct content words (lower-cased, not stemmed: a stem such as 'compani' embeds badly)."""
-    from .query import content_words
+    from ..query import content_words
 
     return sorted({w for c in chunks for w in content_words(c.text)})
 

@@ -55,8 +55,8 @@ def free_port() -> int:
 
 
 def start_server(port: int, timeout: float, model_url: str | None = None,
-                 index: str | None = None) -> subprocess.Popen:
-    env = dict(os.environ)
+                 index: str | None = None, env: dict | None = None) -> subprocess.Popen:
+    env = dict(os.environ if env is None else env)
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAG_API_KEY"):
         env.pop(var, None)  # extractive answers, no auth: measure the server, not a chat model
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),

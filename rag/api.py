@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -95,6 +96,10 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
     else:
         transcripts, sources = [load_default_episode()], default_sources()
         name = name or DEFAULT_INDEX
+    if config.database_url:
+        from .stores.postgres import write_index
+
+        return write_index(transcripts, sources, name=name, config=config, embedder=embedder, progress=progress)
     return _build(transcripts, sources, name=name, index_dir=config.index_dir, embedder=embedder,
                   settings=config.chunking, progress=progress)
 
@@ -160,6 +165,8 @@ def open_index(name: str | None = None, *, config: Config, embedder: Embedder,
     """Load an index; the shipped episode's own index is (re)built when missing or stale."""
     if name is not None:
         check_index_name(name)
+    if config.database_url:
+        return _open_pg(name or DEFAULT_INDEX, config=config, embedder=embedder, progress=progress)
     if name in (None, DEFAULT_INDEX):
         from .parsers import default_sources
 
@@ -184,6 +191,26 @@ def open_index(name: str | None = None, *, config: Config, embedder: Embedder,
         return load_index(config.index_dir, name, model=embedder.name, settings=config.chunking)
 
 
+def _open_pg(name: str, *, config: Config, embedder: Embedder, progress: Progress | None = None):
+    """An index in the database; the shipped episode's is written there when missing."""
+    from .stores.postgres import open_pg_index
+
+    try:
+        return open_pg_index(config, name, model=embedder.name, settings=config.chunking)
+    except (IndexNotFound, StaleIndex) as err:
+        if name != DEFAULT_INDEX:
+            raise
+        if isinstance(err, StaleIndex):  # built with another model: the shipped episode is rebuilt
+            from .stores.postgres import drop_index
+
+            drop_index(config, name)
+        build_index(None, name=DEFAULT_INDEX, config=config, embedder=embedder, progress=progress)
+        return open_pg_index(config, name, model=embedder.name, settings=config.chunking)
+
+
+REFRESH_S = 1.0  # how often a process asks the database whether an index has changed
+
+
 @dataclass
 class Assistant:
     """A loaded index with its retriever and answerers. Safe to share between threads."""
@@ -195,6 +222,8 @@ class Assistant:
     chat_model: object | None = None
     notice: str | None = None            # e.g. "no chat model configured; using extractive answers"
     extractive: ExtractiveAnswerer = field(default_factory=ExtractiveAnswerer)
+    _checked: float = field(default=0.0, repr=False)
+    _reloading: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, index: str | None = None, *, backend: str = "auto", config: Config | None = None,
@@ -236,6 +265,27 @@ class Assistant:
 
     # --- what the index holds ---------------------------------------------------------------
 
+    def refresh(self) -> bool:
+        """Reload an index kept in a database when another process has written to it since (at
+        most one check a second; one thread reloads while the others keep answering from what
+        they have). Returns whether it reloaded. A file index never changes under a process."""
+        current = getattr(self.index, "current_generation", None)
+        now = time.monotonic()
+        if current is None or now - self._checked < REFRESH_S or not self._reloading.acquire(blocking=False):
+            return False
+        try:
+            self._checked = now
+            if current() == self.index.generation:
+                return False
+            from .stores.postgres import open_pg_index
+
+            embedder = self.retriever.embedder
+            index = open_pg_index(self.config, self.index.name, model=embedder.name, settings=self.config.chunking)
+            self.index, self.retriever = index, Retriever(index, embedder, self.retriever.weights)
+            return True
+        finally:
+            self._reloading.release()
+
     @property
     def name(self) -> str:
         return self.index.name
@@ -265,6 +315,7 @@ class Assistant:
         query = check_question(query)
         if k < 1 or k > 100:
             raise InputError(f"k must be between 1 and 100, not {k}")
+        self.refresh()
         chapter, speaker = (clean_text(v) if isinstance(v, str) else v for v in (chapter, speaker))
         show, episode = (clean_text(v).strip() or None if isinstance(v, str) else v for v in (show, episode))
         check_span(start_s, end_s)
@@ -282,6 +333,7 @@ class Assistant:
         from .catalog.shows import same_show
 
         show = clean_text(show).strip() or None if isinstance(show, str) else show
+        self.refresh()
         cols = self.index.columns
         counts = np.bincount(cols.episode, minlength=len(cols.episodes))
         last = np.zeros(len(cols.episodes))

@@ -232,6 +232,11 @@ def cmd_index(args) -> int:
 
     t0 = time.monotonic()
     path = build_index(args.sources or None, name=args.name, progress=_progress_printer())
+    if isinstance(path, dict):  # written to the database (RAG_DATABASE_URL)
+        print(f"indexed {path['episodes']} episodes ({path['replaced']} replaced, {path['unchanged']} "
+              f"unchanged, skipped): {path['passages']} passages in {time.monotonic() - t0:.1f}s "
+              f"-> {path['database']} index {path['name']!r}")
+        return 0
     manifest = json.loads((path / "manifest.json").read_text())
     reused = manifest["embedding_cache"]["reused"]
     episodes = manifest["episodes"]
@@ -239,6 +244,43 @@ def cmd_index(args) -> int:
     print(f"indexed {named}: {manifest['chunks']} chunks, "
           f"{manifest['sentences']} sentences ({reused} embeddings reused) "
           f"in {time.monotonic() - t0:.1f}s -> {path.parent}")
+    return 0
+
+
+def cmd_db(args) -> int:
+    from .config import Config
+    from .errors import InputError as _InputError
+    from .stores import postgres
+
+    config = Config.from_env()
+    if not config.database_url:
+        raise _InputError("no database is configured: set RAG_DATABASE_URL=postgresql://user@host/db")
+    db = postgres.database(config)
+    if args.action == "migrate":
+        applied = db.migrate()
+        print(f"applied migrations {', '.join(map(str, applied))}" if applied else
+              f"the schema is current (version {postgres.SCHEMA_VERSION})")
+        return 0
+    if args.action == "drop":
+        if not args.name:
+            raise _InputError("rag db drop needs an index name, e.g. rag db drop catalog")
+        found = postgres.drop_index(config, args.name)
+        print(f"dropped index {args.name!r}" if found else f"no index named {args.name!r} in {db.where}")
+        return 0 if found else 4
+    status = db.status()
+    if args.json:
+        _print_json(status)
+        return 0
+    print(f"{status['database']}: schema version {status['schema_version']} "
+          f"(this rag: {status['schema_current']})")
+    if status["schema_version"] == 0:
+        print("no rag tables yet: `rag db migrate` or `rag index ...` creates them")
+    for ix in status["indexes"]:
+        print(f"  {ix['name']}: {ix['episodes']} episodes, {ix['passages']} passages, {ix['windows']} "
+              f"windows; model {ix['model']}; generation {ix['generation']}, updated {ix['updated']}")
+    if status.get("tables_bytes"):
+        sizes = ", ".join(f"{k} {v / 2**20:.1f} MB" for k, v in status["tables_bytes"].items())
+        print(f"  tables (with their indexes): {sizes}")
     return 0
 
 
@@ -346,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "them, or .tar.gz / .zip archives; default: the shipped episode")
     sp.add_argument("--name", help="index name (default: the episode id)")
     sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("db", help="the PostgreSQL store (RAG_DATABASE_URL): status, migrate, drop")
+    sp.add_argument("action", nargs="?", choices=["status", "migrate", "drop"], default="status")
+    sp.add_argument("name", nargs="?", help="the index to drop")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp.set_defaults(func=cmd_db)
 
     sp = sub.add_parser("transcript", help="parse a transcript and print it (no model needed)")
     sp.add_argument("file")

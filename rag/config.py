@@ -16,6 +16,12 @@ Variables (all optional):
     RAG_MODEL_DIR      the trained retrieval adapter merged into the embedding model: a folder holding
                        ``adapter.safetensors`` (what ``rag train --out`` writes) or the file itself;
                        ``off`` for the plain model (default: the shipped ``rag/models/podcast-minilm``)
+    RAG_DATABASE_URL   keep indexes in PostgreSQL with pgvector (``postgresql://user@host/db``)
+                       instead of folders: every `rag serve` replica shares them (``pip install
+                       'rag-interview[postgres]'``)
+    RAG_DB_POOL        connections each process keeps to it (default 4)
+    RAG_DB_TIMEOUT     seconds to wait for the database or a free connection before a request
+                       fails with "unavailable" (default 2)
     RAG_CATALOG        the Changelog transcript archive (.tar.gz) that training, the catalog and the
                        catalog tests read (default: ``../shared/data/changelog-transcripts.tar.gz``
                        beside this checkout)
@@ -91,6 +97,9 @@ class Config:
     query_rewrite: bool = False  # with a chat model: also search for its rewrites of the question
     chat_timeout: tuple[float, float] = (20.0, 60.0)  # (first token, whole answer) in seconds
     adapter: Path | None = None  # the trained retrieval adapter merged into the embedding model
+    database_url: str | None = None  # PostgreSQL keeps the indexes (stores/postgres.py), else files
+    db_pool: int = 4
+    db_timeout: float = 2.0
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Config":
@@ -105,6 +114,9 @@ class Config:
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             query_rewrite=_flag(env, "RAG_QUERY_REWRITE"),
             chat_timeout=_chat_timeout(env),
+            database_url=_database_url(env),
+            db_pool=int(_number(env, "RAG_DB_POOL", 4, lo=1, hi=1000, whole=True)),
+            db_timeout=_number(env, "RAG_DB_TIMEOUT", 2.0, lo=0.05, hi=600),
         )
 
     @property
@@ -141,3 +153,31 @@ def _chat_timeout(env) -> tuple[float, float]:
         raise InputError(f"RAG_CHAT_TIMEOUT={raw!r} is not a deadline; set seconds as FIRST,TOTAL "
                          "(first token, whole answer; e.g. 20,60) or TOTAL alone")
     return (values[0], values[1])
+
+
+def _database_url(env) -> str | None:
+    url = (env.get("RAG_DATABASE_URL") or "").strip()
+    if not url:
+        return None
+    if not url.startswith(("postgresql://", "postgres://")):
+        from .errors import InputError
+
+        raise InputError(f"RAG_DATABASE_URL must be a postgresql:// URL (e.g. "
+                         f"postgresql://rag@db.internal/rag), not {url.split('://')[0]!r}://...")
+    return url
+
+
+def _number(env, name: str, default: float, *, lo: float, hi: float, whole: bool = False) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not lo <= value <= hi or (whole and value != int(value)):
+        from .errors import InputError
+
+        kind = "a whole number" if whole else "a number"
+        raise InputError(f"{name}={raw!r} is not {kind} from {lo:g} to {hi:g}")
+    return value

@@ -5,7 +5,8 @@
     ├── TranscriptError       a transcript file that cannot be read or parsed (carries path and line)
     ├── IndexError_           an index that is missing, stale, corrupt or does not match
     │   ├── IndexNotFound
-    │   └── StaleIndex
+    │   ├── StaleIndex
+    │   └── StoreUnavailable  the database that holds the index cannot be reached in time
     └── ModelError            an embedding or chat model that cannot be loaded or reached
         └── ChatModelError    the chat server failed after bounded retries, or sent garbage
             └── ReplyTruncated  a streamed reply ended without a finish reason (or at the limit)
@@ -50,6 +51,10 @@ class IndexNotFound(IndexError_):
 
 class StaleIndex(IndexError_):
     pass
+
+
+class StoreUnavailable(IndexError_):
+    """The database is down, unreachable or out of free connections: retry later (HTTP 503)."""
 
 
 class ModelError(RagError):

@@ -282,7 +282,7 @@ class Retriever:
             fused = (2 * fused + sum(others)) / (2 + len(others))
         top = np.argpartition(-fused, candidates)[:candidates] if len(fused) > candidates else np.arange(len(fused))
         top = top[np.lexsort((top, -fused[top]))]  # best first; ties by position, as a stable sort
-        order = [int(i) for i in top if np.isfinite(fused[i])]
+        order = self.index.present([int(i) for i in top if np.isfinite(fused[i])])
         return self._mmr(order, fused, k), (fused, dense, sent_sims, sent_best, bm25)
 
     def _score(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray):

@@ -139,6 +139,10 @@ class StoredIndex:
         rows = np.sort(np.random.default_rng(0).choice(len(self.chunks), min(n, len(self.chunks)), replace=False))
         return np.ascontiguousarray(self.chunk_vectors[rows], dtype=np.float32)
 
+    def present(self, rows: Sequence[int]) -> list[int]:
+        """The rows whose passages can be read (a database may have replaced some since)."""
+        return list(rows)
+
     @contextlib.contextmanager
     def reading(self):
         """One question's reads (a database store reads them in one snapshot)."""

@@ -544,12 +544,9 @@ class PgLexical:
         idf = {w: math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5)) for w in words if df.get(w)}
         if not idf:
             return out
-        for pid, window_terms in ix.query("SELECT id, window_terms FROM passages WHERE id = ANY(%s)",
-                                          (ix.ids[held].tolist(),)):
-            where, known = ix.rows_of(np.array([pid]))
-            if not known.all():
-                continue
-            r = int(where[0])
+        found = ix.by_row(ix.query("SELECT id, window_terms FROM passages WHERE id = ANY(%s)",
+                                   (ix.ids[held].tolist(),)))
+        for r, (window_terms,) in found.items():
             base = int(ix.sent_start[r])
             for k, terms in enumerate(window_terms):
                 tf = Counter(terms)
@@ -616,18 +613,27 @@ class PgIndex:
                 raise self.db.unavailable(e) from e
 
     def query(self, sql: str, params=None) -> list[tuple]:
+        """Rows of ``sql`` in the question's snapshot (or on a connection of its own), in the
+        binary protocol: vectors as float32 bytes, not text to parse (4x faster to fetch)."""
         import psycopg
 
+        def run(conn):
+            try:
+                return conn.cursor(binary=True).execute(sql, params).fetchall()
+            except psycopg.OperationalError as e:
+                raise self.db.unavailable(e) from e
+
         if self._snap.conn is not None:
-            try:
-                return self._snap.conn.execute(sql, params).fetchall()
-            except psycopg.OperationalError as e:
-                raise self.db.unavailable(e) from e
+            return run(self._snap.conn)
         with self.db.connection() as conn:
-            try:
-                return conn.execute(sql, params).fetchall()
-            except psycopg.OperationalError as e:
-                raise self.db.unavailable(e) from e
+            return run(conn)
+
+    def by_row(self, found: list[tuple]) -> dict[int, tuple]:
+        """``(passage id, ...)`` rows keyed by the row number of their passage (unknown ids left out)."""
+        if not found:
+            return {}
+        rows, known = self.rows_of(np.array([f[0] for f in found], dtype=np.int64))
+        return {int(r): f[1:] for r, f in zip(rows, (f for f, k in zip(found, known) if k))}
 
     def rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The rows of passage ``ids``, and which of the ids this snapshot of the index knows."""
@@ -658,9 +664,8 @@ class PgIndex:
         cache = self._snap.vectors if self._snap.conn is not None else {}
         need = [int(r) for r in rows if int(r) not in cache]
         if need:
-            for pid, vec in self.query("SELECT id, embedding FROM passages WHERE id = ANY(%s)",
-                                       (self.ids[need].tolist(),)):
-                cache[int(self.rows_of(np.array([pid]))[0][0])] = _array(vec)
+            found = self.query("SELECT id, embedding FROM passages WHERE id = ANY(%s)", (self.ids[need].tolist(),))
+            cache.update((r, _array(v)) for r, (v,) in self.by_row(found).items())
         dim = int(self.manifest["dim"])
         # A row whose passage vanished (re-indexed since this replica loaded) scores as nothing.
         return np.stack([cache.get(int(r), np.zeros(dim, np.float32)) for r in rows]) if len(rows) \
@@ -670,10 +675,9 @@ class PgIndex:
         rows = np.asarray(rows, dtype=np.int64)
         dim = int(self.manifest["dim"])
         owners = self.sentence_rows[rows, 0]
-        blobs = {}
-        for pid, blob in self.query("SELECT id, windows FROM passages WHERE id = ANY(%s)",
-                                    (self.ids[np.unique(owners)].tolist(),)):
-            blobs[int(self.rows_of(np.array([pid]))[0][0])] = np.frombuffer(blob, dtype="<f4").reshape(-1, dim)
+        found = self.query("SELECT id, windows FROM passages WHERE id = ANY(%s)",
+                           (self.ids[np.unique(owners)].tolist(),))
+        blobs = {r: np.frombuffer(b, dtype="<f4").reshape(-1, dim) for r, (b,) in self.by_row(found).items()}
         out = np.zeros((len(rows), dim), np.float32)
         for j, (r, owner) in enumerate(zip(rows, owners)):
             block = blobs.get(int(owner))
@@ -692,9 +696,8 @@ class PgIndex:
         cache = self._snap.chunks if self._snap.conn is not None else {}
         need = [int(r) for r in rows if int(r) not in cache]
         if need:
-            for pid, record in self.query("SELECT id, record FROM passages WHERE id = ANY(%s)",
-                                          (self.ids[need].tolist(),)):
-                cache[int(self.rows_of(np.array([pid]))[0][0])] = Chunk.from_json(record)
+            found = self.query("SELECT id, record FROM passages WHERE id = ANY(%s)", (self.ids[need].tolist(),))
+            cache.update((r, Chunk.from_json(rec)) for r, (rec,) in self.by_row(found).items())
         return {int(r): cache[int(r)] for r in rows if int(r) in cache}
 
     def present(self, rows: Sequence[int]) -> list[int]:

@@ -1,6 +1,6 @@
 """The PostgreSQL store at catalog scale: what it holds per 1,000 episodes, and how fast it answers.
 
-    python bench/pg_scale.py [--show practicalai] [--queries 100]
+    python bench/pg_scale.py [--show practicalai|all] [--queries 100]
 
 Starts a throwaway PostgreSQL 16 + pgvector on 127.0.0.1, writes one show of the catalog into
 it with `rag index` (every episode of ``--show``, default Practical AI's ~300), then prints:
@@ -37,22 +37,26 @@ def main(argv=None) -> int:
     from rag.stores.localpg import LocalPostgres
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--show", default="practicalai", help="the catalog folder to write (default practicalai)")
+    ap.add_argument("--show", default="practicalai",
+                    help="the catalog folder to write (default practicalai), or all: the whole archive")
     ap.add_argument("--queries", type=int, default=100)
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="rag-pg-scale-"))
-    folder = tmp / args.show
-    folder.mkdir()
-    with tarfile.open(catalog_path()) as tar:
-        for m in tar:
-            if f"/{args.show}/" in m.name and m.name.endswith(".md"):
-                (folder / Path(m.name).name).write_bytes(tar.extractfile(m).read())
+    if args.show == "all":  # the whole archive, read member by member
+        folder = catalog_path()
+    else:
+        folder = tmp / args.show
+        folder.mkdir()
+        with tarfile.open(catalog_path()) as tar:
+            for m in tar:
+                if f"/{args.show}/" in m.name and m.name.endswith(".md"):
+                    (folder / Path(m.name).name).write_bytes(tar.extractfile(m).read())
     pg = LocalPostgres(tmp / "pg").start()
     os.environ["RAG_DATABASE_URL"] = pg.url
     try:
         t0 = time.monotonic()
-        subprocess.run([sys.executable, "-m", "rag.cli", "index", str(folder), "--name", args.show],
+        subprocess.run([sys.executable, "-m", "rag.cli", "index", str(folder), "--name", "catalog" if args.show == "all" else args.show],
                        cwd=ROOT, check=True)
         write_s = time.monotonic() - t0
 
@@ -61,7 +65,8 @@ def main(argv=None) -> int:
         from rag.stores.postgres import database
 
         status = database(Config.from_env()).status()
-        (ix,) = [i for i in status["indexes"] if i["name"] == args.show]
+        name = "catalog" if args.show == "all" else args.show
+        (ix,) = [i for i in status["indexes"] if i["name"] == name]
         episodes = ix["episodes"]
         per = 1000 / episodes
         print(f"1. wrote {episodes} episodes, {ix['passages']} passages, {ix['windows']} windows in "
@@ -83,7 +88,7 @@ def main(argv=None) -> int:
         print(f"  all tables     {total * per / 2**20:31.1f} MB; the HNSW graph {hnsw * per / 2**20:.1f} MB of it")
 
         t0 = time.perf_counter()
-        assistant = Assistant.load(args.show, backend="extractive")
+        assistant = Assistant.load(name, backend="extractive")
         print(f"3. start: Assistant.load {time.perf_counter() - t0:.2f} s")
         qs = (QUESTIONS * (args.queries // len(QUESTIONS) + 1))[:args.queries]
         assistant.search(qs[0])

@@ -222,21 +222,24 @@ class Columns:
 
     @classmethod
     def build(cls, chunks: Sequence[Chunk], rows) -> "Columns":
+        return cls.of([c.episode for c in chunks], [c.show for c in chunks], [c.chapter or "" for c in chunks],
+                      [c.start_s for c in chunks], [c.end_s for c in chunks],
+                      [chunks[ci].sentences[si].speaker for ci, si in rows])
+
+    @classmethod
+    def of(cls, episodes, shows, chapters, starts, ends, window_speakers) -> "Columns":
+        """From each passage's episode, show, chapter, start and end, and each window's speaker."""
         def coded(values):
             names = list(dict.fromkeys(values))
             code = {v: i for i, v in enumerate(names)}
             return np.array(names, dtype=str), np.array([code[v] for v in values], dtype=np.int32)
 
-        episodes, episode = coded([c.episode for c in chunks])
-        shows, show = coded([c.show for c in chunks])
-        chapters, chapter = coded([c.chapter or "" for c in chunks])
-        speakers = list(dict.fromkeys(s for c in chunks for s in c.speakers))
-        code = {v: i for i, v in enumerate(speakers)}
-        return cls(episodes, episode, shows, show, chapters, chapter,
-                   np.array([c.start_s for c in chunks], dtype=np.float64),
-                   np.array([c.end_s for c in chunks], dtype=np.float64),
-                   np.array(speakers, dtype=str),
-                   np.array([code[chunks[ci].sentences[si].speaker] for ci, si in rows], dtype=np.int32))
+        episodes, episode = coded(episodes)
+        shows, show = coded(shows)
+        chapters, chapter = coded(chapters)
+        speakers, speaker = coded(window_speakers)
+        return cls(episodes, episode, shows, show, chapters, chapter, np.array(starts, dtype=np.float64),
+                   np.array(ends, dtype=np.float64), speakers, speaker)
 
     def save(self, path: Path) -> None:
         np.savez(path, **{f: getattr(self, f) for f in self.__dataclass_fields__})

@@ -775,21 +775,10 @@ def open_pg_index(config: Config, name: str, *, model: str, settings: ChunkSetti
 
 
 def _columns(passages, code, episode_names, show_names) -> tuple[Columns, np.ndarray]:
-    def coded(values):
-        names = list(dict.fromkeys(values))
-        index = {v: i for i, v in enumerate(names)}
-        return np.array(names, dtype=str), np.array([index[v] for v in values], dtype=np.int32)
-
-    ep_codes = [code[p[1]] for p in passages]
-    episodes, episode = coded([episode_names[c] for c in ep_codes])
-    shows, show = coded([show_names[c] for c in ep_codes])
-    chapters, chapter = coded([p[2] for p in passages])
-    speakers = list(dict.fromkeys(s for p in passages for s in p[6]))
-    sp = {v: i for i, v in enumerate(speakers)}
+    """The retrieval columns and the sentence-window rows of ``passages`` (id, episode id, chapter,
+    start, end, window sentences, window speakers), in row order."""
+    eps = [code[p[1]] for p in passages]
     rows = np.array([(r, si) for r, p in enumerate(passages) for si in p[5]], dtype=np.int32).reshape(-1, 2)
-    columns = Columns(episodes, episode, shows, show, chapters, chapter,
-                      np.array([p[3] for p in passages], dtype=np.float64),
-                      np.array([p[4] for p in passages], dtype=np.float64),
-                      np.array(speakers, dtype=str),
-                      np.array([sp[s] for p in passages for s in p[6]], dtype=np.int32))
+    columns = Columns.of([episode_names[e] for e in eps], [show_names[e] for e in eps], [p[2] for p in passages],
+                         [p[3] for p in passages], [p[4] for p in passages], [s for p in passages for s in p[6]])
     return columns, rows

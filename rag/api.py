@@ -208,6 +208,19 @@ def _open_pg(name: str, *, config: Config, embedder: Embedder, progress: Progres
         return open_pg_index(config, name, model=embedder.name, settings=config.chunking)
 
 
+def _answerers(retriever: Retriever, chat_model=None) -> tuple[ExtractiveAnswerer, Answerer]:
+    """The extractive answerer for this index, and the answerer to use (the chat model's, with
+    the extractive one as its fallback, when there is a model)."""
+    several = len(retriever.index.transcripts) > 1  # citations then name their episode
+    extractive = ExtractiveAnswerer(policy=policy_for(retriever.embedder.name),  # thresholds are per model
+                                    hosts=retriever.hosts, episode_labels=several)
+    if chat_model is None:
+        return extractive, extractive
+    from .answer.generative import ChatAnswerer
+
+    return extractive, ChatAnswerer(chat_model, fallback=extractive, episode_labels=several)
+
+
 REFRESH_S = 1.0  # how often a process asks the database whether an index has changed
 
 
@@ -238,10 +251,7 @@ class Assistant:
                                          adapter_path=config.adapter)
         stored = open_index(index, config=config, embedder=embedder, progress=progress)
         retriever = Retriever(stored, embedder)
-        several = len(stored.transcripts) > 1  # citations then name their episode
-        extractive = ExtractiveAnswerer(policy=policy_for(embedder.name),  # thresholds are per model
-                                        hosts=retriever.hosts, episode_labels=several)
-        answerer, notice = extractive, None
+        notice = None
         if backend in ("auto", "openai"):
             if chat_model is None and config.chat_configured:
                 from .chat_models import OpenAIChatModel
@@ -250,13 +260,10 @@ class Assistant:
                                              base_url=config.openai_base_url,
                                              first_token_timeout=config.chat_timeout[0],
                                              total_timeout=config.chat_timeout[1])
-            if chat_model is not None:
-                from .answer.generative import ChatAnswerer
-
-                answerer = ChatAnswerer(chat_model, fallback=extractive, episode_labels=several)
-            elif backend == "openai":
+            if chat_model is None and backend == "openai":
                 notice = ("no chat model configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
                           "using the extractive answerer")
+        extractive, answerer = _answerers(retriever, chat_model if backend in ("auto", "openai") else None)
         from .stores.files import missing_note
 
         notice = "; ".join(n for n in (missing_note(stored), notice) if n) or None
@@ -281,7 +288,10 @@ class Assistant:
 
             embedder = self.retriever.embedder
             index = open_pg_index(self.config, self.index.name, model=embedder.name, settings=self.config.chunking)
-            self.index, self.retriever = index, Retriever(index, embedder, self.retriever.weights)
+            retriever = Retriever(index, embedder, self.retriever.weights)
+            chat_model = self.chat_model if self.answerer is not self.extractive else None
+            extractive, answerer = _answerers(retriever, chat_model)  # its hosts, its episode labels
+            self.index, self.retriever, self.extractive, self.answerer = index, retriever, extractive, answerer
             return True
         finally:
             self._reloading.release()

@@ -62,6 +62,7 @@ BM25_K1, BM25_B = 1.5, 0.75     # bm25s's defaults: the file store's BM25
 HNSW_M = 16                     # pgvector's defaults (see docs/scaling.md for the measurements)
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 400            # at most 1000; above ANN_CANDIDATES so that LIMIT is met
+DOWN_WAIT_S = 0.1               # how long a request waits for a connection while the database is down
 WINDOW_PASSAGES = 300           # windows BM25-scored: those of the passages BM25 ranks highest
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -156,6 +157,7 @@ class Database:
         except ImportError as e:
             raise RagError("RAG_DATABASE_URL needs psycopg: pip install 'rag-interview[postgres]'") from e
         self.url, self.where, self.timeout, self.size = url, safe_url(url), timeout, pool_size
+        self.down_since: float | None = None   # when a connection last failed, until one works
         self.pool = self._make_pool()
 
     def _make_pool(self):
@@ -173,11 +175,19 @@ class Database:
 
         pool = ConnectionPool(self.url, min_size=1, max_size=self.size, timeout=self.timeout, open=False,
                               kwargs={"connect_timeout": max(1, math.ceil(self.timeout))},
-                              configure=configure, check=ConnectionPool.check_connection)
+                              configure=configure, check=ConnectionPool.check_connection,
+                              # Give up a reconnection (its backoff doubles) after 10 s: the next
+                              # request starts a fresh one, so a long outage still ends in seconds.
+                              reconnect_timeout=10.0)
         pool.open(wait=False)
         return pool
 
     def unavailable(self, err: BaseException) -> StoreUnavailable:
+        """The 503 for a failed statement or connection; a lost connection marks the database down."""
+        import psycopg
+
+        if not isinstance(err, psycopg.errors.QueryCanceled):
+            self.down_since = self.down_since or time.monotonic()
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return StoreUnavailable(f"the database at {self.where} is unavailable ({reason[:200]}); "
                                 "check that it is running and reachable, then retry (rag db status)")
@@ -187,10 +197,18 @@ class Database:
         import psycopg
         from psycopg_pool import PoolTimeout
 
+        # Once the database has failed, requests wait only briefly for a connection until one
+        # works again: they fail fast while it is down, and the pool reconnects in the background.
+        down = self.down_since
         try:
-            with self.pool.connection(timeout=self.timeout) as conn:
+            with self.pool.connection(timeout=self.timeout if down is None else DOWN_WAIT_S) as conn:
                 yield conn
+            self.down_since = None
         except PoolTimeout as e:
+            if down is not None:
+                raise StoreUnavailable(f"the database at {self.where} has been unreachable for "
+                                       f"{time.monotonic() - down:.0f} s; retry shortly (it reconnects "
+                                       "by itself)") from e
             raise StoreUnavailable(f"the database at {self.where} gave no free connection within "
                                    f"{self.timeout:g} s (all {self.pool.max_size} busy, or it is "
                                    "down); retry, or raise RAG_DB_POOL") from e
@@ -336,7 +354,9 @@ def write_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     ix = _index_row(db, name, embedder, config.chunking)
     with db.connection() as conn:
         have = dict(conn.execute("SELECT episode, built_from FROM episodes WHERE index_id = %s", (ix,)).fetchall())
-    source_of = {Path(s).stem: str(s) for s in sources}
+    # Where each episode came from: its own file, or the one folder or archive given.
+    source_of = {Path(s).stem: str(Path(s).resolve()) for s in sources}
+    only = str(Path(sources[0]).resolve()) if len(sources) == 1 else ""
     todo = [t for t in transcripts if have.get(t.episode.id) != built_from(t, embedder.name, config.chunking)]
     counts = {"episodes": 0, "unchanged": len(transcripts) - len(todo), "passages": 0, "replaced": 0}
     words_seen: set[str] = set()
@@ -350,7 +370,7 @@ def write_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
         else:
             vectors, pooled = np.zeros((0, embedder.dim), np.float32), []
         passages = _prepare(chunks, vectors, pooled)
-        replaced = _write_episode(db, ix, t, passages, source_of.get(ep.id, ""),
+        replaced = _write_episode(db, ix, t, passages, source_of.get(ep.id, only),
                                   built_from(t, embedder.name, config.chunking))
         counts["episodes"] += 1
         counts["replaced"] += replaced

@@ -40,10 +40,15 @@ def main(argv=None) -> int:
     ap.add_argument("--show", default="practicalai",
                     help="the catalog folder to write (default practicalai), or all: the whole archive")
     ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--data", type=Path, help="the folder of an earlier run's database (its pg/): "
+                    "measure that again without writing")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="rag-pg-scale-"))
-    if args.show == "all":  # the whole archive, read member by member
+    name = "catalog" if args.show == "all" else args.show
+    if args.data:
+        folder = None
+    elif args.show == "all":  # the whole archive, read member by member
         folder = catalog_path()
     else:
         folder = tmp / args.show
@@ -52,12 +57,12 @@ def main(argv=None) -> int:
             for m in tar:
                 if f"/{args.show}/" in m.name and m.name.endswith(".md"):
                     (folder / Path(m.name).name).write_bytes(tar.extractfile(m).read())
-    pg = LocalPostgres(tmp / "pg").start()
+    pg = LocalPostgres(args.data or tmp / "pg").start()
     os.environ["RAG_DATABASE_URL"] = pg.url
     try:
         t0 = time.monotonic()
-        subprocess.run([sys.executable, "-m", "rag.cli", "index", str(folder), "--name", "catalog" if args.show == "all" else args.show],
-                       cwd=ROOT, check=True)
+        if folder is not None:
+            subprocess.run([sys.executable, "-m", "rag.cli", "index", str(folder), "--name", name], cwd=ROOT, check=True)
         write_s = time.monotonic() - t0
 
         from rag.api import Assistant
@@ -65,12 +70,14 @@ def main(argv=None) -> int:
         from rag.stores.postgres import database
 
         status = database(Config.from_env()).status()
-        name = "catalog" if args.show == "all" else args.show
         (ix,) = [i for i in status["indexes"] if i["name"] == name]
         episodes = ix["episodes"]
         per = 1000 / episodes
-        print(f"1. wrote {episodes} episodes, {ix['passages']} passages, {ix['windows']} windows in "
-              f"{write_s:.0f} s ({episodes / write_s:.1f} episodes/s)")
+        if folder is None:
+            print(f"1. {episodes} episodes, {ix['passages']} passages, {ix['windows']} windows (written earlier)")
+        else:
+            print(f"1. wrote {episodes} episodes, {ix['passages']} passages, {ix['windows']} windows in "
+                  f"{write_s:.0f} s ({episodes / write_s:.1f} episodes/s)")
         import psycopg
 
         with psycopg.connect(pg.url) as conn:
@@ -80,9 +87,9 @@ def main(argv=None) -> int:
             rows = {r: conn.execute(f"SELECT count(*) FROM {r}").fetchone()[0]
                     for r in ("episodes", "passages", "postings", "episode_terms", "words")}
         print(f"2. per 1,000 episodes (measured on {episodes}):")
-        for name, count in rows.items():
-            size = status["tables_bytes"].get(name, 0)
-            print(f"  {name:14} {count * per:12,.0f} rows   {size * per / 2**20:9.1f} MB (with its indexes)")
+        for table, count in rows.items():
+            size = status["tables_bytes"].get(table, 0)
+            print(f"  {table:14} {count * per:12,.0f} rows   {size * per / 2**20:9.1f} MB (with its indexes)")
         total = sum(status["tables_bytes"].values())
         hnsw = sum(status["hnsw_bytes"].values())
         print(f"  all tables     {total * per / 2**20:31.1f} MB; the HNSW graph {hnsw * per / 2**20:.1f} MB of it")

@@ -96,7 +96,10 @@ def main(argv=None) -> int:
 
         t0 = time.perf_counter()
         assistant = Assistant.load(name, backend="extractive")
-        print(f"3. start: Assistant.load {time.perf_counter() - t0:.2f} s")
+        import resource
+
+        print(f"3. start: Assistant.load {time.perf_counter() - t0:.2f} s; this process's peak RSS "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
         qs = (QUESTIONS * (args.queries // len(QUESTIONS) + 1))[:args.queries]
         assistant.search(qs[0])
         for op in ("search", "ask"):

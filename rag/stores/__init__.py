@@ -46,7 +46,8 @@ class Store(Protocol):
     def large(self) -> bool: ...   # catalog scale: the fusion leaves the windows' BM25 out
 
     @property
-    def scans(self) -> bool: ...   # every vector may be scored (chunk_vectors / sentence_vectors)
+    def scans(self) -> bool: ...   # every vector may be scored: then it has chunk_vectors and
+                                   # sentence_vectors, arrays of every passage's and window's vector
 
     def nearest(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray: ...
     def passage_vectors(self, rows) -> np.ndarray: ...

@@ -249,12 +249,11 @@ def cmd_index(args) -> int:
 
 def cmd_db(args) -> int:
     from .config import Config
-    from .errors import InputError as _InputError
     from .stores import postgres
 
     config = Config.from_env()
     if not config.database_url:
-        raise _InputError("no database is configured: set RAG_DATABASE_URL=postgresql://user@host/db")
+        raise InputError("no database is configured: set RAG_DATABASE_URL=postgresql://user@host/db")
     db = postgres.database(config)
     if args.action == "migrate":
         applied = db.migrate()
@@ -263,7 +262,7 @@ def cmd_db(args) -> int:
         return 0
     if args.action == "drop":
         if not args.name:
-            raise _InputError("rag db drop needs an index name, e.g. rag db drop catalog")
+            raise InputError("rag db drop needs an index name, e.g. rag db drop catalog")
         found = postgres.drop_index(config, args.name)
         print(f"dropped index {args.name!r}" if found else f"no index named {args.name!r} in {db.where}")
         return 0 if found else 4

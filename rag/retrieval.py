@@ -292,7 +292,7 @@ class Retriever:
         qwords = topic_words(query, scope)  # "at the very beginning" is scope, not topic
         bm25 = self.lexical.passage_scores(qwords) if qwords else np.zeros(len(self.chunks), np.float32)
         sent_lex = np.zeros(len(self.chunks), dtype=np.float32)
-        # Not across a catalog (an index with the passage graph): there the best window's BM25
+        # Not across a catalog (a large index: see Store.large): there the best window's BM25
         # ranks worse, not better (the whole archive, `rag eval --catalog --limit 500`: mined host
         # questions episode hit@5 0.806 -> 0.862, passage hit@10 0.754 -> 0.846 without it; the
         # hand-written dev set episode hit@1 0.929 -> 1.000, answers citing two gold episodes 1 of 3

@@ -324,3 +324,15 @@ def _consistent(config) -> bool:
             "e.passage_words = (SELECT coalesce(sum(words), 0) FROM passages p WHERE p.episode_id = e.id) "
             "FROM episodes e").fetchall()
     return bad == 0 and all(all(row) for row in totals)
+
+
+def test_a_database_never_reached_says_so(tmp_path):
+    _pg()
+    from rag.stores.localpg import free_port
+
+    config = Config(index_dir=tmp_path / "idx", chunking=SETTINGS, db_timeout=0.5,
+                    database_url=f"postgresql://rag@127.0.0.1:{free_port()}/rag")
+    t0 = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="cannot connect to the database at .*RAG_DATABASE_URL"):
+        load(config)
+    assert time.monotonic() - t0 < 5

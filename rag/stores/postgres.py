@@ -153,17 +153,19 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 4, timeout: float = 2.0):
         try:
             import psycopg  # noqa: F401
-            from psycopg_pool import ConnectionPool
+            import psycopg_pool  # noqa: F401
         except ImportError as e:
             raise RagError("RAG_DATABASE_URL needs psycopg: pip install 'rag-interview[postgres]'") from e
         self.url, self.where, self.timeout, self.size = url, safe_url(url), timeout, pool_size
         self.down_since: float | None = None   # when a connection last failed, until one works
+        self.reached = False                   # whether any connection has ever been opened
         self.pool = self._make_pool()
 
     def _make_pool(self):
         from psycopg_pool import ConnectionPool
 
         def configure(conn):
+            self.reached = True
             conn.autocommit = True
             if conn.execute("SELECT to_regtype('vector') IS NOT NULL").fetchone()[0]:
                 from pgvector.psycopg import register_vector
@@ -205,6 +207,10 @@ class Database:
                 yield conn
             self.down_since = None
         except PoolTimeout as e:
+            if not self.reached:
+                raise StoreUnavailable(f"cannot connect to the database at {self.where} within "
+                                       f"{self.timeout:g} s; check that it is running and that "
+                                       "RAG_DATABASE_URL names it") from e
             if down is not None:
                 raise StoreUnavailable(f"the database at {self.where} has been unreachable for "
                                        f"{time.monotonic() - down:.0f} s; retry shortly (it reconnects "
@@ -214,9 +220,6 @@ class Database:
                                    "down); retry, or raise RAG_DB_POOL") from e
         except psycopg.OperationalError as e:
             raise self.unavailable(e) from e
-
-    def close(self) -> None:
-        self.pool.close()
 
     # --- schema ------------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ it with `rag index` (every episode of ``--show``, default Practical AI's ~300), 
 1. the write: seconds, episodes a second (embeddings come from the cache when present);
 2. rows and bytes per table (with its indexes), the HNSW graph's size, each per 1,000 episodes;
 3. start: ``Assistant.load`` (seconds);
-4. warm search and extractive ask latency (median, p90) over bench/catalog.py's questions;
+4. warm search and extractive ask latency (median, p90) over bench/catalog.py's questions, and
+   where a search's time goes (the SQL of each kind, and the rest);
 5. the graph's recall: the HNSW candidates (``ANN_CANDIDATES``) against an exact scan, recall@10.
 
 These are the figures docs/scaling.md is built from.
@@ -109,6 +110,31 @@ def main(argv=None) -> int:
                 assistant.search(q) if op == "search" else assistant.ask(q)
                 times.append((time.perf_counter() - t0) * 1000)
             print(f"4. warm {op:6}: p50 {statistics.median(times):6.1f} ms   p90 {percentile(times, 0.9):6.1f} ms")
+
+        # Where a search's time goes: the SQL of each kind over the same questions, warm.
+        from rag.stores import postgres
+
+        spent: dict[str, float] = {}
+        query = postgres.PgIndex.query
+
+        def timed(self, sql, params=None):
+            t0 = time.perf_counter()
+            try:
+                return query(self, sql, params)
+            finally:
+                key = " ".join(sql.split())[:70]
+                spent[key] = spent.get(key, 0.0) + time.perf_counter() - t0
+
+        postgres.PgIndex.query = timed
+        t0 = time.perf_counter()
+        for q in qs:
+            assistant.search(q)
+        whole = (time.perf_counter() - t0) / len(qs) * 1000
+        postgres.PgIndex.query = query
+        print(f"   where a search's {whole:.1f} ms go (per question):")
+        for key, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+            print(f"   {seconds / len(qs) * 1000:7.1f} ms  {key}")
+        print(f"   {whole - sum(spent.values()) / len(qs) * 1000:7.1f} ms  the rest (the question's vector, fusion, MMR)")
 
         from rag.stores.files import ANN_CANDIDATES
 

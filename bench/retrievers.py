@@ -1,9 +1,10 @@
-"""Base MiniLM, the tuned adapter and the hybrid, side by side on every question set, in one run.
+"""Base MiniLM, the tuned adapter, its reranker and the hybrid, side by side on every question set,
+in one run.
 
     python bench/retrievers.py [--model-dir DIR] [--splits dev,test,84] [--out FILE]
 
-For each embedding model (the plain packaged all-MiniLM-L6-v2, and with the trained adapter) it
-builds the indexes in a temporary folder, then runs the evaluation on #260's dev and test splits and
+For each embedding model (the plain packaged all-MiniLM-L6-v2, with the trained adapter, and with
+the adapter and the reranker beside it when there is one) it builds the indexes in a temporary folder, then runs the evaluation on #260's dev and test splits and
 on the held-out #84 set (its transcript comes from the catalog, RAG_CATALOG). Rows:
 
 - ``dense``: 200-word windows, dense only (the generic pipeline), with that model;
@@ -56,13 +57,18 @@ def main(argv=None) -> int:
 
     adapter = Path(args.model_dir)
     adapter = adapter / "adapter.safetensors" if adapter.is_dir() else adapter
-    models = [("MiniLM", None), ("MiniLM + adapter", adapter)]
+    reranker = adapter.parent / "reranker.safetensors"
+    models = [("MiniLM", None, None), ("MiniLM + adapter", adapter, None)]
+    if reranker.is_file():
+        models.append(("MiniLM + adapter + reranker", adapter, reranker))
     rows = []
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         tmp = Path(tmp)
         sets = list(question_sets(args.splits.split(","), tmp))
-        for label, adapter_path in models:
-            config = Config(index_dir=tmp / f"idx-{len(rows)}", adapter=adapter_path)
+        for label, adapter_path, reranker_path in models:
+            # The reranker reads the adapter's index: the same folder, built once.
+            config = Config(index_dir=tmp / f"idx-{adapter_path is not None}", adapter=adapter_path,
+                            reranker=reranker_path)
             for set_name, source, items in sets:
                 if source is not None:
                     build_index([source], name="practical-ai-84", config=config)
@@ -74,7 +80,8 @@ def main(argv=None) -> int:
                 results = runner.evaluate(assistant, items, k=5, backend="extractive", baselines=dense)
                 g = runner.aggregate(results)["overall"]
                 ref = g["refusal"]
-                for system, r in (("dense", g["baselines"]["window200-dense"]), ("hybrid", g["retrieval"])):
+                systems = (("dense", g["baselines"]["window200-dense"]),) if reranker_path is None else ()
+                for system, r in systems + (("hybrid", g["retrieval"]),):
                     hybrid = system == "hybrid"
                     rows.append((set_name, f"{label}, {system}", r["hit@5"], r["budget@1200"], r["mrr"],
                                  g["quote_support"] if hybrid else None,

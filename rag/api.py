@@ -208,12 +208,12 @@ def _open_pg(name: str, *, config: Config, embedder: Embedder, progress: Progres
         return open_pg_index(config, name, model=embedder.name, settings=config.chunking)
 
 
-def _answerers(retriever: Retriever, chat_model=None) -> tuple[ExtractiveAnswerer, Answerer]:
+def _answerers(retriever: Retriever, chat_model=None, reranker=None) -> tuple[ExtractiveAnswerer, Answerer]:
     """The extractive answerer for this index, and the answerer to use (the chat model's, with
     the extractive one as its fallback, when there is a model)."""
     several = len(retriever.index.transcripts) > 1  # citations then name their episode
-    extractive = ExtractiveAnswerer(policy=policy_for(retriever.embedder.name),  # thresholds are per model
-                                    hosts=retriever.hosts, episode_labels=several)
+    extractive = ExtractiveAnswerer(policy=policy_for(retriever.embedder.name, reranked=reranker is not None),
+                                    hosts=retriever.hosts, episode_labels=several, reranker=reranker)
     if chat_model is None:
         return extractive, extractive
     from .answer.generative import ChatAnswerer
@@ -235,6 +235,7 @@ class Assistant:
     chat_model: object | None = None
     notice: str | None = None            # e.g. "no chat model configured; using extractive answers"
     extractive: ExtractiveAnswerer = field(default_factory=ExtractiveAnswerer)
+    reranker: object | None = None       # reranking.Reranker: rescores the answer's stretches
     _checked: float = field(default=0.0, repr=False)
     _reloading: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -263,12 +264,16 @@ class Assistant:
             if chat_model is None and backend == "openai":
                 notice = ("no chat model configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
                           "using the extractive answerer")
-        extractive, answerer = _answerers(retriever, chat_model if backend in ("auto", "openai") else None)
+        from .reranking import make_reranker
+
+        reranker = make_reranker(config.reranker, embedder, cache_dir=config.index_dir / ".cache" / "onnx")
+        extractive, answerer = _answerers(retriever, chat_model if backend in ("auto", "openai") else None,
+                                          reranker)
         from .stores.files import missing_note
 
         notice = "; ".join(n for n in (missing_note(stored), notice) if n) or None
         return cls(index=stored, retriever=retriever, answerer=answerer, config=config,
-                   chat_model=chat_model, notice=notice, extractive=extractive)
+                   chat_model=chat_model, notice=notice, extractive=extractive, reranker=reranker)
 
     # --- what the index holds ---------------------------------------------------------------
 
@@ -290,7 +295,7 @@ class Assistant:
             index = open_pg_index(self.config, self.index.name, model=embedder.name, settings=self.config.chunking)
             retriever = Retriever(index, embedder, self.retriever.weights)
             chat_model = self.chat_model if self.answerer is not self.extractive else None
-            extractive, answerer = _answerers(retriever, chat_model)  # its hosts, its episode labels
+            extractive, answerer = _answerers(retriever, chat_model, self.reranker)  # its hosts, its episode labels
             self.index, self.retriever, self.extractive, self.answerer = index, retriever, extractive, answerer
             return True
         finally:

@@ -16,6 +16,9 @@ Variables (all optional):
     RAG_MODEL_DIR      the trained retrieval adapter merged into the embedding model: a folder holding
                        ``adapter.safetensors`` (what ``rag train --out`` writes) or the file itself;
                        ``off`` for the plain model (default: the shipped ``rag/models/podcast-minilm``)
+    RAG_RERANK         on/off: the trained reranker (``reranker.safetensors`` beside the adapter)
+                       rescores the answer's candidate stretches and gives the refusal its
+                       probability (default: on when that file exists)
     RAG_DATABASE_URL   keep indexes in PostgreSQL with pgvector (``postgresql://user@host/db``)
                        instead of folders: every `rag serve` replica shares them (``pip install
                        'rag-interview[postgres]'``)
@@ -59,6 +62,24 @@ def adapter_path(env: dict | None = None, embed_model: str = DEFAULT_MODEL) -> P
     return path
 
 
+def reranker_path(env: dict | None = None, adapter: Path | None = None) -> Path | None:
+    """The reranker beside the adapter, unless ``RAG_RERANK`` is off; None when there is none."""
+    env = os.environ if env is None else env
+    raw = env.get("RAG_RERANK")
+    on = True if raw is None or not raw.strip() else _flag(env, "RAG_RERANK")
+    if not on or adapter is None:
+        return None
+    path = adapter.parent / "reranker.safetensors"
+    if path.is_file():
+        return path
+    if raw is not None and raw.strip():  # asked for by name: say why there is none
+        from .errors import InputError
+
+        raise InputError(f"RAG_RERANK is on but {path} does not exist; train one with `rag train` "
+                         "or unset RAG_RERANK")
+    return None
+
+
 def catalog_path(env: dict | None = None) -> Path:
     """Where the Changelog transcript archive is: the one place every reader of it asks."""
     env = os.environ if env is None else env
@@ -97,6 +118,7 @@ class Config:
     query_rewrite: bool = False  # with a chat model: also search for its rewrites of the question
     chat_timeout: tuple[float, float] = (20.0, 60.0)  # (first token, whole answer) in seconds
     adapter: Path | None = None  # the trained retrieval adapter merged into the embedding model
+    reranker: Path | None = None  # the trained cross-encoder beside it (reranking.py), if any
     database_url: str | None = None  # PostgreSQL keeps the indexes (stores/postgres.py), else files
     db_pool: int = 4
     db_timeout: float = 2.0
@@ -109,6 +131,7 @@ class Config:
             index_dir=Path(env["RAG_INDEX_DIR"]) if env.get("RAG_INDEX_DIR") else default_index_dir(),
             embed_model=embed_model,
             adapter=adapter_path(env, embed_model),
+            reranker=reranker_path(env, adapter_path(env, embed_model)),
             chat_model=env.get("RAG_CHAT_MODEL") or "gpt-4o-mini",
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,

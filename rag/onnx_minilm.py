@@ -96,9 +96,16 @@ def cache_key(model_dir: str | Path, adapter=None) -> str:
 
 
 def build_model(model_dir: str | Path, key: str = "", weights_file: str | None = None,
-                adapter=None) -> tuple[bytes, bytes]:
+                adapter=None, cross=None) -> tuple[bytes, bytes]:
     """The serialized ONNX model: input_ids, attention_mask [batch, seq] -> sentence_embedding
     [batch, hidden], and token_states [batch, seq, hidden] (the last layer, before pooling).
+
+    With ``cross`` (a ``reranking.CrossWeights``: the trained reranker), the graph is that
+    cross-encoder instead: its first ``cross.layers`` layers, with its LoRA deltas merged over the
+    adapter's, read a question and a candidate as one sequence (a third input, token_type_ids:
+    0 for the question, 1 for the candidate) and give one ``score`` per row: the scaled cosine of
+    the two segments' mean-pooled states plus a linear head on their product
+    (``training/rerank.py``).
 
     Returns ``(model, weights)``. With ``weights_file`` (a file name beside the model's), the
     weights are external data: ``weights`` holds them at 64 KiB-aligned offsets, which lets ONNX
@@ -116,7 +123,7 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
     config, _, normalize = _read_configs(d)
     hidden = int(config["hidden_size"])
     heads = int(config["num_attention_heads"])
-    layers = int(config["num_hidden_layers"])
+    layers = int(config["num_hidden_layers"]) if cross is None else int(cross.layers)
     eps = float(config.get("layer_norm_eps", 1e-12))
     head_dim = hidden // heads
     # Checkpoints differ on whether keys carry a "bert." prefix.
@@ -125,6 +132,10 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
         from .training.lora import merge
 
         w = merge(w, adapter)
+    if cross is not None:
+        from .training.lora import merge
+
+        w = merge(w, cross.lora)
 
     inits: list = []
     nodes: list = []
@@ -163,8 +174,12 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
                                     f32("embeddings.position_embeddings.weight")),
                                const("zero_1d", [0], np.int64), seq_len, const("axis0", [0], np.int64)],
                      "emb_positions")
-    x = node("Add", [words, init("emb_token_type0", f32("embeddings.token_type_embeddings.weight")[0])],
-             "emb_words_types")
+    if cross is None:
+        types = init("emb_token_type0", f32("embeddings.token_type_embeddings.weight")[0])
+    else:
+        types = node("Gather", [init("embeddings.token_type_embeddings.weight", cross.types), "token_type_ids"],
+                     "emb_types")
+    x = node("Add", [words, types], "emb_words_types")
     x = node("Add", [x, positions], "emb_sum")
     x = layer_norm(x, "embeddings.LayerNorm", "emb_out")
     # The encoder works on a [batch * seq, hidden] matrix, so that every linear layer is one Gemm
@@ -214,27 +229,52 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
         x = layer_norm(node("Add", [out, x], t + "ffn_res"), p + "output.LayerNorm", t + "out")
     hidden_shape = node("Concat", [batch_seq, const("hidden_dim", [hidden], np.int64)], "shape_hidden", axis=0)
     x = node("Reshape", [x, hidden_shape], "encoded")
-    node("Identity", [x], "token_states")
-
-    # Mean pooling over unmasked tokens, then (if the model has a Normalize module) unit length.
-    mask_3d = node("Unsqueeze", [mask_f, const("axes_2", [2], np.int64)], "mask_3d")
+    ids_info = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+                helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])]
     axis1 = const("axes_1", [1], np.int64)
-    summed = node("ReduceSum", [node("Mul", [x, mask_3d], "masked"), axis1], "pool_sum", keepdims=0)
-    count = node("ReduceSum", [mask_3d, axis1], "pool_count", keepdims=0)
-    count = node("Max", [count, const("min_count", 1e-9)], "pool_count_min")
-    pooled = node("Div", [summed, count], "pooled" if normalize else "sentence_embedding")
-    if normalize:
-        norm = node("ReduceL2", [pooled], "norm", axes=[1], keepdims=1)
-        norm = node("Max", [norm, const("min_norm", 1e-12)], "norm_min")
-        node("Div", [pooled, norm], "sentence_embedding")
+    mask_3d = node("Unsqueeze", [mask_f, const("axes_2", [2], np.int64)], "mask_3d")
 
-    graph = helper.make_graph(
-        nodes, "sentence_embedding",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
-        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden]),
-         helper.make_tensor_value_info("token_states", TensorProto.FLOAT, ["batch", "seq", hidden])],
-        initializer=inits)
+    def unit_mean(weights_3d: str, out: str) -> str:
+        """The mean of the states over the positions ``weights_3d`` marks, unit length."""
+        summed = node("ReduceSum", [node("Mul", [x, weights_3d], out + "_masked"), axis1], out + "_sum", keepdims=0)
+        count = node("Max", [node("ReduceSum", [weights_3d, axis1], out + "_count", keepdims=0),
+                             const(out + "_min_count", 1e-9)], out + "_count_min")
+        pooled = node("Div", [summed, count], out + "_mean")
+        norm = node("Max", [node("ReduceL2", [pooled], out + "_norm", axes=[1], keepdims=1),
+                            const(out + "_min_norm", 1e-12)], out + "_norm_min")
+        return node("Div", [pooled, norm], out)
+
+    if cross is not None:
+        second = node("Mul", [node("Cast", [node("Unsqueeze", ["token_type_ids", const("axes_2c", [2], np.int64)],
+                                                 "types_3d")], "types_3d_f", to=TensorProto.FLOAT), mask_3d],
+                      "second_3d")
+        first = node("Sub", [mask_3d, second], "first_3d")
+        both = node("Mul", [unit_mean(first, "question_vec"), unit_mean(second, "candidate_vec")], "both")
+        cosine = node("ReduceSum", [both, axis1], "cosine", keepdims=0)
+        head = node("Gemm", [both, init("head.weight", cross.head_weight.reshape(hidden, 1)),
+                             init("head.bias", cross.head_bias.reshape(1))], "head_out")
+        head = node("Reshape", [head, const("shape_flat", [-1], np.int64)], "head_flat")
+        node("Add", [node("Mul", [cosine, const("head.scale", cross.scale)], "scaled"), head], "score")
+        graph = helper.make_graph(
+            nodes, "rerank_score",
+            ids_info + [helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["batch", "seq"])],
+            [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"])], initializer=inits)
+    else:
+        node("Identity", [x], "token_states")
+        # Mean pooling over unmasked tokens, then (if the model has a Normalize module) unit length.
+        summed = node("ReduceSum", [node("Mul", [x, mask_3d], "masked"), axis1], "pool_sum", keepdims=0)
+        count = node("ReduceSum", [mask_3d, axis1], "pool_count", keepdims=0)
+        count = node("Max", [count, const("min_count", 1e-9)], "pool_count_min")
+        pooled = node("Div", [summed, count], "pooled" if normalize else "sentence_embedding")
+        if normalize:
+            norm = node("ReduceL2", [pooled], "norm", axes=[1], keepdims=1)
+            norm = node("Max", [norm, const("min_norm", 1e-12)], "norm_min")
+            node("Div", [pooled, norm], "sentence_embedding")
+        graph = helper.make_graph(
+            nodes, "sentence_embedding", ids_info,
+            [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden]),
+             helper.make_tensor_value_info("token_states", TensorProto.FLOAT, ["batch", "seq", hidden])],
+            initializer=inits)
     model = helper.make_model(graph, producer_name="rag.onnx_minilm",
                               opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION

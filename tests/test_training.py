@@ -154,12 +154,22 @@ def test_rag_train_on_a_folder_writes_an_adapter_and_resumes(tmp_path):
                                            .replace("debugging", f"debugging{n}"))
     out = tmp_path / "model"
     cmd = [sys.executable, "-m", "rag.cli", "train", str(corpus), "--out", str(out), "--steps", "2",
-           "--rank", "2", "--benchmark-questions", "10", "--episodes", "2", "--per-episode", "2"]
+           "--rank", "2", "--benchmark-questions", "10", "--episodes", "2", "--per-episode", "2",
+           "--reranker-steps", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "step 2/2" in proc.stderr and "ETA" in proc.stderr and "hit@5" in proc.stderr
     assert (out / "adapter.safetensors").stat().st_size < 500_000
     figures = json.loads((out / "figures.json").read_text())
     assert figures["recipe"]["steps"] == 2 and figures["benchmark"]["tuned"]["questions"] > 0
+    # the reranker after it, with its benchmark and the calibration of its probability
+    assert "reranker step 2/2" in proc.stderr
+    assert figures["reranker"]["recipe"]["steps"] == 2 and figures["reranker"]["blend"]["questions"] > 0
+    assert {"weight", "bias", "ece"} <= set(figures["reranker"]["calibration"])
+    from rag.reranking import load_cross
+
+    assert load_cross(out / "reranker.safetensors").calibration["weight"] == figures["reranker"]["calibration"]["weight"]
+    assert "## The reranker" in (out / "MODEL_CARD.md").read_text()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "resuming from step 2" in again.stderr
+    assert "reranker: resuming from step 2" in again.stderr

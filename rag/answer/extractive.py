@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 from ..query import asks_to_go_on, keywords
 from ..timecode import format_time
 from ..types import Answer, Citation, Hit, Sentence
@@ -23,6 +25,11 @@ NOT_COVERED = "The interview doesn't cover that."
 # 3 (0.1: 0, 0.15: 1, 0.3: 2), with single-episode answers citing another episode 1 of 11 either
 # way (0.3: 2). On test: 1 of 3, and 0 of 11.
 OTHER_EPISODE_MARGIN = 0.2
+# With a reranker (``reranking.py``): how many of the best stretches it reads, and how much its
+# score (divided by CROSS_SCALE, about a cosine's range) counts against the first stage's.
+RERANK_DEPTH = 6
+RERANK_WEIGHT = 1.0
+CROSS_SCALE = 20.0
 CONTINUATION = 0.1  # a follow-up's bonus for going on from the last answer; dev follow-ups: quote support 0.33 -> 0.42 (0.2: the same)
 
 
@@ -88,14 +95,18 @@ POLICIES = {"all-MiniLM-L6-v2": MINILM_POLICY, "sentence-transformers/all-MiniLM
             "all-MiniLM-L6-v2+podcast": PODCAST_POLICY}
 
 
-def policy_for(embedder_name: str | None) -> RefusalPolicy:
-    """The refusal policy calibrated for this embedder, else the model-independent default."""
+def policy_for(embedder_name: str | None, reranked: bool = False) -> RefusalPolicy:
+    """The refusal policy calibrated for this embedder (and its reranker, when ``reranked``),
+    else the model-independent default."""
     if not embedder_name:
         return DEFAULT_POLICY
     name = str(embedder_name).rstrip("/").split("@", 1)[0]  # "@int8-passages": the same scale
     if "+" in name:  # a tuned model, "base+adapter-<digest>": policies are per adapter name
         name = name.rsplit("-", 1)[0]
-    return POLICIES.get(name) or POLICIES.get(name.rsplit("/", 1)[-1]) or DEFAULT_POLICY
+    names = [name, name.rsplit("/", 1)[-1]]
+    if reranked:
+        names = [n + "+rerank" for n in names] + names
+    return next((POLICIES[n] for n in names if n in POLICIES), DEFAULT_POLICY)
 
 
 # Answer types: what a question asks for, and what a sentence must hold to answer it. "How many
@@ -206,13 +217,15 @@ def type_mismatch(question: str, hits: Sequence[Hit], sentences: int = 4) -> boo
     return False
 
 
-def features(question: str, hits: Sequence[Hit]) -> dict[str, float]:
-    """The refusal features (see ``RefusalPolicy``); the coverages come from the retriever."""
+def features(question: str, hits: Sequence[Hit], answer: float | None = None) -> dict[str, float]:
+    """The refusal features (see ``RefusalPolicy``); the coverages come from the retriever.
+    ``answer``: the reranker's calibrated probability that its best stretch answers, which then
+    stands in for the bi-encoder's answer head."""
     if not hits:
         return {"answer": 0.0, "sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
                 "semantic_coverage": 0.0, "agreement": 0.0, "mismatch": 1.0}
     top = hits[0].scores
-    return {"answer": float(top.get("answer_prob", 0.0)),
+    return {"answer": float(top.get("answer_prob", 0.0) if answer is None else answer),
             "sentence": max(h.scores.get("sentence", 0.0) for h in hits[:5]),
             "dense": max(h.scores.get("dense", 0.0) for h in hits[:5]),
             "coverage": float(top.get("coverage", 1.0)),
@@ -226,10 +239,11 @@ def features(question: str, hits: Sequence[Hit]) -> dict[str, float]:
             "mismatch": float(type_mismatch(question, hits))}
 
 
-def confidence(question: str, hits: Sequence[Hit], policy: RefusalPolicy = MINILM_POLICY) -> float:
+def confidence(question: str, hits: Sequence[Hit], policy: RefusalPolicy = MINILM_POLICY,
+               answer: float | None = None) -> float:
     if not hits:
         return 0.0
-    f = features(question, hits)
+    f = features(question, hits, answer)
     return sum(w * f[name] for name, w in policy.weights().items())
 
 
@@ -248,8 +262,12 @@ class ExtractiveAnswerer:
     # support 0.777), and the rule also holds where the penalty was outscored.
     def __init__(self, max_sentences: int = 3, passages: int = 5, margin: float = 0.03,
                  policy: RefusalPolicy = MINILM_POLICY, hosts: Sequence[str] = (),
-                 episode_labels: bool = False):
+                 episode_labels: bool = False, reranker=None, rerank_depth: int = RERANK_DEPTH,
+                 rerank_weight: float = RERANK_WEIGHT):
         self.max_sentences = max_sentences
+        self.reranker = reranker  # reranking.Reranker: reads the question with each stretch (or None)
+        self.rerank_depth = rerank_depth
+        self.rerank_weight = rerank_weight
         self.episode_labels = episode_labels  # cite "[practical-ai-260 13:36]": an index of several episodes
         self.passages = passages
         self.margin = margin
@@ -269,9 +287,12 @@ class ExtractiveAnswerer:
         """``said``: earlier answers in the conversation; a follow-up gets new sentences, not the
         ones already quoted, unless nothing else is relevant."""
         hits = tuple(hits)
-        if not hits or confidence(question, hits, self.policy) < self.policy.threshold:
+        if not hits:
             return self._refuse(question, hits)
-        picked = self._pick(question, hits, said)
+        spans, answer_prob = self._scored(question, hits, said)
+        if confidence(question, hits, self.policy, answer_prob) < self.policy.threshold:
+            return self._refuse(question, hits)
+        picked = self._pick(spans)
         if not picked:
             return self._refuse(question, hits)
         # Read them in the order they were said: an answer that jumps back in time is confusing.
@@ -293,17 +314,18 @@ class ExtractiveAnswerer:
         return Answer(question=question, text="\n".join(lines), backend=self.name,
                       citations=tuple(citations), hits=hits)
 
-    def _pick(self, question: str, hits: tuple[Hit, ...], said: Sequence[str] = ()):
-        """The best span, then the best span of another passage when it scores within ``margin``
-        (a question with two parts is often answered in two places).
+    def _scored(self, question: str, hits: tuple[Hit, ...], said: Sequence[str] = ()):
+        """Every candidate stretch of the top passages with its score, best first, and the
+        reranker's probability that the best one answers (None without a reranker).
 
-        A span is up to ``max_sentences`` consecutive sentences of one speaker in one passage: an
-        answer reads as one stretch of the reply, not as sentences picked across the interview.
-        Its score is the mean of its best and its average sentence-window similarity (one strong
-        sentence, carried by its neighbours), plus 0.15 per share of the question's content words
-        it uses, minus 0.02 per passage rank. Tuned on dev (`rag eval --split dev`), against the
-        sentences picked one by one (best three within 0.08): quote support 0.547 -> 0.632, answer
-        words p50 71 -> 75.
+        A stretch is up to ``max_sentences`` consecutive sentences of one speaker in one passage:
+        an answer reads as one stretch of the reply, not as sentences picked across the interview.
+        Its first-stage score is the mean of its best and its average sentence-window similarity
+        (one strong sentence, carried by its neighbours), plus 0.15 per share of the question's
+        content words it uses, minus 0.02 per passage rank. Tuned on dev (`rag eval --split dev`),
+        against the sentences picked one by one (best three within 0.08): quote support 0.547 ->
+        0.632, answer words p50 71 -> 75. With a reranker, the best ``rerank_depth`` of them are
+        read together with the question and rescored (see ``RERANK_WEIGHT``); the rest drop out.
         """
         qwords = set(keywords(question))
         hosts = frozenset() if self._about_host.search(question) else self.hosts
@@ -311,6 +333,20 @@ class ExtractiveAnswerer:
         # when the question only asks to go on.
         go_on = 1.0 if said and asks_to_go_on(question) else CONTINUATION
         spans = self._spans(qwords, hosts, hits, said, go_on) or self._spans(qwords, hosts, hits, (), 0.0)
+        spans.sort(key=lambda s: -s[0])
+        if self.reranker is None or not spans:
+            return spans, None
+        top = spans[: self.rerank_depth]
+        cross = self.reranker.score(question, [" ".join(x.text for x in sentences) for _, _, sentences in top])
+        scale = CROSS_SCALE
+        rescored = [(first + self.rerank_weight * float(c) / scale, hit, sentences)
+                    for (first, hit, sentences), c in zip(top, cross)]
+        rescored.sort(key=lambda s: -s[0])
+        return rescored, self.reranker.probability(float(np.max(cross)))
+
+    def _pick(self, spans):
+        """The best stretch, then the best of another passage when it scores within ``margin``
+        (a question with two parts is often answered in two places)."""
         if not spans:
             return []
         spans.sort(key=lambda s: -s[0])

@@ -31,9 +31,11 @@ def confidences(assistant, items, k: int = 5) -> list[dict]:
             history = [(first, assistant.ask(first, k=k).text)]
         q = assistant.standalone(it["question"], history)
         hits = assistant.search(q, k=k, refusal_features=True)  # as answers retrieve
+        # With a reranker, its probability that the best stretch answers is the answer feature.
+        answer = assistant.extractive._scored(q, tuple(hits))[1] if hits else None
         rows.append({"id": it["id"], "type": it["type"], "answerable": bool(it["answerable"]),
-                     "confidence": float(confidence(q, hits, assistant.extractive.policy)),
-                     "features": features(q, hits)})
+                     "confidence": float(confidence(q, hits, assistant.extractive.policy, answer)),
+                     "features": features(q, hits, answer)})
     return rows
 
 

@@ -1,11 +1,12 @@
 """Rerankers: score (question, candidate answer) pairs read together. A protocol, the trained
 cross-encoder in ONNX Runtime (no torch), and a deterministic fake for tests.
 
-The trained one (``training/rerank.py``) is two layers of the podcast-tuned MiniLM that read the
+The trained one (``training/rerank.py``) is the first layers of the podcast-tuned MiniLM that read the
 question and a stretch of the reply as one sequence; its weights are ``reranker.safetensors``
 beside the retrieval adapter (LoRA deltas, the token-type table and a head, fp16). Its graph is
 built from the packaged weights like the query encoder's and cached as one file under
-``<index_dir>/.cache/onnx/rerank-<key>.onnx``, checked on load by its key and a probe score.
+``<index_dir>/.cache/onnx/rerank-<key>.onnx``, checked on load by its key and a probe score. A new
+graph deletes those of earlier versions of the same file (see ``prune_rerank_cache``).
 
 ``probability`` turns a best score into the calibrated probability that the candidate answers
 (a logistic fit on the mined validation searches, stored with the weights): the refusal's main
@@ -160,7 +161,9 @@ class CrossEncoderReranker:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     onnx_minilm._write_atomic(path, model)
                     onnx_minilm._write_atomic(record, json.dumps(
-                        {"key": key, "probe": float(self.score(*_PROBE[:1], _PROBE[1:])[0])}).encode())
+                        {"key": key, "probe": float(self.score(*_PROBE[:1], _PROBE[1:])[0]),
+                         "reranker": str(Path(weights.path).resolve())}).encode())
+                    prune_rerank_cache(path.parent, keep=path, reranker=weights.path)
                 except OSError:
                     pass  # a read-only cache: the graph in memory works as well
 
@@ -181,6 +184,32 @@ class CrossEncoderReranker:
 
     def probability(self, best: float) -> float | None:
         return calibrated(self.weights.calibration, best)
+
+
+def prune_rerank_cache(cache_dir: Path, *, keep: Path, reranker: str | Path) -> list[Path]:
+    """Delete cached reranker graphs (about 90 MB each) that no start will read again: those built
+    from an earlier version of this reranker file (it was retrained), from a file that is gone, or
+    by a version that recorded no file. Graphs of other reranker files that still exist are kept.
+    Returns what was deleted."""
+    here = str(Path(reranker).resolve())
+    gone: list[Path] = []
+    for graph in Path(cache_dir).glob("rerank-*.onnx"):
+        if graph.name == Path(keep).name:
+            continue
+        record = graph.with_name(graph.name + ".json")
+        try:
+            source = json.loads(record.read_text()).get("reranker")
+        except (OSError, ValueError, AttributeError):
+            source = None
+        if source is not None and source != here and Path(source).exists():
+            continue
+        for path in (graph, record):
+            try:
+                path.unlink()
+                gone.append(path)
+            except FileNotFoundError:
+                pass
+    return gone
 
 
 def make_reranker(path: Path | None, embedder, cache_dir: str | Path | None = None) -> Reranker | None:

@@ -1,6 +1,8 @@
 """The reranker: the answer's stretches rescored by it, its probability in the refusal, the ONNX
 graph equal to the torch cross-encoder it was trained as, and the settings that select it."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,16 @@ def test_the_onnx_reranker_scores_as_the_torch_cross_encoder_it_was_trained_as(t
     again = CrossEncoderReranker(resolve_model_path("all-MiniLM-L6-v2"), weights, cache_dir=tmp_path / "cache")
     assert np.abs(again.score(question, candidates) - want).max() < 1e-3
     assert len(list((tmp_path / "cache").glob("rerank-*.onnx"))) == 1
+    # Retrained in place: the new graph replaces the old one, and another reranker's graph stays.
+    other = tmp_path / "other" / "reranker.safetensors"
+    other.parent.mkdir()
+    save_reranker(other, model, meta={"calibration": {"weight": 0.7, "bias": -1.0}})
+    CrossEncoderReranker(resolve_model_path("all-MiniLM-L6-v2"), load_cross(other), cache_dir=tmp_path / "cache")
+    model.head.bias.data += 0.5
+    save_reranker(path, model, meta={"calibration": {"weight": 0.5, "bias": -1.0}})
+    retrained = CrossEncoderReranker(resolve_model_path("all-MiniLM-L6-v2"), load_cross(path),
+                                     cache_dir=tmp_path / "cache")
+    graphs = sorted((tmp_path / "cache").glob("rerank-*.onnx"))
+    assert len(graphs) == 2 and retrained.score(question, candidates)[0] != pytest.approx(want[0], abs=1e-2)
+    sources = {json.loads(g.with_name(g.name + ".json").read_text())["reranker"] for g in graphs}
+    assert sources == {str(path.resolve()), str(other.resolve())}

@@ -81,6 +81,17 @@ def test_duplicates_are_dropped_and_splits_are_by_episode(tmp_path):
     assert deduplicate(every + every) == deduplicate(every)
 
 
+def test_a_question_can_be_given_without_the_words_it_shares_with_its_answer():
+    from rag.training.train import without_shared
+
+    passage = "Bob Guest: I started with neural networks in high school, with a few small projects."
+    question = "So how did you get started working with neural networks, back in high school?"
+    assert without_shared(question, passage) == "So how did you get working with back in"
+    # every content word shared: the question stays as it is rather than becoming stopwords
+    assert without_shared("Neural networks?", passage) == "Neural networks?"
+    assert without_shared("What about compilers?", passage) == "What about compilers?"
+
+
 torch = pytest.importorskip("torch")
 
 

@@ -34,7 +34,7 @@ def run(args) -> int:
     from .train import Recipe
 
     recipe = Recipe()
-    for field in ("steps", "rank", "seed", "negatives", "episodes", "per_episode", "lr"):
+    for field in ("steps", "rank", "seed", "negatives", "episodes", "per_episode", "lr", "drop_shared"):
         value = getattr(args, field, None)
         if value is not None:
             recipe = replace(recipe, **{field: value})
@@ -274,6 +274,9 @@ def add_parser(sub) -> None:
     sp.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     sp.add_argument("--episodes", type=int, default=None, help="episodes per batch (default 4)")
     sp.add_argument("--per-episode", type=int, default=None, help="pairs per episode in a batch (default 8)")
+    sp.add_argument("--drop-shared", type=float, default=None,
+                    help="share of training questions given without the words they share with their "
+                         "passage (default 0: measured in EXPERIMENTS.md)")
     sp.add_argument("--name", default="podcast", help="the adapter's name in the model id")
     sp.add_argument("--reranker-steps", type=int, default=None,
                     help="also train a cross-encoder reranker after the adapter, for this many steps "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,7 @@ class Recipe:
     negatives: str = "same-episode"   # or "random": pairs drawn across the whole set
     neighbour_negatives: bool = False  # the next passage as an extra negative: 2x the passage work
     sentence_share: float = 0.3   # share of passages given as the reply's first sentences only
+    drop_shared: float = 0.0      # share of questions whose words shared with the passage are left out
     question_tokens: int = 48
     passage_tokens: int = 128
     scale: float = 20.0
@@ -72,6 +74,18 @@ def batch_for(pairs: list[Pair], by_episode: dict[str, list[int]], recipe: Recip
         if len(chosen) >= size:
             break
     return [pairs[i] for i in chosen]
+
+
+def without_shared(question: str, passage: str) -> str:
+    """The question without the content words it shares with the passage (by stem): a listener's
+    paraphrase rarely repeats the speakers' words, a host's question often does. If nothing
+    would be left, the question as it is."""
+    from ..query import STOPWORDS, stem
+
+    shared = {stem(w) for w in re.findall(r"[a-z0-9]+", passage.lower())} - STOPWORDS
+    kept = [t for t in question.split()
+            if not ((w := re.sub(r"[^a-z0-9]", "", t.lower())) and w not in STOPWORDS and stem(w) in shared)]
+    return " ".join(kept) if any(re.sub(r"[^a-z0-9]", "", t.lower()) not in STOPWORDS for t in kept) else question
 
 
 class Encoder:
@@ -143,10 +157,13 @@ class Run:
         start = 0
         if ckpt.exists():
             state = torch.load(ckpt, weights_only=False)
-            if state["recipe"] != r.to_json():
+            # A setting added since the checkpoint was written ran at its default, which keeps the
+            # old behaviour.
+            saved = {**Recipe().to_json(), **state["recipe"]}
+            if saved != r.to_json():
                 from ..errors import InputError
 
-                changed = sorted(k for k, v in r.to_json().items() if state["recipe"].get(k) != v)
+                changed = sorted(k for k, v in r.to_json().items() if saved.get(k) != v)
                 raise InputError(f"{ckpt} is a run of another recipe (it differs in {', '.join(changed)}); "
                                  "run with the same settings to resume it, or remove it (or use "
                                  "another --out) to start over")
@@ -167,11 +184,14 @@ class Run:
             rng = np.random.default_rng([r.seed, step, 1])
             short = rng.random(len(batch)) < r.sentence_share
             passages = [p.target if s else p.passage() for p, s in zip(batch, short)]
+            drop = rng.random(len(batch)) < r.drop_shared
+            questions = [without_shared(p.question, d) if x else p.question
+                         for p, d, x in zip(batch, passages, drop)]
             if r.neighbour_negatives:
                 passages += [p.neighbour or p.target for p in batch]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            q = enc.forward([p.question for p in batch], r.question_tokens)
+            q = enc.forward(questions, r.question_tokens)
             d = enc.forward(passages, r.passage_tokens)
             logits = q @ d.T * r.scale
             loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))

@@ -90,6 +90,7 @@ def test_a_question_can_be_given_without_the_words_it_shares_with_its_answer():
     # every content word shared: the question stays as it is rather than becoming stopwords
     assert without_shared("Neural networks?", passage) == "Neural networks?"
     assert without_shared("What about compilers?", passage) == "What about compilers?"
+    assert without_shared("-- so, neural networks?", passage) == "-- so, neural networks?"
 
 
 torch = pytest.importorskip("torch")

@@ -82,10 +82,13 @@ def without_shared(question: str, passage: str) -> str:
     would be left, the question as it is."""
     from ..query import STOPWORDS, stem
 
-    shared = {stem(w) for w in re.findall(r"[a-z0-9]+", passage.lower())} - STOPWORDS
-    kept = [t for t in question.split()
-            if not ((w := re.sub(r"[^a-z0-9]", "", t.lower())) and w not in STOPWORDS and stem(w) in shared)]
-    return " ".join(kept) if any(re.sub(r"[^a-z0-9]", "", t.lower()) not in STOPWORDS for t in kept) else question
+    def content(token: str) -> str:  # the token's letters and digits if it is a content word, else ""
+        word = re.sub(r"[^a-z0-9]", "", token.lower())
+        return "" if word in STOPWORDS else word
+
+    shared = {stem(w) for w in re.findall(r"[a-z0-9]+", passage.lower()) if w not in STOPWORDS}
+    kept = [t for t in question.split() if not ((w := content(t)) and stem(w) in shared)]
+    return " ".join(kept) if any(content(t) for t in kept) else question
 
 
 class Encoder:

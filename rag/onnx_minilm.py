@@ -333,14 +333,21 @@ def prune_cache(cache_dir: Path, *, keep: str, model_dir: Path, adapter_path: st
             continue
         if folder is not None and other != adapter_path and (not other or Path(other).exists()):
             continue
-        for path in (record, record.with_name(f"minilm-onnx-{key}.onnx"),
-                     record.with_name(f"minilm-onnx-{key}.onnx.data"),
-                     record.with_name(f"minilm-onnx-{key}.int8.onnx")):
-            try:
-                path.unlink()
-                gone.append(path)
-            except FileNotFoundError:
-                pass
+        gone += unlink_all((record, record.with_name(f"minilm-onnx-{key}.onnx"),
+                            record.with_name(f"minilm-onnx-{key}.onnx.data"),
+                            record.with_name(f"minilm-onnx-{key}.int8.onnx")))
+    return gone
+
+
+def unlink_all(paths) -> list[Path]:
+    """Delete each of ``paths`` that exists; returns those deleted."""
+    gone = []
+    for path in paths:
+        try:
+            path.unlink()
+            gone.append(path)
+        except FileNotFoundError:
+            pass
     return gone
 
 

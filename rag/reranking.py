@@ -191,6 +191,8 @@ def prune_rerank_cache(cache_dir: Path, *, keep: Path, reranker: str | Path) -> 
     from an earlier version of this reranker file (it was retrained), from a file that is gone, or
     by a version that recorded no file. Graphs of other reranker files that still exist are kept.
     Returns what was deleted."""
+    from . import onnx_minilm
+
     here = str(Path(reranker).resolve())
     gone: list[Path] = []
     for graph in Path(cache_dir).glob("rerank-*.onnx"):
@@ -203,12 +205,7 @@ def prune_rerank_cache(cache_dir: Path, *, keep: Path, reranker: str | Path) -> 
             source = None
         if source is not None and source != here and Path(source).exists():
             continue
-        for path in (graph, record):
-            try:
-                path.unlink()
-                gone.append(path)
-            except FileNotFoundError:
-                pass
+        gone += onnx_minilm.unlink_all((graph, record))
     return gone
 
 

@@ -19,6 +19,7 @@ from .types import Chapter, Paragraph, Transcript, Turn, replace
 
 DEFAULT_WORDS_PER_S = 2.6      # conversational English; used when a file has < 2 usable markers
 RATE_BOUNDS = (1.0, 5.0)       # anything outside is a typo in a marker, not a speaking rate
+RATE_SLACK_S = 5.0             # seconds of leeway before a fast stretch counts as a typo
 
 
 class Segment:
@@ -29,6 +30,7 @@ class Segment:
         self.start_word = 0
         self.end_word = 0
         self.anchors: list[tuple[int, float]] = []
+        self.notes: list[tuple[int, float]] = []     # times in transcribers' notes
         self.break_s: float | None = None    # time of the break that opened it
 
 
@@ -45,21 +47,35 @@ def fit_speaking_rate(anchor_runs: list[list[tuple[int, float]]]) -> float:
     return min(max(words / seconds, RATE_BOUNDS[0]), RATE_BOUNDS[1])
 
 
-def monotone(anchors: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    """The longest run of anchors whose times increase with their words.
+def plausible(a: tuple[int, float], b: tuple[int, float]) -> bool:
+    """Can ``b`` follow ``a``: later in time, and its words spoken no faster than anyone talks
+    (a few seconds of slack: markers are rounded, and a short span can be quick)."""
+    (wa, ta), (wb, tb) = a, b
+    return wa < wb and ta < tb and tb - ta >= (wb - wa) / RATE_BOUNDS[1] - RATE_SLACK_S
 
-    Hand-typed markers have typos (a wrong hour, a swapped digit); dropping the fewest anchors
-    that break the order keeps one bad marker from discarding the good ones after it.
+
+def consistent(anchors: list[tuple[int, float]],
+               origin: tuple[int, float] | None = None) -> list[tuple[int, float]]:
+    """The longest run of anchors that could all be right: each one ``plausible`` after the one
+    before it, and none earlier than ``origin`` allows (where the stretch starts, when given).
+
+    Hand-typed markers have typos (a wrong hour, a swapped digit: 412 words "spoken" in 23 s);
+    dropping the fewest anchors that contradict the rest keeps one bad marker from discarding, or
+    bending the times of, the good ones around it. ``plausible`` is transitive, so checking
+    neighbours checks the whole run.
     """
     points = sorted(anchors)
+    if origin is not None:             # an anchor may sit on the origin itself (a first [00:00])
+        w0, t0 = origin
+        points = [(w, t) for w, t in points
+                  if w >= w0 and t >= t0 and t - t0 >= (w - w0) / RATE_BOUNDS[1] - RATE_SLACK_S]
     if len(points) < 2:
         return points
-    best = [1] * len(points)           # longest increasing chain ending at i (O(n^2): n is small)
+    best = [1] * len(points)           # longest chain ending at i (O(n^2): n is small)
     prev = [-1] * len(points)
-    for i, (wi, ti) in enumerate(points):
+    for i, point in enumerate(points):
         for j in range(i):
-            wj, tj = points[j]
-            if wj < wi and tj < ti and best[j] + 1 > best[i]:
+            if best[j] + 1 > best[i] and plausible(points[j], point):
                 best[i], prev[i] = best[j] + 1, j
     i = max(range(len(points)), key=best.__getitem__)
     chain = []
@@ -67,6 +83,29 @@ def monotone(anchors: list[tuple[int, float]]) -> list[tuple[int, float]]:
         chain.append(points[i])
         i = prev[i]
     return chain[::-1]
+
+
+def admit_notes(anchors: list[tuple[int, float]], notes: list[tuple[int, float]],
+                origin: tuple[int, float], end: tuple[int, float] | None) -> list[tuple[int, float]]:
+    """``anchors`` with each note's time that fits between the anchors around it (``plausible``
+    after the one before, before the one after; ``origin`` and ``end`` bound the stretch).
+
+    A note's clock is sometimes another take's (minutes off, in a handful of episodes), so a note
+    never overrides a marker: it only fills the gap between two."""
+    merged = list(anchors)
+    for note in sorted(notes):
+        i = bisect.bisect_left(merged, note)
+        before = merged[i - 1] if i else None
+        after = merged[i] if i < len(merged) else end
+        if before is None:
+            w0, t0 = origin
+            fits_before = note[0] >= w0 and note[1] >= t0 and \
+                note[1] - t0 >= (note[0] - w0) / RATE_BOUNDS[1] - RATE_SLACK_S
+        else:
+            fits_before = plausible(before, note)
+        if fits_before and (after is None or plausible(note, after) or after == note):
+            merged.insert(i, note)
+    return merged
 
 
 def time_in_segment(anchors: list[tuple[int, float]], word: int, rate: float, floor: float) -> float:
@@ -112,7 +151,8 @@ def build_segments(paragraphs: list[Paragraph], chapters: tuple[Chapter, ...]) -
             seg.break_s = para.break_s if para.break_before else None
             segments.append(seg)
         for m in para.markers:
-            segments[-1].anchors.append((word + m.word_offset, m.seconds))
+            (segments[-1].notes if m.note else segments[-1].anchors).append(
+                (word + m.word_offset, m.seconds))
         word += para.words
     if segments:
         segments[-1].end_word = word
@@ -127,14 +167,19 @@ def assign_times(transcript: Transcript, chapters: tuple[Chapter, ...] | None = 
         return transcript                    # subtitles arrive fully timed
     chapters = transcript.chapters if chapters is None else tuple(chapters)
     segments = build_segments(paragraphs, chapters)
-    rate = fit_speaking_rate([monotone(s.anchors) for s in segments])
+    rate = fit_speaking_rate([consistent(s.anchors) for s in segments])
 
     floor = 0.0
     seg_times: list[tuple[Segment, list[tuple[int, float]], float]] = []
     for n, seg in enumerate(segments):
-        real = monotone([a for a in seg.anchors if a[1] >= floor])
-        anchors = list(real)
         start_word = seg.start_word
+        # Nothing said after a break (or the episode's start) can be timed before it.
+        origin = (start_word, max(floor, seg.break_s or 0.0))
+        anchors = consistent(seg.anchors, origin)
+        nxt = segments[n + 1] if n + 1 < len(segments) else None
+        if seg.notes:
+            end = (seg.end_word, nxt.break_s) if nxt and nxt.break_s is not None else None
+            anchors = admit_notes(anchors, seg.notes, origin, end)
         if n == 0 and (not anchors or anchors[0][0] > start_word):
             anchors.insert(0, (start_word, 0.0))        # episodes start at 0:00
         elif seg.break_s is not None:
@@ -144,13 +189,17 @@ def assign_times(transcript: Transcript, chapters: tuple[Chapter, ...] | None = 
                     (not anchors or anchors[0][0] > start_word):
                 anchors.insert(0, (start_word, resume))
         # The break that closes this segment says when its last word ended.
-        nxt = segments[n + 1] if n + 1 < len(segments) else None
         if nxt and nxt.break_s is not None and anchors and nxt.break_s > anchors[-1][1] \
                 and seg.end_word > anchors[-1][0]:
             anchors.append((seg.end_word, nxt.break_s))
-        if not anchors:
-            anchors = [(start_word, max(floor, seg.break_s or floor))]
         seg_floor = max(floor, seg.break_s or 0.0) if seg.break_s is not None else floor
+        if not anchors and nxt and nxt.break_s is not None and nxt.break_s > seg_floor:
+            # Between two pauses with no marker: the ads of the first one take up the slack, so
+            # the talk runs at the episode's rate up to the second (where the next ads begin).
+            start = max(seg_floor, nxt.break_s - (seg.end_word - start_word) / rate)
+            anchors = [(start_word, start), (seg.end_word, nxt.break_s)]
+        if not anchors:
+            anchors = [(start_word, seg_floor)]
         seg_times.append((seg, anchors, seg_floor))
         floor = max(floor, time_in_segment(anchors, seg.end_word, rate, seg_floor))
 

@@ -47,6 +47,8 @@ class Marker:
 
     word_offset: int             # words of the paragraph before the marker
     seconds: float
+    note: bool = False           # from a transcriber's note ("[unintelligible 01:00:20]"): its
+                                 # clock can be another take's, so it counts only where it fits
 
 
 @dataclass(frozen=True)

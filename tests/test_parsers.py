@@ -283,3 +283,27 @@ def test_times_standing_without_words_still_time_the_talk():
     timed = paragraphs(assign_times(parse_markdown(text, "x.md")))
     assert timed[1].start_s == 60.0 and not timed[1].estimated
     assert timed[4].start_s == 225.0 and timed[4].end_s == 250.0
+
+
+def test_labels_without_bold_a_jingle_after_a_break_and_times_in_notes():
+    # go-time-226 writes "Break: \[36:49\]" without the bold; js-party-248 plays a jingle after
+    # its break; 8,973 catalog notes carry a time ("\[unintelligible 01:00:20.10\]").
+    text = """**Ada Host:** Welcome. What do you build?
+
+Break: \\[01:00\\] to \\[01:30\\]
+
+**Bob Guest:** Compilers, mostly.
+
+**Break:** \\[02:00\\]
+
+**Jingle:** \\[03:10\\]
+
+**Ada Host:** Back again. Any \\[unintelligible 00:03:20.50\\] plans?
+"""
+    paras = paragraphs(parse_markdown(text, "x.md"))
+    assert [p.text for p in paras] == ["Welcome. What do you build?", "Compilers, mostly.",
+                                       "Back again. Any [unintelligible 00:03:20.50] plans?"]
+    assert paras[1].break_before and paras[1].break_s == 60.0
+    assert paras[1].markers == (Marker(0, 90.0),)
+    assert paras[2].break_before and paras[2].break_s == 120.0    # the talk stopped at the break
+    assert paras[2].markers == (Marker(0, 190.0), Marker(3, 200.5, note=True))

@@ -98,6 +98,55 @@ def test_times_never_go_backwards_with_bad_markers():
     assert starts == sorted(starts)
 
 
+def test_a_marker_no_one_could_speak_to_is_a_typo():
+    # the-changelog-613: 412 words between a break at 27:46 and a marker at [28:09] (18 words a
+    # second); that marker is a typo, and trusting it put [38:19] five minutes early.
+    tr = assign_times(make(
+        Paragraph(words(300), markers=(Marker(0, 1366.0),)),
+        Paragraph(words(412), break_before=True, break_s=1666.0),
+        Paragraph(words(394), markers=(Marker(0, 1689.0),)),       # the typo ([28:09])
+        Paragraph(words(687), markers=(Marker(0, 2299.0),)),       # [38:19]
+        Paragraph(words(30), markers=(Marker(0, 2519.0),)),        # [41:59]
+    ))
+    p = paragraphs(tr)
+    assert p[2].estimated                                      # not trusted as exact
+    rate = 687 / 220.0
+    assert p[2].start_s == pytest.approx(2299.0 - 394 / rate, abs=1.0)
+    assert p[1].start_s >= 1666.0                              # nothing before the break
+
+
+def test_talk_between_two_breaks_runs_up_to_the_second():
+    # Ads take up the slack after a break: with no marker until the next break, the talk ends
+    # where the next ads begin (changelog--friends-31: the talk resumed 5 minutes after 57:34).
+    tr = assign_times(make(
+        Paragraph(words(250), markers=(Marker(0, 0.0),)),
+        Paragraph(words(250), markers=(Marker(0, 100.0),)),
+        Paragraph(words(250), break_before=True, break_s=200.0),
+        Paragraph(words(100), break_before=True, break_s=600.0),
+        Paragraph(words(100), markers=(Marker(0, 700.0),)),
+    ))
+    p = paragraphs(tr)
+    assert p[2].end_s == pytest.approx(600.0)
+    assert p[2].start_s == pytest.approx(600.0 - 250 / 2.5)
+
+
+def test_a_notes_time_fills_a_gap_but_never_overrides_a_marker():
+    note = Marker(0, 150.0, note=True)
+    far = Marker(0, 2000.0, note=True)                         # another take's clock
+    tr = assign_times(make(
+        Paragraph(words(100), markers=(Marker(0, 0.0),)),
+        Paragraph(words(50)),
+        Paragraph(words(50), markers=(note,)),
+        Paragraph(words(100), markers=(far,)),
+        Paragraph(words(100), markers=(Marker(0, 300.0),)),
+    ))
+    p = paragraphs(tr)
+    assert p[2].start_s == 150.0 and not p[2].estimated        # the note's time is kept
+    assert p[1].start_s == pytest.approx(100.0)                # interpolated up to the note
+    assert 150.0 < p[3].start_s < 300.0                        # the far note is ignored
+    assert p[4].start_s == 300.0
+
+
 def test_turn_crossing_a_chapter_is_split():
     chapters = [Chapter("One", 0.0, 1), Chapter("Two", 30.0, 2)]
     turn = Turn("Ann", (Paragraph(words(26), markers=(Marker(0, 0.0),)),

@@ -26,6 +26,9 @@ MARKER_RE = re.compile(r"\\*\[\\*(\d{1,3}(?::\d{1,2}){1,3}(?:[.,]\d+)?)\\*\]")
 SPEAKER_RE = re.compile(r"^((?:\s*\\*\[[^\]\n]{0,20}\]\s*)*)\*{1,2}([^*\n]{1,60}?)\s*:\s*\*{1,2}:?\s*")
 # **Jingle**:, **Break**:, **Sound bite:**  — a bold word with the colon outside the bold.
 LABEL_RE = re.compile(r"^\*{1,2}([^*\n]{1,40}?)\*{1,2}\s*:\s*")
+# A time inside a transcriber's note, "\[unintelligible 01:00:20.10\]": the clock at that word.
+# The note stays in the text (quotes keep the transcript's characters); its time is a marker.
+NOTE_TIME_RE = re.compile(r"\\?\[[a-z]{3,20} (\d{1,2}(?::\d{1,2}){1,2}(?:[.,]\d+)?)\\?\]")
 LINK_RE = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*\)")
 HEADING_RE = re.compile(r"^#{1,6}\s*")
 ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~'\"])")
@@ -36,6 +39,9 @@ NON_SPEAKER_LABELS = {
     "soundbite", "clip", "music", "ad", "sponsor", "monday", "tuesday", "wednesday", "thursday",
     "friday", "saturday", "sunday",
 }
+# Break: \[36:45\] to \[38:22\]  — the same labels without the bold, before a time.
+PLAIN_LABEL_RE = re.compile(
+    r"^(%s)\s*:\s*(?=\\?\[)" % "|".join(sorted(NON_SPEAKER_LABELS, key=len, reverse=True)), re.I)
 UNKNOWN_SPEAKER = "Unknown"
 # What stands between the two times of a range, "\\[49:03\\] to \\[49:31\\]".
 RANGE_WORDS = {"", "to", "-", "–", "—"}
@@ -77,15 +83,27 @@ def clean_markup(text: str) -> str:
 
 
 def split_markers(raw: str) -> tuple[str, tuple[Marker, ...]]:
-    """Remove inline markers from ``raw``; each becomes a Marker at the word it stands before."""
+    """Remove inline markers from ``raw``; each becomes a Marker at the word it stands before.
+
+    A transcriber's note with a time (``[unintelligible 01:00:20.10]``) stays in the words and
+    gives a Marker at its first word too.
+    """
     words: list[str] = []
     markers: list[Marker] = []
     pos = 0
-    for m in MARKER_RE.finditer(raw):
+    found = [(m.start(), m, True) for m in MARKER_RE.finditer(raw)]
+    if "[" in raw:
+        found += [(m.start(), m, False) for m in NOTE_TIME_RE.finditer(raw)]
+        found.sort(key=lambda f: f[0])
+    for _, m, removed in found:
+        if m.start() < pos:
+            continue                          # inside one already taken
         words.extend(clean_markup(raw[pos:m.start()]).split())
         seconds = parse_marker_time(m.group(1))
         if seconds is not None:
-            markers.append(Marker(len(words), seconds))
+            markers.append(Marker(len(words), seconds, note=not removed))
+        if not removed:
+            words.extend(clean_markup(m.group(0)).split())
         pos = m.end()
     words.extend(clean_markup(raw[pos:]).split())
     # A marker after the last word (rare) attaches to the end of the paragraph.
@@ -173,7 +191,7 @@ def parse_markdown(text: str, source: str = "") -> Transcript:
             if not block.startswith("*"):
                 continue                      # section headings (news issues) are not speech
         label = None
-        m = SPEAKER_RE.match(block) or LABEL_RE.match(block)
+        m = SPEAKER_RE.match(block) or LABEL_RE.match(block) or PLAIN_LABEL_RE.match(block)
         if m:
             label = clean_markup(m.group(m.lastindex)).rstrip(":").strip()
             body = (m.group(1) if m.lastindex == 2 else "") + block[m.end():]
@@ -183,7 +201,10 @@ def parse_markdown(text: str, source: str = "") -> Transcript:
         if label and label.lower() == "break" or markers and words.lower() in RANGE_WORDS:
             # A block of times and no words: an interlude or a bare time (see ``interlude``).
             pause, resume = interlude(label, markers, speakers_seen)
-            if pause is not False:
+            if pause is not False and pending_break not in (False, None):
+                # A jingle after a break: the talk stopped at the first, resumes at the second.
+                resume = resume if resume is not None else pause
+            elif pause is not False:
                 pending_break = pause
             if resume is not None:
                 pending_marker = resume

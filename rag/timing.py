@@ -1,11 +1,16 @@
 """Give every paragraph a time, and every turn a chapter.
 
-Transcripts carry sparse inline markers (one every few minutes). Between two markers the time of
-a word is interpolated linearly by word count; before the first and after the last it is
-extrapolated at a speaking rate fitted to the episode. Sponsor breaks are cut from transcripts, so
-the clock jumps across each one: the conversation stops at the break marker and resumes at the
-next conversation chapter (when chapters are known) or, failing that, is back-filled from the
-next marker.
+Transcripts carry sparse inline markers (one every few minutes), and transcribers' notes carry a
+few more ("[unintelligible 01:00:20.10]"). Between two markers the time of a word is interpolated
+linearly by word count; before the first and after the last it is extrapolated at a speaking
+rate fitted to the episode. A marker that contradicts the others (earlier than the one before
+it, or closer to it than its words can be said) is a typo and is dropped; a note's time is used
+only where it fits between the markers around it.
+
+Sponsor breaks are cut from transcripts, so the clock jumps across each one: the conversation
+stops at the break marker and resumes at the next conversation chapter (when chapters are
+known) or, failing that, at an estimate that weighs a typical break's length against
+back-filling from the next marker. Talk that ends at a break ends at its marker.
 
 Only a paragraph with a marker at its first word is timed exactly (``estimated=False``).
 """
@@ -17,6 +22,8 @@ import statistics
 
 from .types import Chapter, Paragraph, Transcript, Turn, replace
 
+# 2: markers no one could speak to are typos; notes' times; a break's return weighs a typical break
+TIMING_VERSION = 2
 DEFAULT_WORDS_PER_S = 2.6      # conversational English; used when a file has < 2 usable markers
 RATE_BOUNDS = (1.0, 5.0)       # anything outside is a typo in a marker, not a speaking rate
 RATE_SLACK_S = 5.0             # seconds of leeway before a fast stretch counts as a typo

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .answer.base import Answerer, AnswerStream, collect
-from .answer.extractive import ExtractiveAnswerer, policy_for
+from .answer.extractive import ACROSS_PASSAGES, ExtractiveAnswerer, policy_for
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
-from .query import condense
+from .query import condense, spans_episodes
 from .retrieval import Filters, Retriever
 from .stores.files import (StoredIndex, build_index as _build, check_index_name, index_exists, load_index, slug,
                     unchanged_sources)
@@ -431,6 +431,8 @@ class Assistant:
         deadline = self.deadline() if self.chat_model is not None else None
         standalone = self.standalone(question, history, deadline=deadline)
         variants, rewrite_note = self.rewrites(standalone, deadline=deadline)
+        if self.extractive.episode_labels and spans_episodes(standalone):
+            k = max(k, ACROSS_PASSAGES)     # asked of many episodes: room for several of them
         hits = self.search(standalone, k=k, refusal_features=True, variants=variants, **filters)
         extra = {"deadline": deadline} if isinstance(answerer, ChatAnswerer) else {}
         if history and isinstance(answerer, (ExtractiveAnswerer, ChatAnswerer)):

@@ -205,6 +205,20 @@ _GO_ON = re.compile(r"\b(?:say|tell (?:me|us)|talk|explain|hear|know|go into|dig
                     r"^\s*(?:please\s+)?(?:keep going|carry on|continue|go on)\b", re.I)
 
 
+# "What have guests said about X?", "What has been said about Y?", "across episodes": a question
+# answered in several places, which an answer across a catalog quotes from each.
+_SPANS = re.compile(r"\b(?:what|how) (?:have|has|do|did) (?:[\w-]+ ){0,4}?(?:guests|hosts|people|speakers|"
+                    r"maintainers|developers|engineers|founders|folks|everyone|anyone)\b(?: and \w+)? "
+                    r"(?:said|say|talked|think|thought|discussed|described)\b|"
+                    r"\bwhat (?:has|have) been (?:said|discussed)\b|\bacross (?:the )?(?:episodes|shows|catalog)\b|"
+                    r"\b(?:which|what) episodes\b", re.I)
+
+
+def spans_episodes(question: str) -> bool:
+    """"What have guests said about pgvector?": asked of many episodes at once, not of one."""
+    return bool(_SPANS.search(question))
+
+
 def asks_to_go_on(question: str) -> bool:
     """"Can you say more?" (condensed or not): a request to continue the last answer."""
     m = _FOLLOWUP_TAIL.search(question)

@@ -179,3 +179,41 @@ def test_shipped_held_out_set_is_valid(tmp_path, catalog):
         (tmp_path / "ep84.md").write_bytes(tar.extractfile(member).read())
     assert validate_mod.validate(HELD_OUT, tmp_path / "ep84.md") == []
     assert json.loads(HELD_OUT.read_text(encoding="utf-8").splitlines()[0])["meta"]["held_out"] is True
+
+
+def test_shipped_catalog_questions_quote_their_episodes_and_unanswerables_are_absent(catalog):
+    """eval/catalog_questions.jsonl against the archive: every gold quote is in one of its gold
+    episodes, and the words an unanswerable item names as ``absent`` are in no transcript."""
+    import re
+    import tarfile
+
+    from rag.evaluation import metrics as M
+    from rag.parsers.markdown import parse_markdown
+
+    rows = [json.loads(line) for line in (REPO / "eval" / "catalog_questions.jsonl").read_text(
+        encoding="utf-8").splitlines()[1:]]
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert {r["split"] for r in rows} == {"dev", "test"}
+    wanted = {e for r in rows for e in r["gold_episodes"]}
+    words = sorted({w for r in rows if not r["answerable"] for w in r["absent"]})
+    assert len(words) == sum(not r["answerable"] for r in rows)
+    lowered = [w.lower() for w in words]
+    texts, found = {}, []
+    with tarfile.open(catalog) as tar:
+        for member in tar:
+            if not member.isfile() or not member.name.endswith(".md"):
+                continue
+            raw = tar.extractfile(member).read().decode("utf-8")
+            low = raw.lower()       # a plain search first: a regex over 118 MB takes half a minute
+            found += [(w, member.name) for w in lowered
+                      if w in low and re.search(r"\b%s\b" % re.escape(w), low)]
+            stem = Path(member.name).stem
+            if stem in wanted:
+                texts[stem] = " ".join(p.text for t in parse_markdown(raw, member.name).turns
+                                       for p in t.paragraphs)
+    assert found == []
+    assert set(texts) == wanted
+    for r in rows:
+        assert bool(r["gold_episodes"]) == bool(r["gold_quotes"]) == r["answerable"], r["id"]
+        for quote in r["gold_quotes"]:
+            assert any(M.holds(texts[e], quote, fraction=1.0) for e in r["gold_episodes"]), (r["id"], quote)

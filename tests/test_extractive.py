@@ -252,3 +252,28 @@ def test_across_a_catalog_a_close_second_stretch_comes_from_another_episode():
     assert "[js-party-9 01:01]" in catalog.text
     one = ExtractiveAnswerer(policy=DEFAULT_POLICY).answer(question, hits)
     assert {c.passage_id for c in one.citations} <= {"go-time-3-c"} and "[01:01]" in one.text
+
+
+def test_a_question_asked_of_many_episodes_quotes_each_of_them():
+    # "What have guests said about X?" across a catalog: the best stretch of each of the three
+    # episodes that come near the best, best episode first; not two stretches of the first one.
+    def hit_in(episode: str, text: str, sim: float, rank: int, start: float = 61.0) -> Hit:
+        s = Sentence(text=text, speaker="Guest", start_s=start, estimated=False)
+        chunk = Chunk(id=f"{episode}-{rank}", episode=episode, chapter=None, speakers=("Guest",),
+                      start_s=start - 1, end_s=start + 30, sentences=(s,))
+        return Hit(chunk=chunk, score=0.05, rank=rank, matched=(0,), scores={
+            "dense": sim, "sentence": sim, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": rank,
+            "bm25_rank": rank, "sentence_scores": {0: sim}})
+
+    hits = [hit_in("ship-it-104", "Pgvector lets us keep our embeddings in Postgres.", 0.8, 1),
+            hit_in("ship-it-104", "We keep the embeddings beside the rows they describe.", 0.78, 2),
+            hit_in("ship-it-104", "Postgres was already running, so that was an easy call.", 0.77, 3),
+            hit_in("practical-ai-234", "Pgvector is a very young solution right now.", 0.7, 4),
+            hit_in("go-time-1", "Someone asked about pgvector on the mailing list once.", 0.3, 5),
+            hit_in("the-changelog-599", "Pgvector is the brainchild of Andrew Kane.", 0.72, 6, 30.0)]
+    answerer = ExtractiveAnswerer(policy=DEFAULT_POLICY, episode_labels=True, max_sentences=1)
+    across = answerer.answer("What have guests said about pgvector?", hits)
+    assert [c.episode for c in across.citations] == ["ship-it-104", "practical-ai-234", "the-changelog-599"]
+    one = answerer.answer("Which guest said pgvector keeps embeddings in Postgres?", hits)
+    assert {c.episode for c in one.citations} <= {"ship-it-104", "practical-ai-234"}
+    assert len({c.episode for c in one.citations}) <= 2

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..query import asks_to_go_on, keywords
+from ..query import asks_to_go_on, keywords, spans_episodes
 from ..timecode import format_time
 from ..types import Answer, Citation, Hit, Sentence
 from .base import AnswerStream
@@ -25,6 +25,12 @@ NOT_COVERED = "The interview doesn't cover that."
 # 3 (0.1: 0, 0.15: 1, 0.3: 2), with single-episode answers citing another episode 1 of 11 either
 # way (0.3: 2). On test: 1 of 3, and 0 of 11.
 OTHER_EPISODE_MARGIN = 0.2
+# A question asked of many episodes ("what have guests said about X", ``query.spans_episodes``)
+# reads the top ACROSS_PASSAGES passages and quotes the best stretch of each of up to
+# ACROSS_EPISODES episodes that score within ACROSS_MARGIN of the best.
+ACROSS_PASSAGES = 10
+ACROSS_EPISODES = 3
+ACROSS_MARGIN = 0.2
 # With a reranker (``reranking.py``): how many of the best stretches it reads, and how much its
 # score (divided by CROSS_SCALE, about a cosine's range) counts against the first stage's.
 RERANK_DEPTH = 6
@@ -289,14 +295,17 @@ class ExtractiveAnswerer:
         hits = tuple(hits)
         if not hits:
             return self._refuse(question, hits)
-        spans, answer_prob = self._scored(question, hits, said)
+        across = self.episode_labels and spans_episodes(question)
+        spans, answer_prob = self._scored(question, hits, said, ACROSS_PASSAGES if across else self.passages)
         if confidence(question, hits, self.policy, answer_prob) < self.policy.threshold:
             return self._refuse(question, hits)
-        picked = self._pick(spans)
+        picked = self._pick_across(spans) if across else self._pick(spans)
         if not picked:
             return self._refuse(question, hits)
         # Read them in the order they were said: an answer that jumps back in time is confusing.
-        picked.sort(key=lambda p: p[1].start_s)
+        # Across episodes: the best-matching episode first, each in its own order.
+        episodes = list(dict.fromkeys(hit.chunk.episode for hit, _ in picked))
+        picked.sort(key=lambda p: (episodes.index(p[0].chunk.episode), p[1].start_s))
         citations = []
         lines: list[str] = []
         last_speaker = None
@@ -314,7 +323,8 @@ class ExtractiveAnswerer:
         return Answer(question=question, text="\n".join(lines), backend=self.name,
                       citations=tuple(citations), hits=hits)
 
-    def _scored(self, question: str, hits: tuple[Hit, ...], said: Sequence[str] = ()):
+    def _scored(self, question: str, hits: tuple[Hit, ...], said: Sequence[str] = (),
+                passages: int | None = None):
         """Every candidate stretch of the top passages with its score, best first, and the
         reranker's probability that the best one answers (None without a reranker).
 
@@ -332,6 +342,7 @@ class ExtractiveAnswerer:
         # What comes right after the last answer: a small bonus for any follow-up, and first place
         # when the question only asks to go on.
         go_on = 1.0 if said and asks_to_go_on(question) else CONTINUATION
+        hits = hits[: passages or self.passages]
         spans = self._spans(qwords, hosts, hits, said, go_on) or self._spans(qwords, hosts, hits, (), 0.0)
         spans.sort(key=lambda s: -s[0])
         if self.reranker is None or not spans:
@@ -364,12 +375,27 @@ class ExtractiveAnswerer:
             picked.append(second)
         return [(hit, sentence) for _, hit, sentences in picked for sentence in sentences]
 
+    def _pick_across(self, spans):
+        """The best stretch of each of up to ``ACROSS_EPISODES`` episodes, the best first, while
+        each scores within ``ACROSS_MARGIN`` of the best of all."""
+        if not spans:
+            return []
+        spans.sort(key=lambda s: -s[0])
+        picked = {}
+        for span in spans:
+            episode = span[1].chunk.episode
+            if episode not in picked and span[0] >= spans[0][0] - ACROSS_MARGIN:
+                picked[episode] = span
+            if len(picked) == ACROSS_EPISODES:
+                break
+        return [(hit, sentence) for _, hit, sentences in picked.values() for sentence in sentences]
+
     def _spans(self, qwords: set[str], hosts: frozenset[str], hits: tuple[Hit, ...], said: Sequence[str],
                continuation: float):
         """(score, hit, sentences) for every span of the top passages; a sentence an earlier
         answer quoted (``said``) or a host's (they ask and introduce; they do not answer) breaks it."""
         out = []
-        for rank, hit in enumerate(hits[: self.passages]):
+        for rank, hit in enumerate(hits):
             scores = {int(si): sim for si, sim in hit.scores.get("sentence_scores", {}).items()}
             sentences = hit.chunk.sentences
             quoted = [any(s.text in text for text in said) for s in sentences]

@@ -212,7 +212,9 @@ def _answerers(retriever: Retriever, chat_model=None, reranker=None) -> tuple[Ex
     """The extractive answerer for this index, and the answerer to use (the chat model's, with
     the extractive one as its fallback, when there is a model)."""
     several = len(retriever.index.transcripts) > 1  # citations then name their episode
-    extractive = ExtractiveAnswerer(policy=policy_for(retriever.embedder.name, reranked=reranker is not None),
+    policy = policy_for(retriever.embedder.name, reranked=reranker is not None,
+                        episodes=len(retriever.index.transcripts))
+    extractive = ExtractiveAnswerer(policy=policy,
                                     hosts=retriever.hosts, episode_labels=several, reranker=reranker)
     if chat_model is None:
         return extractive, extractive

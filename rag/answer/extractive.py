@@ -97,13 +97,29 @@ PODCAST_POLICY = RefusalPolicy(threshold=0.291, answer_weight=0.348, sentence_we
 DEFAULT_POLICY = RefusalPolicy(threshold=0.2, sentence_weight=0.0, dense_weight=0.0,
                                coverage_weight=1.0, type_weight=0.3)
 
+# An index of this many episodes or more is a catalog: its policies (named "...@catalog") are fitted
+# on questions searched across the whole archive, where every passage has far more rivals and
+# nearly every word of a question is used somewhere, so the one-episode policies refuse nothing
+# (0 of 16 dev unanswerables, 0 of 10 test, on the 2,062-episode index).
+CATALOG_EPISODES = 50
+
+# The same fit on the whole archive (`python -m rag.evaluation.calibrate --catalog --index catalog
+# --split dev --fit --max-false-refusals 0.08`): the dev split of eval/catalog_questions.jsonl (30
+# items, 16 unanswerable) and 100 mined host questions from held-out episodes. On dev it refuses
+# 16 of 16 unanswerables and no answerable question. Every unanswerable there names something no
+# transcript holds, so the fit learns nothing about the type of answer (its weight is 0).
+PODCAST_CATALOG_POLICY = RefusalPolicy(threshold=0.620, answer_weight=0.125, sentence_weight=0.099,
+                                       dense_weight=0.074, coverage_weight=0.22, local_coverage_weight=0.299,
+                                       semantic_coverage_weight=0.051, agreement_weight=0.132, type_weight=0.0)
+
 POLICIES = {"all-MiniLM-L6-v2": MINILM_POLICY, "sentence-transformers/all-MiniLM-L6-v2": MINILM_POLICY,
-            "all-MiniLM-L6-v2+podcast": PODCAST_POLICY}
+            "all-MiniLM-L6-v2+podcast": PODCAST_POLICY, "all-MiniLM-L6-v2+podcast@catalog": PODCAST_CATALOG_POLICY}
 
 
-def policy_for(embedder_name: str | None, reranked: bool = False) -> RefusalPolicy:
-    """The refusal policy calibrated for this embedder (and its reranker, when ``reranked``),
-    else the model-independent default."""
+def policy_for(embedder_name: str | None, reranked: bool = False, episodes: int = 1) -> RefusalPolicy:
+    """The refusal policy calibrated for this embedder (and its reranker, when ``reranked``; and
+    for a catalog, when the index holds ``CATALOG_EPISODES`` or more), else the model-independent
+    default."""
     if not embedder_name:
         return DEFAULT_POLICY
     name = str(embedder_name).rstrip("/").split("@", 1)[0]  # "@int8-passages": the same scale
@@ -112,6 +128,8 @@ def policy_for(embedder_name: str | None, reranked: bool = False) -> RefusalPoli
     names = [name, name.rsplit("/", 1)[-1]]
     if reranked:
         names = [n + "+rerank" for n in names] + names
+    if episodes >= CATALOG_EPISODES:
+        names = [n + "@catalog" for n in names] + names
     return next((POLICIES[n] for n in names if n in POLICIES), DEFAULT_POLICY)
 
 

@@ -69,6 +69,28 @@ def fit_logistic(rows: list[dict], l2: float = 1.0, steps: int = 20000, lr: floa
     return out
 
 
+def catalog_items(assistant, source: str, split: str, mined: int) -> list[dict]:
+    """The hand-written catalog questions of ``split`` whose episodes the index holds, and
+    ``mined`` host questions from its held-out episodes (answerable, each in its own episode; a
+    sample other than ``rag eval --catalog``'s)."""
+    from pathlib import Path
+
+    from ..config import catalog_path
+    from ..errors import InputError
+    from .catalog import QUESTIONS, mined_questions
+
+    path = Path(source) if source else catalog_path()
+    if path is None or not path.exists():
+        raise InputError("the mined questions need the catalog the index was built from: give it "
+                         "(--catalog ARCHIVE) or set RAG_CATALOG")
+    episodes = {e["id"] for e in assistant.episodes()}
+    written = [it for it in load_items(QUESTIONS) if (split == "all" or it.get("split") == split)
+               and set(it.get("gold_episodes") or []) <= episodes]
+    asked = [{"id": it["id"], "type": "mined", "question": it["question"], "answerable": True}
+             for it in mined_questions(path, episodes, limit=mined, seed=1)]
+    return written + asked
+
+
 def main(argv=None) -> int:
     from ..api import Assistant
     from .cli import DEFAULT_FILE, select
@@ -81,11 +103,21 @@ def main(argv=None) -> int:
     ap.add_argument("--max-false-refusals", type=float, default=0.10)
     ap.add_argument("--fit", action="store_true",
                     help="refit the confidence weights (logistic regression) before choosing the threshold")
+    ap.add_argument("--catalog", nargs="?", const="", default=None, metavar="SOURCE",
+                    help="calibrate for an index of many episodes (--index): the split of "
+                         "eval/catalog_questions.jsonl and --mined host questions from its held-out "
+                         "episodes; SOURCE: the catalog it was built from (default RAG_CATALOG)")
+    ap.add_argument("--index", default=None, help="the index to ask (default: the shipped episode)")
+    ap.add_argument("--mined", type=int, default=100, help="mined (answerable) questions with --catalog")
     args = ap.parse_args(argv)
     if args.split != "dev":
         print("warning: calibrating on a split other than dev", file=sys.stderr)
-    assistant = Assistant.load(backend="extractive")
-    rows = confidences(assistant, select(load_items(args.file), args.split), k=args.k)
+    assistant = Assistant.load(args.index, backend="extractive")
+    if args.catalog is not None:
+        items = catalog_items(assistant, args.catalog, args.split, args.mined)
+    else:
+        items = select(load_items(args.file), args.split)
+    rows = confidences(assistant, items, k=args.k)
     in_use = assistant.extractive.policy.threshold
     if args.fit:
         from dataclasses import replace

@@ -92,7 +92,7 @@ def score_written(assistant, items: Sequence[dict]) -> dict:
         rows.append({"id": it["id"], "type": it.get("type"), "answerable": it.get("answerable", True),
                      "episode_rank": first, "passage_rank": held, "all_episodes": every,
                      "refused": answer.refused, "cited_episodes": sorted(cited),
-                     "cites_gold_episodes": len(cited & gold)})
+                     "cites_gold_episodes": len(cited & gold), "gold_episodes": len(gold)})
     answerable = [r for r in rows if r["answerable"]]
     spanning = [r for r in answerable if r["all_episodes"] is not None and r["type"] == "across-episodes"]
     unanswerable = [r for r in rows if not r["answerable"]]
@@ -101,8 +101,12 @@ def score_written(assistant, items: Sequence[dict]) -> dict:
             "all_episodes@10": M.mean(float(r["all_episodes"]) for r in spanning) if spanning else None,
             # answers to questions across episodes that cite two or more of their gold episodes
             "answers_citing_several": sum(r["cites_gold_episodes"] >= 2 for r in spanning),
+            # and of all their gold episodes, how many the answers cite
+            "gold_episodes_cited": (sum(r["cites_gold_episodes"] for r in spanning),
+                                    sum(r["gold_episodes"] for r in spanning)),
             "across_episodes": len(spanning),
             "unanswerable_refused": (sum(bool(r["refused"]) for r in unanswerable), len(unanswerable)),
+            "answerable_refused": (sum(bool(r["refused"]) for r in answerable), len(answerable)),
             "rows": rows}
 
 
@@ -120,21 +124,24 @@ def _rates(rows: Sequence[dict], key: str, depths: Sequence[int], name: str) -> 
 def table(mined: dict | None, written: dict[str, dict]) -> str:
     """``written``: split name -> ``score_written`` of that split's items."""
     lines = ["| set | n | episode hit@1 | episode hit@5 | passage hit@10 | all gold episodes in top 10 "
-             "| answers citing 2+ gold episodes | unanswerable refused |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| answers citing 2+ gold episodes | gold episodes cited | unanswerable refused | answerable refused |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
 
     def f(v):
         return "-" if v is None else f"{v:.3f}"
 
     if mined:
         lines.append(f"| mined host questions | {mined['n']} | {f(mined['episode_hit@1'])} | "
-                     f"{f(mined['episode_hit@5'])} | {f(mined['passage_hit@10'])} | - | - | - |")
+                     f"{f(mined['episode_hit@5'])} | {f(mined['passage_hit@10'])} | - | - | - | - | - |")
     for split, w in written.items():
         refused, of = w["unanswerable_refused"]
+        wrongly, answerable = w.get("answerable_refused", (0, 0))
         lines.append(f"| hand-written, {split} | {w['n']} | {f(w['episode_hit@1'])} | "
                      f"{f(w['episode_hit@5'])} | {f(w['passage_hit@10'])} | "
                      f"{f(w['all_episodes@10'])} ({w['across_episodes']}) | "
-                     f"{w['answers_citing_several']}/{w['across_episodes']} | {refused}/{of} |")
+                     f"{w['answers_citing_several']}/{w['across_episodes']} | "
+                     f"{'/'.join(map(str, w.get('gold_episodes_cited', (0, 0))))} | {refused}/{of} | "
+                     f"{wrongly}/{answerable} |")
     return "\n".join(lines)
 
 

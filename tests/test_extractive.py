@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from rag.answer.extractive import (DEFAULT_POLICY, MINILM_POLICY, ExtractiveAnswerer, RefusalPolicy,
-                                   answer_types, confidence, features, policy_for, type_mismatch)
+from rag.answer.extractive import (CATALOG_EPISODES, DEFAULT_POLICY, MINILM_POLICY, PODCAST_CATALOG_POLICY,
+                                   PODCAST_POLICY, ExtractiveAnswerer, RefusalPolicy, answer_types, confidence, features, policy_for, type_mismatch)
 from rag.types import Chunk, Hit, Sentence
 
 
@@ -130,6 +130,23 @@ def test_policies_are_per_embedder():
                                                                                 coverage=0.2,
                                                                                 ranks=(9, 9))]).refused
     assert isinstance(RefusalPolicy(), RefusalPolicy)
+
+
+def test_a_catalog_index_refuses_by_the_policy_fitted_across_the_archive():
+    tuned = "all-MiniLM-L6-v2+podcast-0386890acbdc@int8-passages"  # as an index records the adapter
+    assert policy_for(tuned) is PODCAST_POLICY
+    assert policy_for(tuned, episodes=CATALOG_EPISODES - 1) is PODCAST_POLICY
+    assert policy_for(tuned, episodes=CATALOG_EPISODES) is PODCAST_CATALOG_POLICY
+    # a model with no catalog fit keeps its own policy, and an uncalibrated one the default
+    assert policy_for("all-MiniLM-L6-v2", episodes=2062) is MINILM_POLICY
+    assert policy_for("fake-64", episodes=2062) is DEFAULT_POLICY
+    # across the archive every word is said somewhere: a question naming something the top passage
+    # lacks (coverage 0.6, local 0.3) is refused there, where the one-episode policy answers it
+    absent = [hit("We shipped the new compiler last year.", sim=0.5, coverage=0.6, local=0.3)]
+    assert ExtractiveAnswerer(policy=PODCAST_CATALOG_POLICY).answer("When did Zorblax ship?", absent).refused
+    assert not ExtractiveAnswerer(policy=PODCAST_POLICY).answer("When did Zorblax ship?", absent).refused
+    found = [hit("We shipped the new compiler last year.", sim=0.6, coverage=1.0, local=0.9)]
+    assert not ExtractiveAnswerer(policy=PODCAST_CATALOG_POLICY).answer("When did the compiler ship?", found).refused
 
 
 def test_a_follow_up_gets_new_sentences_not_the_ones_already_quoted():

@@ -54,9 +54,9 @@ def test_interpolates_between_markers_and_extrapolates_after():
 
 
 def test_first_paragraph_starts_at_zero_without_a_marker():
-    tr = assign_times(make(Paragraph(words(26)), Paragraph(words(26))))
+    tr = assign_times(make(Paragraph(words(29)), Paragraph(words(29))))
     p = paragraphs(tr)
-    assert p[0].start_s == 0.0 and p[1].start_s == pytest.approx(10.0)   # default 2.6 words/s
+    assert p[0].start_s == 0.0 and p[1].start_s == pytest.approx(10.0)   # default 2.9 words/s
 
 
 def test_break_resumes_at_next_conversation_chapter():
@@ -101,6 +101,34 @@ def test_far_from_the_next_marker_a_break_lasts_a_typical_break():
     backfilled, typical = 2200.0 - 4500 / 2.5, 200.0 + 70.0
     assert typical < p[2].start_s < backfilled
     assert p[2].start_s - typical < backfilled - p[2].start_s   # nearer the typical break
+
+
+def test_a_break_far_longer_than_the_rate_can_explain_is_believed():
+    # the-changelog-591: ads of ~230 s at [25:07], the next marker half an hour of talk later.
+    # A 5% rate error there is 90 s; a marker implying a 600 s break is more than that, so the
+    # talk resumes late (a break's length is log-normal: long ones happen), not at 70 s.
+    tr = assign_times(make(
+        Paragraph(words(250), markers=(Marker(0, 0.0),)),
+        Paragraph(words(250), markers=(Marker(0, 100.0),)),
+        Paragraph(words(4500), break_before=True, break_s=200.0),
+        Paragraph(words(10), markers=(Marker(0, 2600.0),)),
+    ))
+    p = paragraphs(tr)
+    implied = 2600.0 - 4500 / 2.5                              # 800: a 600 s break
+    assert implied - 120 < p[2].start_s <= implied
+
+
+def test_the_times_in_notes_fit_the_speaking_rate():
+    # the-changelog-591 has one marker and a dozen notes' times: its rate comes from the notes
+    # (3 words a second), not the default.
+    tr = assign_times(make(
+        Paragraph(words(300), markers=(Marker(0, 0.0, note=True),)),
+        Paragraph(words(300), markers=(Marker(0, 100.0, note=True),)),
+        Paragraph(words(30)),
+    ))
+    p = paragraphs(tr)
+    assert p[2].start_s == pytest.approx(200.0)
+    assert p[2].end_s == pytest.approx(210.0)                  # extrapolated at 3 words/s
 
 
 def test_times_never_go_backwards_with_bad_markers():

@@ -136,7 +136,7 @@ def test_rag_episodes_lists_them(tmp_path, catalog, monkeypatch, capsys):
     assert [e["id"] for e in listed] == ["practical-ai-7", "practical-ai-8", "practical-ai-9"]
     assert main(["episodes", "--index", "cat"]) == 0
     lines = capsys.readouterr().out.splitlines()   # in archive order: the zip lists gotime/ first
-    assert len(lines) == 4 and lines[0].startswith("go-time-3  Go Time  01:27  guests: Rob Pike  ")
+    assert len(lines) == 4 and lines[0].startswith("go-time-3  Go Time  01:26  guests: Rob Pike  ")
     assert lines[0].endswith("https://changelog.com/gotime/3")
     assert main(["search", "goroutines", "--index", "cat", "--show", "nope"]) == 2
     assert "holds no show 'nope'" in capsys.readouterr().err

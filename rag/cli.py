@@ -18,9 +18,12 @@ from .errors import InputError, RagError
 from .text import clean_text
 
 
+LOG_EVERY_S = 30.0   # a tenth of the catalog's passages takes 4 minutes: a log hears sooner
+
+
 def _progress_printer(stream=None):
     """Progress of long builds on stderr: a redrawn bar with the rate and an ETA on a terminal (a
-    line at each tenth elsewhere). A stage with no known total ("reading transcripts") counts up.
+    line at each tenth elsewhere, and at least every ``LOG_EVERY_S`` of a long stage). A stage with no known total ("reading transcripts") counts up.
     The rate waits for half a second of work: a stage served from the cache finishes at once, and a
     rate over microseconds means nothing."""
     stream = stream or sys.stderr
@@ -66,8 +69,8 @@ def _progress_printer(stream=None):
                 state["stage"] = None
         else:
             tenth = 10 * done // total if total else done // 100
-            if tenth > state["tenth"] or finished:
-                state["tenth"] = tenth
+            if tenth > state["tenth"] or finished or now - state["drawn"] >= LOG_EVERY_S:
+                state["tenth"], state["drawn"] = tenth, now
                 stream.write(f"{line}{pace} {_duration(elapsed)}\n")
             if finished:
                 state["stage"] = None

@@ -223,3 +223,10 @@ def test_build_progress_shows_sensible_rates_and_an_eta(monkeypatch):
     assert log.getvalue() == "embedding sentences 54/54 0s\n"
     report("read", 100, 0)               # a count with no total
     assert log.getvalue().splitlines()[-1] == "reading transcripts 100 0s"
+    report("passages", 0, 10000)
+    clock["t"] += 10
+    report("passages", 100, 10000)       # not yet a tenth: nothing new
+    assert log.getvalue().splitlines()[-1] == "embedding passages 0/10000 0s"
+    clock["t"] += 20
+    report("passages", 300, 10000)       # 30 s since the last line: a log is told anyway
+    assert log.getvalue().splitlines()[-1] == "embedding passages 300/10000 (10/s, ETA 16m10s) 30s"

@@ -33,8 +33,8 @@ RATE_BOUNDS = (1.0, 5.0)       # anything outside is a typo in a marker, not a s
 RATE_SLACK_S = 5.0             # seconds of leeway before a fast stretch counts as a typo
 # From a break's marker to the talk's return, where a marker after it tells: the median over
 # 1,377 catalog breaks is 70 s (quartiles 46 and 102 s; an episode's other breaks predict it no
-# better). Lengths are log-normal: ln(102/70) and ln(70/46) are both ~0.6 quartile-widths
-# (0.674 sigma), so a 230 s break is rare but no outlier.
+# better). Lengths are log-normal: ln(102/70) = 0.38 and ln(70/46) = 0.42 put the quartiles
+# 0.674 sigma either side of the median, so sigma = 0.59, and a 230 s break is rare, no outlier.
 TYPICAL_BREAK_S = 70.0
 BREAK_LOG_SPREAD = 0.59        # sigma of ln(break length)
 RATE_SPREAD = 0.05             # how far talk strays from the episode's rate, as a share of its length

@@ -23,9 +23,10 @@ LOG_EVERY_S = 30.0   # a tenth of the catalog's passages takes 4 minutes: a log 
 
 def _progress_printer(stream=None):
     """Progress of long builds on stderr: a redrawn bar with the rate and an ETA on a terminal (a
-    line at each tenth elsewhere, and at least every ``LOG_EVERY_S`` of a long stage). A stage with no known total ("reading transcripts") counts up.
-    The rate waits for half a second of work: a stage served from the cache finishes at once, and a
-    rate over microseconds means nothing."""
+    line at each tenth elsewhere, and at least every ``LOG_EVERY_S`` of a long stage). A stage
+    with no known total ("reading transcripts") counts up. The rate waits for half a second of
+    work: a stage served from the cache finishes at once, and a rate over microseconds means
+    nothing."""
     stream = stream or sys.stderr
     state = {"stage": None, "t0": 0.0, "drawn": 0.0, "tenth": -1, "base": 0}
     tty = stream.isatty()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .answer.base import Answerer, AnswerStream, collect
-from .answer.extractive import ACROSS_PASSAGES, ExtractiveAnswerer, policy_for
+from .answer.extractive import ACROSS_PASSAGES, ACROSS_PER_EPISODE, ExtractiveAnswerer, policy_for
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
@@ -325,13 +325,20 @@ class Assistant:
     def search(self, query: str, *, k: int = 5, chapter: str | None = None,
                speaker: str | None = None, start_s: float | None = None,
                end_s: float | None = None, show: str | None = None, episode: str | None = None,
-               refusal_features: bool = False, variants: Sequence[str] = ()) -> list[Hit]:
+               refusal_features: bool = False, variants: Sequence[str] = (),
+               per_episode: int | None = None) -> list[Hit]:
         """``show``, ``episode``: only that show's or episode's passages (see ``episodes``).
         ``refusal_features``: also score what the extractive refusal reads (answers do).
-        ``variants``: other wordings to search for alongside ``query`` (see ``rewrites``)."""
+        ``variants``: other wordings to search for alongside ``query`` (see ``rewrites``).
+        ``per_episode``: at most this many passages of one episode; by default ``ACROSS_PER_EPISODE``
+        for a question asked of many episodes of an index of several ("what have guests said
+        about X?"), else no limit."""
         query = check_question(query)
         if k < 1 or k > 100:
             raise InputError(f"k must be between 1 and 100, not {k}")
+        if per_episode is not None and (isinstance(per_episode, bool) or not isinstance(per_episode, int)
+                                        or not 1 <= per_episode <= 100):
+            raise InputError(f"per_episode must be a whole number between 1 and 100, not {per_episode!r}")
         self.refresh()
         chapter, speaker = (clean_text(v) if isinstance(v, str) else v for v in (chapter, speaker))
         show, episode = (clean_text(v).strip() or None if isinstance(v, str) else v for v in (show, episode))
@@ -339,8 +346,10 @@ class Assistant:
         self._check_scope(show, episode)
         filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s, show=show,
                           episode=episode)
+        if per_episode is None and episode is None and self.extractive.episode_labels and spans_episodes(query):
+            per_episode = ACROSS_PER_EPISODE
         return self.retriever.search(query, k=k, filters=filters, refusal_features=refusal_features,
-                                     variants=variants)
+                                     variants=variants, per_episode=per_episode)
 
     def episodes(self, show: str | None = None) -> list[dict]:
         """The index's episodes (id, show, number, title, url, hosts, guests, duration_s, passages),

@@ -29,6 +29,7 @@ NEIGHBOURS = 3  # transcript words kept for each question word the transcript ne
 
 EXACT_SENTENCES = 50_000    # up to this many sentence windows, a question scores every one
 SENTENCE_CANDIDATES = 300   # past it, the windows of each signal's top passages (see Retriever._dense)
+EPISODE_POOL = 400  # a search capped per episode picks its candidates from this many of the best passages
 
 
 def _tops(signals: Sequence[np.ndarray], n: int | None = None) -> list[np.ndarray]:
@@ -124,11 +125,14 @@ class Retriever:
 
     def search(self, query: str, k: int = 5, filters: Filters = Filters(),
                scope: Scope | None = None, candidates: int = 40,
-               refusal_features: bool = False, variants: Sequence[str] = ()) -> list[Hit]:
+               refusal_features: bool = False, variants: Sequence[str] = (),
+               per_episode: int | None = None) -> list[Hit]:
         """The top ``k`` passages. ``refusal_features``: also score what only the extractive
         refusal reads (semantic coverage: a query-encoder pass per unseen word, ~3 ms).
         ``variants``: other wordings of the question (a chat model's rewrites), scored alongside
-        it; the question's own scope and refusal features still come from ``query`` alone."""
+        it; the question's own scope and refusal features still come from ``query`` alone.
+        ``per_episode``: at most this many passages of any one episode, for a question asked of
+        many episodes: the top k then covers more of them."""
         if not self.chunks:
             return []
         query, anchor_times = split_anchor(query)
@@ -138,12 +142,12 @@ class Retriever:
             return []
         with self.index.reading():
             return self._search(query, k, filters, scope, anchor_times, allowed, candidates,
-                                refusal_features, variants)
+                                refusal_features, variants, per_episode)
 
     def _search(self, query, k, filters, scope, anchor_times, allowed, candidates, refusal_features,
-                variants) -> list[Hit]:
+                variants, per_episode=None) -> list[Hit]:
         picked, (fused, dense, sent_sims, sent_best, bm25) = self._rank(
-            query, scope, anchor_times, allowed, k, candidates, variants)
+            query, scope, anchor_times, allowed, k, candidates, variants, per_episode)
         answer_sims = sent_sims
         if scope.speaker:
             # Which of the speaker's sentences answer is judged without the name: with it, "What
@@ -273,17 +277,30 @@ class Retriever:
         return sum(weight[w] for w in words if w in present) / sum(weight.values())
 
     def _rank(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray,
-              k: int, candidates: int, variants: Sequence[str] = ()):
+              k: int, candidates: int, variants: Sequence[str] = (), per_episode: int | None = None):
         fused, dense, sent_sims, sent_best, bm25 = self._score(query, scope, anchor_times, allowed)
         if variants:
             # The question counts twice: a rewrite guesses the words the speakers used, which may
             # find the passage the question's own words miss, but a bad guess must not outvote it.
             others = [self._score(v, scope, anchor_times, allowed)[0] for v in variants]
             fused = (2 * fused + sum(others)) / (2 + len(others))
-        top = np.argpartition(-fused, candidates)[:candidates] if len(fused) > candidates else np.arange(len(fused))
+        pool = max(candidates, EPISODE_POOL) if per_episode else candidates
+        top = np.argpartition(-fused, pool)[:pool] if len(fused) > pool else np.arange(len(fused))
         top = top[np.lexsort((top, -fused[top]))]  # best first; ties by position, as a stable sort
         order = self.index.present([int(i) for i in top if np.isfinite(fused[i])])
+        if per_episode:
+            order = self._per_episode(order, per_episode)[:candidates]
         return self._mmr(order, fused, k), (fused, dense, sent_sims, sent_best, bm25)
+
+    def _per_episode(self, order: list[int], cap: int) -> list[int]:
+        """``order`` (best first) keeping at most ``cap`` passages of each episode."""
+        seen: dict[int, int] = {}
+        kept = []
+        for row, episode in zip(order, self.columns.episode[order].tolist() if order else []):
+            if seen.get(episode, 0) < cap:
+                kept.append(row)
+                seen[episode] = seen.get(episode, 0) + 1
+        return kept
 
     def _score(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray):
         """Fused scores of every passage for one wording, with the signals behind them."""

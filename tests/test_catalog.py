@@ -241,3 +241,30 @@ def test_a_large_index_scores_only_the_candidates_windows_and_ranks_alike(tmp_pa
         hits = assistant.search(question, k=3)
         assert hits[0].chunk.id == ids[0]
         assert hits[0].scores["sentence_scores"]   # the top passage's windows were scored
+
+
+def test_a_question_asked_of_many_episodes_keeps_to_a_few_passages_of_each(tmp_path, catalog):
+    """"What have guests said about X?" is answered from several episodes: its search keeps at
+    most ACROSS_PER_EPISODE passages of one, where a question of one episode takes them all."""
+    from rag.answer.extractive import ACROSS_PER_EPISODE
+
+    long_talk = "".join(f"**Grace Hopper:** \\[{m:02d}:00\\] Compilers again, part {m}: compilers turn words "
+                        f"into machine code, and compilers taught me patience.\n\n" for m in range(2, 40))
+    (catalog[0] / "practicalai" / "practical-ai-8.md").write_text(EPISODES["practicalai/practical-ai-8.md"] + "\n" + long_talk)
+    build_index([catalog[0]], name="cat", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
+    assistant = load(tmp_path)
+
+    def per_episode(hits):
+        episodes = [h.chunk.episode for h in hits]
+        return {e: episodes.count(e) for e in episodes}
+
+    one = per_episode(assistant.search("What did Grace say about compilers?", k=8))
+    assert one["practical-ai-8"] > ACROSS_PER_EPISODE          # no limit on a question of one episode
+    across = per_episode(assistant.search("What have guests said about compilers?", k=8))
+    assert max(across.values()) <= ACROSS_PER_EPISODE and len(across) == 4
+    assert set(per_episode(assistant.search("What did Grace say about compilers?", k=8, per_episode=1)).values()) == {1}
+    narrowed = per_episode(assistant.search("What have guests said about compilers?", k=8, episode="practical-ai-8"))
+    assert narrowed["practical-ai-8"] > ACROSS_PER_EPISODE     # one episode named: nothing to spread over
+    for bad in (0, 101, 1.5, True):
+        with pytest.raises(InputError, match="per_episode must be a whole number between 1 and 100"):
+            assistant.search("compilers", per_episode=bad)

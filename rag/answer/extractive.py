@@ -31,6 +31,8 @@ OTHER_EPISODE_MARGIN = 0.2
 ACROSS_PASSAGES = 10
 ACROSS_EPISODES = 3
 ACROSS_MARGIN = 0.2
+# Its search keeps at most this many passages of one episode (``Assistant.search``).
+ACROSS_PER_EPISODE = 2
 # With a reranker (``reranking.py``): how many of the best stretches it reads, and how much its
 # score (divided by CROSS_SCALE, about a cosine's range) counts against the first stage's.
 RERANK_DEPTH = 6

@@ -10,6 +10,7 @@ calibrating their scales against each other (see ``_fuse`` for why not reciproca
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -294,12 +295,12 @@ class Retriever:
 
     def _per_episode(self, order: list[int], cap: int) -> list[int]:
         """``order`` (best first) keeping at most ``cap`` passages of each episode."""
-        seen: dict[int, int] = {}
+        seen: Counter = Counter()
         kept = []
-        for row, episode in zip(order, self.columns.episode[order].tolist() if order else []):
-            if seen.get(episode, 0) < cap:
+        for row, episode in zip(order, self.columns.episode[np.asarray(order, dtype=np.int64)].tolist()):
+            seen[episode] += 1
+            if seen[episode] <= cap:
                 kept.append(row)
-                seen[episode] = seen.get(episode, 0) + 1
         return kept
 
     def _score(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray):

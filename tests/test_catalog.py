@@ -250,7 +250,8 @@ def test_a_question_asked_of_many_episodes_keeps_to_a_few_passages_of_each(tmp_p
 
     long_talk = "".join(f"**Grace Hopper:** \\[{m:02d}:00\\] Compilers again, part {m}: compilers turn words "
                         f"into machine code, and compilers taught me patience.\n\n" for m in range(2, 40))
-    (catalog[0] / "practicalai" / "practical-ai-8.md").write_text(EPISODES["practicalai/practical-ai-8.md"] + "\n" + long_talk)
+    grace = "practicalai/practical-ai-8.md"
+    (catalog[0] / grace).write_text(EPISODES[grace] + "\n" + long_talk)
     build_index([catalog[0]], name="cat", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
     assistant = load(tmp_path)
 

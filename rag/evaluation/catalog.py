@@ -34,9 +34,9 @@ QUESTIONS = M.REPO_ROOT / "eval" / "catalog_questions.jsonl"
 def mined_questions(source: Path, episodes: set[str], limit: int = 500, seed: int = 0) -> list[dict]:
     """Up to ``limit`` mined host questions from the ``episodes`` that training never used."""
     from ..chunking import split_sentences
-    from ..training.data import HELD_OUT_EPISODES, iter_transcripts, mine_transcript, split_of
+    from ..training.data import SHIPPED_HELD_OUT, iter_transcripts, mine_transcript, split_of
 
-    wanted = {e for e in episodes if split_of(e) == "validation" or e in HELD_OUT_EPISODES}
+    wanted = {e for e in episodes if split_of(e) == "validation" or e in SHIPPED_HELD_OUT}
     items = []
     for show, name, text in iter_transcripts(source):
         if Path(name).stem in wanted:

@@ -30,7 +30,7 @@ def run(args) -> int:
         raise InputError(f"no transcripts at {source}; pass a folder of .md transcripts or the "
                          "catalog archive, or set RAG_CATALOG")
     out = Path(args.out).expanduser() if args.out else SHIPPED_ADAPTER.parent
-    from .data import HELD_OUT_EPISODES, counts_by_show, mine
+    from .data import HELD_OUT_EPISODES, HELD_OUT_SHOWS, counts_by_show, mine
     from .train import Recipe
 
     recipe = Recipe()
@@ -41,8 +41,16 @@ def run(args) -> int:
     if args.rank is not None:
         recipe = replace(recipe, alpha=2.0 * args.rank)
 
+    if args.readers:
+        recipe = replace(recipe, episodes=args.episodes or 2, per_episode=args.per_episode or 16,
+                         neighbour_negatives=True)
+    host_share = getattr(args, "host_share", None)
+    if host_share is not None and not (args.readers and 0 <= host_share <= 10):
+        raise InputError("--host-share goes with --readers and is a share from 0 to 10 (0.5: half as "
+                         "many host pairs as readers' pairs)")
     t0 = time.monotonic()
-    _say(f"mining question/answer pairs from {source} (held out: {', '.join(sorted(HELD_OUT_EPISODES))})")
+    _say(f"mining question/answer pairs from {source} (held out: {len(HELD_OUT_EPISODES)} episodes that "
+         f"question sets use, and the shows {', '.join(HELD_OUT_SHOWS) or 'none'})")
     skipped: list[str] = []
     splits = mine(source, progress=lambda n: n % 250 == 0 and _say(f"  {n} transcripts read"), skipped=skipped)
     if skipped:
@@ -56,17 +64,45 @@ def run(args) -> int:
     _say(f"{'total':<14} {len({p.episode for p in splits['train']}):>9} {len(splits['train']):>6} "
          f"{len({p.episode for p in splits['validation']}):>7} {len(splits['validation']):>6}"
          f"   ({time.monotonic() - t0:.0f} s)")
+    readers = None
+    if args.readers:
+        splits, readers = readers_splits(splits, source, host_share or 0.0, recipe.seed)
+        if args.steps is None:  # six passes over the pairs, as the probe that motivated the corpus
+            per_step = recipe.episodes * recipe.per_episode
+            recipe = replace(recipe, steps=max(50, -(-6 * len(splits["train"]) // per_step)))
     from .rerank import RerankRecipe
 
     # The reranker is opt-in: measured, it did not earn its place beside the shipped adapter
     # (rag/models/podcast-minilm/EXPERIMENTS.md), so none is trained unless asked for.
     rerank = replace(RerankRecipe(), steps=args.reranker_steps or 0)
     return train_and_report(splits, recipe, out, name=args.name, benchmark=args.benchmark_questions,
-                            source=source, rerank=rerank)
+                            source=source, rerank=rerank, readers=readers)
+
+
+def readers_splits(splits, source: Path, host_share: float, seed: int):
+    """The training pairs from the listeners' corpus (its train split), with ``host_share`` times as
+    many mined host pairs; the validation items its benchmark reads, with their transcripts."""
+    import numpy as np
+
+    from ..evaluation.readers import transcripts
+    from .readers import corpus_items, readers_pairs
+
+    train = readers_pairs(["train"], source)
+    if not train:
+        raise InputError("the listeners' corpus (eval/readers/) has no training questions: write some "
+                         "(see eval/readers/README.md)")
+    host = splits["train"]
+    n = min(len(host), int(round(host_share * len(train))))
+    picked = np.random.default_rng(seed).choice(len(host), size=n, replace=False) if n else []
+    val = corpus_items(["validation"])
+    texts = dict(transcripts(val, source))
+    _say(f"listeners' corpus: {len(train)} training pairs from {len({p.episode for p in train})} "
+         f"episodes, with {n} host pairs; validation: {len(val)} episodes")
+    return {"train": train + [host[i] for i in picked], "validation": splits["validation"]}, (val, texts)
 
 
 def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | None, source: Path,
-                     rerank=None) -> int:
+                     rerank=None, readers=None) -> int:
     from ..embedding import resolve_model_path
     from . import head as answer_head
     from .bench import evaluate, sample, score, vectors
@@ -89,6 +125,17 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
     enc.model.load_state_dict({k: torch.from_numpy(v) for k, v in merge(state, adapter).items()})
     qv, pv = vectors(enc.encode, val)
     tuned = score(val, qv, pv)
+    listeners = None
+    if readers is not None:
+        from .readers import dense_benchmark
+
+        items, texts = readers
+        listeners = {"tuned": dense_benchmark(enc.encode, items, texts)}
+        enc_base = Encoder(model_dir)
+        listeners["base"] = dense_benchmark(enc_base.encode, items, texts)
+        del enc_base
+        _say(f"listeners' validation ({listeners['tuned']['questions']} questions, dense, 200-word "
+             f"windows): hit@5 {listeners['base']['hit@5']:.3f} -> {listeners['tuned']['hit@5']:.3f}")
     head = answer_head.fit(val, qv, pv)
     _say(f"answer head: {head['examples']} examples, accuracy {head['accuracy']:.3f}, ECE {head['ece']:.3f}")
     reranked = None
@@ -98,7 +145,8 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
                "pairs": {k: len(v) for k, v in splits.items()},
                "episodes": {k: len({p.episode for p in v}) for k, v in splits.items()},
                "source": source.name, "answer_head": head,
-               **({"reranker": reranked} if reranked else {})}
+               **({"reranker": reranked} if reranked else {}),
+               **({"listeners": listeners} if listeners else {})}
     save_adapter(out / "adapter.safetensors", adapter.modules, rank=adapter.rank, alpha=adapter.alpha,
                  meta=dict(adapter.meta, name=name, figures=figures, answer_head=head))
     (out / "figures.json").write_text(json.dumps(figures, indent=2))
@@ -178,8 +226,8 @@ with `RAG_MODEL_DIR` (default: this folder; `off` for the plain model).
 
 (question, answer) pairs mined from {figures['source']}: a turn that ends by asking, then another
 speaker's reply of at least 25 words (banter, one-word replies, sponsor reads and duplicates
-filtered; see `rag/training/data.py`). Episodes used by any question set are excluded
-(`HELD_OUT_EPISODES`: practical-ai-260, practical-ai-84). Split by episode, one in ten to
+filtered; see `rag/training/data.py`). Episodes used by any question set, and the listeners'
+corpus's held-out shows, are never trained on (`HELD_OUT_EPISODES`, `HELD_OUT_SHOWS`). Split by episode, one in ten to
 validation: {figures['pairs']['train']} training pairs from {figures['episodes']['train']} episodes,
 {figures['pairs']['validation']} validation pairs from {figures['episodes']['validation']} episodes.
 
@@ -277,6 +325,12 @@ def add_parser(sub) -> None:
     sp.add_argument("--drop-shared", type=float, default=None,
                     help="share of training questions given without the words they share with their "
                          "passage (default 0: measured in EXPERIMENTS.md)")
+    sp.add_argument("--readers", action="store_true",
+                    help="train on the listeners' corpus (eval/readers/, its train split) instead of "
+                         "the hosts' questions; benchmarked on its validation split")
+    sp.add_argument("--host-share", type=float, default=None,
+                    help="with --readers: mined host pairs added, as a share of the readers' pairs "
+                         "(default 0)")
     sp.add_argument("--name", default="podcast", help="the adapter's name in the model id")
     sp.add_argument("--reranker-steps", type=int, default=None,
                     help="also train a cross-encoder reranker after the adapter, for this many steps "

@@ -241,7 +241,13 @@ def cmd_index(args) -> int:
               f"unchanged, skipped): {path['passages']} passages in {time.monotonic() - t0:.1f}s "
               f"-> {path['database']} index {path['name']!r}")
         return 0
-    manifest = json.loads((path / "manifest.json").read_text())
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except FileNotFoundError:
+        # Another build of the same index published after this one and removed this version:
+        # what is served now is that one.
+        current = path.parent / (path.parent / "CURRENT").read_text().strip()
+        manifest = json.loads((current / "manifest.json").read_text())
     reused = manifest["embedding_cache"]["reused"]
     episodes = manifest["episodes"]
     named = ", ".join(episodes) if len(episodes) <= 5 else f"{len(episodes)} episodes ({', '.join(episodes[:3])}, ...)"

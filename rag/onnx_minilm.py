@@ -493,13 +493,19 @@ class OnnxMiniLM:
             return str(self._int8_path())
         logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
         with tempfile.TemporaryDirectory() as tmp:
-            source = Path(tmp) / "fp32.onnx"
             if self.cache_path is not None and self.cache_path.exists():
-                source = self.cache_path  # its weights are external, beside it
+                # The cached graph, read into memory with its external weights. Given a path, the
+                # quantizer writes a shape-inferred copy beside it and deletes it; beside the shared
+                # cache, two processes building at once deleted each other's and one crashed.
+                import onnx
+
+                source = onnx.load(str(self.cache_path))
             else:
+                source = Path(tmp) / "fp32.onnx"
                 source.write_bytes(build_model(self.model_dir, self.key, adapter=self.adapter)[0])
+                source = str(source)
             target = Path(tmp) / "int8.onnx"
-            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+            quantize_dynamic(source, str(target), weight_type=QuantType.QInt8, per_channel=True)
             data = target.read_bytes()
         if self.cache_path is not None:
             try:

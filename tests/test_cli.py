@@ -230,3 +230,38 @@ def test_build_progress_shows_sensible_rates_and_an_eta(monkeypatch):
     clock["t"] += 20
     report("passages", 300, 10000)       # 30 s since the last line: a log is told anyway
     assert log.getvalue().splitlines()[-1] == "embedding passages 300/10000 (10/s, ETA 16m10s) 30s"
+
+
+def test_a_build_outrun_by_a_concurrent_build_of_the_same_index_still_reports(env, capsys, monkeypatch,
+                                                                               tmp_path):
+    """Three `rag index x --name same` at once: the last to publish removes the others' versions,
+    and one of them crashed reading its own manifest (FileNotFoundError)."""
+    import rag.api
+
+    real = rag.api.build_index
+    source = tmp_path / "talk.md"
+    source.write_text("**Ada Host:** Why tea?\n\n**Bob Guest:** Green tea keeps me calm while the "
+                      "compiler builds, three cups every morning.\n")
+
+    def outrun(*args, **kwargs):
+        mine = real(*args, **kwargs)
+        real(*args, **kwargs)            # another process publishes just after, pruning ours
+        assert not mine.exists()
+        return mine
+
+    monkeypatch.setattr(rag.api, "build_index", outrun)
+    code, out, _ = run(capsys, "index", str(source), "--name", "same")
+    assert code == 0 and out.startswith("indexed talk: 1 chunks")
+
+
+def test_a_build_logs_nothing_from_its_libraries(env, capsys, caplog, tmp_path):
+    """bm25s sets its own logger to DEBUG; once the root logger is configured (onnxruntime's
+    quantizer does so on import) every build printed "DEBUG:bm25s:Building index from tokens"."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    source = tmp_path / "talk.md"
+    source.write_text("**Ada Host:** Why tea?\n\n**Bob Guest:** Green tea keeps me calm while the "
+                      "compiler builds, three cups every morning.\n")
+    assert run(capsys, "index", str(source), "--name", "quiet")[0] == 0
+    assert not [r for r in caplog.records if r.name.startswith("bm25s")]

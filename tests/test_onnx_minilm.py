@@ -238,3 +238,28 @@ def test_prune_cache_drops_graphs_no_start_will_read(tmp_path, cache):
     assert len(gone) == 9
     assert left == sorted(f"minilm-onnx-{k}{s}" for k in ("current", "other")
                           for s in (".onnx", ".onnx.data", ".onnx.json"))
+
+
+def test_quantizing_writes_no_scratch_file_into_the_shared_cache(tmp_path, monkeypatch):
+    """Two processes building the int8 graph at once crashed (FileNotFoundError from unlink): ONNX
+    Runtime's quantizer writes "<source>-inferred.onnx" beside its source and deletes it, and the
+    source was the shared cached graph. Every scratch file must now land in a private folder."""
+    import onnx.shape_inference
+
+    d = tmp_path / "cache"
+    OnnxMiniLM(MODEL, cache_dir=d)
+    written = []
+    real = onnx.shape_inference.infer_shapes_path
+
+    def spy(source, target, *a, **k):
+        written.append(Path(target))
+        return real(source, target, *a, **k)
+
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes_path", spy)
+    before = set(d.iterdir())
+    enc = OnnxMiniLM(MODEL, cache_dir=d)
+    vectors = enc.encode_bulk(["a passage about compilers", "another about tea"])
+    assert written and all(d not in p.parents for p in written)
+    assert vectors.shape == (2, 384)
+    assert {p.name for p in set(d.iterdir()) - before} == {f"minilm-onnx-{cache_key(MODEL)}.int8.onnx"}
+    assert enc._int8_path().stat().st_size > 1e6

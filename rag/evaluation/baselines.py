@@ -103,15 +103,17 @@ class BM25Baseline:
     model: object = field(default=None, repr=False)
 
     def __post_init__(self):
-        import bm25s
+        from ..stores.files import quiet_bm25s
 
+        bm25s = quiet_bm25s()
         self.model = bm25s.BM25()
         self.model.index(bm25s.tokenize([p["text"] for p in self.passages], stopwords="en",
                                         show_progress=False), show_progress=False)
 
     def search(self, query: str, k: int) -> list[dict]:
-        import bm25s
+        from ..stores.files import quiet_bm25s
 
+        bm25s = quiet_bm25s()
         k = min(k, len(self.passages))
         tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
         if not tokens.vocab:  # nothing but stopwords

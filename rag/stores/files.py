@@ -260,8 +260,7 @@ class Lexical:
 
     @classmethod
     def build(cls, chunks: Sequence[Chunk], rows) -> "Lexical":
-        import bm25s
-
+        bm25s = quiet_bm25s()
         from ..query import keywords
 
         # One string object per distinct word: a catalog's 1.4 million windows hold ~20 million
@@ -316,12 +315,24 @@ class Lexical:
 
     @classmethod
     def load(cls, folder: Path) -> "Lexical":
-        import bm25s
+        bm25s = quiet_bm25s()
 
         def one(sub: str):
             return bm25s.BM25.load(str(folder / sub), mmap=True, show_progress=False)
 
         return cls(one("bm25"), one("sentence_bm25"), json.loads((folder / "doc_freq.json").read_text()))
+
+
+def quiet_bm25s():
+    """bm25s, with its logger kept to warnings: it sets itself to DEBUG, and once anything has
+    configured the root logger (onnxruntime's quantizer does, on import) every build printed
+    "DEBUG:bm25s:Building index from tokens"."""
+    import logging
+
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 def _faiss():

@@ -1,24 +1,29 @@
-"""Base MiniLM, the tuned adapter, its reranker and the hybrid, side by side on every question set,
-in one run.
+"""The embedding models and the hybrid side by side on every question set, in one run.
 
-    python bench/retrievers.py [--model-dir DIR] [--splits dev,test,84] [--out FILE]
+    python bench/retrievers.py [--models base,shipped,DIR...] [--sets dev,test,84,readers-validation,...]
+                               [--episodes N] [--out FILE]
 
-For each embedding model (the plain packaged all-MiniLM-L6-v2, with the trained adapter, and with
-the adapter and the reranker beside it when there is one) it builds the indexes in a temporary folder, then runs the evaluation on #260's dev and test splits and
-on the held-out #84 set (its transcript comes from the catalog, RAG_CATALOG). Rows:
+Models: ``base`` (the plain packaged all-MiniLM-L6-v2), ``shipped`` (with the adapter in
+rag/models/podcast-minilm/) and any folder holding an ``adapter.safetensors`` (what ``rag train
+--out`` writes). Each is named by its folder in the table.
 
-- ``dense``: 200-word windows, dense only (the generic pipeline), with that model;
-- ``hybrid``: rag's retrieval (dense chunks + sentences + BM25, fused) and its extractive answers.
+Sets: #260's ``dev`` and ``test`` splits (eval/questions.jsonl), the held-out ``84``
+(eval/episodes/practical-ai-84/), and the listeners' corpus (eval/readers/): ``readers-validation``
+(tune on it), ``readers-test`` and ``readers-held-out`` (two shows no training saw). A listeners'
+set is asked episode by episode, each episode in an index of its own, as a user asks one episode;
+``--episodes N`` keeps the first N episodes of each (a quick look; the table says so).
+Transcripts other than #260 come from the catalog (RAG_CATALOG).
 
-It prints one Markdown table (hit@5, hit within 1,200 words, MRR, quote support, refusal precision
-and recall, false refusals, latency p50), and writes it to ``--out`` when given.
+Rows: ``dense`` is 200-word windows searched with the model alone (the generic pipeline); ``hybrid``
+is rag's retrieval and its extractive answers. Columns: hit@5, hit within 1,200 words, MRR, quote
+support, refusal recall, false refusals, answer latency p50. One Markdown table on stdout, and in
+``--out`` when given.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -28,72 +33,103 @@ sys.path.insert(0, str(REPO))
 
 from rag.config import SHIPPED_ADAPTER, Config, catalog_path  # noqa: E402
 
+READERS_SETS = {"readers-validation": "validation", "readers-test": "test",
+                "readers-held-out": "held_out_shows"}
 
-def question_sets(names, tmp: Path):
+
+def question_sets(names, tmp: Path, episodes: int | None):
+    """(set name, [(index name or None for #260, transcript path or None, items)])."""
+    from rag.evaluation import readers as R
     from rag.evaluation.metrics import load_items
 
     main = load_items(REPO / "eval" / "questions.jsonl")
+    wanted = {"practical-ai-84"} if "84" in names else set()
+    plan = R.splits()
+    picked = {n: [e for e in plan[READERS_SETS[n]] if (R.CORPUS / f"{e}.jsonl").exists()][:episodes]
+              for n in names if n in READERS_SETS}
+    for eps in picked.values():
+        wanted.update(eps)
+    paths = {}
+    for episode, text in R.transcripts(wanted, catalog_path()):
+        paths[episode] = tmp / f"{episode}.md"
+        paths[episode].write_text(text, encoding="utf-8")
     for name in names:
         if name in ("dev", "test"):
-            yield name, None, [it for it in main if it["split"] == name]
+            yield name, [(None, None, [it for it in main if it["split"] == name])]
         elif name == "84":
-            with tarfile.open(catalog_path()) as tar:
-                member = tar.getmember("changelog-transcripts/practicalai/practical-ai-84.md")
-                path = tmp / "practical-ai-84.md"
-                path.write_bytes(tar.extractfile(member).read())
-            yield "#84", path, load_items(REPO / "eval" / "episodes" / "practical-ai-84" / "questions.jsonl")
+            yield "#84", [("practical-ai-84", paths["practical-ai-84"],
+                           load_items(REPO / "eval" / "episodes" / "practical-ai-84" / "questions.jsonl"))]
+        elif name in READERS_SETS:
+            yield name, [(e, paths[e], R.as_eval_items(R.load(R.CORPUS / f"{e}.jsonl")))
+                         for e in picked[name]]
+        else:
+            raise SystemExit(f"unknown set {name!r}: dev, test, 84, {', '.join(READERS_SETS)}")
+
+
+def model_list(names: str):
+    for name in names.split(","):
+        if name == "base":
+            yield "MiniLM", None
+        elif name == "shipped":
+            yield "MiniLM + shipped adapter", SHIPPED_ADAPTER
+        else:
+            path = Path(name)
+            path = path / "adapter.safetensors" if path.is_dir() else path
+            if not path.is_file():
+                raise SystemExit(f"no adapter at {path}")
+            yield f"MiniLM + {path.parent.name}", path
+
+
+def evaluate_set(groups, config: Config, *, dense: bool):
+    """Every group's items through rag (its own index each), results pooled."""
+    from rag.api import Assistant, build_index
+    from rag.evaluation import runner
+    from rag.evaluation.baselines import build_baselines
+
+    results = []
+    for index, source, items in groups:
+        if source is not None:
+            build_index([source], name=index, config=config)
+        assistant = Assistant.load(index, backend="extractive", config=config)
+        baselines = [b for b in build_baselines(assistant, assistant.retriever.embedder)
+                     if b.name == "window200-dense"] if dense else None
+        results += runner.evaluate(assistant, items, k=5, backend="extractive", baselines=baselines)
+    return runner.aggregate(results)["overall"]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model-dir", default=str(SHIPPED_ADAPTER.parent), help="the adapter to compare")
-    ap.add_argument("--splits", default="dev,test,84")
+    ap.add_argument("--models", default="base,shipped", help="base, shipped, or adapter folders")
+    ap.add_argument("--sets", default="dev,test,84,readers-validation,readers-test,readers-held-out")
+    ap.add_argument("--episodes", type=int, default=None, help="first N episodes of a listeners' set")
+    ap.add_argument("--no-dense", action="store_true", help="skip the dense-only rows")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-
-    from rag.api import Assistant, build_index
-    from rag.evaluation.baselines import build_baselines
-    from rag.evaluation import runner
-
-    adapter = Path(args.model_dir)
-    adapter = adapter / "adapter.safetensors" if adapter.is_dir() else adapter
-    reranker = adapter.parent / "reranker.safetensors"
-    models = [("MiniLM", None, None), ("MiniLM + adapter", adapter, None)]
-    if reranker.is_file():
-        models.append(("MiniLM + adapter + reranker", adapter, reranker))
     rows = []
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         tmp = Path(tmp)
-        sets = list(question_sets(args.splits.split(","), tmp))
-        for label, adapter_path, reranker_path in models:
-            # The reranker reads the adapter's index: the same folder, built once.
-            config = Config(index_dir=tmp / f"idx-{adapter_path is not None}", adapter=adapter_path,
-                            reranker=reranker_path)
-            for set_name, source, items in sets:
-                if source is not None:
-                    build_index([source], name="practical-ai-84", config=config)
+        sets = list(question_sets(args.sets.split(","), tmp, args.episodes))
+        for m, (label, adapter) in enumerate(model_list(args.models)):
+            config = Config(index_dir=tmp / f"idx-{m}", adapter=adapter, reranker=None)
+            for set_name, groups in sets:
                 t0 = time.monotonic()
-                assistant = Assistant.load("practical-ai-84" if source else None, backend="extractive",
-                                           config=config)
-                dense = [b for b in build_baselines(assistant, assistant.retriever.embedder)
-                         if b.name == "window200-dense"]
-                results = runner.evaluate(assistant, items, k=5, backend="extractive", baselines=dense)
-                g = runner.aggregate(results)["overall"]
+                g = evaluate_set(groups, config, dense=not args.no_dense)
                 ref = g["refusal"]
-                systems = (("dense", g["baselines"]["window200-dense"]),) if reranker_path is None else ()
-                for system, r in systems + (("hybrid", g["retrieval"]),):
-                    hybrid = system == "hybrid"
-                    rows.append((set_name, f"{label}, {system}", r["hit@5"], r["budget@1200"], r["mrr"],
-                                 g["quote_support"] if hybrid else None,
-                                 ref.get("refusal_precision") if hybrid else None, ref.get("refusal_recall") if hybrid else None,
-                                 ref.get("false_refusal_rate") if hybrid else None,
-                                 g["latency_p50_s"] * 1000 if hybrid else None))
-                print(f"{set_name:>5} {label}: {time.monotonic() - t0:.0f} s", file=sys.stderr)
-    head = ("| set | retrieval | hit@5 | hit within 1,200 words | MRR | quote support | refusal P | "
-            "refusal R | false refusals | answer p50 ms |\n|---|---|---|---|---|---|---|---|---|---|")
-    fmt = lambda v: "-" if v is None else f"{v:.3f}" if v < 10 else f"{v:.0f}"  # noqa: E731
+                n = f"{set_name} ({len(groups)} ep, {g['n']} q)" if groups[0][0] else set_name
+                if not args.no_dense:
+                    r = g["baselines"]["window200-dense"]
+                    rows.append((n, f"{label}, dense", r["hit@5"], r["budget@1200"], r["mrr"],
+                                 None, None, None, None))
+                r = g["retrieval"]
+                rows.append((n, f"{label}, hybrid", r["hit@5"], r["budget@1200"], r["mrr"],
+                             g["quote_support"], ref.get("refusal_recall"), ref.get("false_refusal_rate"),
+                             g["latency_p50_s"] * 1000))
+                print(f"{n} {label}: {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    head = ("| set | retrieval | hit@5 | hit within 1,200 words | MRR | quote support | refusal R | "
+            "false refusals | answer p50 ms |\n|---|---|---|---|---|---|---|---|---|")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}" if v <= 1 else f"{v:.1f}"  # noqa: E731
     lines = [head] + ["| " + " | ".join([s, sysname] + [fmt(v) for v in vals]) + " |"
-                      for s, sysname, *vals in sorted(rows, key=lambda r: (r[0], r[1]))]
+                      for s, sysname, *vals in rows]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -430,6 +430,28 @@ def validate_items(items: list[dict], transcript_text: str, episode: str, *,
     return c.problems
 
 
+def as_eval_items(items: Iterable[dict]) -> list[dict]:
+    """The items in ``rag eval``'s format (eval/README.md): answerable and unanswerable questions as
+    they are, a conversation as a ``followup`` item whose history is its first turn."""
+    out = []
+    for it in items:
+        base = {"id": it["id"], "episode": it.get("episode"), "style": it.get("style")}
+        if it.get("turns"):
+            first, second = it["turns"][0], it["turns"][-1]
+            out.append({**base, "type": "followup", "question": second["question"], "answerable": True,
+                        "gold_quotes": list(second["gold_quotes"]), "answer": second.get("answer", ""),
+                        "history": [first["question"]],
+                        "history_gold_quotes": list(first["gold_quotes"])})
+        elif it.get("answerable"):
+            out.append({**base, "type": it.get("type", "listener"), "question": it["question"],
+                        "answerable": True, "gold_quotes": list(it["gold_quotes"]),
+                        "needs_all": bool(it.get("needs_all")), "answer": it.get("answer", "")})
+        else:
+            out.append({**base, "type": "unanswerable", "question": it["question"], "answerable": False,
+                        "gold_quotes": [], "answer": ""})
+    return out
+
+
 def validate_file(path: str | Path, transcript_text: str, *, complete: bool = True) -> list[str]:
     path = Path(path)
     try:

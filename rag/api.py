@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .answer.base import Answerer, AnswerStream, collect
-from .answer.extractive import ACROSS_PASSAGES, ACROSS_PER_EPISODE, ExtractiveAnswerer, policy_for
+from .answer.extractive import (ACROSS_PASSAGES, ACROSS_PER_EPISODE, CATALOG_EPISODES, DEFAULT_SELECTOR,
+                               ExtractiveAnswerer, answering_for, policy_for)
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
@@ -208,13 +209,18 @@ def _open_pg(name: str, *, config: Config, embedder: Embedder, progress: Progres
         return open_pg_index(config, name, model=embedder.name, settings=config.chunking)
 
 
-def _answerers(retriever: Retriever, chat_model=None, reranker=None) -> tuple[ExtractiveAnswerer, Answerer]:
+def _answerers(retriever: Retriever, chat_model=None, reranker=None,
+               adapter: Path | None = None) -> tuple[ExtractiveAnswerer, Answerer]:
     """The extractive answerer for this index, and the answerer to use (the chat model's, with
-    the extractive one as its fallback, when there is a model)."""
+    the extractive one as its fallback, when there is a model). ``adapter``: the embedding
+    adapter, whose fitted selector and refusal policy (``answering.json``) it uses when there."""
     several = len(retriever.index.transcripts) > 1  # citations then name their episode
-    policy = policy_for(retriever.embedder.name, reranked=reranker is not None,
-                        episodes=len(retriever.index.transcripts))
-    extractive = ExtractiveAnswerer(policy=policy,
+    episodes = len(retriever.index.transcripts)
+    policy = policy_for(retriever.embedder.name, reranked=reranker is not None, episodes=episodes)
+    selector, fitted = answering_for(adapter)
+    if fitted is not None and reranker is None and episodes < CATALOG_EPISODES:
+        policy = fitted
+    extractive = ExtractiveAnswerer(policy=policy, selector=selector or DEFAULT_SELECTOR,
                                     hosts=retriever.hosts, episode_labels=several, reranker=reranker)
     if chat_model is None:
         return extractive, extractive
@@ -270,7 +276,7 @@ class Assistant:
 
         reranker = make_reranker(config.reranker, embedder, cache_dir=config.index_dir / ".cache" / "onnx")
         extractive, answerer = _answerers(retriever, chat_model if backend in ("auto", "openai") else None,
-                                          reranker)
+                                          reranker, config.adapter)
         from .stores.files import missing_note
 
         notice = "; ".join(n for n in (missing_note(stored), notice) if n) or None
@@ -297,7 +303,7 @@ class Assistant:
             index = open_pg_index(self.config, self.index.name, model=embedder.name, settings=self.config.chunking)
             retriever = Retriever(index, embedder, self.retriever.weights)
             chat_model = self.chat_model if self.answerer is not self.extractive else None
-            extractive, answerer = _answerers(retriever, chat_model, self.reranker)  # its hosts, its episode labels
+            extractive, answerer = _answerers(retriever, chat_model, self.reranker, self.config.adapter)  # its hosts, its episode labels
             self.index, self.retriever, self.extractive, self.answerer = index, retriever, extractive, answerer
             return True
         finally:

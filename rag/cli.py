@@ -430,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .training.cli import add_parser as add_train_parser  # stdlib-only module: no torch here
 
     add_train_parser(sub)
+    from .training.questions import add_parser as add_questions_parser  # no torch here either
+
+    add_questions_parser(sub)
 
     sp = sub.add_parser("eval", help="evaluate retrieval and answers against a question set")
     sp.add_argument("file", nargs="?", default=None, help="question set (default: eval/questions.jsonl)")

@@ -29,6 +29,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "condense": frozenset({"history", "question"}),
     "judge": frozenset({"question", "reference", "passages", "answer"}),
     "rewrite": frozenset({"question"}),
+    "readers": frozenset({"episode", "transcript"}),
 }
 
 

@@ -158,6 +158,7 @@ def test_the_splits_keep_every_other_question_sets_episodes_out_and_never_overla
     for e in parts["validation"] | parts["test"] | parts["held_out_shows"] | R.excluded_episodes():
         assert held_out(e)
     assert not any(held_out(e) for e in parts["train"])
+    assert held_out("request-for-commits-behind-season-one")  # a whole show, whatever its ids
     assert "practical-ai-84" in HELD_OUT_EPISODES
 
 
@@ -178,3 +179,108 @@ def test_every_corpus_file_is_valid_against_its_transcript(catalog):
         ids.update(it["id"] for it in R.load(f))
     assert not failures, json.dumps(failures, indent=1)
     assert not [i for i, n in ids.items() if n > 1], "ids repeat across files"
+
+
+# --- from the corpus to what rag trains and is judged on ----------------------------------------------
+
+def test_items_become_eval_items_and_a_conversation_a_follow_up():
+    conv = {"id": "c1", "episode": EP, "type": "conversation", "turns": [
+        {"question": "What does he drink?", "gold_quotes": ["Mostly green tea"], "answer": "Tea."},
+        {"question": "How much?", "gold_quotes": ["three cups before lunch"], "answer": "Three cups."}]}
+    none = {"id": "u1", "episode": EP, "question": "Price?", "answerable": False,
+            "why_unanswerable": "-", "absent_terms": ["price", "cost"], "style": "typed"}
+    out = R.as_eval_items([answerable(1, "Why compilers?", "frustrated with how slow"), conv, none])
+    assert [o["type"] for o in out] == ["listener", "followup", "unanswerable"]
+    assert out[1]["history"] == ["What does he drink?"] and out[1]["gold_quotes"] == ["three cups before lunch"]
+    assert out[2]["answerable"] is False and out[2]["gold_quotes"] == [] and out[2]["style"] == "typed"
+
+
+def test_training_pairs_hold_their_quote_and_a_same_episode_negative(tmp_path):
+    from rag.training.readers import corpus_items, pairs_for_episode
+
+    long_para = " ".join(f"filler{i}" for i in range(200)) + " the quote we want sits right here at the end"
+    text = TRANSCRIPT + f"\n**Bob Guest:** {long_para}\n"
+    items = [answerable(1, "What sits at the end?", "the quote we want sits right here at the end"),
+             answerable(2, "Where and what?", ["frustrated with how slow the tools were",
+                                               "so I rewrote the linker over one long winter"],
+                        needs_all=True)]
+    pairs = pairs_for_episode(EP, items, text, "show")
+    assert len(pairs) == 3                       # a pair per quote
+    assert "the quote we want sits right here" in pairs[0].answer and len(pairs[0].answer.split()) <= 120
+    assert all(p.neighbour and p.neighbour != p.answer and p.asker == "listener" for p in pairs)
+    # a folder of question files without splits.json is split by episode, one in ten to validation
+    for n in range(30):
+        (tmp_path / f"ep-{n}.jsonl").write_text(json.dumps(dict(items[0], episode=f"ep-{n}")) + "\n")
+    train, val = corpus_items(["train"], tmp_path), corpus_items(["validation"], tmp_path)
+    assert len(train) + len(val) == 30 and 0 < len(val) < 10 and not set(train) & set(val)
+
+
+def test_the_default_selector_is_the_hand_tuned_rule_and_a_fitted_one_is_read_beside_the_adapter(tmp_path):
+    from rag.answer.extractive import DEFAULT_SELECTOR, RefusalPolicy, SpanSelector, answering_for
+    from rag.errors import ModelError
+
+    f = {"best": 0.8, "mean": 0.6, "overlap": 0.5, "rank": 2.0, "sentences": 1.0, "words": 1.0,
+         "turn_start": 1.0, "after_question": 0.0, "position": 0.1, "passage": 0.5}
+    assert DEFAULT_SELECTOR.score(f) == pytest.approx((0.8 + 0.6) / 2 + 0.15 * 0.5 - 0.02 * 2)
+    assert answering_for(tmp_path / "adapter.safetensors") == (None, None)
+    (tmp_path / "answering.json").write_text(json.dumps(
+        {"selector": {"best": 1.0, "turn_start": 0.5}, "policy": {"threshold": 0.3, "coverage_weight": 1.0}}))
+    selector, policy = answering_for(tmp_path / "adapter.safetensors")
+    assert selector == SpanSelector((("best", 1.0), ("turn_start", 0.5))) and selector.score(f) == 1.3
+    assert policy == RefusalPolicy(threshold=0.3, coverage_weight=1.0)
+    (tmp_path / "answering.json").write_text('{"selector": {"loudness": 1}}')
+    with pytest.raises(ModelError, match="answering.json is damaged"):
+        answering_for(tmp_path / "adapter.safetensors")
+
+
+def test_the_selector_learns_which_stretches_hold_the_quote():
+    import numpy as np
+
+    from rag.answer.extractive import DEFAULT_SELECTOR, SPAN_FEATURES
+    from rag.training.answering import fit_selector, selector_accuracy
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for q in range(60):  # the answer is the stretch right after the host's question, not the best-matching one
+        spans = []
+        for s in range(6):
+            f = dict(zip(SPAN_FEATURES, rng.random(len(SPAN_FEATURES))))
+            f["after_question"] = float(s == q % 6)
+            spans.append([f[k] for k in SPAN_FEATURES] + [float(s == q % 6)])
+        rows.append({"answerable": True, "spans": spans})
+    fitted = fit_selector(rows)
+    assert dict(fitted.weights)["after_question"] > 0
+    assert selector_accuracy(rows, fitted)["all"] == 1.0 > selector_accuracy(rows, DEFAULT_SELECTOR)["all"]
+
+
+def test_rag_questions_keeps_what_passes_the_validator_and_resumes(tmp_path):
+    from rag.chat_models import FakeChatModel
+    from rag.training.questions import write_questions
+
+    source = tmp_path / "talks"
+    source.mkdir()
+    (source / f"{EP}.md").write_text(TRANSCRIPT)
+    (source / "show-2.md").write_text(TRANSCRIPT)
+    good = [answerable(i, f"What got him started, {i}?", q) for i, q in enumerate(
+        ["frustrated with how slow the tools were", "so I rewrote the linker over one long winter",
+         "Mostly green tea from a small shop near the river", "three cups before lunch every day",
+         "Read the classic dragon book slowly"], 1)]
+    invented = answerable(6, "What does he say about Rust?", "Rust is the future of every compiler")
+    reply = "Here you go:\n```jsonl\n" + "\n".join(json.dumps(dict(g, episode="wrong", id=f"q{i}"))
+                                                  for i, g in enumerate(good + [invented])) + "\n```\n"
+    model = FakeChatModel([reply, "I cannot do that."])
+    lines = []
+    out = tmp_path / "questions"
+    outcomes = write_questions(source, out, model, progress=lines.append)
+    by_episode = {o.episode: o for o in outcomes}
+    assert by_episode[EP].written == 5 and by_episode[EP].dropped == 1
+    assert "not found" in by_episode[EP].reason
+    assert by_episode["show-2"].written == 0 and not (out / "show-2.jsonl").exists()
+    written = R.load(out / f"{EP}.jsonl")
+    assert {it["episode"] for it in written} == {EP} and all(it["id"].startswith(EP + "-") for it in written)
+    assert R.validate_file(out / f"{EP}.jsonl", TRANSCRIPT, complete=False) == []
+    assert "Bob Guest" in model.calls[0][1]["content"] or "Bob Guest" in model.calls[0][0]["content"]
+    assert any(line.startswith(f"{EP}: 5 questions, 1 dropped") for line in lines)
+    # run again: the written episode is skipped, the other one asked again
+    again = write_questions(source, out, FakeChatModel(["nothing"]))
+    assert [o.episode for o in again] == ["show-2"]

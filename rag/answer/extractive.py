@@ -273,6 +273,75 @@ def confidence(question: str, hits: Sequence[Hit], policy: RefusalPolicy = MINIL
     return sum(w * f[name] for name, w in policy.weights().items())
 
 
+# The sentence selector: which stretch of the retrieved passages the answer quotes. A stretch is up
+# to ``max_sentences`` consecutive sentences of one speaker; its score is a weighted sum of the
+# features below (``span_features``). The default weights are the hand-tuned rule it started as
+# (the mean of the best and the average sentence similarity, 0.15 per share of the question's
+# words, 0.02 off per passage rank); ``rag train --readers`` fits them on listeners' questions with
+# the gold quotes as labels and writes them beside the adapter (``answering.json``).
+SPAN_FEATURES = ("best", "mean", "overlap", "rank", "sentences", "words", "turn_start",
+                 "after_question", "position", "passage")
+
+
+@dataclass(frozen=True)
+class SpanSelector:
+    weights: tuple[tuple[str, float], ...] = (("best", 0.5), ("mean", 0.5), ("overlap", 0.15),
+                                              ("rank", -0.02))
+
+    def score(self, features: dict[str, float]) -> float:
+        return sum(w * features[name] for name, w in self.weights)
+
+    @classmethod
+    def from_json(cls, weights: dict[str, float]) -> "SpanSelector":
+        unknown = set(weights) - set(SPAN_FEATURES)
+        if unknown:
+            raise ValueError(f"unknown selector features: {', '.join(sorted(unknown))}")
+        return cls(tuple((k, float(v)) for k, v in weights.items()))
+
+    def to_json(self) -> dict[str, float]:
+        return dict(self.weights)
+
+
+DEFAULT_SELECTOR = SpanSelector()
+
+
+def span_features(sims: Sequence[float], overlap: float, rank: int, span: Sequence[Sentence],
+                  lo: int, sentences: Sequence[Sentence], passage: float) -> dict[str, float]:
+    """What the selector reads of one stretch ``sentences[lo:lo + len(span)]`` of a passage."""
+    before = sentences[lo - 1] if lo else None
+    return {"best": max(sims), "mean": sum(sims) / len(sims), "overlap": overlap, "rank": float(rank),
+            "sentences": len(span) / 3.0, "words": min(sum(len(s.text.split()) for s in span), 150) / 50.0,
+            "turn_start": float(before is None or before.speaker != span[0].speaker),
+            "after_question": float(before is not None and before.speaker != span[0].speaker
+                                    and before.text.rstrip().endswith("?")),
+            "position": lo / max(len(sentences), 1), "passage": passage}
+
+
+ANSWERING_FILE = "answering.json"   # beside an adapter: its fitted selector and refusal policy
+
+
+def answering_for(adapter) -> tuple[SpanSelector | None, RefusalPolicy | None]:
+    """The selector and the one-episode refusal policy fitted for this adapter (``rag train
+    --readers`` writes them beside it as ``answering.json``), each None where none was fitted."""
+    import json
+    from pathlib import Path
+
+    if adapter is None:
+        return None, None
+    path = Path(adapter).parent / ANSWERING_FILE
+    if not path.is_file():
+        return None, None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        selector = SpanSelector.from_json(data["selector"]) if data.get("selector") else None
+        policy = RefusalPolicy(**data["policy"]) if data.get("policy") else None
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        from ..errors import ModelError
+
+        raise ModelError(f"{path} is damaged ({err}); run `rag train --readers` again or remove it")
+    return selector, policy
+
+
 class ExtractiveAnswerer:
     name = "extractive"
 
@@ -289,8 +358,9 @@ class ExtractiveAnswerer:
     def __init__(self, max_sentences: int = 3, passages: int = 5, margin: float = 0.03,
                  policy: RefusalPolicy = MINILM_POLICY, hosts: Sequence[str] = (),
                  episode_labels: bool = False, reranker=None, rerank_depth: int = RERANK_DEPTH,
-                 rerank_weight: float = RERANK_WEIGHT):
+                 rerank_weight: float = RERANK_WEIGHT, selector: SpanSelector = DEFAULT_SELECTOR):
         self.max_sentences = max_sentences
+        self.selector = selector
         self.reranker = reranker  # reranking.Reranker: reads the question with each stretch (or None)
         self.rerank_depth = rerank_depth
         self.rerank_weight = rerank_weight
@@ -350,11 +420,9 @@ class ExtractiveAnswerer:
 
         A stretch is up to ``max_sentences`` consecutive sentences of one speaker in one passage:
         an answer reads as one stretch of the reply, not as sentences picked across the interview.
-        Its first-stage score is the mean of its best and its average sentence-window similarity
-        (one strong sentence, carried by its neighbours), plus 0.15 per share of the question's
-        content words it uses, minus 0.02 per passage rank. Tuned on dev (`rag eval --split dev`),
-        against the sentences picked one by one (best three within 0.08): quote support 0.547 ->
-        0.632, answer words p50 71 -> 75. With a reranker, the best ``rerank_depth`` of them are
+        Its first-stage score is the selector's (``SpanSelector``: a weighted sum of its sentence
+        similarities, the share of the question's words it uses, its passage's rank...). With a
+        reranker, the best ``rerank_depth`` of them are
         read together with the question and rescored (see ``RERANK_WEIGHT``); the rest drop out.
         """
         qwords = set(keywords(question))
@@ -374,6 +442,14 @@ class ExtractiveAnswerer:
                     for (first, hit, sentences), c in zip(top, cross)]
         rescored.sort(key=lambda s: -s[0])
         return rescored, self.reranker.probability(float(np.max(cross)))
+
+    def candidates(self, question: str, hits: Sequence[Hit]) -> list[tuple[dict, Hit, list]]:
+        """Every stretch of the top passages the answer could quote, with the selector's features
+        (what ``rag train --readers`` fits the selector on)."""
+        qwords = set(keywords(question))
+        hosts = frozenset() if self._about_host.search(question) else self.hosts
+        found = self._spans(qwords, hosts, tuple(hits)[: self.passages], (), 0.0, with_features=True)
+        return [(features, hit, span) for _, hit, span, features in found]
 
     def _pick(self, spans):
         """The best stretch, then the best of another passage when it scores within ``margin``
@@ -411,7 +487,7 @@ class ExtractiveAnswerer:
         return [(hit, sentence) for _, hit, sentences in picked.values() for sentence in sentences]
 
     def _spans(self, qwords: set[str], hosts: frozenset[str], hits: tuple[Hit, ...], said: Sequence[str],
-               continuation: float):
+               continuation: float, with_features: bool = False):
         """(score, hit, sentences) for every span of the top passages; a sentence an earlier
         answer quoted (``said``) or a host's (they ask and introduce; they do not answer) breaks it."""
         out = []
@@ -439,10 +515,12 @@ class ExtractiveAnswerer:
                 sims = [scores[i] for i in range(lo, hi)]
                 words = {w for s in span for w in keywords(s.text)}
                 overlap = len(qwords & words) / len(qwords) if qwords else 0.0
-                score = (max(sims) + sum(sims) / len(sims)) / 2 + 0.15 * overlap - 0.02 * rank
+                features = span_features(sims, overlap, rank, span, lo, sentences,
+                                         float(hit.scores.get("dense", 0.0)))
+                score = self.selector.score(features)
                 if lo and quoted[lo - 1] and sentences[lo - 1].speaker == span[0].speaker:
                     score += continuation
-                out.append((score, hit, span))
+                out.append((score, hit, span) if not with_features else (score, hit, span, features))
         return out
 
     def _refuse(self, question: str, hits: tuple[Hit, ...]) -> Answer:

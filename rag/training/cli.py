@@ -66,7 +66,8 @@ def run(args) -> int:
          f"   ({time.monotonic() - t0:.0f} s)")
     readers = None
     if args.readers:
-        splits, readers = readers_splits(splits, source, host_share or 0.0, recipe.seed)
+        corpus = Path(args.corpus).expanduser() if args.corpus else None
+        splits, readers = readers_splits(splits, source, host_share or 0.0, recipe.seed, corpus)
         if args.steps is None:  # six passes over the pairs, as the probe that motivated the corpus
             per_step = recipe.episodes * recipe.per_episode
             recipe = replace(recipe, steps=max(50, -(-6 * len(splits["train"]) // per_step)))
@@ -79,26 +80,30 @@ def run(args) -> int:
                             source=source, rerank=rerank, readers=readers)
 
 
-def readers_splits(splits, source: Path, host_share: float, seed: int):
+def readers_splits(splits, source: Path, host_share: float, seed: int, corpus: Path | None = None):
     """The training pairs from the listeners' corpus (its train split), with ``host_share`` times as
     many mined host pairs; the validation items its benchmark reads, with their transcripts."""
     import numpy as np
 
-    from ..evaluation.readers import transcripts
+    from ..evaluation.readers import CORPUS, transcripts
     from .readers import corpus_items, readers_pairs
 
-    train = readers_pairs(["train"], source)
+    corpus = corpus or CORPUS
+    if not corpus.is_dir():
+        raise InputError(f"no questions at {corpus}: a folder of <episode>.jsonl files "
+                         "(eval/readers/README.md), such as `rag questions` writes")
+    train = readers_pairs(["train"], source, corpus)
     if not train:
         raise InputError("the listeners' corpus (eval/readers/) has no training questions: write some "
                          "(see eval/readers/README.md)")
     host = splits["train"]
     n = min(len(host), int(round(host_share * len(train))))
     picked = np.random.default_rng(seed).choice(len(host), size=n, replace=False) if n else []
-    val = corpus_items(["validation"])
+    val = corpus_items(["validation"], corpus)
     texts = dict(transcripts(val, source))
     _say(f"listeners' corpus: {len(train)} training pairs from {len({p.episode for p in train})} "
          f"episodes, with {n} host pairs; validation: {len(val)} episodes")
-    return {"train": train + [host[i] for i in picked], "validation": splits["validation"]}, (val, texts)
+    return {"train": train + [host[i] for i in picked], "validation": splits["validation"]}, (val, texts, corpus)
 
 
 def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | None, source: Path,
@@ -129,7 +134,7 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
     if readers is not None:
         from .readers import dense_benchmark
 
-        items, texts = readers
+        items, texts, _ = readers
         listeners = {"tuned": dense_benchmark(enc.encode, items, texts)}
         enc_base = Encoder(model_dir)
         listeners["base"] = dense_benchmark(enc_base.encode, items, texts)
@@ -149,6 +154,12 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
                **({"listeners": listeners} if listeners else {})}
     save_adapter(out / "adapter.safetensors", adapter.modules, rank=adapter.rank, alpha=adapter.alpha,
                  meta=dict(adapter.meta, name=name, figures=figures, answer_head=head))
+    if readers is not None:
+        from .answering import fit as fit_answering
+
+        _say("fitting the sentence selector and the refusal on the listeners' questions")
+        figures["answering"] = fit_answering(out / "adapter.safetensors", source, work,
+                                             corpus=readers[2])["figures"]
     (out / "figures.json").write_text(json.dumps(figures, indent=2))
     (out / "MODEL_CARD.md").write_text(model_card(figures, counts_by_show(splits), name=name))
     _say(f"{'':<8} {'hit@1':>6} {'hit@5':>6} {'MRR':>6}")
@@ -328,6 +339,8 @@ def add_parser(sub) -> None:
     sp.add_argument("--readers", action="store_true",
                     help="train on the listeners' corpus (eval/readers/, its train split) instead of "
                          "the hosts' questions; benchmarked on its validation split")
+    sp.add_argument("--corpus", default=None,
+                    help="with --readers: the folder of question files (default eval/readers/)")
     sp.add_argument("--host-share", type=float, default=None,
                     help="with --readers: mined host pairs added, as a share of the readers' pairs "
                          "(default 0)")

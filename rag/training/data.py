@@ -45,7 +45,7 @@ HELD_OUT_EPISODES, HELD_OUT_SHOWS = _never_trained()
 
 def held_out(episode: str) -> bool:
     """Is this episode one no training may read?"""
-    return episode in HELD_OUT_EPISODES or episode.rsplit("-", 1)[0] in HELD_OUT_SHOWS
+    return episode in HELD_OUT_EPISODES or any(episode.startswith(show + "-") for show in HELD_OUT_SHOWS)
 
 MIN_ANSWER_WORDS = 25
 MIN_QUESTION_WORDS = 5

@@ -26,10 +26,20 @@ WINDOW_WORDS, WINDOW_STRIDE = 200, 100
 
 
 def corpus_items(splits: Iterable[str], corpus: Path = R.CORPUS) -> dict[str, list[dict]]:
-    """{episode: items} for every corpus file whose episode is in one of ``splits``."""
-    plan = R.splits(corpus)
-    wanted = {e for s in splits for e in plan.get(s, ())}
-    return {f.stem: R.load(f) for f in R.corpus_files(corpus) if f.stem in wanted}
+    """{episode: items} for every corpus file whose episode is in one of ``splits``. A folder
+    without a ``splits.json`` (questions written for your own transcripts) is split by episode:
+    one in ten to validation, by a hash of its id."""
+    import hashlib
+
+    files = R.corpus_files(corpus)
+    if (corpus / "splits.json").is_file():
+        plan = R.splits(corpus)
+        wanted = {e for s in splits for e in plan.get(s, ())}
+    else:
+        def split(e: str) -> str:
+            return "validation" if int(hashlib.sha256(e.encode()).hexdigest()[:8], 16) % 10 == 0 else "train"
+        wanted = {f.stem for f in files if split(f.stem) in splits}
+    return {f.stem: R.load(f) for f in files if f.stem in wanted}
 
 
 def questions_of(items: Sequence[dict]) -> list[tuple[str, list[str], bool]]:
@@ -66,7 +76,8 @@ def pairs_for_episode(episode: str, items: Sequence[dict], transcript_text: str,
             if len(found) != 1:
                 continue                  # the validator refuses such a file; be safe anyway
             para = found[0][0]
-            others = [p for p in t.paragraphs if abs(p.index - para.index) > 1 and len(p.text.split()) >= 20]
+            apart = [p for p in t.paragraphs if abs(p.index - para.index) > 1]
+            others = [p for p in apart if len(p.text.split()) >= 20] or apart
             neighbour = _window(others[rng.integers(len(others))], "") if others else ""
             pairs.append(Pair(episode=episode, show=show, question=question, asker="listener",
                               answer=_window(para, quote), target=R.normalise(quote),

@@ -1,0 +1,206 @@
+"""The answer's two models, fitted on the listeners' corpus for one embedding adapter.
+
+- **The sentence selector** (``SpanSelector``): which stretch of the retrieved passages the answer
+  quotes. Every candidate stretch of a question's top passages is described by the selector's
+  features; a stretch is a positive when it holds a gold quote. The weights are a softmax over each
+  question's stretches (the listwise loss of choosing the right one), fitted on the train split.
+- **The refusal** (``RefusalPolicy``): a logistic regression of "unanswerable" on the refusal
+  features, fitted on the train split's answerable and near-miss unanswerable questions; its
+  threshold is the one that refuses most validation near misses with false refusals at most
+  ``MAX_FALSE_REFUSALS`` there.
+
+Both are written beside the adapter as ``answering.json``; ``rag`` reads them with it. Run by
+``rag train --readers``, or alone for an adapter already trained::
+
+    python -m rag.training.answering --model-dir rag/models/podcast-minilm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..answer.extractive import ANSWERING_FILE, SPAN_FEATURES, SpanSelector, features, policy_for
+from ..evaluation import readers as R
+from ..evaluation.metrics import held_quotes
+from .readers import corpus_items
+
+MAX_FALSE_REFUSALS = 0.08
+
+
+def _say(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def collect(adapter: Path | None, split: str, archive: Path, work: Path, limit: int | None = None,
+            corpus: Path = R.CORPUS) -> list[dict]:
+    """Every question of ``split``'s episodes asked as rag asks it (an index per episode, in
+    ``work``): its refusal features and every candidate stretch with the selector's features and
+    whether it holds a gold quote."""
+    from ..api import Assistant, build_index
+    from ..config import Config
+
+    items = corpus_items([split], corpus)
+    episodes = sorted(items)[:limit]
+    texts = dict(R.transcripts(episodes, archive))
+    config = Config(index_dir=work, adapter=adapter, reranker=None)
+    rows, t0 = [], time.monotonic()
+    for n, episode in enumerate(episodes, 1):
+        source = work / "transcripts" / f"{episode}.md"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(texts[episode], encoding="utf-8")
+        build_index([source], name=episode, config=config)
+        assistant = Assistant.load(episode, backend="extractive", config=config)
+        for it in R.as_eval_items(items[episode]):
+            history = []
+            if it.get("history"):
+                first = it["history"][0]
+                history = [(first, assistant.ask(first).text)]
+            question = assistant.standalone(it["question"], history)
+            hits = assistant.search(question, k=5, refusal_features=True)
+            quotes = it["gold_quotes"]
+            spans = []
+            if quotes:
+                for feats, hit, span in assistant.extractive.candidates(question, hits):
+                    held = bool(held_quotes(" ".join(s.text for s in span), quotes))
+                    spans.append([feats[f] for f in SPAN_FEATURES] + [float(held)])
+            rows.append({"id": it["id"], "episode": episode, "type": it["type"],
+                         "answerable": it["answerable"], "refusal": features(question, hits),
+                         "spans": spans})
+        eta = (time.monotonic() - t0) / n * (len(episodes) - n)
+        _say(f"  {split}: {n}/{len(episodes)} episodes, {len(rows)} questions, ETA {int(eta // 60)}m{int(eta % 60):02d}s")
+    return rows
+
+
+def fit_selector(rows: list[dict], l2: float = 1e-3, steps: int = 3000, lr: float = 0.5) -> SpanSelector:
+    """Softmax over each question's stretches toward those holding a gold quote (gradient descent
+    on the mean negative log of the positives' share)."""
+    groups = [np.array(r["spans"], dtype=np.float64) for r in rows
+              if r["spans"] and any(s[-1] for s in r["spans"])]
+    if not groups:
+        raise ValueError("no question has a candidate stretch that holds its gold quote")
+    dim = len(SPAN_FEATURES)
+    x_all = np.concatenate([g[:, :dim] for g in groups])
+    mu, sd = x_all.mean(0), x_all.std(0) + 1e-9          # standardised while fitting
+    xs = [(g[:, :dim] - mu) / sd for g in groups]
+    ys = [g[:, dim] for g in groups]
+    w = np.zeros(dim)
+    for _ in range(steps):
+        grad = np.zeros(dim)
+        for x, y in zip(xs, ys):
+            z = x @ w
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            q = p * y / max((p * y).sum(), 1e-12)          # the positives' posterior
+            grad += x.T @ (p - q)
+        w -= lr * (grad / len(xs) + l2 * w)
+    weights = w / sd                                      # back on the features' own scale
+    return SpanSelector(tuple((f, round(float(v), 5)) for f, v in zip(SPAN_FEATURES, weights)))
+
+
+def selector_accuracy(rows: list[dict], selector: SpanSelector) -> dict:
+    """How often the best-scoring stretch holds a gold quote: among questions whose passages hold
+    one (``reachable``) and among all answerable questions (``all``)."""
+    answerable = [r for r in rows if r["answerable"]]
+    right = reachable = 0
+    for r in answerable:
+        if not r["spans"]:
+            continue
+        reachable += any(s[-1] for s in r["spans"])
+        scores = [selector.score(dict(zip(SPAN_FEATURES, s[:-1]))) for s in r["spans"]]
+        right += bool(r["spans"][int(np.argmax(scores))][-1])
+    return {"all": right / max(len(answerable), 1), "reachable": right / max(reachable, 1),
+            "questions": len(answerable)}
+
+
+def fit_refusal(train: list[dict], validation: list[dict], base, max_false: float = MAX_FALSE_REFUSALS):
+    """The refusal policy: weights from the train split, threshold from validation."""
+    from ..evaluation.calibrate import fit_logistic
+    from ..evaluation.metrics import calibrate
+
+    fitted = fit_logistic([{"features": r["refusal"], "answerable": r["answerable"]} for r in train])
+    policy = replace(base, **{k: v for k, v in fitted.items() if k.endswith("_weight")})
+
+    def scored(rows):
+        return [{"answerable": r["answerable"],
+                 "confidence": sum(w * r["refusal"][n] for n, w in policy.weights().items())} for r in rows]
+
+    threshold = calibrate(scored(validation), max_false)
+    policy = replace(policy, threshold=round(float(threshold if threshold is not None else 0.0), 4))
+    return policy, refusal_figures(scored(validation), policy.threshold)
+
+
+def refusal_figures(rows: list[dict], threshold: float) -> dict:
+    unanswerable = [r for r in rows if not r["answerable"]]
+    answerable = [r for r in rows if r["answerable"]]
+    return {"refusal_recall": sum(r["confidence"] < threshold for r in unanswerable) / max(len(unanswerable), 1),
+            "false_refusals": sum(r["confidence"] < threshold for r in answerable) / max(len(answerable), 1),
+            "unanswerable": len(unanswerable), "answerable": len(answerable)}
+
+
+def fit(adapter: Path | None, archive: Path, work: Path, limit: int | None = None,
+        corpus: Path = R.CORPUS) -> dict:
+    """Collect train and validation, fit both models, write ``answering.json`` beside the adapter
+    (when there is one) and return the figures."""
+    from ..answer.extractive import DEFAULT_SELECTOR
+
+    work.mkdir(parents=True, exist_ok=True)
+    cache = work / "answering-rows.json"
+    key = {"adapter": str(adapter), "mtime": adapter.stat().st_mtime if adapter else None,
+           "corpus": sorted(f.name for f in R.corpus_files(corpus)), "limit": limit}
+    data = json.loads(cache.read_text()) if cache.is_file() else {}
+    if data.get("key") != key:
+        data = {"key": key, "train": collect(adapter, "train", archive, work / "indexes", limit, corpus),
+                "validation": collect(adapter, "validation", archive, work / "indexes", limit, corpus)}
+        cache.write_text(json.dumps(data))
+    train, val = data["train"], data["validation"]
+    selector = fit_selector(train)
+    name = "all-MiniLM-L6-v2+podcast" if adapter else "all-MiniLM-L6-v2"
+    base = policy_for(name)
+    policy, refusal = fit_refusal(train, val, base)
+    before = refusal_figures([{"answerable": r["answerable"],
+                               "confidence": sum(w * r["refusal"][n] for n, w in base.weights().items())}
+                              for r in val], base.threshold)
+    figures = {
+        "selector": {"hand-tuned rule": selector_accuracy(val, DEFAULT_SELECTOR),
+                     "fitted": selector_accuracy(val, selector)},
+        "refusal": {"policy before": before, "fitted": refusal},
+        "questions": {"train": len(train), "validation": len(val)},
+    }
+    out = {"selector": selector.to_json(), "policy": asdict(policy), "figures": figures,
+           "fitted_on": "eval/readers/ train split (weights), validation split (threshold)"}
+    if adapter is not None:
+        target = Path(adapter).parent / ANSWERING_FILE
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(out, indent=2) + "\n")
+        tmp.replace(target)
+        _say(f"wrote {target}")
+    return out
+
+
+def main(argv=None) -> int:
+    from ..config import catalog_path
+
+    ap = argparse.ArgumentParser(description="fit the sentence selector and the refusal on the listeners' corpus")
+    ap.add_argument("--model-dir", default=None, help="the adapter's folder (default: none, the plain model)")
+    ap.add_argument("--catalog", type=Path, default=None, help="the transcripts (default RAG_CATALOG)")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default MODEL_DIR/work)")
+    ap.add_argument("--limit", type=int, default=None, help="first N episodes of each split (a probe)")
+    ap.add_argument("--corpus", type=Path, default=R.CORPUS, help="question files (default eval/readers/)")
+    args = ap.parse_args(argv)
+    adapter = Path(args.model_dir) / "adapter.safetensors" if args.model_dir else None
+    work = args.work or (adapter.parent / "work" if adapter else Path("indexes") / ".answering")
+    out = fit(adapter, args.catalog or catalog_path(), work, args.limit, args.corpus)
+    print(json.dumps(out["figures"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

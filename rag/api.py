@@ -20,7 +20,7 @@ from .answer.extractive import (ACROSS_PASSAGES, ACROSS_PER_EPISODE, CATALOG_EPI
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
-from .query import condense, spans_episodes
+from .query import condense, not_a_question, spans_episodes
 from .retrieval import Filters, Retriever
 from .stores.files import (StoredIndex, build_index as _build, check_index_name, index_exists, load_index, slug,
                     unchanged_sources)
@@ -447,6 +447,13 @@ class Assistant:
 
         deadline = self.deadline() if self.chat_model is not None else None
         standalone = self.standalone(question, history, deadline=deadline)
+        reason = not_a_question(standalone)
+        if reason is not None:           # "the", an emoji, a question in French: told so, no quote
+            self.search(standalone, k=k, **filters)   # its k and filters checked as any question's
+            yield reason
+            yield Answer(question=question, text=reason, backend=self.extractive.name, refused=True,
+                         standalone_question=standalone, notes=tuple(n for n in (self.notice,) if n))
+            return
         variants, rewrite_note = self.rewrites(standalone, deadline=deadline)
         if self.extractive.episode_labels and spans_episodes(standalone):
             k = max(k, ACROSS_PASSAGES)     # asked of many episodes: room for several of them

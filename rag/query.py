@@ -26,6 +26,47 @@ discuss discussed discussing discussion topic topics
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
+# What a question that is not about the episode is told (no passage is searched for it).
+NOT_A_QUESTION = ("That doesn't look like a question about the episode. Ask about something said in "
+                  "it, e.g. \u201cWhat does the guest work on?\u201d")
+OTHER_LANGUAGE = ("The episode, its transcript and the model that searches it are in English: please "
+                  "ask in English.")
+_INTERROGATIVE = frozenset("what who whom whose why how when where which tell explain describe summarize "
+                           "summarise list name give is are was were do does did can could would should "
+                           "will has have".split())
+_SMALL_TALK = frozenset("hi hello hey thanks thank cheers bye goodbye please yes no sure ok okay hmm".split())
+# Words that are common in French, Spanish, German, Italian or Portuguese questions and are not
+# English words (so "die" or "was" are not among them).
+_FOREIGN = frozenset("""
+qu'est-ce est-ce qu'est quoi pourquoi comment quel quelle quels quelles les des une est sont avec dans
+pour sur qui que c'est qué cómo cuál cuáles por los las una del porque dónde quién quiénes cuándo sobre
+para con es wie warum wer der das und ist ein eine nicht über mit für sind welche welcher wann wo
+che cosa perché come della sono gli quale quali dove chi não você são uma quem onde quando qual
+""".split())
+
+
+def not_a_question(text: str) -> str | None:
+    """What to tell an input that is no question about the episode ("the", "-", "and so", an emoji,
+    a greeting) or is asked in another language; None for a question (however terse: "guest launch
+    date" is one)."""
+    lowered = text.lower()
+    letters = [c for c in lowered if c.isalpha()]
+    if not letters:
+        return NOT_A_QUESTION
+    if sum(c.isascii() or c in "àâäçéèêëîïôöùûüÿñáíóúãõœß" for c in letters) < len(letters) / 2:
+        return OTHER_LANGUAGE            # another script: Cyrillic, Greek, CJK, Arabic...
+    tokens = re.findall(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*", lowered)
+    foreign = sum(t.replace("\u2019", "'") in _FOREIGN for t in tokens)
+    english = sum(t in STOPWORDS or t in _INTERROGATIVE for t in tokens)
+    accented = any(not c.isascii() for c in letters)
+    if foreign >= 2 and foreign > english or foreign and accented and not english:
+        return OTHER_LANGUAGE
+    content = [t for t in tokens if t not in STOPWORDS and t not in _SMALL_TALK and len(t) > 1]
+    if not content and not any(t in _INTERROGATIVE for t in tokens):
+        return NOT_A_QUESTION
+    return None
+
+
 def stem(word: str) -> str:
     """A crude suffix stripper: enough for 'funding'~'funded'~'fund', cheap and dependency-free.
 

@@ -265,3 +265,11 @@ def test_a_build_logs_nothing_from_its_libraries(env, capsys, caplog, tmp_path):
                       "compiler builds, three cups every morning.\n")
     assert run(capsys, "index", str(source), "--name", "quiet")[0] == 0
     assert not [r for r in caplog.records if r.name.startswith("bm25s")]
+
+
+def test_ask_answers_a_non_question_with_a_note_not_a_quote(env, capsys):
+    code, out, _ = run(capsys, "ask", "the", "--json")
+    data = json.loads(out)
+    assert code == 0 and "doesn't look like a question" in data["answer"] and not data["citations"]
+    code, out, _ = run(capsys, "ask", "Qu'est-ce que Gen-2 ?")
+    assert "ask in English" in out and "[" not in out

@@ -60,6 +60,7 @@ async def _session_run(tmp_path) -> dict:
                         "search_transcript", {"query": "runway", "k": 0})
                     out["wrong_type"] = await session.call_tool("ask_interview", {"question": 3.5})
                     out["after"] = await session.call_tool("list_chapters", {})
+                    out["not_a_question"] = await session.call_tool("ask_interview", {"question": "and so"})
     return out
 
 
@@ -155,3 +156,8 @@ def test_stdout_to_stderr_catches_python_and_c_level_writes(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.stdout == "after\n"
     assert "stray print" in proc.stderr and "stray fd write" in proc.stderr
+
+
+def test_an_input_that_is_no_question_is_told_so_without_a_quote(mcp_run):
+    answer = _payload(mcp_run["not_a_question"])
+    assert "doesn't look like a question" in answer["answer"] and not answer["citations"]

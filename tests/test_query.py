@@ -1,5 +1,7 @@
 """Question understanding: scope parsing, follow-up condensation."""
 
+import pytest
+
 from rag.query import (Scope, cited_times, condense, is_follow_up, keywords,
                        own_words, parse_scope, speaker_aliases, split_anchor, topic_words,
                        without_speaker)
@@ -77,3 +79,26 @@ def test_without_speaker_drops_the_scoped_speakers_names_and_role():
         "What was question on funding?"
     assert without_speaker("What did Anastasis say about Chris?", "Anastasis Germanidis", ALIASES) == \
         "What did say about Chris?"  # only the scoped speaker's names
+
+
+@pytest.mark.parametrize("text", ["the", "-", "and so", "\U0001F916", "hello", "  ...  ", "42"])
+def test_input_that_is_no_question_is_told_so(text):
+    from rag.query import NOT_A_QUESTION, not_a_question
+
+    assert not_a_question(text) == NOT_A_QUESTION
+
+
+@pytest.mark.parametrize("text", ["Qu'est-ce que Gen-2 ?", "¿Qué es Gen-2?", "Что такое Gen-2?",
+                                  "Comment Runway a-t-il commencé ?"])
+def test_a_question_in_another_language_is_told_to_ask_in_english(text):
+    from rag.query import OTHER_LANGUAGE, not_a_question
+
+    assert not_a_question(text) == OTHER_LANGUAGE
+
+
+@pytest.mark.parametrize("text", ["What is this episode about?", "who is the guest", "guest launch date",
+                                  "Why?", "Gen-2", "was it fun", "How many people work at Runway?"])
+def test_terse_and_plain_questions_are_questions(text):
+    from rag.query import not_a_question
+
+    assert not_a_question(text) is None

@@ -415,3 +415,14 @@ def test_cors_only_for_configured_origins_and_the_key_still_applies(assistant):
     with BackgroundServer(create_app(assistant)) as url:  # default: no CORS headers at all
         r = httpx.post(url + "/search", json={"query": "Gen-2"}, headers={"origin": "https://bot.example.com"})
         assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+
+
+@pytest.mark.parametrize("text, says", [("the", "doesn't look like a question"), ("\U0001F916", "doesn't look like"),
+                                        ("Qu'est-ce que Gen-2 ?", "ask in English")])
+def test_no_question_is_told_so_without_a_quote_over_http_and_the_openai_endpoint(client, text, says):
+    got = client.post("/ask", json={"question": text}).json()
+    assert says in got["answer"] and got["refused"] and not got["citations"] and not got["passages"]
+    assert "doesn't cover" not in got["answer"]
+    r = client.post("/v1/chat/completions", json={"model": MODEL_ID,
+                                                  "messages": [{"role": "user", "content": text}]})
+    assert says in r.json()["choices"][0]["message"]["content"]

@@ -166,7 +166,8 @@ def check_citations(text: str, hits: Sequence[Hit], tolerance: float = TIME_TOLE
                     passage_id=hit.chunk.id, start_s=start_s, chapter=hit.chunk.chapter,
                     speaker=sentence.speaker if sentence else (hit.chunk.speakers or ("",))[0],
                     quote=sentence.text if sentence else "",
-                    episode=hit.chunk.episode if episode_labels else "")
+                    episode=hit.chunk.episode if episode_labels else "",
+                    estimated=sentence.estimated if sentence and ref.seconds is None else True)
         if times:
             out.append(f"[{', '.join(times)}]")
         elif out:  # the whole bracket went: don't leave "claim ." behind

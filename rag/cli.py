@@ -169,7 +169,7 @@ def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool
             if show_episode and chunk is not None and not c.episode:
                 label = f"[{chunk.episode} {c.start}]"
             link = f" · {chunk.url}" if show_episode and chunk is not None and chunk.url else ""
-            print(f"  {label} {_where(None, c.chapter)}{c.speaker}{link}", file=stream)
+            print(f"  {c.mark}{label} {_where(None, c.chapter)}{c.speaker}{link}", file=stream)
     for note in dict.fromkeys(answer.notes):
         print(f"note: {note}", file=err or sys.stderr)
 

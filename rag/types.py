@@ -236,10 +236,16 @@ class Citation:
     speaker: str
     quote: str
     episode: str = ""            # set where the index holds several episodes: the label names it
+    estimated: bool = False      # the time is estimated (no marker at that sentence): shown as "~"
 
     @property
     def start(self) -> str:
         return format_time(self.start_s)
+
+    @property
+    def mark(self) -> str:
+        """``~`` before an estimated time's label (as ``rag transcript`` marks them), else nothing."""
+        return "~" if self.estimated else ""
 
     @property
     def label(self) -> str:
@@ -248,7 +254,8 @@ class Citation:
 
     def to_json(self) -> dict:
         d = {"passage_id": self.passage_id, "start": self.start, "start_s": self.start_s,
-             "chapter": self.chapter, "speaker": self.speaker, "quote": self.quote}
+             "chapter": self.chapter, "speaker": self.speaker, "quote": self.quote,
+             "estimated": self.estimated}
         if self.episode:
             d["episode"] = self.episode
         return d

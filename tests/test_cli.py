@@ -273,3 +273,17 @@ def test_ask_answers_a_non_question_with_a_note_not_a_quote(env, capsys):
     assert code == 0 and "doesn't look like a question" in data["answer"] and not data["citations"]
     code, out, _ = run(capsys, "ask", "Qu'est-ce que Gen-2 ?")
     assert "ask in English" in out and "[" not in out
+
+
+def test_estimated_times_are_marked_in_json_and_in_the_answer(env, capsys):
+    code, out, _ = run(capsys, "ask", "Why did Runway build an in-house research team?", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["citations"]
+    for c in data["citations"]:
+        assert isinstance(c["estimated"], bool)
+        shown = f"~[{c['start']}]"
+        assert (shown in data["answer"]) == c["estimated"]
+    code, out, _ = run(capsys, "ask", "Why did Runway build an in-house research team?")
+    sources = out.split("Sources:")[1]
+    for c in data["citations"]:
+        assert (f"~[{c['start']}]" in sources) == c["estimated"]

@@ -402,9 +402,10 @@ class ExtractiveAnswerer:
         for hit, sentence in picked:
             citation = Citation(passage_id=hit.chunk.id, start_s=sentence.start_s, chapter=hit.chunk.chapter,
                                 speaker=sentence.speaker, quote=sentence.text,
-                                episode=hit.chunk.episode if self.episode_labels else "")
+                                episode=hit.chunk.episode if self.episode_labels else "",
+                                estimated=sentence.estimated)
             citations.append(citation)
-            cite = citation.label
+            cite = citation.mark + citation.label
             if sentence.speaker != last_speaker:
                 lines.append(f"{sentence.speaker} {cite}: \u201c{sentence.text}\u201d")
                 last_speaker = sentence.speaker

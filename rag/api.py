@@ -21,7 +21,7 @@ from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
 from .query import condense, not_a_question, spans_episodes
-from .retrieval import Filters, Retriever
+from .retrieval import Filters, Retriever, Weights
 from .stores.files import (StoredIndex, build_index as _build, check_index_name, index_exists, load_index, slug,
                     unchanged_sources)
 from .text import clean_text
@@ -217,10 +217,10 @@ def _answerers(retriever: Retriever, chat_model=None, reranker=None,
     several = len(retriever.index.transcripts) > 1  # citations then name their episode
     episodes = len(retriever.index.transcripts)
     policy = policy_for(retriever.embedder.name, reranked=reranker is not None, episodes=episodes)
-    selector, fitted = answering_for(adapter)
-    if fitted is not None and reranker is None and episodes < CATALOG_EPISODES:
-        policy = fitted
-    extractive = ExtractiveAnswerer(policy=policy, selector=selector or DEFAULT_SELECTOR,
+    fitted = answering_for(adapter)
+    if fitted.policy is not None and reranker is None and episodes < CATALOG_EPISODES:
+        policy = fitted.policy
+    extractive = ExtractiveAnswerer(policy=policy, selector=fitted.selector or DEFAULT_SELECTOR,
                                     hosts=retriever.hosts, episode_labels=several, reranker=reranker)
     if chat_model is None:
         return extractive, extractive
@@ -259,7 +259,8 @@ class Assistant:
         embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache",
                                          adapter_path=config.adapter)
         stored = open_index(index, config=config, embedder=embedder, progress=progress)
-        retriever = Retriever(stored, embedder)
+        fusion = answering_for(config.adapter).fusion
+        retriever = Retriever(stored, embedder, Weights(**fusion) if fusion else Weights())
         notice = None
         if backend in ("auto", "openai"):
             if chat_model is None and config.chat_configured:

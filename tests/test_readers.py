@@ -216,18 +216,20 @@ def test_training_pairs_hold_their_quote_and_a_same_episode_negative(tmp_path):
 
 
 def test_the_default_selector_is_the_hand_tuned_rule_and_a_fitted_one_is_read_beside_the_adapter(tmp_path):
-    from rag.answer.extractive import DEFAULT_SELECTOR, RefusalPolicy, SpanSelector, answering_for
+    from rag.answer.extractive import DEFAULT_SELECTOR, Fitted, RefusalPolicy, SpanSelector, answering_for
     from rag.errors import ModelError
 
     f = {"best": 0.8, "mean": 0.6, "overlap": 0.5, "rank": 2.0, "sentences": 1.0, "words": 1.0,
          "turn_start": 1.0, "after_question": 0.0, "position": 0.1, "passage": 0.5}
     assert DEFAULT_SELECTOR.score(f) == pytest.approx((0.8 + 0.6) / 2 + 0.15 * 0.5 - 0.02 * 2)
-    assert answering_for(tmp_path / "adapter.safetensors") == (None, None)
+    assert answering_for(tmp_path / "adapter.safetensors") == Fitted()
     (tmp_path / "answering.json").write_text(json.dumps(
-        {"selector": {"best": 1.0, "turn_start": 0.5}, "policy": {"threshold": 0.3, "coverage_weight": 1.0}}))
-    selector, policy = answering_for(tmp_path / "adapter.safetensors")
-    assert selector == SpanSelector((("best", 1.0), ("turn_start", 0.5))) and selector.score(f) == 1.3
-    assert policy == RefusalPolicy(threshold=0.3, coverage_weight=1.0)
+        {"selector": {"best": 1.0, "turn_start": 0.5}, "policy": {"threshold": 0.3, "coverage_weight": 1.0},
+         "fusion": {"dense": 1.5, "bm25": 0.25}}))
+    fitted = answering_for(tmp_path / "adapter.safetensors")
+    assert fitted.selector == SpanSelector((("best", 1.0), ("turn_start", 0.5))) and fitted.selector.score(f) == 1.3
+    assert fitted.policy == RefusalPolicy(threshold=0.3, coverage_weight=1.0)
+    assert fitted.fusion == {"dense": 1.5, "bm25": 0.25}
     (tmp_path / "answering.json").write_text('{"selector": {"loudness": 1}}')
     with pytest.raises(ModelError, match="answering.json is damaged"):
         answering_for(tmp_path / "adapter.safetensors")

@@ -320,26 +320,39 @@ def span_features(sims: Sequence[float], overlap: float, rank: int, span: Sequen
 ANSWERING_FILE = "answering.json"   # beside an adapter: its fitted selector and refusal policy
 
 
-def answering_for(adapter) -> tuple[SpanSelector | None, RefusalPolicy | None]:
-    """The selector and the one-episode refusal policy fitted for this adapter (``rag train
-    --readers`` writes them beside it as ``answering.json``), each None where none was fitted."""
+@dataclass(frozen=True)
+class Fitted:
+    """What ``rag train --readers`` fits for one adapter (``answering.json`` beside it); None where
+    nothing was fitted: the sentence selector, the one-episode refusal policy, the hybrid's signal
+    weights (``retrieval.Weights`` fields)."""
+
+    selector: SpanSelector | None = None
+    policy: RefusalPolicy | None = None
+    fusion: dict | None = None
+
+
+def answering_for(adapter) -> Fitted:
+    """The models fitted for this adapter, read from ``answering.json`` beside it."""
     import json
     from pathlib import Path
 
     if adapter is None:
-        return None, None
+        return Fitted()
     path = Path(adapter).parent / ANSWERING_FILE
     if not path.is_file():
-        return None, None
+        return Fitted()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        selector = SpanSelector.from_json(data["selector"]) if data.get("selector") else None
-        policy = RefusalPolicy(**data["policy"]) if data.get("policy") else None
-    except (OSError, ValueError, TypeError, KeyError) as err:
+        fusion = {k: float(v) for k, v in (data.get("fusion") or {}).items()}
+        if set(fusion) - {"dense", "sentence", "bm25", "sentence_bm25"}:
+            raise ValueError(f"unknown fusion signals {sorted(fusion)}")
+        return Fitted(selector=SpanSelector.from_json(data["selector"]) if data.get("selector") else None,
+                      policy=RefusalPolicy(**data["policy"]) if data.get("policy") else None,
+                      fusion=fusion or None)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
         from ..errors import ModelError
 
         raise ModelError(f"{path} is damaged ({err}); run `rag train --readers` again or remove it")
-    return selector, policy
 
 
 class ExtractiveAnswerer:

@@ -41,22 +41,17 @@ def _say(msg: str) -> None:
 
 def collect(adapter: Path | None, split: str, archive: Path, work: Path, limit: int | None = None,
             corpus: Path = R.CORPUS) -> list[dict]:
-    """Every question of ``split``'s episodes asked as rag asks it (an index per episode, in
-    ``work``): its refusal features and every candidate stretch with the selector's features and
-    whether it holds a gold quote."""
-    from ..api import Assistant, build_index
+    """Every question of ``split``'s episodes asked as rag asks it (in the indexes that
+    ``build_indexes`` wrote in ``work``): its refusal features, and every candidate stretch with
+    the selector's features and whether it holds a gold quote."""
+    from ..api import Assistant
     from ..config import Config
 
     items = corpus_items([split], corpus)
     episodes = sorted(items)[:limit]
-    texts = dict(R.transcripts(episodes, archive))
     config = Config(index_dir=work, adapter=adapter, reranker=None)
     rows, t0 = [], time.monotonic()
     for n, episode in enumerate(episodes, 1):
-        source = work / "transcripts" / f"{episode}.md"
-        source.parent.mkdir(parents=True, exist_ok=True)
-        source.write_text(texts[episode], encoding="utf-8")
-        build_index([source], name=episode, config=config)
         assistant = Assistant.load(episode, backend="extractive", config=config)
         for it in R.as_eval_items(items[episode]):
             history = []
@@ -145,43 +140,131 @@ def refusal_figures(rows: list[dict], threshold: float) -> dict:
             "unanswerable": len(unanswerable), "answerable": len(answerable)}
 
 
+FUSION = ("dense", "sentence", "bm25", "sentence_bm25")
+FUSION_GRID = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
+
+
+def fit_fusion(adapter: Path | None, work: Path, corpus: Path = R.CORPUS, limit: int | None = None,
+               rounds: int = 2) -> tuple[dict, dict]:
+    """The hybrid's four signal weights, by coordinate ascent on the validation split's hit@5 (MRR
+    breaks ties), each question searched as rag searches it, in the indexes ``collect`` built.
+    Returns (weights, figures before and after)."""
+    from dataclasses import replace as with_
+
+    from ..api import Assistant
+    from ..config import Config
+    from ..retrieval import Retriever, Weights
+
+    items = corpus_items(["validation"], corpus)
+    config = Config(index_dir=work / "indexes", adapter=adapter, reranker=None)
+    asked = []
+    for episode in sorted(items)[:limit]:
+        assistant = Assistant.load(episode, backend="extractive", config=config)
+        for it in R.as_eval_items(items[episode]):
+            if it["answerable"] and it["type"] != "followup":
+                asked.append((assistant, it["question"], it["gold_quotes"], it.get("needs_all", False)))
+
+    def score(weights: Weights) -> tuple[float, float]:
+        from ..evaluation.metrics import first_hit_rank
+
+        hit5 = rr = 0.0
+        retrievers = {}
+        for assistant, question, quotes, needs_all in asked:
+            r = retrievers.get(id(assistant)) or retrievers.setdefault(
+                id(assistant), Retriever(assistant.index, assistant.retriever.embedder, weights))
+            hits = r.search(question, k=10)
+            held = [held_quotes(" ".join(s.text for s in h.chunk.sentences), quotes) for h in hits]
+            rank = first_hit_rank(held, len(quotes), needs_all)
+            hit5 += rank is not None and rank <= 5
+            rr += 1 / rank if rank else 0.0
+        return hit5 / max(len(asked), 1), rr / max(len(asked), 1)
+
+    best_w = Weights()
+    best = score(best_w)
+    before = best
+    _say(f"fusion: {len(asked)} validation questions; as shipped hit@5 {best[0]:.3f} MRR {best[1]:.3f}")
+    for _ in range(rounds):
+        moved = False
+        for name in FUSION:
+            for value in FUSION_GRID:
+                if value == getattr(best_w, name):
+                    continue
+                trial = with_(best_w, **{name: value})
+                got = score(trial)
+                if got > best:
+                    best, best_w, moved = got, trial, True
+                    _say(f"  {name}={value}: hit@5 {got[0]:.3f} MRR {got[1]:.3f}")
+        if not moved:
+            break
+    weights = {name: getattr(best_w, name) for name in FUSION}
+    return weights, {"before": {"hit@5": before[0], "mrr": before[1]},
+                     "fitted": {"hit@5": best[0], "mrr": best[1]}, "questions": len(asked)}
+
+
+def build_indexes(adapter: Path | None, splits, archive: Path, work: Path, corpus: Path = R.CORPUS,
+                  limit: int | None = None) -> None:
+    """An index of each episode of ``splits`` under ``work/indexes`` (kept: a rerun reuses them)."""
+    from ..api import build_index
+    from ..config import Config
+
+    config = Config(index_dir=work / "indexes", adapter=adapter, reranker=None)
+    for split in splits:
+        items = corpus_items([split], corpus)
+        episodes = sorted(items)[:limit]
+        texts = dict(R.transcripts(episodes, archive))
+        t0 = time.monotonic()
+        for n, episode in enumerate(episodes, 1):
+            source = work / "transcripts" / f"{episode}.md"
+            source.parent.mkdir(parents=True, exist_ok=True)
+            if not source.is_file() or source.read_text(encoding="utf-8") != texts[episode]:
+                source.write_text(texts[episode], encoding="utf-8")
+            build_index([source], name=episode, config=config)
+            eta = (time.monotonic() - t0) / n * (len(episodes) - n)
+            _say(f"  {split} indexes: {n}/{len(episodes)}, ETA {int(eta // 60)}m{int(eta % 60):02d}s")
+
+
+def _write(adapter: Path | None, out: dict) -> None:
+    if adapter is None:
+        return
+    target = Path(adapter).parent / ANSWERING_FILE
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=2) + "\n")
+    tmp.replace(target)
+
+
 def fit(adapter: Path | None, archive: Path, work: Path, limit: int | None = None,
         corpus: Path = R.CORPUS) -> dict:
-    """Collect train and validation, fit both models, write ``answering.json`` beside the adapter
-    (when there is one) and return the figures."""
+    """Fit the hybrid's weights, then the selector and the refusal under them; write
+    ``answering.json`` beside the adapter (when there is one) and return what was written."""
     from ..answer.extractive import DEFAULT_SELECTOR
 
     work.mkdir(parents=True, exist_ok=True)
-    cache = work / "answering-rows.json"
-    key = {"adapter": str(adapter), "mtime": adapter.stat().st_mtime if adapter else None,
-           "corpus": sorted(f.name for f in R.corpus_files(corpus)), "limit": limit}
-    data = json.loads(cache.read_text()) if cache.is_file() else {}
-    if data.get("key") != key:
-        data = {"key": key, "train": collect(adapter, "train", archive, work / "indexes", limit, corpus),
-                "validation": collect(adapter, "validation", archive, work / "indexes", limit, corpus)}
-        cache.write_text(json.dumps(data))
-    train, val = data["train"], data["validation"]
+    if adapter is not None:                      # what an earlier fit left would steer this one
+        (Path(adapter).parent / ANSWERING_FILE).unlink(missing_ok=True)
+    build_indexes(adapter, ["train", "validation"], archive, work, corpus, limit)
+    fusion, fusion_figures = fit_fusion(adapter, work, corpus, limit)
+    _write(adapter, {"fusion": fusion})          # the selector and the refusal see these rankings
+    train = collect(adapter, "train", archive, work / "indexes", limit, corpus)
+    val = collect(adapter, "validation", archive, work / "indexes", limit, corpus)
     selector = fit_selector(train)
-    name = "all-MiniLM-L6-v2+podcast" if adapter else "all-MiniLM-L6-v2"
-    base = policy_for(name)
+    base = policy_for("all-MiniLM-L6-v2+podcast" if adapter else "all-MiniLM-L6-v2")
     policy, refusal = fit_refusal(train, val, base)
     before = refusal_figures([{"answerable": r["answerable"],
                                "confidence": sum(w * r["refusal"][n] for n, w in base.weights().items())}
                               for r in val], base.threshold)
     figures = {
+        "fusion": fusion_figures,
         "selector": {"hand-tuned rule": selector_accuracy(val, DEFAULT_SELECTOR),
                      "fitted": selector_accuracy(val, selector)},
         "refusal": {"policy before": before, "fitted": refusal},
         "questions": {"train": len(train), "validation": len(val)},
     }
-    out = {"selector": selector.to_json(), "policy": asdict(policy), "figures": figures,
-           "fitted_on": "eval/readers/ train split (weights), validation split (threshold)"}
+    out = {"selector": selector.to_json(), "policy": asdict(policy), "fusion": fusion, "figures": figures,
+           "fitted_on": "eval/readers/: weights on the train split; the hybrid's weights and the "
+                        "refusal threshold on the validation split"}
+    _write(adapter, out)
     if adapter is not None:
-        target = Path(adapter).parent / ANSWERING_FILE
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=2) + "\n")
-        tmp.replace(target)
-        _say(f"wrote {target}")
+        _say(f"wrote {Path(adapter).parent / ANSWERING_FILE}")
     return out
 
 

@@ -126,7 +126,7 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
     import torch
 
     adapter = load_adapter(adapter_tmp)
-    state = {k: v.numpy() for k, v in enc.model.state_dict().items()}
+    state = {k: v.cpu().numpy() for k, v in enc.model.state_dict().items()}
     enc.model.load_state_dict({k: torch.from_numpy(v) for k, v in merge(state, adapter).items()})
     qv, pv = vectors(enc.encode, val)
     tuned = score(val, qv, pv)

@@ -94,7 +94,7 @@ def without_shared(question: str, passage: str) -> str:
 class Encoder:
     """MiniLM (HF transformers) with mean pooling and normalisation, as sentence-transformers does."""
 
-    def __init__(self, model_dir: str):
+    def __init__(self, model_dir: str, device: str | None = None):
         from ..embedding import _offline
 
         _offline()  # the packaged weights only; no hub, no "Loading weights" bar
@@ -102,12 +102,15 @@ class Encoder:
         from transformers import AutoModel, AutoTokenizer
 
         self.torch = torch
+        # A GPU when there is one (the same recipe, faster); these machines train on the CPU.
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModel.from_pretrained(model_dir)
+        self.model = AutoModel.from_pretrained(model_dir, torch_dtype=torch.float32).to(self.device)
 
     def forward(self, texts: list[str], max_tokens: int):
         torch = self.torch
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+        enc = {k: v.to(self.device) for k, v in enc.items()}
         out = self.model(**enc).last_hidden_state
         mask = enc["attention_mask"].unsqueeze(-1).to(out.dtype)
         pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -121,7 +124,7 @@ class Encoder:
         with torch.inference_mode():
             for s in range(0, len(order), batch):
                 rows = order[s:s + batch]
-                out.append((rows, self.forward([texts[i] for i in rows], max_tokens).numpy()))
+                out.append((rows, self.forward([texts[i] for i in rows], max_tokens).float().cpu().numpy()))
         vecs = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         for rows, v in out:
             vecs[rows] = v
@@ -147,6 +150,7 @@ class Run:
         r = self.recipe
         enc = Encoder(self.model_dir)
         wrapped = add_lora(enc.model, r.rank, r.alpha)
+        enc.model.to(enc.device)
         params = [p for m in wrapped.values() for p in (m.lora_A, m.lora_B)]
         opt = torch.optim.AdamW(params, lr=r.lr, weight_decay=0.0)
 
@@ -159,7 +163,7 @@ class Run:
         ckpt = self.out_dir / "checkpoint.pt"
         start = 0
         if ckpt.exists():
-            state = torch.load(ckpt, weights_only=False)
+            state = torch.load(ckpt, weights_only=False, map_location=enc.device)
             # A setting added since the checkpoint was written ran at its default, which keeps the
             # old behaviour.
             saved = {**Recipe().to_json(), **state["recipe"]}
@@ -197,7 +201,7 @@ class Run:
             q = enc.forward(questions, r.question_tokens)
             d = enc.forward(passages, r.passage_tokens)
             logits = q @ d.T * r.scale
-            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch), device=enc.device))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -212,7 +216,7 @@ class Run:
                 tmp = ckpt.with_suffix(".tmp")
                 torch.save({"recipe": r.to_json(), "step": step + 1, "log": self.log,
                             "optimizer": opt.state_dict(),
-                            "lora": {n: (m.lora_A.data.clone(), m.lora_B.data.clone())
+                            "lora": {n: (m.lora_A.data.cpu().clone(), m.lora_B.data.cpu().clone())
                                      for n, m in wrapped.items()}}, tmp)
                 os.replace(tmp, ckpt)
         adapter = self.out_dir / "adapter.safetensors"

@@ -105,7 +105,7 @@ class Encoder:
         # A GPU when there is one (the same recipe, faster); these machines train on the CPU.
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModel.from_pretrained(model_dir, torch_dtype=torch.float32).to(self.device)
+        self.model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).to(self.device)
 
     def forward(self, texts: list[str], max_tokens: int):
         torch = self.torch

@@ -47,6 +47,11 @@ def _tops(signals: Sequence[np.ndarray], n: int | None = None) -> list[np.ndarra
     return out
 
 
+# A question that names a time searches within this many seconds of it, then within the next width
+# when nothing there is about its topic (see ``Retriever._near_time``).
+TIME_WINDOWS = (180.0, 480.0)
+
+
 @dataclass(frozen=True)
 class Filters:
     """Hard filters from the caller (``--show``, ``--episode``, ``--chapter``, ``--speaker``, a
@@ -141,6 +146,8 @@ class Retriever:
         allowed = self._allowed(filters)
         if not allowed.any():
             return []
+        if scope.time_s is not None:
+            allowed = self._near_time(query, scope, allowed)
         with self.index.reading():
             return self._search(query, k, filters, scope, anchor_times, allowed, candidates,
                                 refusal_features, variants, per_episode)
@@ -206,6 +213,20 @@ class Retriever:
             allowed &= self.ends >= filters.start_s
         if filters.end_s is not None:
             allowed &= self.starts <= filters.end_s
+        return allowed
+
+    def _near_time(self, query: str, scope: Scope, allowed: np.ndarray) -> np.ndarray:
+        """A question that names a time ("around the 25-minute mark") searches the passages within
+        ``TIME_WINDOWS[0]`` seconds of it, its topic ranking them; the window widens only when no
+        passage in it uses one of the topic's words, and past the last width the time is a boost."""
+        words = topic_words(query, scope)
+        bm25 = self.lexical.passage_scores(words) if words else None
+        t = scope.time_s
+        spans = (self.starts <= t) & (self.ends >= t)            # a long passage said across it
+        for width in TIME_WINDOWS:
+            near = allowed & (spans | (np.abs(self.starts - t) <= width))
+            if near.any() and (bm25 is None or (bm25[near] > 0).any()):
+                return near
         return allowed
 
     def _spoken_by(self, speakers: np.ndarray) -> np.ndarray:

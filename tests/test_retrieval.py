@@ -176,3 +176,35 @@ def test_query_rewriting_through_the_assistant(tmp_path):
     quiet = FakeChatModel()
     Assistant.load("ep", config=config, embedder=FakeEmbedder(), chat_model=quiet).ask("How did they get cash?")
     assert len(quiet.calls) == 1
+
+
+TESTING_TURNS = [
+    ("01:00", "Mat Ryer", "What do you think about testing in Go, and table driven testing in particular?"),
+    ("01:10", "Kris Guest", "Testing is everything: table driven testing, testing helpers, testing all day."),
+    ("10:00", "Mat Ryer", "How do you review code from new people on the team?"),
+    ("10:10", "Kris Guest", "I read the whole change first and then leave a few kind comments."),
+    ("16:20", "Mat Ryer", "And testing said again: what is testing to you?"),
+    ("16:30", "Kris Guest", "Testing testing testing: what was said about testing is that testing matters."),
+    ("24:30", "Mat Ryer", "Coming back to it, where does it fit in a release, the slow part?"),
+    ("24:40", "Kris Guest", "Before a release we run the slow integration suite on real hardware, our testing."),
+    ("40:00", "Mat Ryer", "Any unpopular opinions about deployment?"),
+    ("40:10", "Kris Guest", "Deploy on Fridays, it forces you to make rollbacks boring."),
+]
+
+
+@pytest.mark.parametrize("question", ["What was said about testing around the 25-minute mark?",
+                                      "What did Kris say about testing around the 25-minute mark?"])
+def test_a_time_in_the_question_searches_near_it_even_with_a_topic(tmp_path, question):
+    """go-time-250: "What was said about testing around the 25-minute mark?" ranked 16:21, 19:52 and
+    18:09 first; the time was only a small boost that the topic outweighed."""
+    src = tmp_path / "go-1.md"
+    src.write_text("\n\n".join(f"**{who}:** \\[{t}\\] {text}" for t, who, text in TESTING_TURNS) + "\n")
+    config = Config(index_dir=tmp_path / "idx", chunking=ChunkSettings(max_tokens=40, question_context_tokens=0))
+    build_index([src], name="go", config=config, embedder=FakeEmbedder())
+    assistant = Assistant.load("go", config=config, embedder=FakeEmbedder(), backend="extractive")
+    top = assistant.search(question, k=1)[0]
+    assert top.chunk.start_s <= 25 * 60 + 180 and top.chunk.end_s >= 25 * 60 - 180
+    assert "integration suite" in top.chunk.text
+    # nothing about the topic near the time: the window widens, then the time is only a boost
+    far = assistant.search("What was said about deployment around the 10-minute mark?", k=1)[0]
+    assert "Fridays" in far.chunk.text

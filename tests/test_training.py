@@ -185,3 +185,46 @@ def test_rag_train_on_a_folder_writes_an_adapter_and_resumes(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "resuming from step 2" in again.stderr
     assert "reranker: resuming from step 2" in again.stderr
+
+
+def test_rag_train_on_listeners_questions_writes_an_adapter_its_fitted_answering_and_a_card(tmp_path):
+    """`rag train --readers --corpus`: questions written for your own transcripts (as `rag
+    questions` writes them) train the adapter; the selector, the refusal and the hybrid's weights
+    are fitted with it and read back by rag."""
+    import hashlib
+
+    from rag.answer.extractive import answering_for
+
+    transcripts, corpus = tmp_path / "transcripts", tmp_path / "questions"
+    transcripts.mkdir()
+    corpus.mkdir()
+    names = [f"ep-{n}" for n in range(40)]
+    val = [e for e in names if int(hashlib.sha256(e.encode()).hexdigest()[:8], 16) % 10 == 0]
+    assert val and len(val) < len(names)            # the hash split leaves both sides non-empty
+    for n, e in enumerate(names):
+        text = EPISODE.replace("compilers", f"compilers{n}").replace("debugging", f"debugging{n}")
+        (transcripts / f"{e}.md").write_text(text)
+        items = [
+            {"id": f"{e}-1", "episode": e, "question": "What got him started?", "answerable": True,
+             "type": "why", "gold_quotes": ["frustrated with how slow the tools were at my first job"],
+             "answer": "Slow tools.", "speaker": "Bob Guest"},
+            {"id": f"{e}-2", "episode": e, "question": "Who does the team look for?", "answerable": True,
+             "type": "listener", "gold_quotes": [f"people who love debugging{n} more than writing new code"],
+             "answer": "Debuggers.", "speaker": "Bob Guest"},
+            {"id": f"{e}-3", "episode": e, "question": "What do the founders drink?", "answerable": False,
+             "why_unanswerable": "-", "absent_terms": ["coffee", "tea"]},
+        ]
+        (corpus / f"{e}.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "rag.cli", "train", str(transcripts), "--readers", "--corpus", str(corpus),
+           "--out", str(out), "--steps", "2", "--rank", "2", "--benchmark-questions", "10"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "listeners' corpus: " in proc.stderr and "listeners' validation" in proc.stderr
+    figures = json.loads((out / "figures.json").read_text())
+    assert figures["listeners"]["tuned"]["questions"] == 2 * len(val)
+    assert figures["answering"]["refusal"]["fitted"]["unanswerable"] == len(val)
+    fitted = answering_for(out / "adapter.safetensors")
+    assert fitted.selector is not None and fitted.policy is not None and fitted.fusion
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "listeners' questions" in card and "answering.json" in card and "CC BY-SA 4.0" in card

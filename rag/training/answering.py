@@ -39,6 +39,13 @@ def _say(msg: str) -> None:
     sys.stderr.flush()
 
 
+def _first(items: dict, limit: int | None) -> list[str]:
+    """The first ``limit`` episodes in a fixed order that mixes the shows (a hash of the id)."""
+    import hashlib
+
+    return sorted(items, key=lambda e: hashlib.sha256(e.encode()).hexdigest())[:limit]
+
+
 def collect(adapter: Path | None, split: str, archive: Path, work: Path, limit: int | None = None,
             corpus: Path = R.CORPUS) -> list[dict]:
     """Every question of ``split``'s episodes asked as rag asks it (in the indexes that
@@ -48,7 +55,7 @@ def collect(adapter: Path | None, split: str, archive: Path, work: Path, limit: 
     from ..config import Config
 
     items = corpus_items([split], corpus)
-    episodes = sorted(items)[:limit]
+    episodes = _first(items, limit)
     config = Config(index_dir=work, adapter=adapter, reranker=None)
     rows, t0 = [], time.monotonic()
     for n, episode in enumerate(episodes, 1):
@@ -158,7 +165,7 @@ def fit_fusion(adapter: Path | None, work: Path, corpus: Path = R.CORPUS, limit:
     items = corpus_items(["validation"], corpus)
     config = Config(index_dir=work / "indexes", adapter=adapter, reranker=None)
     asked = []
-    for episode in sorted(items)[:limit]:
+    for episode in _first(items, limit):
         assistant = Assistant.load(episode, backend="extractive", config=config)
         for it in R.as_eval_items(items[episode]):
             if it["answerable"] and it["type"] != "followup":
@@ -210,7 +217,7 @@ def build_indexes(adapter: Path | None, splits, archive: Path, work: Path, corpu
     config = Config(index_dir=work / "indexes", adapter=adapter, reranker=None)
     for split in splits:
         items = corpus_items([split], corpus)
-        episodes = sorted(items)[:limit]
+        episodes = _first(items, limit)
         texts = dict(R.transcripts(episodes, archive))
         t0 = time.monotonic()
         for n, episode in enumerate(episodes, 1):
@@ -232,19 +239,26 @@ def _write(adapter: Path | None, out: dict) -> None:
     tmp.replace(target)
 
 
+TRAIN_EPISODES = 80    # train episodes the selector and the refusal are fitted on (an index each)
+
+
 def fit(adapter: Path | None, archive: Path, work: Path, limit: int | None = None,
-        corpus: Path = R.CORPUS) -> dict:
+        corpus: Path = R.CORPUS, train_episodes: int | None = TRAIN_EPISODES) -> dict:
     """Fit the hybrid's weights, then the selector and the refusal under them; write
-    ``answering.json`` beside the adapter (when there is one) and return what was written."""
+    ``answering.json`` beside the adapter (when there is one) and return what was written.
+    ``limit``: the first N episodes of each split (a probe); ``train_episodes``: of the train split
+    (~2,500 questions are plenty for a dozen weights; each episode costs an index build)."""
     from ..answer.extractive import DEFAULT_SELECTOR
 
     work.mkdir(parents=True, exist_ok=True)
     if adapter is not None:                      # what an earlier fit left would steer this one
         (Path(adapter).parent / ANSWERING_FILE).unlink(missing_ok=True)
-    build_indexes(adapter, ["train", "validation"], archive, work, corpus, limit)
+    some = min(x for x in (limit, train_episodes, 10 ** 9) if x is not None)
+    build_indexes(adapter, ["validation"], archive, work, corpus, limit)
+    build_indexes(adapter, ["train"], archive, work, corpus, some)
     fusion, fusion_figures = fit_fusion(adapter, work, corpus, limit)
     _write(adapter, {"fusion": fusion})          # the selector and the refusal see these rankings
-    train = collect(adapter, "train", archive, work / "indexes", limit, corpus)
+    train = collect(adapter, "train", archive, work / "indexes", some, corpus)
     val = collect(adapter, "validation", archive, work / "indexes", limit, corpus)
     selector = fit_selector(train)
     base = policy_for("all-MiniLM-L6-v2+podcast" if adapter else "all-MiniLM-L6-v2")

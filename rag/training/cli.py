@@ -161,7 +161,9 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
         figures["answering"] = fit_answering(out / "adapter.safetensors", source, work,
                                              corpus=readers[2])["figures"]
     (out / "figures.json").write_text(json.dumps(figures, indent=2))
-    (out / "MODEL_CARD.md").write_text(model_card(figures, counts_by_show(splits), name=name))
+    card = readers_card(figures, name=name) if readers is not None else \
+        model_card(figures, counts_by_show(splits), name=name)
+    (out / "MODEL_CARD.md").write_text(card)
     _say(f"{'':<8} {'hit@1':>6} {'hit@5':>6} {'MRR':>6}")
     for label, r in (("base", base), ("tuned", tuned)):
         _say(f"{label:<8} {r['hit@1']:>6.3f} {r['hit@5']:>6.3f} {r['mrr']:>6.3f}")
@@ -278,6 +280,69 @@ calibration error {head_ece:.3f}.
 
 {reranker_section(figures.get("reranker"))}
 Recipes compared and the figures on the question sets: `EXPERIMENTS.md` beside this card.
+
+## Licence and attribution
+
+{ATTRIBUTION} The base model, all-MiniLM-L6-v2, is Apache-2.0.
+"""
+
+
+def readers_card(figures: dict, *, name: str) -> str:
+    """The card of an adapter trained on listeners' questions (``rag train --readers``)."""
+    r, lst = figures["recipe"], figures["listeners"]
+    recipe = "\n".join(f"| `{k}` | {v} |" for k, v in r.items())
+    bench = "\n".join(f"| {label} | {v['hit@1']:.3f} | {v['hit@5']:.3f} | {v['mrr']:.3f} |"
+                      for label, v in (("all-MiniLM-L6-v2", lst["base"]), (f"+ {name} adapter", lst["tuned"])))
+    a = figures.get("answering") or {}
+    fitted = ""
+    if a:
+        f, sel, ref = a["fusion"], a["selector"], a["refusal"]
+        fitted = f"""
+## Fitted with it (`answering.json`)
+
+On the listeners' questions, under this adapter (`python -m rag.training.answering`):
+
+| model | fitted on | figure on the validation split | before | after |
+|---|---|---|---|---|
+| the hybrid's signal weights | validation | hit@5 ({f['questions']} questions) | {f['before']['hit@5']:.3f} | {f['fitted']['hit@5']:.3f} |
+| the sentence selector | train ({a['questions']['train']} questions) | best stretch holds a gold quote | {sel['hand-tuned rule']['all']:.3f} | {sel['fitted']['all']:.3f} |
+| the refusal | train; threshold on validation | refusal recall at false refusals {ref['fitted']['false_refusals']:.3f} | {ref['policy before']['refusal_recall']:.3f} | {ref['fitted']['refusal_recall']:.3f} |
+"""
+    return f"""# {name}: a retrieval adapter for all-MiniLM-L6-v2, trained on listeners' questions
+
+A LoRA adapter (rank {r['rank']}, alpha {r['alpha']:g}, all 36 linear layers) for the packaged
+all-MiniLM-L6-v2, trained so that a question asked in a listener's own words finds the passage
+that answers it. `rag` merges it into the ONNX graph it builds from the packaged weights: no torch
+at query time.
+
+Reproduce: `rag train --readers --steps {r['steps']}` (reads `eval/readers/` and the catalog
+archive, `RAG_CATALOG`; seeded; resumable). Select it with `RAG_MODEL_DIR`.
+
+## Data
+
+The listeners' corpus (`eval/readers/`, its README): questions written by a language model that
+read each whole transcript, every quote checked against it. Trained on its train split only:
+{figures['pairs']['train']} (question, passage) pairs from {figures['episodes']['train']} episodes,
+each question's passage the words around its gold quote, the negatives the batch's other passages
+of the same episode and another paragraph of the same episode. No validation, test or held-out-show
+episode, and no episode another question set uses, is read (`rag.training.data.held_out`).
+
+## Recipe
+
+| setting | value |
+|---|---|
+{recipe}
+
+## Figures: the listeners' validation split
+
+{lst['tuned']['questions']} questions, each searched by the model alone among its own episode's
+200-word windows (dense retrieval; rag's hybrid adds BM25 and sentence windows):
+
+| model | hit@1 | hit@5 | MRR |
+|---|---|---|---|
+{bench}
+{fitted}
+Recipes compared and the figures on every question set: `EXPERIMENTS.md` beside this card.
 
 ## Licence and attribution
 

@@ -67,7 +67,14 @@ def run(args) -> int:
     readers = None
     if args.readers:
         corpus = Path(args.corpus).expanduser() if args.corpus else None
-        splits, readers = readers_splits(splits, source, host_share or 0.0, recipe.seed, corpus)
+        only = None
+        if args.episodes_file:
+            listed = Path(args.episodes_file).expanduser()
+            if not listed.is_file():
+                raise InputError(f"no episode list at {listed}: a text file with one episode id a line")
+            only = {line.strip() for line in listed.read_text().splitlines() if line.strip()}
+        splits, readers = readers_splits(splits, source, host_share or 0.0, recipe.seed, corpus, only)
+        readers = readers + (args.episodes_file,)
         if args.steps is None:  # six passes over the pairs, as the probe that motivated the corpus
             per_step = recipe.episodes * recipe.per_episode
             recipe = replace(recipe, steps=max(50, -(-6 * len(splits["train"]) // per_step)))
@@ -80,7 +87,8 @@ def run(args) -> int:
                             source=source, rerank=rerank, readers=readers)
 
 
-def readers_splits(splits, source: Path, host_share: float, seed: int, corpus: Path | None = None):
+def readers_splits(splits, source: Path, host_share: float, seed: int, corpus: Path | None = None,
+                   only: set[str] | None = None):
     """The training pairs from the listeners' corpus (its train split), with ``host_share`` times as
     many mined host pairs; the validation items its benchmark reads, with their transcripts."""
     import numpy as np
@@ -92,7 +100,7 @@ def readers_splits(splits, source: Path, host_share: float, seed: int, corpus: P
     if not corpus.is_dir():
         raise InputError(f"no questions at {corpus}: a folder of <episode>.jsonl files "
                          "(eval/readers/README.md), such as `rag questions` writes")
-    train = readers_pairs(["train"], source, corpus)
+    train = readers_pairs(["train"], source, corpus, only)
     if not train:
         raise InputError("the listeners' corpus (eval/readers/) has no training questions: write some "
                          "(see eval/readers/README.md)")
@@ -134,7 +142,7 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
     if readers is not None:
         from .readers import dense_benchmark
 
-        items, texts, _ = readers
+        items, texts = readers[:2]
         listeners = {"tuned": dense_benchmark(enc.encode, items, texts)}
         enc_base = Encoder(model_dir)
         listeners["base"] = dense_benchmark(enc_base.encode, items, texts)
@@ -151,7 +159,8 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
                "episodes": {k: len({p.episode for p in v}) for k, v in splits.items()},
                "source": source.name, "answer_head": head,
                **({"reranker": reranked} if reranked else {}),
-               **({"listeners": listeners} if listeners else {})}
+               **({"listeners": listeners} if listeners else {}),
+               **({"episodes_file": readers[3]} if readers is not None and readers[3] else {})}
     save_adapter(out / "adapter.safetensors", adapter.modules, rank=adapter.rank, alpha=adapter.alpha,
                  meta=dict(adapter.meta, name=name, figures=figures, answer_head=head))
     if readers is not None:
@@ -294,6 +303,7 @@ def readers_card(figures: dict, *, name: str) -> str:
     bench = "\n".join(f"| {label} | {v['hit@1']:.3f} | {v['hit@5']:.3f} | {v['mrr']:.3f} |"
                       for label, v in (("all-MiniLM-L6-v2", lst["base"]), (f"+ {name} adapter", lst["tuned"])))
     a = figures.get("answering") or {}
+    episodes = f" --episodes-file {figures['episodes_file']}" if figures.get("episodes_file") else ""
     fitted = ""
     if a:
         f, sel, ref = a["fusion"], a["selector"], a["refusal"]
@@ -315,8 +325,8 @@ all-MiniLM-L6-v2, trained so that a question asked in a listener's own words fin
 that answers it. `rag` merges it into the ONNX graph it builds from the packaged weights: no torch
 at query time.
 
-Reproduce: `rag train --readers --steps {r['steps']}` (reads `eval/readers/` and the catalog
-archive, `RAG_CATALOG`; seeded; resumable). Select it with `RAG_MODEL_DIR`.
+Reproduce: `rag train --readers --steps {r['steps']}{episodes}` (reads `eval/readers/` and the
+catalog archive, `RAG_CATALOG`; seeded; resumable). Select it with `RAG_MODEL_DIR`.
 
 ## Data
 
@@ -406,6 +416,9 @@ def add_parser(sub) -> None:
                          "the hosts' questions; benchmarked on its validation split")
     sp.add_argument("--corpus", default=None,
                     help="with --readers: the folder of question files (default eval/readers/)")
+    sp.add_argument("--episodes-file", default=None,
+                    help="with --readers: train only on the train-split episodes listed in this file "
+                         "(one id a line; the shipped adapter's list: rag/models/podcast-minilm/train_episodes.txt)")
     sp.add_argument("--host-share", type=float, default=None,
                     help="with --readers: mined host pairs added, as a share of the readers' pairs "
                          "(default 0)")

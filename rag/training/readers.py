@@ -85,9 +85,13 @@ def pairs_for_episode(episode: str, items: Sequence[dict], transcript_text: str,
     return pairs
 
 
-def readers_pairs(splits: Iterable[str], archive: Path, corpus: Path = R.CORPUS) -> list[Pair]:
-    """Every training pair of the corpus files in ``splits``, transcripts read from ``archive``."""
+def readers_pairs(splits: Iterable[str], archive: Path, corpus: Path = R.CORPUS,
+                  only: set[str] | None = None) -> list[Pair]:
+    """Every training pair of the corpus files in ``splits`` (of the episodes in ``only``, when
+    given), transcripts read from ``archive``."""
     items = corpus_items(splits, corpus)
+    if only is not None:
+        items = {e: v for e, v in items.items() if e in only}
     out: list[Pair] = []
     for episode, text in R.transcripts(items, archive):
         show = episode.rsplit("-", 1)[0]

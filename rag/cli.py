@@ -177,7 +177,7 @@ def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool
 def cmd_ask(args) -> int:
     backend = args.backend or "auto"
     assistant = _assistant(args, backend)
-    scope = dict(show=args.show, episode=args.episode)
+    scope = dict(show=args.show, episode=args.episode, per_episode=args.per_episode)
     if args.batch:
         for item_id, question in _read_batch(args.batch):
             answer = assistant.ask(question, k=args.k, **scope)
@@ -212,7 +212,7 @@ def cmd_ask(args) -> int:
 def cmd_search(args) -> int:
     assistant = _assistant(args)
     filters = dict(chapter=args.chapter, speaker=args.speaker, start_s=args.start, end_s=args.end,
-                   show=args.show, episode=args.episode)
+                   show=args.show, episode=args.episode, per_episode=args.per_episode)
     if args.batch:
         for item_id, question in _read_batch(args.batch):
             hits = assistant.search(question, k=args.k, **filters)
@@ -359,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     def with_scope(sp):
         sp.add_argument("--show", help="only this show (name or folder, e.g. practicalai)")
         sp.add_argument("--episode", help="only this episode (its id, e.g. practical-ai-260)")
+        sp.add_argument("--per-episode", type=int, default=None, metavar="N",
+                        help="at most N passages of any one episode (1-100; default: 2 for a question "
+                             "asked of many episodes of a catalog, else no limit)")
 
     def with_index(sp):
         sp.add_argument("--index", default=None, help="index name (default: the shipped episode)")

@@ -53,13 +53,15 @@ def build_server(assistant):
     async def search_transcript(query: str, k: int = 5, chapter: str | None = None,
                                 speaker: str | None = None, start_s: float | None = None,
                                 end_s: float | None = None, show: str | None = None,
-                                episode: str | None = None) -> dict[str, Any]:
+                                episode: str | None = None, per_episode: int | None = None) -> dict[str, Any]:
         """Find the transcript passages that best match a query, with their times, chapters and
         speakers (and show, episode and page link). Optional filters: chapter (title or part of
         it), speaker (e.g. "Chris Benson"), start_s / end_s (seconds into the episode), show (e.g.
-        "Practical AI") and episode (an id from list_episodes, e.g. "practical-ai-260")."""
+        "Practical AI"), episode (an id from list_episodes, e.g. "practical-ai-260") and per_episode
+        (at most that many passages of one episode, 1-100)."""
         hits = await call(assistant.search, query, k=k, chapter=chapter, speaker=speaker,
-                          start_s=start_s, end_s=end_s, show=show, episode=episode)
+                          start_s=start_s, end_s=end_s, show=show, episode=episode,
+                          per_episode=per_episode)
         return {"query": clean_text(query), "passages": [h.to_json() for h in hits]}
 
     @server.tool()

@@ -215,6 +215,7 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         backend: Optional[str] = None
         show: Optional[str] = None
         episode: Optional[str] = None
+        per_episode: Optional[StrictInt] = None
 
     class SearchBody(_Body):
         query: Optional[str] = None
@@ -226,6 +227,7 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         end_s: Optional[Union[float, str]] = None
         show: Optional[str] = None
         episode: Optional[str] = None
+        per_episode: Optional[StrictInt] = None
 
     class Message(_Body):
         role: str
@@ -344,14 +346,16 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
 
         times = [seconds("start_s", body.start_s), seconds("end_s", body.end_s)]
         hits = assistant.search(query, k=body.k, chapter=body.chapter, speaker=body.speaker,
-                                start_s=times[0], end_s=times[1], show=body.show, episode=body.episode)
+                                start_s=times[0], end_s=times[1], show=body.show, episode=body.episode,
+                                per_episode=body.per_episode)
         return {"query": query, "passages": [h.to_json() for h in hits]}
 
     @app.post("/ask")
     async def ask(body: AskBody):
         history, backend = _history(body.history), _check_backend(body.backend)
         answer = await run(lambda: assistant.ask(body.question, k=body.k, history=history,
-                                                 backend=backend, show=body.show, episode=body.episode),
+                                                 backend=backend, show=body.show, episode=body.episode,
+                                                 per_episode=body.per_episode),
                            calls_model(backend, history))
         return JSONResponse(answer.to_json(), headers=_notes_header(answer.notes))
 

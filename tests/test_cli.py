@@ -287,3 +287,12 @@ def test_estimated_times_are_marked_in_json_and_in_the_answer(env, capsys):
     sources = out.split("Sources:")[1]
     for c in data["citations"]:
         assert (f"~[{c['start']}]" in sources) == c["estimated"]
+
+
+def test_per_episode_limits_search_and_ask_and_is_validated(env, capsys):
+    code, out, _ = run(capsys, "search", "video generation models", "--json", "--k", "5", "--per-episode", "2")
+    assert code == 0 and len(json.loads(out)["passages"]) == 2   # the shipped index is one episode
+    code, out, _ = run(capsys, "ask", "What is Gen-2?", "--json", "--per-episode", "1")
+    assert code == 0 and len(json.loads(out)["passages"]) == 1
+    code, _, err = run(capsys, "search", "video", "--per-episode", "0")
+    assert code != 0 and "per_episode must be a whole number between 1 and 100" in err

@@ -61,6 +61,10 @@ async def _session_run(tmp_path) -> dict:
                     out["wrong_type"] = await session.call_tool("ask_interview", {"question": 3.5})
                     out["after"] = await session.call_tool("list_chapters", {})
                     out["not_a_question"] = await session.call_tool("ask_interview", {"question": "and so"})
+                    out["per_episode"] = await session.call_tool(
+                        "search_transcript", {"query": "funding", "k": 3, "per_episode": 1})
+                    out["bad_per_episode"] = await session.call_tool(
+                        "search_transcript", {"query": "funding", "per_episode": 0})
     return out
 
 
@@ -161,3 +165,9 @@ def test_stdout_to_stderr_catches_python_and_c_level_writes(tmp_path):
 def test_an_input_that_is_no_question_is_told_so_without_a_quote(mcp_run):
     answer = _payload(mcp_run["not_a_question"])
     assert "doesn't look like a question" in answer["answer"] and not answer["citations"]
+
+
+def test_search_takes_a_per_episode_limit_validated_as_everywhere(mcp_run):
+    assert len(_payload(mcp_run["per_episode"])["passages"]) == 1   # one episode, one passage
+    bad = mcp_run["bad_per_episode"]
+    assert bad.is_error and "per_episode must be a whole number between 1 and 100" in bad.content[0].text

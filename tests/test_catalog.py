@@ -269,3 +269,22 @@ def test_a_question_asked_of_many_episodes_keeps_to_a_few_passages_of_each(tmp_p
     for bad in (0, 101, 1.5, True):
         with pytest.raises(InputError, match="per_episode must be a whole number between 1 and 100"):
             assistant.search("compilers", per_episode=bad)
+
+
+def test_an_archive_episode_is_titled_by_its_show_and_number(tmp_path):
+    """The archive's files hold no title: episode_title was empty for every catalog episode."""
+    from rag.api import Assistant, build_index
+    from rag.config import Config
+    from rag.embedding import FakeEmbedder
+
+    assert with_show(Episode(id="go-time-300")).title == "Go Time #300"
+    assert with_show(Episode(id="go-time-300", title="Go 2 is here")).title == "Go 2 is here"
+    src = tmp_path / "go-time-300.md"
+    src.write_text("**Mat Ryer:** Welcome to Go Time.\n\n**Jon Calhoun:** Generics changed how I write "
+                   "libraries, mostly for the better.\n")
+    config = Config(index_dir=tmp_path / "idx")
+    build_index([src], name="gt", config=config, embedder=FakeEmbedder())
+    assistant = Assistant.load("gt", config=config, embedder=FakeEmbedder(), backend="extractive")
+    hit = assistant.search("generics libraries", k=1)[0]
+    assert hit.to_json()["episode_title"] == "Go Time #300"
+    assert assistant.episodes()[0]["title"] == "Go Time #300"

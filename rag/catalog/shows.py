@@ -46,12 +46,15 @@ def show_of(episode_id: str) -> tuple[str, str, str] | None:
 
 
 def with_show(episode: Episode) -> Episode:
-    """The episode with its show, number and page link filled in from its id where they are blank."""
+    """The episode with its show, number, title ("Go Time #300") and page link filled in from its
+    id where they are blank."""
     known = show_of(episode.id)
     if known is None:
         return episode
     folder, name, number = known
+    # The archive's files hold no title: the show and number are one a reader can use.
     return replace(episode, show=episode.show or name, number=episode.number or number,
+                   title=episode.title or f"{name} #{number}",
                    url=episode.url or f"https://changelog.com/{folder}/{number}")
 
 

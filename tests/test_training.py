@@ -225,6 +225,7 @@ def test_rag_train_on_listeners_questions_writes_an_adapter_its_fitted_answering
     assert figures["listeners"]["tuned"]["questions"] == 2 * len(val)
     assert figures["answering"]["refusal"]["fitted"]["unanswerable"] == len(val)
     fitted = answering_for(out / "adapter.safetensors")
-    assert fitted.selector is not None and fitted.policy is not None and fitted.fusion
+    assert fitted.fusion and fitted.selector is None and fitted.policy is None   # only the weights ship
+    assert set(json.loads((out / "answering.json").read_text())["not_used"]) == {"selector", "policy"}
     card = (out / "MODEL_CARD.md").read_text()
     assert "listeners' questions" in card and "answering.json" in card and "CC BY-SA 4.0" in card

@@ -242,8 +242,16 @@ def _write(adapter: Path | None, out: dict) -> None:
 TRAIN_EPISODES = 80    # train episodes the selector and the refusal are fitted on (an index each)
 
 
+PARTS = ("fusion", "selector", "policy")
+# What ships beside the adapter: measured on the test splits (bench/retrievers.py), the fitted
+# hybrid weights raised hit@5 everywhere, while the fitted selector quoted worse and the fitted
+# refusal refused a quarter of #260's answerable questions (EXPERIMENTS.md), so only the weights go.
+SHIPPED_PARTS = ("fusion",)
+
+
 def fit(adapter: Path | None, archive: Path, work: Path, limit: int | None = None,
-        corpus: Path = R.CORPUS, train_episodes: int | None = TRAIN_EPISODES) -> dict:
+        corpus: Path = R.CORPUS, train_episodes: int | None = TRAIN_EPISODES,
+        ship: tuple[str, ...] = SHIPPED_PARTS) -> dict:
     """Fit the hybrid's weights, then the selector and the refusal under them; write
     ``answering.json`` beside the adapter (when there is one) and return what was written.
     ``limit``: the first N episodes of each split (a probe); ``train_episodes``: of the train split
@@ -273,7 +281,9 @@ def fit(adapter: Path | None, archive: Path, work: Path, limit: int | None = Non
         "refusal": {"policy before": before, "fitted": refusal},
         "questions": {"train": len(train), "validation": len(val)},
     }
-    out = {"selector": selector.to_json(), "policy": asdict(policy), "fusion": fusion, "figures": figures,
+    fitted = {"selector": selector.to_json(), "policy": asdict(policy), "fusion": fusion}
+    out = {**{part: fitted[part] for part in ship}, "figures": figures,
+           "not_used": {part: fitted[part] for part in PARTS if part not in ship},
            "fitted_on": "eval/readers/: weights on the train split; the hybrid's weights and the "
                         "refusal threshold on the validation split"}
     _write(adapter, out)
@@ -291,10 +301,16 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default MODEL_DIR/work)")
     ap.add_argument("--limit", type=int, default=None, help="first N episodes of each split (a probe)")
     ap.add_argument("--corpus", type=Path, default=R.CORPUS, help="question files (default eval/readers/)")
+    ap.add_argument("--ship", default=",".join(SHIPPED_PARTS),
+                    help=f"which fitted parts rag uses ({', '.join(PARTS)}; default: {', '.join(SHIPPED_PARTS)}); "
+                         "the others are kept in the file as not_used")
     args = ap.parse_args(argv)
     adapter = Path(args.model_dir) / "adapter.safetensors" if args.model_dir else None
     work = args.work or (adapter.parent / "work" if adapter else Path("indexes") / ".answering")
-    out = fit(adapter, args.catalog or catalog_path(), work, args.limit, args.corpus)
+    ship = tuple(p.strip() for p in args.ship.split(",") if p.strip())
+    if set(ship) - set(PARTS):
+        ap.error(f"--ship takes {', '.join(PARTS)}")
+    out = fit(adapter, args.catalog or catalog_path(), work, args.limit, args.corpus, ship=ship)
     print(json.dumps(out["figures"], indent=2))
     return 0
 

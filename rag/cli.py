@@ -303,7 +303,8 @@ def cmd_episodes(args) -> int:
     if not episodes:
         print(f"No episode of {args.show!r} in this index." if args.show else "No episodes.")
     for e in episodes:
-        title = f" “{e['title']}”" if e["title"] else ""
+        # "Go Time #3" only repeats the show and number: shown for JSON and the web page, not here
+        title = f" “{e['title']}”" if e["title"] and e["title"] != f"{e['show']} #{e['number']}" else ""
         who = (f"guests: {', '.join(e['guests'])}" if e["guests"] else f"hosts: {', '.join(e['hosts'])}")
         print(f"{e['id']}  {e['show'] or '-'}{title}  {format_time(e['duration_s'])}  "
               f"{who}{'  ' + e['url'] if e['url'] else ''}")

@@ -97,7 +97,7 @@ def test_each_episode_knows_its_show_link_and_people(tmp_path, catalog):
     assert by_id["go-time-3"]["url"] == "https://changelog.com/gotime/3"
     assert [e["id"] for e in assistant.episodes(show="gotime")] == ["go-time-3"]
     passage = assistant.search("goroutines", k=1, episode="go-time-3")[0].to_json()
-    assert {"show": "Go Time", "episode_title": "", "url": "https://changelog.com/gotime/3"}.items() <= passage.items()
+    assert {"show": "Go Time", "episode_title": "Go Time #3", "url": "https://changelog.com/gotime/3"}.items() <= passage.items()
 
 
 def test_show_and_episode_filters_keep_to_them_and_refuse_names_the_index_lacks(tmp_path, catalog):

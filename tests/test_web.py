@@ -88,7 +88,7 @@ def test_streamed_answer_and_citation_panel(browser, page, config, tmp_path):
 
         cite.click()
         panel = page.locator("#passage")
-        assert panel.locator(".time").inner_text() == f"[{time}]"
+        assert panel.locator(".time").inner_text() in (f"[{time}]", f"~[{time}]")  # ~: estimated
         assert panel.locator(".speaker").inner_text() in ("Anastasis Germanidis", "Chris Benson")
         assert panel.locator(".chapter").inner_text().startswith("Chapter: ")
         assert panel.locator("mark").count() == 1                  # the quoted sentence

@@ -154,7 +154,7 @@ FUSION_GRID = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
 def fit_fusion(adapter: Path | None, work: Path, corpus: Path = R.CORPUS, limit: int | None = None,
                rounds: int = 2) -> tuple[dict, dict]:
     """The hybrid's four signal weights, by coordinate ascent on the validation split's hit@5 (MRR
-    breaks ties), each question searched as rag searches it, in the indexes ``collect`` built.
+    breaks ties), each question searched as rag searches it, in the indexes ``build_indexes`` wrote.
     Returns (weights, figures before and after)."""
     from dataclasses import replace as with_
 

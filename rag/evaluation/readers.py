@@ -555,7 +555,10 @@ def _main(argv: list[str] | None = None) -> int:
             bad += 1
             continue
         problems = validate_file(f, texts[f.stem])
-        items = load(f) if not problems or f.exists() else []
+        try:
+            items = [it for it in load(f) if isinstance(it, dict)]
+        except (OSError, json.JSONDecodeError):
+            items = []                      # validate_file has said why
         kinds = Counter("conversation" if "turns" in it else
                         "answerable" if it.get("answerable") else "unanswerable" for it in items)
         status = "ok" if not problems else f"{len(problems)} problems"

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from .answer.base import Answerer, AnswerStream, collect
 from .answer.extractive import (ACROSS_PASSAGES, ACROSS_PER_EPISODE, CATALOG_EPISODES, DEFAULT_SELECTOR,
-                               ExtractiveAnswerer, answering_for, policy_for)
+                               ExtractiveAnswerer, RefusalPolicy, answering_for, policy_for)
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
@@ -218,10 +218,15 @@ def _answerers(retriever: Retriever, chat_model=None, reranker=None,
     episodes = len(retriever.index.transcripts)
     policy = policy_for(retriever.embedder.name, reranked=reranker is not None, episodes=episodes)
     fitted = answering_for(adapter)
+    trained = dict(getattr(reranker, "settings", None) or {}) if reranker is not None else {}
     if fitted.policy is not None and reranker is None and episodes < CATALOG_EPISODES:
         policy = fitted.policy
+    if trained.get("policy") and episodes < CATALOG_EPISODES:   # fitted with the selector's probability
+        policy = RefusalPolicy(**trained["policy"])
     extractive = ExtractiveAnswerer(policy=policy, selector=fitted.selector or DEFAULT_SELECTOR,
-                                    hosts=retriever.hosts, episode_labels=several, reranker=reranker)
+                                    hosts=retriever.hosts, episode_labels=several, reranker=reranker,
+                                    **({"rerank_depth": int(trained["depth"])} if "depth" in trained else {}),
+                                    **({"rerank_weight": float(trained["weight"])} if "weight" in trained else {}))
     if chat_model is None:
         return extractive, extractive
     from .answer.generative import ChatAnswerer
@@ -351,6 +356,7 @@ class Assistant:
         show, episode = (clean_text(v).strip() or None if isinstance(v, str) else v for v in (show, episode))
         check_span(start_s, end_s)
         self._check_scope(show, episode)
+        self._check_chapter(chapter)
         filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s, show=show,
                           episode=episode)
         if per_episode is None and episode is None and self.extractive.episode_labels and spans_episodes(query):
@@ -400,6 +406,18 @@ class Assistant:
             shows = sorted({e.get("show") for e in episodes if e.get("show")})
             raise InputError(f"index {self.name!r} holds no show {show!r}"
                              + (f"; it holds {', '.join(shows)}" if shows else "; its episodes name no show"))
+
+    def _check_chapter(self, chapter: str | None) -> None:
+        """A chapter filter must match a chapter of this index (its title, or part of it, in any
+        case), as the retriever matches it: a wrong one would read as "not covered"."""
+        if chapter is None:
+            return
+        titles = self.retriever.chapters
+        want = chapter.strip().lower()
+        if not want or not any(want in t.lower() for t in titles):
+            shown = "; ".join(titles[:12]) + ("; …" if len(titles) > 12 else "")
+            raise InputError(f"no chapter matches {chapter!r}"
+                             + (f"; the chapters are: {shown}" if titles else "; this index has no chapters"))
 
     def deadline(self):
         """One deadline for all the chat-model calls of one answer (``RAG_CHAT_TIMEOUT``)."""

@@ -240,6 +240,7 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         stream_options: Optional[Dict[str, Any]] = None
         k: StrictInt = 5
         backend: Optional[str] = None
+        chapter: Optional[str] = None      # rag's own: search this chapter only (the web page's outline)
 
     app = FastAPI(title="rag", version="1", docs_url="/docs", redoc_url=None,
                   description="Ask the Practical AI #260 interview; answers cite [MM:SS].")
@@ -372,7 +373,8 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         backend = _check_backend(body.backend)
         uses_model = calls_model(backend, history)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        events = assistant.stream(question, k=body.k, history=history, backend=backend)
+        scoped = {"chapter": body.chapter} if body.chapter is not None else {}
+        events = assistant.stream(question, k=body.k, history=history, backend=backend, **scoped)
         if not body.stream:
             from .answer.base import collect
 

@@ -19,7 +19,7 @@ from rag.api import Assistant, build_index  # noqa: E402
 from rag.chat_models import FakeChatModel  # noqa: E402
 from rag.config import Config  # noqa: E402
 from rag.embedding import FakeEmbedder  # noqa: E402
-from rag.errors import ChatModelError, IndexNotFound  # noqa: E402
+from rag.errors import ChatModelError, IndexNotFound, InputError  # noqa: E402
 from rag.server import MODEL_ID, BackgroundServer, create_app, split_messages  # noqa: E402
 
 KEY = "s3cret-key"
@@ -429,3 +429,20 @@ def test_no_question_is_told_so_without_a_quote_over_http_and_the_openai_endpoin
     r = client.post("/v1/chat/completions", json={"model": MODEL_ID,
                                                   "messages": [{"role": "user", "content": text}]})
     assert says in r.json()["choices"][0]["message"]["content"]
+
+
+def test_a_chat_completion_scoped_to_a_chapter(client, assistant):
+    """The web page's outline: ``chapter`` on a chat completion searches that chapter only, and a
+    chapter the episode does not have is a 422 that lists the chapters, as on every door."""
+    chapter = next(c.title for c in assistant.chapters if not c.sponsor)
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "What is said here?"}],
+                                                  "chapter": chapter})
+    assert r.status_code == 200, r.text
+    assert {p["chapter"] for p in r.json()["passages"]} == {chapter}
+    bad = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Gen-2?"}],
+                                                    "chapter": "No such chapter"})
+    assert bad.status_code == 422 and "no chapter matches 'No such chapter'" in bad.json()["error"]["message"]
+    assert chapter in bad.json()["error"]["message"]
+    with pytest.raises(InputError, match="no chapter matches"):
+        assistant.ask("Gen-2?", chapter="No such chapter")
+    assert client.post("/search", json={"query": "Gen-2", "chapter": "nope"}).status_code == 422

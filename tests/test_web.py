@@ -164,3 +164,65 @@ def test_a_catalog_index_names_and_links_each_citations_episode(browser, page, t
         assert link.get_attribute("href") == "https://changelog.com/gotime/3"
         assert link.inner_text().startswith("go-time-3 · Go Time")
         assert "Goroutines" in page.inner_text("#passage .text")
+
+
+# Everything past the right edge of the screen: the page must not scroll sideways, and no
+# visible element (a button, a bubble, a long word) may end beyond the viewport.
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const past = [...document.querySelectorAll("body *")].filter((e) => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && r.right > width + 0.5;
+  }).map((e) => e.tagName + (e.id ? "#" + e.id : "") + "." + e.className);
+  return {scroll: document.documentElement.scrollWidth, width, past};
+}"""
+
+
+@pytest.mark.parametrize("width,height", [(1280, 860), (390, 844)])
+def test_the_page_fits_the_screen_and_a_chapter_scopes_the_next_question(browser, config, width, height):
+    """A phone (390x844) and a desktop: no sideways scroll, nothing clipped after an answer, the
+    chat at least half the screen; clicking a chapter scopes the next question to it."""
+    plain = Assistant.load(config=config, embedder=FakeEmbedder(), backend="extractive")
+    chapters = [c.title for c in plain.chapters if not c.sponsor]
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    sent: list[dict] = []
+    page.on("request", lambda r: sent.append(json.loads(r.post_data))
+            if r.url.endswith("/v1/chat/completions") else None)
+    try:
+        with BackgroundServer(create_app(plain)) as url:
+            page.goto(url + "/")
+            page.wait_for_selector("#chapters li button")
+            long_word = "supercalifragilistic" * 6          # a word wider than a phone
+            page.fill("#question", f"{CITED} {long_word}")
+            page.click("#ask")
+            page.wait_for_selector(".msg.assistant:not(.streaming)")
+            fit = page.evaluate(OVERFLOW)
+            assert fit["scroll"] <= width and not fit["past"], fit
+            chat = page.locator("#chat").bounding_box()
+            assert chat["height"] >= height / 2, chat
+            assert page.locator("#new").bounding_box()["x"] + page.locator("#new").bounding_box()["width"] <= width
+
+            # A chapter scopes the next question (and only the next one).
+            target = chapters[len(chapters) // 2]
+            page.locator("#chapters li button", has_text=target).first.click()
+            assert page.is_visible("#scope") and target in page.inner_text("#scope")
+            page.fill("#question", "What do they say here?")
+            page.press("#question", "Enter")
+            page.wait_for_function("document.querySelectorAll('.msg.assistant:not(.streaming)').length == 2")
+            assert sent[-1]["chapter"] == target
+            assert not page.is_visible("#scope")
+            answered = page.locator(".msg.assistant .answer").last
+            cite = answered.locator("button.cite").first
+            cite.click()
+            assert page.locator("#passage .chapter").inner_text() == f"Chapter: {target}"
+            page.fill("#question", "And after that?")
+            page.press("#question", "Enter")
+            page.wait_for_function("document.querySelectorAll('.msg.assistant:not(.streaming)').length == 3")
+            assert "chapter" not in sent[-1]
+            fit = page.evaluate(OVERFLOW)
+            assert fit["scroll"] <= width and not fit["past"], fit
+            assert page.locator(".msg.error").count() == 0
+    finally:
+        context.close()

@@ -142,19 +142,35 @@ def test_rag_episodes_lists_them(tmp_path, catalog, monkeypatch, capsys):
     assert "holds no show 'nope'" in capsys.readouterr().err
 
 
-def test_a_shows_regulars_are_its_hosts():
-    def ep(n, host, *guests):
-        return timed(parse_text("\n\n".join(f"**{s}:** I am {s} and I talk about things here."
-                                            for s in (host, *guests)), f"go-time-{n}.md"))
+def _go_time(n, host, *guests):
+    return timed(parse_text("\n\n".join(f"**{s}:** I am {s} and I talk about things here."
+                                        for s in (host, *guests)), f"go-time-{n}.md"))
 
-    eps = [ep(1, "Mat Ryer", "Jon Calhoun", "Rob Pike"), ep(2, "Mat Ryer", "Jon Calhoun", "Ken Thompson"),
-           ep(3, "Jon Calhoun", "Mat Ryer", "Russ Cox")]
-    assert eps[0].episode.guests == ("Jon Calhoun", "Rob Pike")   # one file alone cannot tell
+
+def test_a_shows_regulars_in_the_index_are_its_hosts():
+    # Names the archive's table does not know: only this index can tell who the regulars are.
+    eps = [_go_time(1, "Ann Host", "Bo Panel", "Rob Pike"), _go_time(2, "Ann Host", "Bo Panel", "Ken Thompson"),
+           _go_time(3, "Bo Panel", "Ann Host", "Russ Cox")]
+    assert eps[0].episode.guests == ("Bo Panel", "Rob Pike")   # one file alone cannot tell
     fixed = recurring_hosts(eps)
-    assert [e.episode.hosts for e in fixed] == [("Mat Ryer", "Jon Calhoun"), ("Mat Ryer", "Jon Calhoun"),
-                                                ("Jon Calhoun", "Mat Ryer")]
+    assert [e.episode.hosts for e in fixed] == [("Ann Host", "Bo Panel"), ("Ann Host", "Bo Panel"),
+                                                ("Bo Panel", "Ann Host")]
     assert [e.episode.guests for e in fixed] == [("Rob Pike",), ("Ken Thompson",), ("Russ Cox",)]
     assert recurring_hosts(eps[:2]) == eps[:2]   # two episodes of a show: too few to tell
+
+
+def test_a_shows_regulars_in_the_archive_are_its_hosts_in_any_index():
+    # Go Time #300 in a small index: Kris opens it, Jon Calhoun is heard once. The archive knows
+    # him as a Go Time regular (rag/catalog/regulars.json), so he is a host, not a guest.
+    from rag.catalog.regulars import regulars
+
+    assert {"Jon Calhoun", "Kris Brandow", "Mat Ryer"} <= regulars()["Go Time"]
+    [ep] = recurring_hosts([_go_time(300, "Kris Brandow", "Jon Calhoun", "Rob Pike")])
+    assert ep.episode.hosts == ("Kris Brandow", "Jon Calhoun") and ep.episode.guests == ("Rob Pike",)
+    # Per show: a Go Time regular who guests on Practical AI is that episode's guest.
+    [other] = recurring_hosts([timed(parse_text("**Chris Benson:** Welcome, Jon.\n\n**Jon Calhoun:** Thanks "
+                                                "for having me on the show today.", "practical-ai-9.md"))])
+    assert other.episode.guests == ("Jon Calhoun",)
 
 
 def test_show_names():

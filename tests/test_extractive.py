@@ -205,6 +205,25 @@ def test_the_guests_words_answer_unless_the_question_is_about_the_host():
     assert plain.answer("What advice does he give young artists?", [near]).citations[0].speaker == "Chris Benson"
 
 
+def test_a_host_who_answers_is_quoted_but_never_a_hosts_question():
+    # A panel show: the regulars answer each other. Mat (a host) hands over with a question, then
+    # Jon (also a host) answers it: Jon's answer is the quote, Mat's question never is.
+    said = (Sentence(text="So what do you use for testing the HTTP handlers in your own code?",
+                     speaker="Mat Ryer", start_s=61.0, estimated=False),
+            Sentence(text="I use the httptest package from the standard library for every handler.",
+                     speaker="Jon Calhoun", start_s=66.0, estimated=False),
+            Sentence(text="It records the response so the test can check the status and the body.",
+                     speaker="Jon Calhoun", start_s=70.0, estimated=False))
+    chunk = Chunk(id="c1", episode="e", chapter=None, speakers=("Mat Ryer", "Jon Calhoun"),
+                  start_s=60.0, end_s=90.0, sentences=said)
+    hit = Hit(chunk=chunk, score=0.05, rank=1, matched=(0, 1), scores={
+        "dense": 0.6, "sentence": 0.7, "coverage": 1.0, "local_coverage": 1.0,
+        "sentence_scores": {0: 0.95, 1: 0.5, 2: 0.4}, "dense_rank": 1, "bm25_rank": 1})
+    answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), hosts=("Mat Ryer", "Jon Calhoun"))
+    answer = answerer.answer("what tool tests the http handlers", [hit])
+    assert {c.speaker for c in answer.citations} == {"Jon Calhoun"}
+
+
 def _reply(*texts_and_sims, speaker="Guest", host_first: str | None = None):
     """A passage: an optional host question, then the guest's sentences with their similarities."""
     sentences, scores = [], {}

@@ -356,7 +356,6 @@ class Assistant:
         show, episode = (clean_text(v).strip() or None if isinstance(v, str) else v for v in (show, episode))
         check_span(start_s, end_s)
         self._check_scope(show, episode)
-        self._check_chapter(chapter)
         filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s, show=show,
                           episode=episode)
         if per_episode is None and episode is None and self.extractive.episode_labels and spans_episodes(query):
@@ -408,8 +407,9 @@ class Assistant:
                              + (f"; it holds {', '.join(shows)}" if shows else "; its episodes name no show"))
 
     def _check_chapter(self, chapter: str | None) -> None:
-        """A chapter filter must match a chapter of this index (its title, or part of it, in any
-        case), as the retriever matches it: a wrong one would read as "not covered"."""
+        """A question scoped to a chapter must name a chapter of this index (its title, or part of
+        it, in any case), as the retriever matches it: a wrong one would read as "not covered".
+        A search is a filter, and a filter that matches nothing is an empty result."""
         if chapter is None:
             return
         titles = self.retriever.chapters
@@ -461,6 +461,8 @@ class Assistant:
         """Yield text deltas, then the final Answer."""
         question = check_question(question)
         history = check_history(history)
+        if isinstance(filters.get("chapter"), str):
+            self._check_chapter(clean_text(filters["chapter"]))
         answerer = self.extractive if backend == "extractive" else self.answerer
         from .answer.generative import ChatAnswerer  # ~15 ms, and only once
 

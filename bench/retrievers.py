@@ -5,7 +5,9 @@
 
 Models: ``base`` (the plain packaged all-MiniLM-L6-v2), ``shipped`` (with the adapter in
 rag/models/podcast-minilm/) and any folder holding an ``adapter.safetensors`` (what ``rag train
---out`` writes). Each is named by its folder in the table.
+--out`` writes), each optionally followed by ``@RERANKER``: a ``reranker.safetensors`` or its
+folder, the sentence selector that rescores the answer's stretches (``python -m
+rag.training.selector``). Each is named by its folders in the table.
 
 Sets: #260's ``dev`` and ``test`` splits (eval/questions.jsonl), the held-out ``84``
 (eval/episodes/practical-ai-84/), and the listeners' corpus (eval/readers/): ``readers-validation``
@@ -67,17 +69,29 @@ def question_sets(names, tmp: Path, episodes: int | None):
 
 
 def model_list(names: str):
-    for name in names.split(","):
+    """(label, adapter, reranker) of each ``MODEL[@RERANKER]``: ``base``, ``shipped`` or an adapter
+    folder, and optionally a ``reranker.safetensors`` (or its folder) that rescores the answer's
+    stretches (the sentence selector, ``rag/training/selector.py``)."""
+    for spec in names.split(","):
+        name, _, rerank = spec.partition("@")
         if name == "base":
-            yield "MiniLM", None
+            label, adapter = "MiniLM", None
         elif name == "shipped":
-            yield "MiniLM + shipped adapter", SHIPPED_ADAPTER
+            label, adapter = "MiniLM + shipped adapter", SHIPPED_ADAPTER
         else:
             path = Path(name)
             path = path / "adapter.safetensors" if path.is_dir() else path
             if not path.is_file():
                 raise SystemExit(f"no adapter at {path}")
-            yield f"MiniLM + {path.parent.name}", path
+            label, adapter = f"MiniLM + {path.parent.name}", path
+        reranker = None
+        if rerank:
+            reranker = Path(rerank)
+            reranker = reranker / "reranker.safetensors" if reranker.is_dir() else reranker
+            if not reranker.is_file():
+                raise SystemExit(f"no reranker at {reranker}")
+            label += f" + selector {reranker.parent.name}"
+        yield label, adapter, reranker
 
 
 def evaluate_set(groups, config: Config, *, dense: bool):
@@ -109,8 +123,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         tmp = Path(tmp)
         sets = list(question_sets(args.sets.split(","), tmp, args.episodes))
-        for m, (label, adapter) in enumerate(model_list(args.models)):
-            config = Config(index_dir=tmp / f"idx-{m}", adapter=adapter, reranker=None)
+        for m, (label, adapter, reranker) in enumerate(model_list(args.models)):
+            config = Config(index_dir=tmp / f"idx-{m}", adapter=adapter, reranker=reranker)
             for set_name, groups in sets:
                 t0 = time.monotonic()
                 g = evaluate_set(groups, config, dense=not args.no_dense)

@@ -43,6 +43,11 @@ class Reranker(Protocol):
         """P(the best-scored candidate answers), or None when uncalibrated."""
         ...
 
+    @property
+    def settings(self) -> dict:
+        """Trained settings for the answerer (``depth``, ``weight``, ``policy``); may be empty."""
+        ...
+
 
 class FakeReranker:
     """Deterministic: the share of the question's words (4+ letters) each candidate uses."""
@@ -56,6 +61,8 @@ class FakeReranker:
 
     def probability(self, best: float) -> float | None:
         return None
+
+    settings: dict = {}
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,13 @@ class CrossWeights:
     @property
     def calibration(self) -> dict | None:
         return self.meta.get("calibration") or None
+
+    @property
+    def settings(self) -> dict:
+        """What training chose for the answer that reads it (``training/selector.py``): how many
+        of the first stage's stretches it rescores (``depth``), its score's ``weight``, and the
+        refusal ``policy`` fitted with its probability; empty for an older file."""
+        return {k: self.meta[k] for k in ("depth", "weight", "policy") if k in self.meta}
 
 
 def load_cross(path: str | Path) -> CrossWeights:
@@ -184,6 +198,10 @@ class CrossEncoderReranker:
 
     def probability(self, best: float) -> float | None:
         return calibrated(self.weights.calibration, best)
+
+    @property
+    def settings(self) -> dict:
+        return self.weights.settings
 
 
 def prune_rerank_cache(cache_dir: Path, *, keep: Path, reranker: str | Path) -> list[Path]:

@@ -68,14 +68,16 @@ def collect(adapter: Path | None, split: str, archive: Path, work: Path, limit: 
             question = assistant.standalone(it["question"], history)
             hits = assistant.search(question, k=5, refusal_features=True)
             quotes = it["gold_quotes"]
-            spans = []
-            if quotes:
-                for feats, hit, span in assistant.extractive.candidates(question, hits):
-                    held = bool(held_quotes(" ".join(s.text for s in span), quotes))
-                    spans.append([feats[f] for f in SPAN_FEATURES] + [float(held)])
-            rows.append({"id": it["id"], "episode": episode, "type": it["type"],
+            spans, texts, first = [], [], []
+            for feats, hit, span in assistant.extractive.candidates(question, hits):
+                text = " ".join(s.text for s in span)
+                held = bool(quotes) and bool(held_quotes(text, quotes))
+                spans.append([feats[f] for f in SPAN_FEATURES] + [float(held)])
+                texts.append(text)
+                first.append(assistant.extractive.selector.score(feats))
+            rows.append({"id": it["id"], "episode": episode, "type": it["type"], "question": question,
                          "answerable": it["answerable"], "refusal": features(question, hits),
-                         "spans": spans})
+                         "spans": spans, "texts": texts, "first": first})
         eta = (time.monotonic() - t0) / n * (len(episodes) - n)
         _say(f"  {split}: {n}/{len(episodes)} episodes, {len(rows)} questions, ETA {int(eta // 60)}m{int(eta % 60):02d}s")
     return rows

@@ -77,6 +77,30 @@ def group_for(pairs: list[Pair], i: int, by_episode: dict[str, list[int]], n: in
     return [p.target] + [p.question] * question + [pairs[j].target for j in picked]
 
 
+@dataclass(frozen=True)
+class Group:
+    """One question and what it is scored against: ``positives`` answer it, ``negatives`` (hardest
+    first) do not. The listeners' corpus gives these for the sentence selector: the stretches of the
+    first stage's own top passages, labelled by whether they hold a gold quote."""
+
+    question: str
+    positives: tuple[str, ...]
+    negatives: tuple[str, ...]
+
+
+def group_batch(groups: list[Group], recipe: RerankRecipe, step: int) -> list[tuple[str, list[str], int]]:
+    """(question, candidates, how many of them answer) of batch ``step``: a pure function of the
+    seed and the step; at most two positives and ``recipe.negatives`` negatives, hardest first."""
+    rng = np.random.default_rng([recipe.seed, step, 11])
+    rows = rng.choice(len(groups), size=min(recipe.questions, len(groups)), replace=False)
+    out = []
+    for i in rows:
+        g = groups[i]
+        pos = list(g.positives[:2])
+        out.append((g.question, pos + list(g.negatives[: recipe.negatives]), len(pos)))
+    return out
+
+
 def batch_for(pairs, by_episode, recipe: RerankRecipe, step: int, hard=None):
     """(question, candidates) of batch ``step``: a pure function of the seed and the step."""
     rng = np.random.default_rng([recipe.seed, step, 7])
@@ -162,7 +186,10 @@ class RerankRun:
     adapter: object = None
     log: list = field(default_factory=list)
 
-    def train(self, pairs: list[Pair], hard: dict[int, list[int]] | None = None) -> Path:
+    def train(self, pairs: list[Pair] | None = None, hard: dict[int, list[int]] | None = None,
+              groups: list[Group] | None = None) -> Path:
+        """Train on mined ``pairs`` (each answer against its episode's other replies) or on
+        labelled ``groups`` (the selector's stretches: several may answer)."""
         import torch
 
         torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
@@ -193,12 +220,18 @@ class RerankRun:
             start, self.log = state["step"], state["log"]
             _log(f"reranker: resuming from step {start}")
         by_episode: dict[str, list[int]] = {}
-        for i, p in enumerate(pairs):
+        for i, p in enumerate(pairs or ()):
             by_episode.setdefault(p.episode, []).append(i)
         model.model.train()
         t0, done_here = time.monotonic(), 0
         for step in range(start, r.steps):
-            batch = batch_for(pairs, by_episode, r, step, hard)
+            if groups is not None:
+                labelled = group_batch(groups, r, step)
+                batch = [(q, c) for q, c, _ in labelled]
+                answering = [n for _, _, n in labelled]
+            else:
+                batch = batch_for(pairs, by_episode, r, step, hard)
+                answering = [1] * len(batch)
             questions = [q for q, cands in batch for _ in cands]
             candidates = [c for _, cands in batch for c in cands]
             for g in opt.param_groups:
@@ -212,7 +245,11 @@ class RerankRun:
             for row, n in enumerate(sizes):
                 logits[row, :n] = s[at:at + n]
                 at += n
-            loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
+            # Each question's answering candidates come first: minus the log of their share.
+            positive = torch.full_like(logits, -1e4)
+            for row, n in enumerate(answering):
+                positive[row, :n] = logits[row, :n]
+            loss = (torch.logsumexp(logits, 1) - torch.logsumexp(positive, 1)).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -231,7 +268,7 @@ class RerankRun:
         self.model = model
         out = self.out_dir / "reranker.safetensors"
         save_reranker(out, model, meta={"recipe": r.to_json(), "base": "all-MiniLM-L6-v2",
-                                        "pairs": len(pairs), "episodes": len(by_episode)})
+                                        "pairs": len(pairs or groups or ()), "episodes": len(by_episode)})
         (self.out_dir / "reranker-log.json").write_text(json.dumps(self.log))
         return out
 

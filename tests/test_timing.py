@@ -274,3 +274,44 @@ def test_a_turn_starting_just_before_a_chapter_marker_opens_that_chapter():
     assert first[1839] == "Other players in the AI arms race"
     assert first[2156] == "Future of video generation"
     assert first[1724] == "Runway today"   # the turn before, well before 30:41
+
+
+def test_a_marker_late_after_a_break_bounds_the_estimates_around_it():
+    # js-party-250 (issue 26): a break at [42:10], then [48:13] 720 words later (a long break, or
+    # slow talk: not a typo), [52:14] and [56:27]. With [52:14] left out, its paragraph lies
+    # between the two markers kept around it, not minutes before the first (38:35).
+    tr = assign_times(make(
+        Paragraph(words(600), markers=(Marker(0, 2300.0),)),
+        Paragraph(words(720), break_before=True, break_s=2530.0),
+        Paragraph(words(792), markers=(Marker(0, 2893.0),)),       # [48:13]
+        Paragraph(words(834)),                                     # [52:14], left out
+        Paragraph(words(30), markers=(Marker(0, 3387.0),)),        # [56:27]
+    ))
+    p = paragraphs(tr)
+    assert not p[2].estimated and p[2].start_s == 2893.0
+    assert 2893.0 < p[3].start_s < 3387.0
+    assert abs(p[3].start_s - 3134.0) < 30.0                   # [52:14] by its words
+    assert 2530.0 <= p[1].start_s < 2893.0                     # the talk after the break
+
+
+@pytest.mark.parametrize("episode_id", ["js-party-250", "the-changelog-500"])
+def test_both_halves_of_the_leave_out_stay_within_90_s_on_the_episodes_of_issue_26(catalog, episode_id):
+    """Every other marker left out, once the odd ones and once the even ones: each estimate within
+    90 s of the marker (js-party-250's [52:14] was 819 s off, the-changelog-500's [58:00] 572 s)."""
+    import sys
+    from pathlib import Path
+
+    from rag.evaluation.readers import transcripts
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from timestamp_accuracy import all_markers, estimate_held_out, trustworthy
+
+    ((_, text),) = list(transcripts([episode_id], catalog))
+    transcript = parse_markdown(text, episode_id)
+    markers = all_markers(transcript)
+    scored = trustworthy(transcript, markers)
+    for half in (1, 0):
+        held = [m for i, m in enumerate(markers) if i % 2 == half and i and m in scored]
+        assert held
+        for (_, _, real), estimate in zip(held, estimate_held_out(transcript, held)):
+            assert abs(estimate - real) <= 90.0, (episode_id, half, real, estimate)

@@ -94,16 +94,18 @@ def model_list(names: str):
         yield label, adapter, reranker
 
 
-def evaluate_set(groups, config: Config, *, dense: bool):
-    """Every group's items through rag (its own index each), results pooled."""
+def evaluate_set(groups, config: Config, *, dense: bool, built: set):
+    """Every group's items through rag (its own index each), results pooled. ``built``: the
+    (folder, index) pairs already built in this run (a selector row reuses its adapter's)."""
     from rag.api import Assistant, build_index
     from rag.evaluation import runner
     from rag.evaluation.baselines import build_baselines
 
     results = []
     for index, source, items in groups:
-        if source is not None:
+        if source is not None and (config.index_dir, index) not in built:
             build_index([source], name=index, config=config)
+            built.add((config.index_dir, index))
         assistant = Assistant.load(index, backend="extractive", config=config)
         baselines = [b for b in build_baselines(assistant, assistant.retriever.embedder)
                      if b.name == "window200-dense"] if dense else None
@@ -119,18 +121,21 @@ def main(argv=None) -> int:
     ap.add_argument("--no-dense", action="store_true", help="skip the dense-only rows")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    rows = []
+    rows, built = [], set()
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         tmp = Path(tmp)
         sets = list(question_sets(args.sets.split(","), tmp, args.episodes))
-        for m, (label, adapter, reranker) in enumerate(model_list(args.models)):
-            config = Config(index_dir=tmp / f"idx-{m}", adapter=adapter, reranker=reranker)
+        folders: dict = {}            # one index folder per adapter: the selector does not change the index
+        for label, adapter, reranker in model_list(args.models):
+            folder = folders.setdefault(str(adapter), tmp / f"idx-{len(folders)}")
+            config = Config(index_dir=folder, adapter=adapter, reranker=reranker)
             for set_name, groups in sets:
                 t0 = time.monotonic()
-                g = evaluate_set(groups, config, dense=not args.no_dense)
+                dense = not args.no_dense and reranker is None    # a selector row: its adapter's
+                g = evaluate_set(groups, config, dense=dense, built=built)
                 ref = g["refusal"]
                 n = f"{set_name} ({len(groups)} ep, {g['n']} q)" if groups[0][0] else set_name
-                if not args.no_dense:
+                if dense:
                     r = g["baselines"]["window200-dense"]
                     rows.append((n, f"{label}, dense", r["hit@5"], r["budget@1200"], r["mrr"],
                                  None, None, None, None))

@@ -229,9 +229,13 @@ def prune_rerank_cache(cache_dir: Path, *, keep: Path, reranker: str | Path) -> 
 
 def make_reranker(path: Path | None, embedder, cache_dir: str | Path | None = None) -> Reranker | None:
     """The trained reranker at ``path`` for this embedder, or None: it is trained on top of one
-    adapter (the one beside it), so an embedder without that adapter (another model, the plain
-    one, a test's fake) gets none."""
+    adapter (the one beside it, or the one whose digest it records), so an embedder without that
+    adapter (another model, the plain one, a test's fake) gets none."""
     adapter = getattr(embedder, "adapter", None)
-    if path is None or adapter is None or Path(adapter.path).absolute().parent != Path(path).absolute().parent:
+    if path is None or adapter is None:
         return None
-    return CrossEncoderReranker(embedder.path, load_cross(path), adapter=adapter, cache_dir=cache_dir)
+    beside = Path(adapter.path).absolute().parent == Path(path).absolute().parent
+    weights = load_cross(path)
+    if not (beside or weights.meta.get("adapter") == adapter.digest):
+        return None
+    return CrossEncoderReranker(embedder.path, weights, adapter=adapter, cache_dir=cache_dir)

@@ -98,6 +98,37 @@ def test_settings_select_the_reranker_beside_the_adapter(tmp_path):
         load_cross(tmp_path / "reranker.safetensors")
 
 
+def test_a_reranker_elsewhere_is_used_only_for_the_adapter_it_records(tmp_path, monkeypatch):
+    """Beside its adapter, or anywhere when it records that adapter's digest (a selector trained
+    with ``--out``); one trained for another adapter is not used."""
+    from types import SimpleNamespace
+
+    from safetensors.numpy import save_file
+
+    import rag.reranking as R
+
+    def write(path, meta):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        info = dict(meta, format=R.FORMAT, rank=2, alpha=4.0, layers=1, max_tokens=32)
+        save_file({"embeddings.token_type_embeddings.weight": np.zeros((2, 4), np.float16),
+                   "head.weight": np.zeros((1, 4), np.float32), "head.bias": np.zeros(1, np.float32),
+                   "head.scale": np.ones(1, np.float32)}, str(path), metadata={"rag": json.dumps(info)})
+
+    built = []
+    monkeypatch.setattr(R, "CrossEncoderReranker", lambda *a, **k: built.append(a[1]) or "reranker")
+    adapter = SimpleNamespace(path=tmp_path / "model" / "adapter.safetensors", digest="abc123abc123")
+    embedder = SimpleNamespace(adapter=adapter, path=tmp_path / "minilm")
+    write(tmp_path / "model" / "reranker.safetensors", {})
+    write(tmp_path / "runs" / "mine" / "reranker.safetensors", {"adapter": "abc123abc123", "depth": 4})
+    write(tmp_path / "runs" / "other" / "reranker.safetensors", {"adapter": "fff000fff000"})
+    assert R.make_reranker(tmp_path / "model" / "reranker.safetensors", embedder) == "reranker"
+    assert R.make_reranker(tmp_path / "runs" / "mine" / "reranker.safetensors", embedder) == "reranker"
+    assert built[-1].settings == {"depth": 4}
+    assert R.make_reranker(tmp_path / "runs" / "other" / "reranker.safetensors", embedder) is None
+    assert R.make_reranker(tmp_path / "model" / "reranker.safetensors", SimpleNamespace(adapter=None)) is None
+    assert len(built) == 2
+
+
 torch = pytest.importorskip("torch")
 
 

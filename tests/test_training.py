@@ -1,6 +1,7 @@
 """Training: mined pairs, the held-out list, LoRA merging (torch == NumPy == ONNX), `rag train`."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -229,3 +230,26 @@ def test_rag_train_on_listeners_questions_writes_an_adapter_its_fitted_answering
     assert set(json.loads((out / "answering.json").read_text())["not_used"]) == {"selector", "policy"}
     card = (out / "MODEL_CARD.md").read_text()
     assert "listeners' questions" in card and "answering.json" in card and "CC BY-SA 4.0" in card
+
+    # `rag train --selector`: the sentence selector for that adapter, on the same questions, its
+    # depth, weight and refusal chosen on the validation episodes; rag reads it from beside the adapter.
+    cmd = [sys.executable, "-m", "rag.cli", "train", str(transcripts), "--selector", "--corpus", str(corpus),
+           "--out", str(out), "--steps", "2", "--rank", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "selector data: " in proc.stderr and "chosen: depth" in proc.stderr
+    from rag.reranking import load_cross
+
+    settings = load_cross(out / "reranker.safetensors").settings
+    assert settings["depth"] in (4, 6, 8, 12) and settings["weight"] > 0 and "threshold" in settings["policy"]
+    env = dict(os.environ, RAG_MODEL_DIR=str(out), RAG_INDEX_DIR=str(tmp_path / "indexes"))
+    probe = ("import json, rag; a = rag.Assistant.load(); e = a.extractive; "
+             "print(json.dumps([e.rerank_depth, e.rerank_weight, e.policy.threshold, a.ask('Who is the guest?').text]))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, env=env)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    depth, weight, threshold, text = json.loads(loaded.stdout.splitlines()[-1])
+    assert (depth, weight, threshold) == (settings["depth"], settings["weight"], settings["policy"]["threshold"])
+    assert text
+    no_adapter = subprocess.run([sys.executable, "-m", "rag.cli", "train", str(transcripts), "--selector",
+                                 "--out", str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
+    assert no_adapter.returncode == 2 and "no adapter at" in no_adapter.stderr

@@ -26,6 +26,8 @@ def _say(msg: str) -> None:
 
 def run(args) -> int:
     source = Path(args.source).expanduser() if args.source else catalog_path()
+    if getattr(args, "selector", False):
+        return run_selector(args, source)
     if not source.exists():
         raise InputError(f"no transcripts at {source}; pass a folder of .md transcripts or the "
                          "catalog archive, or set RAG_CATALOG")
@@ -398,6 +400,26 @@ not answering it). Its probability that the best candidate answers (a logistic f
 """
 
 
+def run_selector(args, source: Path) -> int:
+    """``rag train --selector``: the sentence selector for the adapter in ``--out`` (the shipped
+    one by default), trained on the listeners' corpus (``selector.py``), written beside it."""
+    if not source.exists():
+        raise InputError(f"no transcripts at {source}; the selector reads the catalog archive the "
+                         "listeners' questions are about (pass it, or set RAG_CATALOG)")
+    out = Path(args.out).expanduser() if args.out else SHIPPED_ADAPTER.parent
+    if not (out / "adapter.safetensors").is_file():
+        raise InputError(f"no adapter at {out / 'adapter.safetensors'}: the selector is trained for an "
+                         "adapter; train one first (rag train --readers --out DIR)")
+    from . import selector
+
+    argv = ["--model-dir", str(out), "--catalog", str(source)]
+    for flag, value in (("--steps", args.steps), ("--lr", args.lr), ("--seed", args.seed),
+                        ("--rank", args.rank), ("--corpus", args.corpus)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return selector.main(argv)
+
+
 def add_parser(sub) -> None:
     sp = sub.add_parser("train", help="tune the retriever on transcripts (the catalog by default)")
     sp.add_argument("source", nargs="?", default=None,
@@ -429,6 +451,10 @@ def add_parser(sub) -> None:
     sp.add_argument("--reranker-steps", type=int, default=None,
                     help="also train a cross-encoder reranker after the adapter, for this many steps "
                     "(default: none; 500 is the recipe measured in EXPERIMENTS.md)")
+    sp.add_argument("--selector", action="store_true",
+                    help="train the sentence selector (a cross-encoder over the answer's stretches) for "
+                         "the adapter in --out on the listeners' corpus, instead of an adapter; --steps, "
+                         "--lr, --rank, --seed and --corpus apply (python -m rag.training.selector: more)")
     sp.add_argument("--benchmark-questions", type=int, default=None,
                     help="validation questions to benchmark on (default: all)")
     sp.set_defaults(func=run)

@@ -346,6 +346,19 @@ def summary(ranks: np.ndarray) -> dict:
             "hit@5": float((ranks <= 5).mean()), "mrr": float((1.0 / ranks).mean())}
 
 
+def logistic_1d(x: np.ndarray, y: np.ndarray, steps: int = 3000) -> tuple[float, float]:
+    """(weight, bias) of P(y=1 | x) = sigmoid(weight * x + bias), by gradient descent on the
+    standardised score."""
+    mean, std = float(x.mean()), float(x.std()) + 1e-9
+    z = (x - mean) / std
+    w = b = 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(z * w + b)))
+        w -= 0.5 * float(((p - y) * z).mean())
+        b -= 0.5 * float((p - y).mean())
+    return w / std, b - w * mean / std
+
+
 def fit_calibration(groups, steps: int = 3000) -> dict:
     """P(the best-scored candidate answers) from the best reranker score: a logistic fit over the
     validation searches, each twice: its first-stage top with its answer (label 1, when the answer
@@ -360,14 +373,7 @@ def fit_calibration(groups, steps: int = 3000) -> dict:
         if len(rest):
             x.append(float(rest.max())), y.append(0.0)
     X, Y = np.array(x), np.array(y)
-    mean, std = float(X.mean()), float(X.std()) + 1e-9
-    Z = (X - mean) / std
-    w, b = 0.0, 0.0
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(Z * w + b)))
-        w -= 0.5 * float(((p - Y) * Z).mean())
-        b -= 0.5 * float((p - Y).mean())
-    weight, bias = w / std, b - w * mean / std
+    weight, bias = logistic_1d(X, Y, steps)
     p = 1 / (1 + np.exp(-(X * weight + bias)))
     bins = np.minimum((p * 10).astype(int), 9)
     ece = sum(abs(p[bins == k].mean() - Y[bins == k].mean()) * (bins == k).mean()

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..evaluation import readers as R
 from .answering import MAX_FALSE_REFUSALS, TRAIN_EPISODES, build_indexes, collect
-from .rerank import Group, RerankRecipe
+from .rerank import Group, RerankRecipe, logistic_1d
 
 DEPTHS = (4, 6, 8, 12)
 WEIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -123,14 +123,7 @@ def fit_probability(rows: list[dict], cross: list[np.ndarray], steps: int = 3000
     y = np.array([1.0 if r["answerable"] else 0.0 for r in rows])
     keep = x > -1e3
     x, y = x[keep], y[keep]
-    mean, std = float(x.mean()), float(x.std()) + 1e-9
-    z = (x - mean) / std
-    w = b = 0.0
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(z * w + b)))
-        w -= 0.5 * float(((p - y) * z).mean())
-        b -= 0.5 * float((p - y).mean())
-    weight, bias = w / std, b - w * mean / std
+    weight, bias = logistic_1d(x, y, steps)
     p = 1 / (1 + np.exp(-(x * weight + bias)))
     return {"weight": float(weight), "bias": float(bias), "examples": int(len(y)),
             "accuracy": float(((p >= 0.5) == (y == 1)).mean())}
@@ -203,6 +196,9 @@ def main(argv=None) -> int:
     _say("validation: share of answerable questions whose chosen stretch holds a gold quote")
     for k, v in table.items():
         _say(f"  {k:<28} {v:.3f}")
+    if not best[1]:
+        _say("warning: no depth and weight beat the first stage on validation; the file is written "
+             "for the record, and rag would use it if it sat beside the adapter (RAG_RERANK=off)")
     chosen_depth, chosen_weight = best[1] or 6, best[2] or 1.0
     # The refusal that reads the selector: P(answered) from the best cross score over the chosen
     # depth, and the policy's weights and threshold, all on validation.

@@ -18,7 +18,8 @@ notes (``\[unintelligible 01:00:20.10\]``); ``--no-notes`` drops the notes' time
 did before it read them. Break markers stay in the input (they are part of every transcript, not
 what is being checked).
 Markers that contradict the rest (a time that runs backwards, or words spoken faster than anyone
-talks) are typos in the source and are not scored. Targets, in each half of every-other (issue
+talks, also since the break before them) are typos in the source: they are neither scored nor kept
+as anchors (with its neighbour held out, nothing would give a typo away). Targets, in each half of every-other (issue
 26): mean absolute error <= 10 s, max <= 90 s (and p99 <= 45 s, issue 11). It prints each half's
 ten worst estimates with the anchors around them, and exits 1 when a half misses a target.
 """
@@ -58,10 +59,18 @@ def all_markers(transcript: Transcript) -> list[tuple[int, int, float]]:
 
 def trustworthy(transcript: Transcript, markers: list[tuple[int, int, float]]) -> set:
     """The markers that are scored: those in the longest run that could all be right (times that
-    increase, with no stretch spoken faster than anyone talks: ``timing.consistent``). The others
-    are typos in the source (a wrong hour, 412 words in 23 s), so no estimate can match them."""
+    increase, with no stretch spoken faster than anyone talks: ``timing.consistent``), each also
+    possible after the break before it (its words need the time since the break began, as
+    ``assign_times`` demands). The others are typos in the source (a wrong hour, 412 words in 23 s
+    after a break), so no estimate can match them."""
     at = word_positions(transcript)
     kept = set(consistent([(at[p] + o, s) for p, o, s in markers]))
+    paragraphs = [p for t in transcript.turns for p in t.paragraphs]
+    for seg in build_segments(paragraphs, transcript.chapters):
+        if seg.break_s is not None:
+            points = seg.anchors + seg.notes
+            possible = set(consistent(points, (seg.start_word, seg.break_s)))
+            kept -= {p for p in points if p not in possible}
     return {m for m in markers if (at[m[0]] + m[1], m[2]) in kept}
 
 
@@ -119,8 +128,9 @@ def cause(at: list[int], rate: float, before, marker, after, breaks=()) -> str:
             f"episode's {rate:.1f}")
 
 
-def estimate_held_out(transcript: Transcript, held_out: list[tuple[int, int, float]]):
-    timed = assign_times(without(transcript, set(held_out)))
+def estimate_held_out(transcript: Transcript, held_out: list[tuple[int, int, float]], typos=frozenset()):
+    """The estimate at each held-out marker, timed without it (and without the ``typos``)."""
+    timed = assign_times(without(transcript, set(held_out) | set(typos)))
     paragraphs = [p for t in timed.turns for p in t.paragraphs]
     return [paragraphs[i].time_at(offset) for i, offset, _ in held_out]
 
@@ -150,11 +160,15 @@ def evaluate(files: list[Path], worst: dict | None = None,
             "ends-only": markers[1:-1],
         }
         scored = trustworthy(transcript, markers)
+        # A typo left in the input is an anchor no estimator can tell from a true one once its
+        # neighbour is held out (the contradiction that gave it away is gone), so typos are taken
+        # out of the input as well as out of the score.
+        typos = set(markers) - scored
         for name, held_out in settings.items():
             held_out = [m for m in held_out if m in scored]
             if not held_out:
                 continue
-            estimates = estimate_held_out(transcript, held_out)
+            estimates = estimate_held_out(transcript, held_out, typos)
             results[name][0].extend(estimates)
             results[name][1].extend(m[2] for m in held_out)
             if name in HALVES and worst is not None:
@@ -163,10 +177,11 @@ def evaluate(files: list[Path], worst: dict | None = None,
                 paragraphs = [p for t in transcript.turns for p in t.paragraphs]
                 breaks = [(seg.start_word, seg.break_s) for seg in build_segments(paragraphs, transcript.chapters)
                           if seg.break_s is not None]
+                trusted = [m for m in markers if m in scored]
                 for m, est in zip(held_out, estimates):
-                    i = markers.index(m)
-                    before = markers[i - 1] if i > 0 else None
-                    after = markers[i + 1] if i + 1 < len(markers) else None
+                    i = trusted.index(m)
+                    before = trusted[i - 1] if i > 0 else None
+                    after = trusted[i + 1] if i + 1 < len(trusted) else None
                     worst.setdefault(name, []).append((abs(est - m[2]), path.stem, m[2], est, before and before[2],
                                   after and after[2], cause(at, rate, before, m, after, breaks)))
     return results

@@ -294,6 +294,29 @@ def test_a_marker_late_after_a_break_bounds_the_estimates_around_it():
     assert 2530.0 <= p[1].start_s < 2893.0                     # the talk after the break
 
 
+
+def test_the_bench_does_not_score_a_marker_too_soon_after_a_break():
+    # the-changelog-613 [28:09]: 412 words after a break that began 23 s before it. No estimate can
+    # match a typo, and the one the bench scored was its worst error (489 s).
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "timestamp_accuracy", Path(__file__).resolve().parent.parent / "bench" / "timestamp_accuracy.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    tr = make(
+        Paragraph(words(300), markers=(Marker(0, 0.0),)),
+        Paragraph(words(300), markers=(Marker(0, 120.0),)),
+        Paragraph(words(412), break_before=True, break_s=1446.0),
+        Paragraph(words(300), markers=(Marker(0, 1469.0),)),    # typo: 412 words in 23 s
+        Paragraph(words(300), markers=(Marker(0, 2000.0),)),
+        Paragraph(words(10), markers=(Marker(0, 2100.0),)),
+    )
+    markers = bench.all_markers(tr)
+    scored = bench.trustworthy(tr, markers)
+    assert [m[2] for m in markers if m not in scored] == [1469.0]
+
 @pytest.mark.parametrize("episode_id", ["js-party-250", "the-changelog-500"])
 def test_both_halves_of_the_leave_out_stay_within_90_s_on_the_episodes_of_issue_26(catalog, episode_id):
     """Every other marker left out, once the odd ones and once the even ones: each estimate within

@@ -216,10 +216,13 @@ def _answerers(retriever: Retriever, chat_model=None, reranker=None,
     adapter, whose fitted selector and refusal policy (``answering.json``) it uses when there."""
     several = len(retriever.index.transcripts) > 1  # citations then name their episode
     episodes = len(retriever.index.transcripts)
-    policy = policy_for(retriever.embedder.name, reranked=reranker is not None, episodes=episodes)
+    # The policies read the answer head; a reranker with a probability of its own replaces that
+    # feature, and then only a policy calibrated with one (``+rerank``, or its file's) applies.
+    reads_head = reranker is None or reranker.probability(0.0) is None
+    policy = policy_for(retriever.embedder.name, reranked=not reads_head, episodes=episodes)
     fitted = answering_for(adapter)
     trained = dict(getattr(reranker, "settings", None) or {}) if reranker is not None else {}
-    if fitted.policy is not None and reranker is None and episodes < CATALOG_EPISODES:
+    if fitted.policy is not None and reads_head and episodes < CATALOG_EPISODES:
         policy = fitted.policy
     if trained.get("policy") and episodes < CATALOG_EPISODES:   # fitted with the selector's probability
         policy = RefusalPolicy(**trained["policy"])

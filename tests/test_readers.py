@@ -235,6 +235,58 @@ def test_the_default_selector_is_the_hand_tuned_rule_and_a_fitted_one_is_read_be
         answering_for(tmp_path / "adapter.safetensors")
 
 
+
+def test_the_refusal_threshold_is_held_to_the_guard_questions_false_refusals():
+    """Fitted on listeners' near misses alone, the threshold refused a quarter of #260's answerable
+    dev questions; the guard's false refusals now cap it."""
+    from rag.answer.extractive import RefusalPolicy
+    from rag.training.answering import fit_refusal, highest_threshold
+
+    def rows(pairs):
+        return [{"answerable": a, "refusal": {"answer": x, "sentence": x, "dense": x, "coverage": x,
+                                              "local_coverage": x, "semantic_coverage": x, "agreement": 0.0,
+                                              "mismatch": 0.0}} for a, x in pairs]
+    train = rows([(True, 0.5 + i / 100) for i in range(50)] + [(False, 0.1 + i / 100) for i in range(30)])
+    val = rows([(True, 0.45 + i / 100) for i in range(50)] + [(False, 0.05 + i / 100) for i in range(40)])
+    guard = rows([(True, 0.2 + i / 100) for i in range(40)])          # answerable, and less alike
+    base = RefusalPolicy(threshold=0.2)
+    alone, _ = fit_refusal(train, val, base)
+    held, figures = fit_refusal(train, val, base, guard=guard, guard_false=0.05)
+
+    def refused(policy, rs):
+        return sum(sum(w * r["refusal"][n] for n, w in policy.weights().items()) < policy.threshold for r in rs)
+    assert refused(alone, guard) > 2                        # alone it refuses many guard questions
+    assert refused(held, guard) <= 2 < refused(alone, guard) and held.threshold < alone.threshold
+    assert figures["false_refusals"] <= 0.08 and figures["unanswerable"] == 40
+    assert highest_threshold([{"answerable": True, "confidence": c} for c in (0.3, 0.1, 0.2, 0.4)], 0.25) == 0.2
+    assert highest_threshold([{"answerable": False, "confidence": 0.1}], 0.1) == float("inf")
+
+
+def test_a_refusal_fitted_beside_the_adapter_applies_with_a_selector_that_only_chooses_the_stretch(tmp_path):
+    from rag.answer.extractive import RefusalPolicy
+    from rag.api import _answerers
+    from rag.reranking import FakeReranker
+
+    (tmp_path / "answering.json").write_text(json.dumps({"policy": {"threshold": 0.31, "coverage_weight": 1.0}}))
+
+    class Retriever:
+        class index:
+            transcripts = [{}]
+
+        class embedder:
+            name = "all-MiniLM-L6-v2+podcast"
+        hosts = frozenset()
+
+    class Calibrated(FakeReranker):   # a probability of its own replaces the answer head's
+        def probability(self, best):
+            return 0.5
+
+    fitted = RefusalPolicy(threshold=0.31, coverage_weight=1.0)
+    adapter = tmp_path / "adapter.safetensors"
+    assert _answerers(Retriever, adapter=adapter)[0].policy == fitted
+    assert _answerers(Retriever, reranker=FakeReranker(), adapter=adapter)[0].policy == fitted
+    assert _answerers(Retriever, reranker=Calibrated(), adapter=adapter)[0].policy != fitted
+
 def test_the_selector_learns_which_stretches_hold_the_quote():
     import numpy as np
 

@@ -227,12 +227,16 @@ def test_rag_train_on_listeners_questions_writes_an_adapter_its_fitted_answering
     assert figures["answering"]["refusal"]["fitted"]["unanswerable"] == len(val)
     fitted = answering_for(out / "adapter.safetensors")
     assert fitted.fusion and fitted.selector is None and fitted.policy is None   # only the weights ship
-    assert set(json.loads((out / "answering.json").read_text())["not_used"]) == {"selector", "policy"}
+    written = json.loads((out / "answering.json").read_text())
+    assert set(written["not_used"]) == {"selector", "policy"}
+    guard = written["figures"]["refusal"]["guard (#260 dev)"]   # held to #260's dev questions
+    assert guard["fitted"]["answerable"] > 0 and guard["fitted"]["false_refusals"] <= guard["max_false_refusals"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "listeners' questions" in card and "answering.json" in card and "CC BY-SA 4.0" in card
 
     # `rag train --selector`: the sentence selector for that adapter, on the same questions, its
-    # depth, weight and refusal chosen on the validation episodes; rag reads it from beside the adapter.
+    # depth and weight chosen on the validation episodes; rag reads it from beside the adapter and
+    # keeps the adapter's refusal (the selector only chooses the stretch).
     cmd = [sys.executable, "-m", "rag.cli", "train", str(transcripts), "--selector", "--corpus", str(corpus),
            "--out", str(out), "--steps", "2", "--rank", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -241,14 +245,28 @@ def test_rag_train_on_listeners_questions_writes_an_adapter_its_fitted_answering
     from rag.reranking import load_cross
 
     settings = load_cross(out / "reranker.safetensors").settings
-    assert settings["depth"] in (4, 6, 8, 12) and settings["weight"] > 0 and "threshold" in settings["policy"]
+    assert settings["depth"] in (4, 6, 8, 12) and settings["weight"] > 0 and "policy" not in settings
+    assert load_cross(out / "reranker.safetensors").calibration is None
+    # --refusal fit: the refusal fitted with the selector's probability goes in the file too (it
+    # resumes the finished run: nothing is trained again).
+    fit = subprocess.run([sys.executable, "-m", "rag.training.selector", "--model-dir", str(out), "--catalog",
+                          str(transcripts), "--corpus", str(corpus), "--steps", "2", "--rank", "2",
+                          "--refusal", "fit", "--out", str(tmp_path / "fit")], capture_output=True, text=True,
+                         timeout=600)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    assert "resuming from step 2" in fit.stderr
+    refit = load_cross(tmp_path / "fit" / "reranker.safetensors")
+    assert "threshold" in refit.settings["policy"] and refit.calibration is not None
     env = dict(os.environ, RAG_MODEL_DIR=str(out), RAG_INDEX_DIR=str(tmp_path / "indexes"))
     probe = ("import json, rag; a = rag.Assistant.load(); e = a.extractive; "
              "print(json.dumps([e.rerank_depth, e.rerank_weight, e.policy.threshold, a.ask('Who is the guest?').text]))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, env=env)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     depth, weight, threshold, text = json.loads(loaded.stdout.splitlines()[-1])
-    assert (depth, weight, threshold) == (settings["depth"], settings["weight"], settings["policy"]["threshold"])
+    from rag.answer.extractive import POLICIES
+
+    kept = POLICIES["all-MiniLM-L6-v2+podcast"].threshold      # the adapter's refusal, unchanged
+    assert (depth, weight, threshold) == (settings["depth"], settings["weight"], kept)
     assert text
     no_adapter = subprocess.run([sys.executable, "-m", "rag.cli", "train", str(transcripts), "--selector",
                                  "--out", str(tmp_path / "none")], capture_output=True, text=True, timeout=120)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation import readers as R
-from .answering import MAX_FALSE_REFUSALS, TRAIN_EPISODES, build_indexes, collect
+from .answering import MAX_FALSE_REFUSALS, TRAIN_EPISODES, rows_for
 from .rerank import Group, RerankRecipe, logistic_1d
 
 DEPTHS = (4, 6, 8, 12)
@@ -45,25 +45,6 @@ CROSS_SCALE = 20.0
 def _say(msg: str) -> None:
     sys.stderr.write(msg + "\n")
     sys.stderr.flush()
-
-
-def rows_for(adapter: Path, split: str, archive: Path, work: Path, limit: int | None,
-             corpus: Path) -> list[dict]:
-    """``answering.collect``'s rows for ``split``, kept in ``work`` (a rerun reads them back)."""
-    import hashlib
-
-    fitted = Path(adapter).parent / "answering.json"   # its hybrid weights change the rankings
-    key = hashlib.sha256(Path(adapter).read_bytes() + (fitted.read_bytes() if fitted.is_file() else b"")
-                         ).hexdigest()[:12]
-    path = work / f"selector-rows-{split}-{limit}-{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    build_indexes(adapter, [split], archive, work, corpus, limit)
-    rows = collect(adapter, split, archive, work / "indexes", limit, corpus)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rows))
-    tmp.replace(path)
-    return rows
 
 
 def groups_of(rows: list[dict], depth: int = 16) -> list[Group]:
@@ -138,7 +119,7 @@ def main(argv=None) -> int:
     from .answering import fit_refusal, refusal_figures
     from .lora import load_adapter
     from .rerank import RerankRun, save_reranker
-    from ..answer.extractive import policy_for
+    from ..answer.extractive import POLICIES
 
     ap = argparse.ArgumentParser(description="train the sentence selector (a cross-encoder) on the listeners' corpus")
     ap.add_argument("--model-dir", type=Path, default=Path("rag/models/podcast-minilm"),
@@ -155,6 +136,12 @@ def main(argv=None) -> int:
     ap.add_argument("--negatives", type=int, default=7)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--refusal", choices=("keep", "fit"), default="keep",
+                    help="keep: the answer keeps the adapter's refusal (the selector only chooses the "
+                         "stretch); fit: write the refusal fitted here with the selector's probability "
+                         "(measured: it does not transfer from listeners' near misses to #260's questions)")
+    ap.add_argument("--max-depth", type=int, default=max(DEPTHS),
+                    help="rescore at most this many stretches (each costs time at every answer)")
     args = ap.parse_args(argv)
     adapter = args.model_dir / "adapter.safetensors"
     if not adapter.is_file():
@@ -187,7 +174,7 @@ def main(argv=None) -> int:
     table = {"first stage": picked_right(val, None, deepest, 0.0),
              "cross-encoder alone": picked_right(val, cross, deepest, 1e6)}
     best = (table["first stage"], 0, 0.0)
-    for depth in DEPTHS:
+    for depth in (d for d in DEPTHS if d <= args.max_depth):
         for weight in WEIGHTS:
             got = picked_right(val, cross, depth, weight)
             table[f"depth {depth}, weight {weight:g}"] = got
@@ -199,12 +186,12 @@ def main(argv=None) -> int:
     if not best[1]:
         _say("warning: no depth and weight beat the first stage on validation; the file is written "
              "for the record, and rag would use it if it sat beside the adapter (RAG_RERANK=off)")
-    chosen_depth, chosen_weight = best[1] or 6, best[2] or 1.0
+    chosen_depth, chosen_weight = best[1] or min(6, args.max_depth), best[2] or 1.0
     # The refusal that reads the selector: P(answered) from the best cross score over the chosen
     # depth, and the policy's weights and threshold, all on validation.
     cut = [c[:chosen_depth] for c in cross]
     probability = fit_probability(val, cut)
-    base = policy_for("all-MiniLM-L6-v2+podcast")
+    base = POLICIES["all-MiniLM-L6-v2+podcast"]
     with_answer = [dict(r, refusal=dict(r["refusal"], answer=calibrated(probability, float(c.max())) if len(c) else 0.0))
                    for r, c in zip(val, cut)]
     policy, refusal = fit_refusal(with_answer, with_answer, base, MAX_FALSE_REFUSALS)
@@ -219,12 +206,15 @@ def main(argv=None) -> int:
          f"(first stage {table['first stage']:.3f}); refusal recall {before['refusal_recall']:.3f} -> "
          f"{refusal['refusal_recall']:.3f} at false refusals {before['false_refusals']:.3f} -> "
          f"{refusal['false_refusals']:.3f}")
+    figures["refusal_written"] = args.refusal
     out.mkdir(parents=True, exist_ok=True)
+    # Without "calibration" and "policy" the answer reads the adapter's answer head and refusal
+    # policy as before, and the selector only changes which stretch is quoted.
+    fitted = {"calibration": probability, "policy": asdict(policy)} if args.refusal == "fit" else {}
     save_reranker(out / "reranker.safetensors", model,
                   meta={"recipe": recipe.to_json(), "base": "all-MiniLM-L6-v2", "adapter": load_adapter(adapter).digest,
                         "role": "selector", "groups": len(groups), "figures": figures,
-                        "calibration": probability, "depth": chosen_depth, "weight": chosen_weight,
-                        "policy": asdict(policy)})
+                        "depth": chosen_depth, "weight": chosen_weight, **fitted})
     (run_dir / "figures.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
     _say(f"wrote {out / 'reranker.safetensors'} ({time.monotonic() - t0:.0f} s)")

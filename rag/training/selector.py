@@ -15,7 +15,9 @@ cross-encoder reads question and stretch together and can tell them apart.
 - **At query time** (``ExtractiveAnswerer._scored``): the ``depth`` best stretches of the first
   stage are rescored as first + ``weight`` x cross / 20; ``depth`` and ``weight`` are chosen on the
   validation split, where also the probability that the best stretch answers is fitted (answerable
-  against near-miss unanswerable questions) and the refusal policy that reads it.
+  against near-miss unanswerable questions) and the refusal policy that reads it. Both are written
+  only with ``--refusal fit``: by default the answer keeps the adapter's refusal (the fitted one
+  refused a quarter of #260's answerable questions, EXPERIMENTS.md).
 
 Written beside the adapter as ``reranker.safetensors`` (its settings in the file's metadata)::
 

@@ -145,6 +145,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-depth", type=int, default=max(DEPTHS),
                     help="rescore at most this many stretches (each costs time at every answer)")
     args = ap.parse_args(argv)
+    if args.max_depth < min(DEPTHS):
+        ap.error(f"--max-depth is at least {min(DEPTHS)} (the depths tried: {', '.join(map(str, DEPTHS))})")
     adapter = args.model_dir / "adapter.safetensors"
     if not adapter.is_file():
         ap.error(f"no adapter at {adapter}")

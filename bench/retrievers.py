@@ -1,13 +1,15 @@
 """The embedding models and the hybrid side by side on every question set, in one run.
 
-    python bench/retrievers.py [--models base,shipped,DIR...] [--sets dev,test,84,readers-validation,...]
-                               [--episodes N] [--out FILE]
+    python bench/retrievers.py [--models base,shipped,shipped+DIR,shipped@DIR,DIR...]
+                               [--sets dev,test,84,readers-validation,...] [--episodes N] [--out FILE]
 
 Models: ``base`` (the plain packaged all-MiniLM-L6-v2), ``shipped`` (with the adapter in
 rag/models/podcast-minilm/) and any folder holding an ``adapter.safetensors`` (what ``rag train
---out`` writes), each optionally followed by ``@RERANKER``: a ``reranker.safetensors`` or its
-folder, the sentence selector that rescores the answer's stretches (``python -m
-rag.training.selector``). Each is named by its folders in the table.
+--out`` writes), each optionally followed by ``+PASSAGES``: a ``passages.safetensors`` or its folder,
+the reranker that reorders the hybrid's best passages (``python -m rag.training.passages``), and by
+``@SELECTOR``: a ``reranker.safetensors`` or its folder, the sentence selector that rescores the
+answer's stretches (``python -m rag.training.selector``); ``shipped`` names the file beside the
+shipped adapter. Each is named by its folders in the table.
 
 Sets: #260's ``dev`` and ``test`` splits (eval/questions.jsonl), the held-out ``84``
 (eval/episodes/practical-ai-84/), and the listeners' corpus (eval/readers/): ``readers-validation``
@@ -68,12 +70,24 @@ def question_sets(names, tmp: Path, episodes: int | None):
             raise SystemExit(f"unknown set {name!r}: dev, test, 84, {', '.join(READERS_SETS)}")
 
 
+def trained_file(spec: str, name: str) -> Path:
+    """``name`` beside the shipped adapter (``shipped``), in a folder, or the file itself."""
+    path = SHIPPED_ADAPTER.parent if spec == "shipped" else Path(spec)
+    path = path / name if path.is_dir() else path
+    if not path.is_file():
+        raise SystemExit(f"no {name} at {path}")
+    return path
+
+
 def model_list(names: str):
-    """(label, adapter, reranker) of each ``MODEL[@RERANKER]``: ``base``, ``shipped`` or an adapter
-    folder, and optionally a ``reranker.safetensors`` (or its folder) that rescores the answer's
+    """(label, adapter, passages, reranker) of each ``MODEL[+PASSAGES][@SELECTOR]``: ``base``,
+    ``shipped`` or an adapter folder; optionally a ``passages.safetensors`` (or its folder, or
+    ``shipped``) that reorders the hybrid's best passages (``rag/training/passages.py``); and
+    optionally a ``reranker.safetensors`` (or its folder, or ``shipped``) that rescores the answer's
     stretches (the sentence selector, ``rag/training/selector.py``)."""
     for spec in names.split(","):
         name, _, rerank = spec.partition("@")
+        name, _, reorder = name.partition("+")
         if name == "base":
             label, adapter = "MiniLM", None
         elif name == "shipped":
@@ -84,14 +98,14 @@ def model_list(names: str):
             if not path.is_file():
                 raise SystemExit(f"no adapter at {path}")
             label, adapter = f"MiniLM + {path.parent.name}", path
-        reranker = None
+        passages = reranker = None
+        if reorder:
+            passages = trained_file(reorder, "passages.safetensors")
+            label += f" + reranker {reorder if reorder == 'shipped' else passages.parent.name}"
         if rerank:
-            reranker = Path(rerank)
-            reranker = reranker / "reranker.safetensors" if reranker.is_dir() else reranker
-            if not reranker.is_file():
-                raise SystemExit(f"no reranker at {reranker}")
-            label += f" + selector {reranker.parent.name}"
-        yield label, adapter, reranker
+            reranker = trained_file(rerank, "reranker.safetensors")
+            label += f" + selector {rerank if rerank == 'shipped' else reranker.parent.name}"
+        yield label, adapter, passages, reranker
 
 
 def evaluate_set(groups, config: Config, *, dense: bool, built: set):
@@ -126,12 +140,13 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         sets = list(question_sets(args.sets.split(","), tmp, args.episodes))
         folders: dict = {}            # one index folder per adapter: the selector does not change the index
-        for label, adapter, reranker in model_list(args.models):
+        for label, adapter, passages, reranker in model_list(args.models):
             folder = folders.setdefault(str(adapter), tmp / f"idx-{len(folders)}")
-            config = Config(index_dir=folder, adapter=adapter, reranker=reranker)
+            config = Config(index_dir=folder, adapter=adapter, reranker=reranker, passages=passages)
             for set_name, groups in sets:
                 t0 = time.monotonic()
-                dense = not args.no_dense and reranker is None    # a selector row: its adapter's
+                # A row with a trained reranker has its adapter's dense row.
+                dense = not args.no_dense and reranker is None and passages is None
                 g = evaluate_set(groups, config, dense=dense, built=built)
                 ref = g["refusal"]
                 n = f"{set_name} ({len(groups)} ep, {g['n']} q)" if groups[0][0] else set_name

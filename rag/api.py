@@ -267,8 +267,12 @@ class Assistant:
         embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache",
                                          adapter_path=config.adapter)
         stored = open_index(index, config=config, embedder=embedder, progress=progress)
+        from .reranking import make_reranker
+
+        onnx_cache = config.index_dir / ".cache" / "onnx"
         fusion = answering_for(config.adapter).fusion
-        retriever = Retriever(stored, embedder, Weights(**fusion) if fusion else Weights())
+        retriever = Retriever(stored, embedder, Weights(**fusion) if fusion else Weights(),
+                              reranker=make_reranker(config.passages, embedder, cache_dir=onnx_cache))
         notice = None
         if backend in ("auto", "openai"):
             if chat_model is None and config.chat_configured:
@@ -281,9 +285,7 @@ class Assistant:
             if chat_model is None and backend == "openai":
                 notice = ("no chat model configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
                           "using the extractive answerer")
-        from .reranking import make_reranker
-
-        reranker = make_reranker(config.reranker, embedder, cache_dir=config.index_dir / ".cache" / "onnx")
+        reranker = make_reranker(config.reranker, embedder, cache_dir=onnx_cache)
         extractive, answerer = _answerers(retriever, chat_model if backend in ("auto", "openai") else None,
                                           reranker, config.adapter)
         from .stores.files import missing_note
@@ -310,7 +312,7 @@ class Assistant:
 
             embedder = self.retriever.embedder
             index = open_pg_index(self.config, self.index.name, model=embedder.name, settings=self.config.chunking)
-            retriever = Retriever(index, embedder, self.retriever.weights)
+            retriever = Retriever(index, embedder, self.retriever.weights, self.retriever.reranker)
             chat_model = self.chat_model if self.answerer is not self.extractive else None
             extractive, answerer = _answerers(retriever, chat_model, self.reranker, self.config.adapter)  # its hosts, its episode labels
             self.index, self.retriever, self.extractive, self.answerer = index, retriever, extractive, answerer

@@ -16,9 +16,9 @@ Variables (all optional):
     RAG_MODEL_DIR      the trained retrieval adapter merged into the embedding model: a folder holding
                        ``adapter.safetensors`` (what ``rag train --out`` writes) or the file itself;
                        ``off`` for the plain model (default: the shipped ``rag/models/podcast-minilm``)
-    RAG_RERANK         on/off: the trained reranker (``reranker.safetensors`` beside the adapter)
-                       rescores the answer's candidate stretches and gives the refusal its
-                       probability (default: on when that file exists)
+    RAG_RERANK         on/off: the trained rerankers beside the adapter: ``passages.safetensors``
+                       reorders the hybrid's best passages, ``reranker.safetensors`` rescores the
+                       answer's candidate stretches (default: each on when its file exists)
     RAG_DATABASE_URL   keep indexes in PostgreSQL with pgvector (``postgresql://user@host/db``)
                        instead of folders: every `rag serve` replica shares them (``pip install
                        'rag-interview[postgres]'``)
@@ -80,6 +80,16 @@ def reranker_path(env: dict | None = None, adapter: Path | None = None) -> Path 
     return None
 
 
+def passages_path(env: dict | None = None, adapter: Path | None = None) -> Path | None:
+    """The passage reranker beside the adapter (``training/passages.py``), unless ``RAG_RERANK`` is
+    off; None when there is none."""
+    env = os.environ if env is None else env
+    raw = env.get("RAG_RERANK")
+    on = True if raw is None or not raw.strip() else _flag(env, "RAG_RERANK")
+    path = adapter.parent / "passages.safetensors" if adapter is not None else None
+    return path if on and path is not None and path.is_file() else None
+
+
 def catalog_path(env: dict | None = None) -> Path:
     """Where the Changelog transcript archive is: the one place every reader of it asks."""
     env = os.environ if env is None else env
@@ -122,6 +132,7 @@ class Config:
     chat_timeout: tuple[float, float] = (20.0, 60.0)  # (first token, whole answer) in seconds
     adapter: Path | None = None  # the trained retrieval adapter merged into the embedding model
     reranker: Path | None = None  # the trained cross-encoder beside it (reranking.py), if any
+    passages: Path | None = None  # the trained passage reranker beside it (training/passages.py), if any
     database_url: str | None = None  # PostgreSQL keeps the indexes (stores/postgres.py), else files
     db_pool: int = 4
     db_timeout: float = 2.0
@@ -135,6 +146,7 @@ class Config:
             embed_model=embed_model,
             adapter=adapter_path(env, embed_model),
             reranker=reranker_path(env, adapter_path(env, embed_model)),
+            passages=passages_path(env, adapter_path(env, embed_model)),
             chat_model=env.get("RAG_CHAT_MODEL") or "gpt-4o-mini",
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,

@@ -123,6 +123,18 @@ def load_cross(path: str | Path) -> CrossWeights:
                          "RAG_RERANK=off") from e
 
 
+def zscore(x: np.ndarray) -> np.ndarray:
+    sd = float(np.std(x))
+    return (x - np.mean(x)) / sd if sd > 0 else np.zeros_like(x, dtype=np.float64)
+
+
+def reorder(first: np.ndarray, cross: np.ndarray, weight: float) -> np.ndarray:
+    """Candidates' order (best first, as indexes) by z(first) + ``weight`` x z(cross): how the
+    passage reranker combines the hybrid's scores with its own (``Retriever._reranked``)."""
+    first, cross = np.asarray(first, dtype=np.float64), np.asarray(cross, dtype=np.float64)
+    return np.argsort(-(zscore(first) + weight * zscore(cross)), kind="stable")
+
+
 def calibrated(calibration: dict | None, best: float) -> float | None:
     if not calibration:
         return None

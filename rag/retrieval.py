@@ -82,8 +82,13 @@ class Weights:
     mmr_lambda: float = 0.75
 
 
+# The passage reranker reorders this many of the hybrid's best candidates unless its file says.
+PASSAGE_RERANK_DEPTH = 10
+
 class Retriever:
-    def __init__(self, index: Store, embedder: Embedder, weights: Weights = Weights()):
+    def __init__(self, index: Store, embedder: Embedder, weights: Weights = Weights(), reranker=None):
+        """``reranker``: a ``reranking.Reranker`` that reorders the hybrid's best passages (the
+        passage reranker, ``training/passages.py``; its file's settings say how many and how much)."""
         from .minilm import one_blas_thread
 
         # A question's matrix products are small (a few thousand rows): a threaded BLAS only spins
@@ -93,6 +98,7 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.weights = weights
+        self.reranker = reranker
         self.chunks = index.chunks
         # The vectors of the passages whose similarities estimate the population's mean and spread
         # (when not every passage is scored), kept in memory: gathered from the file they cost 2 ms
@@ -312,7 +318,26 @@ class Retriever:
         order = self.index.present([int(i) for i in top if np.isfinite(fused[i])])
         if per_episode:
             order = self._per_episode(order, per_episode)[:candidates]
+        if self.reranker is not None:
+            order, fused = self._reranked(query, order, fused)
         return self._mmr(order, fused, k), (fused, dense, sent_sims, sent_best, bm25)
+
+    def _reranked(self, query: str, order: list[int], fused: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """The passage reranker's order of the best ``depth`` candidates, by z(hybrid) + ``weight``
+        x z(cross). They take the hybrid's scores in their new order, so what ranks below them does
+        not move and a score never exceeds the one ranked above it."""
+        from .reranking import reorder
+
+        settings = self.reranker.settings
+        head = order[: int(settings.get("depth", PASSAGE_RERANK_DEPTH))]
+        if len(head) < 2:
+            return order, fused
+        cross = np.asarray(self.reranker.score(query, [self.chunks[i].text for i in head]), dtype=np.float64)
+        first = fused[head]
+        new = [head[j] for j in reorder(first, cross, float(settings.get("weight", 1.0)))]
+        fused = fused.copy()
+        fused[new] = np.sort(first)[::-1]
+        return new + order[len(head):], fused
 
     def _per_episode(self, order: list[int], cap: int) -> list[int]:
         """``order`` (best first) keeping at most ``cap`` passages of each episode."""

@@ -257,12 +257,27 @@ def test_rag_train_on_listeners_questions_writes_an_adapter_its_fitted_answering
     assert "resuming from step 2" in fit.stderr
     refit = load_cross(tmp_path / "fit" / "reranker.safetensors")
     assert "threshold" in refit.settings["policy"] and refit.calibration is not None
+    # `rag train --passages`: the passage reranker for that adapter, its depth and weight chosen on
+    # the validation episodes by hit@5; rag reads it from beside the adapter too.
+    cmd = [sys.executable, "-m", "rag.cli", "train", str(transcripts), "--passages", "--corpus", str(corpus),
+           "--out", str(out), "--steps", "2", "--rank", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "passage reranker data: " in proc.stderr and "chosen: depth" in proc.stderr
+    reorder = load_cross(out / "passages.safetensors")
+    assert reorder.meta["role"] == "passages" and reorder.settings["depth"] in (5, 8, 10, 15, 20)
+    assert reorder.meta["figures"]["validation"]["hybrid"]["questions"] == 2 * len(val)
     env = dict(os.environ, RAG_MODEL_DIR=str(out), RAG_INDEX_DIR=str(tmp_path / "indexes"))
     probe = ("import json, rag; a = rag.Assistant.load(); e = a.extractive; "
-             "print(json.dumps([e.rerank_depth, e.rerank_weight, e.policy.threshold, a.ask('Who is the guest?').text]))")
+             "print(json.dumps([e.rerank_depth, e.rerank_weight, e.policy.threshold, a.ask('Who is the guest?').text, "
+             "a.retriever.reranker.settings]))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, env=env)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    depth, weight, threshold, text = json.loads(loaded.stdout.splitlines()[-1])
+    depth, weight, threshold, text, reordering = json.loads(loaded.stdout.splitlines()[-1])
+    assert reordering == reorder.settings
+    off = subprocess.run([sys.executable, "-c", "import rag; print(rag.Assistant.load().retriever.reranker)"],
+                         capture_output=True, text=True, timeout=600, env=dict(env, RAG_RERANK="off"))
+    assert off.returncode == 0 and off.stdout.split()[-1] == "None", off.stderr[-3000:]
     from rag.answer.extractive import POLICIES
 
     kept = POLICIES["all-MiniLM-L6-v2+podcast"].threshold      # the adapter's refusal, unchanged

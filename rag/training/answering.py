@@ -270,10 +270,9 @@ def build_indexes(adapter: Path | None, splits, archive: Path, work: Path, corpu
             _say(f"  {split} indexes: {n}/{len(episodes)}, ETA {int(eta // 60)}m{int(eta % 60):02d}s")
 
 
-def rows_for(adapter: Path, split: str, archive: Path, work: Path, limit: int | None,
-             corpus: Path = R.CORPUS) -> list[dict]:
-    """``collect``'s rows for ``split``, kept in ``work``: a rerun reads them back while the
-    adapter, the fitted hybrid and selector beside it, and the split's question files are unchanged."""
+def rows_key(adapter: Path, split: str, limit: int | None, corpus: Path = R.CORPUS) -> str:
+    """What rows collected for ``split`` depend on: the adapter, the hybrid and selector fitted
+    beside it, and the split's question files."""
     import hashlib
 
     digest = hashlib.sha256(Path(adapter).read_bytes())
@@ -283,7 +282,14 @@ def rows_for(adapter: Path, split: str, archive: Path, work: Path, limit: int | 
         digest.update(json.dumps({k: data.get(k) for k in ("fusion", "selector")}, sort_keys=True).encode())
     for episode in _first(corpus_items([split], corpus), limit):
         digest.update((Path(corpus) / f"{episode}.jsonl").read_bytes())
-    path = work / f"rows-{split}-{limit}-{digest.hexdigest()[:12]}.json"
+    return digest.hexdigest()[:12]
+
+
+def rows_for(adapter: Path, split: str, archive: Path, work: Path, limit: int | None,
+             corpus: Path = R.CORPUS) -> list[dict]:
+    """``collect``'s rows for ``split``, kept in ``work``: a rerun reads them back while the
+    adapter, the fitted hybrid and selector beside it, and the split's question files are unchanged."""
+    path = work / f"rows-{split}-{limit}-{rows_key(adapter, split, limit, corpus)}.json"
     if path.is_file():
         return json.loads(path.read_text())
     build_indexes(adapter, [split], archive, work, corpus, limit)

@@ -26,8 +26,8 @@ def _say(msg: str) -> None:
 
 def run(args) -> int:
     source = Path(args.source).expanduser() if args.source else catalog_path()
-    if getattr(args, "selector", False):
-        return run_selector(args, source)
+    if getattr(args, "selector", False) or getattr(args, "passages", False):
+        return run_cross(args, source, "selector" if args.selector else "passages")
     if not source.exists():
         raise InputError(f"no transcripts at {source}; pass a folder of .md transcripts or the "
                          "catalog archive, or set RAG_CATALOG")
@@ -400,24 +400,28 @@ not answering it). Its probability that the best candidate answers (a logistic f
 """
 
 
-def run_selector(args, source: Path) -> int:
-    """``rag train --selector``: the sentence selector for the adapter in ``--out`` (the shipped
-    one by default), trained on the listeners' corpus (``selector.py``), written beside it."""
+def run_cross(args, source: Path, which: str) -> int:
+    """``rag train --selector`` or ``--passages``: the sentence selector (``selector.py``) or the
+    passage reranker (``passages.py``) for the adapter in ``--out`` (the shipped one by default),
+    trained on the listeners' corpus and written beside it."""
+    what = {"selector": "the selector", "passages": "the passage reranker"}[which]
+    if args.selector and getattr(args, "passages", False):
+        raise InputError("--selector and --passages train one model each; run them one after the other")
     if not source.exists():
-        raise InputError(f"no transcripts at {source}; the selector reads the catalog archive the "
+        raise InputError(f"no transcripts at {source}; {what} reads the catalog archive the "
                          "listeners' questions are about (pass it, or set RAG_CATALOG)")
     out = Path(args.out).expanduser() if args.out else SHIPPED_ADAPTER.parent
     if not (out / "adapter.safetensors").is_file():
-        raise InputError(f"no adapter at {out / 'adapter.safetensors'}: the selector is trained for an "
+        raise InputError(f"no adapter at {out / 'adapter.safetensors'}: {what} is trained for an "
                          "adapter; train one first (rag train --readers --out DIR)")
-    from . import selector
+    from . import passages, selector
 
     argv = ["--model-dir", str(out), "--catalog", str(source)]
     for flag, value in (("--steps", args.steps), ("--lr", args.lr), ("--seed", args.seed),
                         ("--rank", args.rank), ("--corpus", args.corpus)):
         if value is not None:
             argv += [flag, str(value)]
-    return selector.main(argv)
+    return (selector if which == "selector" else passages).main(argv)
 
 
 def add_parser(sub) -> None:
@@ -455,6 +459,11 @@ def add_parser(sub) -> None:
                     help="train the sentence selector (a cross-encoder over the answer's stretches) for "
                          "the adapter in --out on the listeners' corpus, instead of an adapter; --steps, "
                          "--lr, --rank, --seed and --corpus apply (python -m rag.training.selector: more)")
+    sp.add_argument("--passages", action="store_true",
+                    help="train the passage reranker (a cross-encoder that reorders the hybrid's best "
+                         "passages) for the adapter in --out on the listeners' corpus, instead of an "
+                         "adapter; --steps, --lr, --rank, --seed and --corpus apply (python -m "
+                         "rag.training.passages: more)")
     sp.add_argument("--benchmark-questions", type=int, default=None,
                     help="validation questions to benchmark on (default: all)")
     sp.set_defaults(func=run)

@@ -87,12 +87,13 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
     embedder = embedder or make_embedder(config.embed_model, cache_dir=config.index_dir / ".cache",
                                          adapter_path=config.adapter)
     if sources:
-        from .catalog.sources import expand
+        from .catalog.shows import recurring_hosts
+        from .catalog.sources import expand, read_transcripts
 
         files = expand(sources)
         in_folder = {path for path, member in files if member}
         sources = _unique([path for path, _ in files], progress)
-        transcripts = _read_transcripts(sources, in_folder, progress)
+        transcripts = recurring_hosts(read_transcripts(sources, in_folder, progress))
         name = name or (slug(transcripts[0].episode.id) if len(transcripts) == 1 else "custom")
     else:
         transcripts, sources = [load_default_episode()], default_sources()
@@ -103,47 +104,6 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
         return write_index(transcripts, sources, name=name, config=config, embedder=embedder, progress=progress)
     return _build(transcripts, sources, name=name, index_dir=config.index_dir, embedder=embedder,
                   settings=config.chunking, progress=progress)
-
-
-def _read_transcripts(files: Sequence[Path], in_folder: set[Path], progress: Progress | None) -> list[Transcript]:
-    """Parse and time every transcript in ``files`` (archives member by member). Inside a folder
-    or an archive, a file that is no transcript is skipped with a note; one named alone is an error.
-    An episode id met twice is indexed once (the first)."""
-    from .catalog.sources import documents, is_archive
-    from .errors import TranscriptError
-    from .parsers import parse_text, timed
-
-    def note(message: str) -> None:
-        if progress:
-            progress(f"note: {message}", 0, 0)
-
-    transcripts: list[Transcript] = []
-    seen: dict[str, str] = {}
-    many = len(files) > 1 or any(is_archive(f) for f in files)
-    for path in files:
-        for doc in documents(path, in_folder=path in in_folder, note=note):
-            try:
-                transcript = timed(parse_text(doc.text, doc.name))
-            except TranscriptError as err:
-                if not doc.member:
-                    raise
-                note(f"skipped {doc.name}: {err.reason}")
-                continue
-            ep = transcript.episode.id
-            if ep in seen:
-                note(f"skipped {doc.name}: episode {ep} is already read from {seen[ep]}")
-                continue
-            seen[ep] = doc.name
-            transcripts.append(transcript)
-            if progress and many:
-                progress("read", len(transcripts), 0)
-    if not transcripts:
-        raise InputError("no transcripts found in " + ", ".join(map(str, files)))
-    if progress and many:
-        progress("read", len(transcripts), len(transcripts))
-    from .catalog.shows import recurring_hosts
-
-    return recurring_hosts(transcripts)
 
 
 def _unique(sources: Sequence[str | Path], progress: Progress | None) -> list[str | Path]:
@@ -373,7 +333,7 @@ class Assistant:
         in the order indexed; only ``show``'s when given."""
         import numpy as np
 
-        from .catalog.shows import same_show
+        from .shows import same_show
 
         show = clean_text(show).strip() or None if isinstance(show, str) else show
         self.refresh()
@@ -400,7 +360,7 @@ class Assistant:
         "nothing matches" when the name is simply wrong."""
         if show is None and episode is None:
             return
-        from .catalog.shows import same_show
+        from .shows import same_show
 
         episodes = [t["episode"] for t in self.index.transcripts]
         if episode is not None and not any(e["id"].lower() == episode.lower() for e in episodes):

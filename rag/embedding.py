@@ -104,7 +104,7 @@ class SentenceTransformerEmbedder:
         """``cache_dir``: where the ONNX graph is cached (default: ``<index_dir>/.cache`` of
         ``Config.from_env()``, beside the embedding cache). ``query_encoder``: "auto" (ONNX Runtime
         if importable, else NumPy), "onnx" or "numpy". ``adapter``: a trained retrieval adapter
-        (``training.lora.Adapter``) merged into the weights; it names the model, so indexes built
+        (``adapters.Adapter``) merged into the weights; it names the model, so indexes built
         with another model (or none) are rebuilt."""
         if query_encoder not in ("auto", "onnx", "numpy"):
             raise ValueError(f"query_encoder must be auto, onnx or numpy, not {query_encoder!r}")
@@ -181,7 +181,7 @@ class SentenceTransformerEmbedder:
         """Fold the adapter into a loaded sentence-transformers model (the torch fallback)."""
         import torch
 
-        from .training.lora import merge
+        from .adapters import merge
 
         bert = st[0].auto_model
         state = {k: v.detach().numpy() for k, v in bert.state_dict().items()}
@@ -434,7 +434,7 @@ def make_embedder(model: str = DEFAULT_MODEL, *, cache_dir: str | Path | None = 
         return FakeEmbedder(dim)
     adapter = None
     if adapter_path is not None:
-        from .training.lora import load_adapter
+        from .adapters import load_adapter
 
         adapter = load_adapter(adapter_path)
     return SentenceTransformerEmbedder(model, cache_dir=cache_dir, adapter=adapter)

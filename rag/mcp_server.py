@@ -113,12 +113,12 @@ def stdout_to_stderr() -> Iterator[None]:
 
 def run(args) -> int:
     from .api import Assistant
-    from .cli import _progress_printer
+    from .progress import progress_printer
 
     with stdout_to_stderr():
         assistant = Assistant.load(getattr(args, "index", None),
                                    backend=getattr(args, "backend", None) or "auto",
-                                   progress=_progress_printer(sys.stderr))
+                                   progress=progress_printer(sys.stderr))
         if assistant.notice:
             print(f"rag mcp: note: {assistant.notice}", file=sys.stderr)
         server = build_server(assistant)

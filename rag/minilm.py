@@ -99,8 +99,8 @@ class NumpyMiniLM:
         w = load_file(str(d / "model.safetensors"))
         # Checkpoints differ on whether keys carry a "bert." prefix.
         self.w = {k.removeprefix("bert."): v.astype(np.float32) for k, v in w.items()}
-        if adapter is not None:  # a tuned model: LoRA deltas folded in (training/lora.py)
-            from .training.lora import merge
+        if adapter is not None:  # a tuned model: LoRA deltas folded in (adapters.py)
+            from .adapters import merge
 
             self.w = merge(self.w, adapter)
         # Store linear weights transposed and contiguous: x @ W.T on a transposed view makes

@@ -128,12 +128,12 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
     head_dim = hidden // heads
     # Checkpoints differ on whether keys carry a "bert." prefix.
     w = {k.removeprefix("bert."): v for k, v in load_file(str(d / "model.safetensors")).items()}
-    if adapter is not None:  # a tuned model: LoRA deltas folded into the weights (training/lora.py)
-        from .training.lora import merge
+    if adapter is not None:  # a tuned model: LoRA deltas folded into the weights (adapters.py)
+        from .adapters import merge
 
         w = merge(w, adapter)
     if cross is not None:
-        from .training.lora import merge
+        from .adapters import merge
 
         w = merge(w, cross.lora)
 

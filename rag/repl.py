@@ -246,11 +246,11 @@ def stream_input(stdin: TextIO, echo: TextIO | None = None) -> InputFn:
 
 def run(args) -> int:
     from .api import Assistant
-    from .cli import _progress_printer
+    from .progress import progress_printer
 
     assistant = Assistant.load(getattr(args, "index", None),
                                backend=getattr(args, "backend", None) or "auto",
-                               progress=_progress_printer())
+                               progress=progress_printer())
     if assistant.notice:
         print(f"note: {assistant.notice}", file=sys.stderr)
     if _isatty(sys.stdin) and _isatty(sys.stdout):

@@ -71,7 +71,7 @@ class CrossWeights:
 
     path: Path
     layers: int
-    lora: object             # a training.lora.Adapter holding the kept layers' deltas
+    lora: object             # an adapters.Adapter holding the kept layers' deltas
     types: np.ndarray        # [2, hidden] token-type table
     head_weight: np.ndarray  # [hidden]
     head_bias: np.ndarray    # [1]
@@ -96,7 +96,7 @@ def load_cross(path: str | Path) -> CrossWeights:
     """Read a reranker file; one that is not a reranker is a ModelError that says what to do."""
     from safetensors import safe_open
 
-    from .training.lora import Adapter
+    from .adapters import Adapter
 
     path = Path(path)
     try:

@@ -21,7 +21,7 @@ from .query import (Scope, content_words, keywords, own_words, parse_scope,
                     speaker_aliases, split_anchor, stem, topic_words, without_speaker)
 from .stores import Store
 from .stores.files import ANN_MIN, ANN_CANDIDATES
-from .catalog.shows import same_show
+from .shows import same_show
 from .types import Chunk, Hit
 
 Z_SCALE = 0.01  # fused z-scores -> the scale of the scope/follow-up boosts in Weights
@@ -242,15 +242,15 @@ class Retriever:
         return out
 
     def answer_probability(self, dense: np.ndarray, allowed: np.ndarray) -> float | None:
-        """The adapter's answer head (``training/head.py``): the calibrated probability that the
+        """The adapter's answer head (``adapters.head_probability``): the calibrated probability that the
         answer is among the passages, from the best and second-best passage similarity; None
         when the model has no head."""
         if self.answer_head is None or not allowed.any():
             return None
-        from .training.head import probability
+        from .adapters import head_probability
 
         top = np.sort(dense[allowed])[::-1]
-        return probability(self.answer_head, float(top[0]), float(top[1] if len(top) > 1 else top[0]))
+        return head_probability(self.answer_head, float(top[0]), float(top[1] if len(top) > 1 else top[0]))
 
     def unseen_words(self, query: str, scope: Scope) -> list[str]:
         """The question's topic words (as written) that no passage uses, even in another form."""

@@ -531,7 +531,7 @@ def run(args) -> int:
     import uvicorn
 
     from .api import Assistant
-    from .cli import _progress_printer
+    from .progress import progress_printer
 
     api_key = os.environ.get("RAG_API_KEY") or None
     host = getattr(args, "host", None) or "127.0.0.1"
@@ -541,7 +541,7 @@ def run(args) -> int:
     try:
         assistant = Assistant.load(getattr(args, "index", None),
                                    backend=getattr(args, "backend", None) or "auto",
-                                   progress=_progress_printer(sys.stderr))
+                                   progress=progress_printer(sys.stderr))
     except BaseException:
         sock.close()
         raise

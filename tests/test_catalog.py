@@ -9,7 +9,8 @@ import zipfile
 import pytest
 
 from rag.api import Assistant, build_index
-from rag.catalog.shows import recurring_hosts, same_show, show_of, with_show
+from rag.catalog.shows import recurring_hosts
+from rag.shows import same_show, show_of, with_show
 from rag.cli import main
 from rag.config import Config
 from rag.embedding import FakeEmbedder

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from rag.cli import main
+from rag.progress import progress_printer
 
 SHAPE_PASSAGE = {"id", "episode", "chapter", "speakers", "start", "start_s", "end_s", "score", "text"}
 
@@ -197,17 +198,17 @@ def test_build_progress_shows_sensible_rates_and_an_eta(monkeypatch):
     second of work (today's `54/54 (6580551/s)`), and a terminal gets an ETA."""
     import io
 
-    import rag.cli as cli
+    import rag.progress
 
     clock = {"t": 100.0}
-    monkeypatch.setattr(cli.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(rag.progress.time, "monotonic", lambda: clock["t"])
 
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
     tty = Terminal()
-    report = cli._progress_printer(tty)
+    report = progress_printer(tty)
     report("chunks", 500, 1000)          # 500 came from the cache
     clock["t"] += 10
     report("chunks", 600, 1000)          # 100 embedded in 10 s
@@ -218,7 +219,7 @@ def test_build_progress_shows_sensible_rates_and_an_eta(monkeypatch):
     assert tty.getvalue().endswith("\n") and "ETA" not in tty.getvalue().split("\r")[-1]
 
     log = io.StringIO()
-    report = cli._progress_printer(log)
+    report = progress_printer(log)
     report("sentences", 54, 54)          # all cached: finished at once, and no absurd rate
     assert log.getvalue() == "embedding sentences 54/54 0s\n"
     report("read", 100, 0)               # a count with no total

@@ -53,7 +53,7 @@ def count(transcripts) -> dict[str, list[str]]:
 
 
 def main(argv=None) -> int:
-    from ..api import _read_transcripts
+    from .sources import read_transcripts
 
     ap = argparse.ArgumentParser(description="count each show's regular voices in the transcript archive")
     ap.add_argument("archive", type=Path, help="the Changelog transcripts (.tar.gz or folder)")
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if not args.archive.exists():
         ap.error(f"no archive at {args.archive}")
-    shows = count(_read_transcripts([args.archive], set(), None))
+    shows = count(read_transcripts([args.archive], set()))
     data = {"about": "Each show's regular voices (heard in at least 10% and 3 of its episodes in the "
                      "archive); written by `python -m rag.catalog.regulars ARCHIVE`. Names from "
                      "transcripts of Changelog Media podcasts, CC BY-SA 4.0.",

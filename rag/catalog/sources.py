@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ..errors import TranscriptError
+from ..types import Transcript
 
 TRANSCRIPT_SUFFIXES = (".md", ".markdown", ".txt", ".vtt", ".srt")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -124,3 +125,43 @@ def _zip_members(path: Path, note: Note | None) -> Iterator[Document]:
             text = _decode(z.read(info), info.filename, note)
             if text is not None:
                 yield Document(f"{path}:{info.filename}", text, member=True)
+
+
+def read_transcripts(files: Sequence[Path], in_folder: set[Path],
+                     progress: Callable[[str, int, int], None] | None = None) -> list[Transcript]:
+    """Parse and time every transcript in ``files`` (archives member by member). Inside a folder
+    or an archive, a file that is no transcript is skipped with a note; one named alone is an error.
+    An episode id met twice is indexed once (the first). ``progress(stage, done, total)`` hears
+    the notes and the count."""
+    from ..errors import InputError
+    from ..parsers import parse_text, timed
+
+    def note(message: str) -> None:
+        if progress:
+            progress(f"note: {message}", 0, 0)
+
+    transcripts: list[Transcript] = []
+    seen: dict[str, str] = {}
+    many = len(files) > 1 or any(is_archive(f) for f in files)
+    for path in files:
+        for doc in documents(path, in_folder=path in in_folder, note=note):
+            try:
+                transcript = timed(parse_text(doc.text, doc.name))
+            except TranscriptError as err:
+                if not doc.member:
+                    raise
+                note(f"skipped {doc.name}: {err.reason}")
+                continue
+            ep = transcript.episode.id
+            if ep in seen:
+                note(f"skipped {doc.name}: episode {ep} is already read from {seen[ep]}")
+                continue
+            seen[ep] = doc.name
+            transcripts.append(transcript)
+            if progress and many:
+                progress("read", len(transcripts), 0)
+    if not transcripts:
+        raise InputError("no transcripts found in " + ", ".join(map(str, files)))
+    if progress and many:
+        progress("read", len(transcripts), len(transcripts))
+    return transcripts

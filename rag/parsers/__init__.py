@@ -134,7 +134,7 @@ def looks_like_transcript(transcript: Transcript, text: str = "") -> bool:
 def timed(transcript: Transcript) -> Transcript:
     """Every paragraph timed, chapters assigned, and the show and page link of a Changelog episode
     filled in from its id where the source left them blank."""
-    from ..catalog.shows import with_show
+    from ..shows import with_show
 
     transcript = assign_chapters(assign_times(transcript))
     return replace(transcript, episode=with_show(transcript.episode))

@@ -8,12 +8,12 @@ which is what an on-topic question the interview does not cover looks like). The
 the best similarity and its margin over the second best; a two-weight logistic regression turns them into a probability, and its
 calibration (expected calibration error over ten bins) is reported with it.
 
-The head is three numbers stored in the adapter's metadata; ``probability`` is NumPy-free.
+The head is three numbers stored in the adapter's metadata; query time reads it with
+``rag.adapters.head_probability``.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from typing import TYPE_CHECKING, Sequence
 
@@ -27,15 +27,6 @@ def _features(sims: np.ndarray) -> tuple[float, float]:
     top = np.sort(sims)[::-1]
     second = float(top[1]) if len(top) > 1 else float(top[0])
     return float(top[0]), float(top[0]) - second
-
-
-def probability(head: dict | None, best: float, second: float) -> float | None:
-    """P(the best passage answers) from the best and second-best similarity; None without a head."""
-    if not head:
-        return None
-    (w_best, w_margin), bias = head["weights"], head["bias"]
-    z = w_best * best + w_margin * (best - second) + bias
-    return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
 
 def fit(pairs: "Sequence[Pair]", qv: np.ndarray, pv: np.ndarray, seed: int = 0, steps: int = 3000,

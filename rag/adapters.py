@@ -1,0 +1,94 @@
+"""What query time reads of a trained adapter: the LoRA file, merged into plain weights with NumPy.
+
+An adapter holds, for each adapted linear layer ``W`` ([out, in], HF layout), two small matrices
+``A`` ([r, in]) and ``B`` ([out, r]); the tuned layer is ``W + (alpha / r) * B @ A``. The ONNX
+graph builder, the NumPy encoder and the rerankers merge it here, so a tuned model at query time
+needs no torch and nothing of ``training/``, which writes these files (``training/lora.py``). The
+adapter's answer head (three numbers in its metadata, fitted by ``training/head.py``) is read here
+too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# The linears of each BERT layer that get an adapter (HF module names under encoder.layer.N).
+TARGETS = ("attention.self.query", "attention.self.key", "attention.self.value",
+           "attention.output.dense", "intermediate.dense", "output.dense")
+FORMAT = "rag-lora/1"
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A loaded adapter: per-module (A, B) matrices, its scale, and what it was trained from."""
+
+    path: Path
+    rank: int
+    alpha: float
+    modules: dict            # module name -> (A [r, in], B [out, r]) float32
+    meta: dict               # recipe, base model, figures (from the file's metadata)
+    digest: str              # sha256 of the file, first 12 hex digits: names the tuned model
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank
+
+
+def load_adapter(path: str | Path) -> Adapter:
+    """Read an adapter file; a file that is not one is a ModelError that says so."""
+    from safetensors import safe_open
+
+    from .errors import ModelError
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        info = json.loads(meta.get("rag", "{}"))
+        if info.get("format") != FORMAT:
+            raise ValueError(f"format {info.get('format')!r}, expected {FORMAT!r}")
+        modules = {}
+        for key in tensors:
+            if key.endswith(".lora_A"):
+                name = key[: -len(".lora_A")]
+                modules[name] = (tensors[key].astype(np.float32),
+                                 tensors[name + ".lora_B"].astype(np.float32))
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise ModelError(f"cannot read the retrieval adapter {path}: {e}; rebuild it with `rag train` "
+                         "or unset RAG_MODEL_DIR") from e
+    return Adapter(path=path, rank=int(info["rank"]), alpha=float(info["alpha"]), modules=modules,
+                   meta=info, digest=hashlib.sha256(raw).hexdigest()[:12])
+
+
+def merge(weights: dict[str, np.ndarray], adapter: Adapter | None) -> dict[str, np.ndarray]:
+    """``weights`` (safetensors names, "bert." prefix already removed) with the adapter folded in."""
+    if adapter is None:
+        return weights
+    out = dict(weights)
+    for name, (a, b) in adapter.modules.items():
+        key = name + ".weight"
+        if key not in out:
+            from .errors import ModelError
+
+            raise ModelError(f"the adapter {adapter.path} adapts {name!r}, which this model does not "
+                             "have; it was trained for another model")
+        out[key] = (out[key].astype(np.float32) + adapter.scale * (b @ a)).astype(np.float32)
+    return out
+
+
+def head_probability(head: dict | None, best: float, second: float) -> float | None:
+    """P(the best passage answers) from the best and second-best similarity, by the adapter's
+    answer head; None without a head."""
+    if not head:
+        return None
+    (w_best, w_margin), bias = head["weights"], head["bias"]
+    z = w_best * best + w_margin * (best - second) + bias
+    return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))

@@ -20,8 +20,9 @@ Transcripts other than #260 come from the catalog (RAG_CATALOG).
 
 Rows: ``dense`` is 200-word windows searched with the model alone (the generic pipeline); ``hybrid``
 is rag's retrieval and its extractive answers. Columns: hit@5, hit within 1,200 words, MRR, quote
-support, refusal recall, false refusals, answer latency p50. One Markdown table on stdout, and in
-``--out`` when given.
+support, refusal recall, false refusals, answer latency p50. A second table: the conversations' second
+turns (hit@5 and quote support), the figures of follow-ups. Markdown on stdout, and in ``--out``
+when given.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def evaluate_set(groups, config: Config, *, dense: bool, built: set):
         baselines = [b for b in build_baselines(assistant, assistant.retriever.embedder)
                      if b.name == "window200-dense"] if dense else None
         results += runner.evaluate(assistant, items, k=5, backend="extractive", baselines=baselines)
-    return runner.aggregate(results)["overall"]
+    return runner.aggregate(results)
 
 
 def main(argv=None) -> int:
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-dense", action="store_true", help="skip the dense-only rows")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    rows, built = [], set()
+    rows, followups, built = [], [], set()
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         tmp = Path(tmp)
         sets = list(question_sets(args.sets.split(","), tmp, args.episodes))
@@ -147,9 +148,15 @@ def main(argv=None) -> int:
                 t0 = time.monotonic()
                 # A row with a trained reranker has its adapter's dense row.
                 dense = not args.no_dense and reranker is None and passages is None
-                g = evaluate_set(groups, config, dense=dense, built=built)
+                result = evaluate_set(groups, config, dense=dense, built=built)
+                g = result["overall"]
                 ref = g["refusal"]
                 n = f"{set_name} ({len(groups)} ep, {g['n']} q)" if groups[0][0] else set_name
+                if "followup" in result["by_type"]:
+                    f = result["by_type"]["followup"]
+                    followups.append((f"{set_name} ({f['n']} conversations)", label,
+                                      result.get("followup_turn1", {}).get("hit@5"), f["retrieval"]["hit@5"],
+                                      f["quote_support"], f["latency_p50_s"] * 1000))
                 if dense:
                     r = g["baselines"]["window200-dense"]
                     rows.append((n, f"{label}, dense", r["hit@5"], r["budget@1200"], r["mrr"],
@@ -164,6 +171,11 @@ def main(argv=None) -> int:
     fmt = lambda v: "-" if v is None else f"{v:.3f}" if v <= 1 else f"{v:.1f}"  # noqa: E731
     lines = [head] + ["| " + " | ".join([s, sysname] + [fmt(v) for v in vals]) + " |"
                       for s, sysname, *vals in rows]
+    if followups:
+        lines += ["", "Follow-ups: the second turn of each conversation, asked after the first one's answer.", "",
+                  "| set | retrieval | first turn hit@5 | hit@5 | quote support | answer p50 ms |",
+                  "|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join([s, sysname] + [fmt(v) for v in vals]) + " |" for s, sysname, *vals in followups]
     text = "\n".join(lines)
     print(text)
     if args.out:

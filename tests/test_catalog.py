@@ -305,3 +305,32 @@ def test_an_archive_episode_is_titled_by_its_show_and_number(tmp_path):
     hit = assistant.search("generics libraries", k=1)[0]
     assert hit.to_json()["episode_title"] == "Go Time #300"
     assert assistant.episodes()[0]["title"] == "Go Time #300"
+
+
+def test_listeners_questions_are_asked_of_the_whole_index_and_scored_by_episode_and_quote(tmp_path, catalog):
+    from rag.evaluation import readers as R
+    from rag.evaluation.catalog import readers_questions, score_readers
+
+    # Only the corpus's test and held-out shows' episodes that the index holds; no conversation,
+    # no unanswerable question.
+    test_episode = R.splits()["test"][0]
+    asked = readers_questions({test_episode, "not-an-episode-1"})
+    assert set(asked) == {"listeners' test"}
+    items = asked["listeners' test"]
+    assert items and {it["episode"] for it in items} == {test_episode}
+    assert all(it["answerable"] and it["type"] != "followup" and it["gold_quotes"] for it in items)
+    assert readers_questions({R.splits()["validation"][0]}) == {}          # tuned on: never asked here
+
+    build_index([catalog[0]], name="cat", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
+    scored = score_readers(load(tmp_path), [
+        {"id": "r1", "episode": "go-time-3", "question": "Who worked on goroutines for ten years?",
+         "gold_quotes": ["I have worked on goroutines for ten years now."]},
+        {"id": "r2", "episode": "go-time-3", "question": "Who worked on goroutines for ten years?",
+         "gold_quotes": ["a sentence the episode never says at all"]},
+        {"id": "r3", "episode": "go-time-99", "question": "Who worked on goroutines for ten years?",
+         "gold_quotes": ["I have worked on goroutines for ten years now."]}])
+    rows = {r["id"]: r for r in scored["rows"]}
+    assert rows["r1"]["episode_rank"] == 1 and rows["r1"]["passage_rank"] == 1
+    assert rows["r2"]["episode_rank"] == 1 and rows["r2"]["passage_rank"] is None
+    assert rows["r3"]["episode_rank"] is None and rows["r3"]["passage_rank"] is None   # another episode's quote
+    assert scored["n"] == 3 and scored["passage_hit@10"] == 1 / 3 and scored["episode_hit@1"] == 2 / 3

@@ -2,7 +2,7 @@
 
     rag eval --catalog [SOURCE] --index NAME [--limit 500]
 
-Two sets:
+Three sets:
 
 - **mined**: host questions mined (``training/data.py``) from the index's episodes that training
   never saw (the validation share by episode, and the question sets' own episodes), sampled with
@@ -15,6 +15,10 @@ Two sets:
   "which guest said ...", "which episode ...",
   questions across episodes (each gold episode must be found: *all-episodes hit@10*), and questions
   the catalog does not answer (refused or not).
+- **listeners'** (``eval/readers/``, its test split and its two held-out shows): the answerable
+  questions of the index's episodes, not conversations, in listeners' words. *Episode hit@k*
+  counts a top-k passage from the question's episode, *passage hit@10* a top-10 passage of it that
+  holds a gold quote.
 
 ``SOURCE`` is the catalog the index was built from (default ``RAG_CATALOG``): the mined questions
 need the transcripts' text.
@@ -110,6 +114,43 @@ def score_written(assistant, items: Sequence[dict]) -> dict:
             "rows": rows}
 
 
+def readers_questions(episodes: set[str]) -> dict[str, list[dict]]:
+    """The listeners' corpus's answerable questions (not conversations) about ``episodes``, by split:
+    its test split and its held-out shows (nothing tuned on either)."""
+    from . import readers as R
+
+    plan = R.splits()
+    out = {}
+    for split, name in (("test", "listeners' test"), ("held_out_shows", "listeners' held-out shows")):
+        items = []
+        for episode in plan.get(split, ()):
+            path = R.CORPUS / f"{episode}.jsonl"
+            if episode in episodes and path.exists():
+                items += [dict(it, episode=episode) for it in R.as_eval_items(R.load(path))
+                          if it["answerable"] and it["type"] != "followup"]
+        if items:
+            out[name] = items
+    return out
+
+
+def score_readers(assistant, items: Sequence[dict], progress=None) -> dict:
+    """Where each question's episode, and a passage of it holding a gold quote, rank across the
+    whole index."""
+    rows = []
+    for n, it in enumerate(items):
+        if progress:
+            progress(n, len(items), it["id"])
+        hits = _ranked(assistant, it["question"])
+        first = next((i for i, h in enumerate(hits, 1) if h.chunk.episode == it["episode"]), None)
+        held = next((i for i, h in enumerate(hits, 1) if h.chunk.episode == it["episode"]
+                     and M.held_quotes(_plain(h.chunk), it["gold_quotes"])), None)
+        rows.append({"id": it["id"], "episode_rank": first, "passage_rank": held})
+    if progress:
+        progress(len(items), len(items), "")
+    return {"n": len(rows), **_rates(rows, "episode_rank", (1, 5, 10), "episode"),
+            **_rates(rows, "passage_rank", (5, 10), "passage"), "rows": rows}
+
+
 def _plain(chunk) -> str:
     return " ".join(s.text for s in chunk.sentences)
 
@@ -121,8 +162,9 @@ def _rates(rows: Sequence[dict], key: str, depths: Sequence[int], name: str) -> 
     return out
 
 
-def table(mined: dict | None, written: dict[str, dict]) -> str:
-    """``written``: split name -> ``score_written`` of that split's items."""
+def table(mined: dict | None, written: dict[str, dict], readers: dict[str, dict] | None = None) -> str:
+    """``written``: split name -> ``score_written`` of that split's items; ``readers``: set name ->
+    ``score_readers`` of its items."""
     lines = ["| set | n | episode hit@1 | episode hit@5 | passage hit@10 | all gold episodes in top 10 "
              "| answers citing 2+ gold episodes | gold episodes cited | unanswerable refused | answerable refused |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -142,11 +184,14 @@ def table(mined: dict | None, written: dict[str, dict]) -> str:
                      f"{w['answers_citing_several']}/{w['across_episodes']} | "
                      f"{'/'.join(map(str, w.get('gold_episodes_cited', (0, 0))))} | {refused}/{of} | "
                      f"{wrongly}/{answerable} |")
+    for name, r in (readers or {}).items():
+        lines.append(f"| {name} | {r['n']} | {f(r['episode_hit@1'])} | {f(r['episode_hit@5'])} | "
+                     f"{f(r['passage_hit@10'])} | - | - | - | - | - |")
     return "\n".join(lines)
 
 
 def run(args, assistant, out: Path, progress=None) -> str:
-    """``rag eval --catalog``: both sets on ``assistant``'s index; writes catalog.json and catalog.md."""
+    """``rag eval --catalog``: the three sets on ``assistant``'s index; writes catalog.json and catalog.md."""
     import json
 
     from ..config import catalog_path
@@ -170,9 +215,12 @@ def run(args, assistant, out: Path, progress=None) -> str:
             chosen = [it for it in items if it.get("split", "test") == split]
             if chosen:
                 written[split] = score_written(assistant, chosen)
-    text = table(scored, written)
+    readers = {name: score_readers(assistant, items, progress=progress)
+               for name, items in readers_questions(episodes).items()}
+    text = table(scored, written, readers)
     out.mkdir(parents=True, exist_ok=True)
     (out / "catalog.json").write_text(json.dumps({"index": assistant.name, "episodes": len(episodes),
-                                                  "mined": scored, "written": written}, indent=1))
+                                                  "mined": scored, "written": written, "readers": readers},
+                                                 indent=1))
     (out / "catalog.md").write_text(f"# Catalog quality: index {assistant.name} ({len(episodes)} episodes)\n\n{text}\n")
     return text

@@ -18,6 +18,7 @@ __all__ = [
     "Assistant", "ChatSession", "build_index", "load_transcript",
     # values
     "Answer", "Citation", "Hit", "Chunk", "Transcript", "Turn", "Paragraph", "Chapter", "Episode",
+    "Question", "Evidence", "Signals", "Exchange", "Filters",
     "Config",
     # errors
     "RagError", "InputError", "TranscriptError", "IndexError_", "IndexNotFound", "StaleIndex",
@@ -31,7 +32,8 @@ _WHERE = {
     "Assistant": "api", "ChatSession": "api", "build_index": "api", "load_transcript": "api",
     "Answer": "types", "Citation": "types", "Hit": "types", "Chunk": "types",
     "Transcript": "types", "Turn": "types", "Paragraph": "types", "Chapter": "types",
-    "Episode": "types",
+    "Episode": "types", "Question": "types", "Evidence": "types", "Signals": "types", "Exchange": "types",
+    "Filters": "types",
     "Config": "config",
     "RagError": "errors", "InputError": "errors", "TranscriptError": "errors",
     "IndexError_": "errors", "IndexNotFound": "errors", "StaleIndex": "errors",
@@ -71,7 +73,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from .embedding import FakeEmbedder
     from .errors import (ChatModelError, IndexError_, IndexNotFound, InputError, ModelError,
                          RagError, StaleIndex, TranscriptError)
-    from .types import (Answer, Chapter, Chunk, Citation, Episode, Hit, Paragraph, Transcript,
-                        Turn)
+    from .types import (Answer, Chapter, Chunk, Citation, Episode, Evidence, Exchange, Filters, Hit,
+                        Paragraph, Question, Signals, Transcript, Turn)
 
     __version__: str

@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .answer.base import Answerer, AnswerStream, collect
-from .answer.extractive import (ACROSS_PASSAGES, ACROSS_PER_EPISODE, CATALOG_EPISODES, DEFAULT_SELECTOR,
-                               ExtractiveAnswerer, RefusalPolicy, answering_for, policy_for)
+from .answer.extractive import (CATALOG_EPISODES, DEFAULT_SELECTOR, ExtractiveAnswerer, RefusalPolicy,
+                               answering_for, policy_for)
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
-from .query import condense, not_a_question, spans_episodes
-from .retrieval import Filters, Retriever, Weights
+from .query import condense, exchange, not_a_question, spans_episodes
+from .retrieval import Retriever, Weights
 from .stores.files import (StoredIndex, build_index as _build, check_index_name, index_exists, load_index, slug,
                     unchanged_sources)
 from .text import clean_text
-from .types import Answer, Chapter, Hit, Transcript
+from .types import Answer, Chapter, Evidence, Exchange, Filters, Hit, Question, Transcript
 
 Progress = Callable[[str, int, int], None]
 MAX_QUESTION_CHARS = 2000
@@ -299,18 +299,17 @@ class Assistant:
 
     # --- operations -------------------------------------------------------------------------
 
-    def search(self, query: str, *, k: int = 5, chapter: str | None = None,
-               speaker: str | None = None, start_s: float | None = None,
-               end_s: float | None = None, show: str | None = None, episode: str | None = None,
-               refusal_features: bool = False, variants: Sequence[str] = (),
-               per_episode: int | None = None) -> list[Hit]:
-        """``show``, ``episode``: only that show's or episode's passages (see ``episodes``).
-        ``refusal_features``: also score what the extractive refusal reads (answers do).
-        ``variants``: other wordings to search for alongside ``query`` (see ``rewrites``).
-        ``per_episode``: at most this many passages of one episode; by default ``ACROSS_PER_EPISODE``
-        for a question asked of many episodes of an index of several ("what have guests said
-        about X?"), else no limit."""
-        query = check_question(query)
+    def question(self, text: str, *, k: int = 5, chapter: str | None = None, speaker: str | None = None,
+                 start_s: float | None = None, end_s: float | None = None, show: str | None = None,
+                 episode: str | None = None, per_episode: int | None = None, previous: Exchange | None = None,
+                 standalone: str | None = None, variants: Sequence[str] = (), deadline=None) -> Question:
+        """The question checked and typed, once: every door (the command line, HTTP, MCP, chat and
+        this API) asks and searches through it. ``show``, ``episode``: only that show's or episode's
+        passages (see ``episodes``). ``per_episode``: at most this many passages of one episode; by
+        default a question asked of many episodes of an index of several ("what have guests said
+        about X?") gets ``retrieval.ACROSS_PER_EPISODE``, else no limit. ``previous``: the last turn
+        of a conversation; ``standalone``: the text as searched (a follow-up with its context)."""
+        text = check_question(text)
         if k < 1 or k > 100:
             raise InputError(f"k must be between 1 and 100, not {k}")
         if per_episode is not None and (isinstance(per_episode, bool) or not isinstance(per_episode, int)
@@ -323,10 +322,27 @@ class Assistant:
         self._check_scope(show, episode)
         filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s, show=show,
                           episode=episode)
-        if per_episode is None and episode is None and self.extractive.episode_labels and spans_episodes(query):
-            per_episode = ACROSS_PER_EPISODE
-        return self.retriever.search(query, k=k, filters=filters, refusal_features=refusal_features,
-                                     variants=variants, per_episode=per_episode)
+        standalone = standalone or text
+        across = self.extractive.episode_labels and episode is None and spans_episodes(standalone)
+        return Question(text=text, standalone=standalone, previous=previous, filters=filters, k=k,
+                        across=across, per_episode=per_episode, variants=tuple(variants), deadline=deadline)
+
+    def evidence(self, question: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (),
+                 **filters) -> Evidence:
+        """What an answer to ``question`` (after ``history``) reads: the typed question and what
+        retrieval found for it, without the chat model's rewrites (what evaluation and training
+        score)."""
+        history = check_history(history)
+        previous = exchange(*history[-1]) if history else None
+        standalone = self.standalone(question, history, previous=previous)
+        asked = self.question(question, k=k, previous=previous, standalone=standalone, **filters)
+        return self.retriever.search(asked)   # after question(): it may have reloaded the retriever
+
+    def search(self, query: str, *, k: int = 5, variants: Sequence[str] = (), **filters) -> list[Hit]:
+        """The passages for ``query``, best first (the filters and ``per_episode`` as in ``question``).
+        ``variants``: other wordings to search for alongside it (see ``rewrites``)."""
+        asked = self.question(query, k=k, variants=variants, **filters)
+        return list(self.retriever.search(asked).hits)   # after question(): it may have reloaded the retriever
 
     def episodes(self, show: str | None = None) -> list[dict]:
         """The index's episodes (id, show, number, title, url, hosts, guests, duration_s, passages),
@@ -405,12 +421,13 @@ class Assistant:
             return [], f"query rewriting failed ({err}); searched the question as asked"
 
     def standalone(self, question: str, history: Sequence[tuple[str, str]] = (),
-                   deadline=None) -> str:
-        """The question rewritten to stand alone, given earlier (question, answer) turns."""
+                   deadline=None, previous: Exchange | None = None) -> str:
+        """The question rewritten to stand alone, given earlier (question, answer) turns (and the
+        last of them as an ``Exchange``, when known)."""
         question = check_question(question)
-        if not history:
+        if not history and previous is None:
             return question
-        if self.chat_model is not None:
+        if self.chat_model is not None and history:
             from .answer.generative import condense_question
             from .errors import ChatModelError
 
@@ -419,46 +436,42 @@ class Assistant:
                                          deadline=deadline)
             except ChatModelError:
                 pass  # the deterministic rule below still gives a usable question
-        return condense(question, [q for q, _ in history], [a for _, a in history])
+        return condense(question, previous or exchange(*history[-1]))
 
     def stream(self, question: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (),
-               backend: str | None = None, **filters) -> AnswerStream:
-        """Yield text deltas, then the final Answer."""
-        question = check_question(question)
+               backend: str | None = None, previous: Exchange | None = None, **filters) -> AnswerStream:
+        """Yield text deltas, then the final Answer. ``history``: earlier (question, answer)
+        turns; ``previous``: the last of them as an ``Exchange`` (what it cited), when known
+        (``ChatSession`` knows it; from text alone the times it cited are read from its answer)."""
+        text = check_question(question)
         history = check_history(history)
+        if previous is None and history:
+            previous = exchange(*history[-1])
         if isinstance(filters.get("chapter"), str):
             self._check_chapter(clean_text(filters["chapter"]))
         answerer = self.extractive if backend == "extractive" else self.answerer
-        from .answer.generative import ChatAnswerer  # ~15 ms, and only once
-
         deadline = self.deadline() if self.chat_model is not None else None
-        standalone = self.standalone(question, history, deadline=deadline)
+        standalone = self.standalone(text, history, deadline=deadline, previous=previous)
         reason = not_a_question(standalone)
         if reason is not None:           # "the", an emoji, a question in French: told so, no quote
-            self.search(standalone, k=k, **filters)   # its k and filters checked as any question's
+            self.question(text, k=k, **filters)   # its k and filters checked as any question's
             yield reason
-            yield Answer(question=question, text=reason, backend=self.extractive.name, refused=True,
+            yield Answer(question=text, text=reason, backend=self.extractive.name, refused=True,
                          standalone_question=standalone, notes=tuple(n for n in (self.notice,) if n))
             return
         variants, rewrite_note = self.rewrites(standalone, deadline=deadline)
-        if self.extractive.episode_labels and spans_episodes(standalone):
-            k = max(k, ACROSS_PASSAGES)     # asked of many episodes: room for several of them
-        hits = self.search(standalone, k=k, refusal_features=True, variants=variants, **filters)
-        extra = {"deadline": deadline} if isinstance(answerer, ChatAnswerer) else {}
-        if history and isinstance(answerer, (ExtractiveAnswerer, ChatAnswerer)):
-            events = answerer.stream(standalone, hits, said=[a for _, a in history], **extra)
-        else:
-            events = answerer.stream(standalone, hits, **extra)
-        for event in events:
+        asked = self.question(text, k=k, previous=previous, standalone=standalone, variants=variants,
+                              deadline=deadline, **filters)
+        for event in answerer.stream(asked, self.retriever.search(asked)):
             if isinstance(event, Answer):
                 notes = event.notes + tuple(n for n in (self.notice, rewrite_note) if n)
-                event = replace(event, question=question, standalone_question=standalone, notes=notes,
+                event = replace(event, question=text, standalone_question=standalone, notes=notes,
                                 search_queries=tuple(variants))
             yield event
 
     def ask(self, question: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (),
-            backend: str | None = None, **filters) -> Answer:
-        return collect(self.stream(question, k=k, history=history, backend=backend, **filters))
+            backend: str | None = None, previous: Exchange | None = None, **filters) -> Answer:
+        return collect(self.stream(question, k=k, history=history, backend=backend, previous=previous, **filters))
 
     def chat(self) -> "ChatSession":
         return ChatSession(self)
@@ -475,7 +488,8 @@ class ChatSession:
 
     def stream(self, question: str, *, k: int = 5) -> AnswerStream:
         with self._lock:
-            for event in self.assistant.stream(question, k=k, history=list(self.history)):
+            previous = Exchange.of(self.answers[-1]) if self.answers else None
+            for event in self.assistant.stream(question, k=k, history=list(self.history), previous=previous):
                 if isinstance(event, Answer):
                     self.history.append((event.standalone_question or event.question, event.text))
                     self.answers.append(event)

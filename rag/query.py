@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .timecode import format_time, parse_time
+from .timecode import parse_time
+
+if TYPE_CHECKING:
+    from .types import Exchange, Question
 
 STOPWORDS = frozenset("""
 a an the and or but if then so of to in on at by for with about from into over after before as is
@@ -235,6 +239,10 @@ def speaker_aliases(hosts: list[str], guests: list[str]) -> dict[str, str]:
 
 _FOLLOWUP_START = re.compile(r"^\s*(?:and|but|so|also|then|what about|how about|why|how come|really|"
                              r"what else|anything else|tell me more|go on|and then)\b", re.I)
+# A follow-up that starts so goes on from the last answer, whatever it names ("And what's the
+# equivalent for video?", "Anything else?"); "what about X" may change the subject.
+_GOES_ON = re.compile(r"^\s*(?:and|but|so|also|then|why|how come|really|what else|anything else|"
+                      r"tell me more|go on)\b", re.I)
 _PRONOUN = re.compile(r"\b(?:he|him|his|she|her|they|them|their|it|its|that|this|those|these|there|"
                       r"then|one|ones)\b", re.I)
 
@@ -261,9 +269,8 @@ def spans_episodes(question: str) -> bool:
 
 
 def asks_to_go_on(question: str) -> bool:
-    """"Can you say more?" (condensed or not): a request to continue the last answer."""
-    m = _FOLLOWUP_TAIL.search(question)
-    return bool(_GO_ON.search(question[: m.start()] if m else question))
+    """"Can you say more?": a request to continue the last answer (read on the question as asked)."""
+    return bool(_GO_ON.search(question))
 
 
 def is_follow_up(question: str) -> bool:
@@ -276,39 +283,40 @@ def is_follow_up(question: str) -> bool:
     return bool(_PRONOUN.search(question)) and len(content) <= 3
 
 
-def condense(question: str, history: list[str], answers: list[str] | None = None) -> str:
+def condense(question: str, previous: "Exchange | None") -> str:
     """Make a follow-up standalone by carrying the previous question's topic along.
 
     Deterministic rule: when the new question leans on the conversation (short, starts with "and"/
-    "why", or is mostly pronouns), append the previous standalone question so retrieval sees both.
-    When the previous answer is given, the times it cited ride along as "@[MM:SS] ..." so retrieval
-    can favour passages near them: a follow-up is usually answered close to where the last answer was.
-    """
+    "why", or is mostly pronouns), the previous standalone question rides along, so retrieval sees
+    both. Where the last answer was (its cited times) travels in ``Question.previous``, not here."""
     question = question.strip()
-    if not history or not is_follow_up(question):
+    if previous is None or not is_follow_up(question):
         return question
-    previous = split_anchor(history[-1].strip())[0]
-    times = cited_times(answers[-1])[:3] if answers else []
-    anchor = (" @" + " ".join(f"[{format_time(t)}]" for t in times)) if times else ""
-    return f"{question} (following up on: {previous}{anchor})"
+    return f"{question} (following up on: {previous.question.strip()})"
 
 
-# --- follow-up anchors ---------------------------------------------------------------------------
+def new_topic(question: "Question", scope: Scope | None = None) -> bool:
+    """A follow-up that names a topic of its own, holds no pronoun and does not go on from the last
+    answer with "and", "so"... ("What about Gen-1?" after Gen-2, not "And what's the equivalent for
+    video?"): it keeps the last question's context, but not the last answer's place in the episode."""
+    return (question.follows_up and bool(topic_words(question.text, scope or Scope()))
+            and not _PRONOUN.search(question.text) and not _GOES_ON.search(question.text)
+            and not _GO_ON.search(question.text))
 
 
-def own_words(query: str, scope: Scope) -> str:
-    """What a question's coverage is judged on: a condensed follow-up's own words when they name a
-    topic and hold no pronoun ("What about music?" asks about music, whatever the earlier question
-    covered), else the whole query ("What sets them apart?" is about whoever "them" was, "How did
-    he begin his answer?" about the answer before)."""
-    m = _FOLLOWUP_TAIL.search(query)
-    if m and topic_words(query[: m.start()], scope) and not _PRONOUN.search(query[: m.start()]):
-        return query[: m.start()]
-    return query
+def leans_on_last_answer(question: "Question", scope: Scope | None = None) -> bool:
+    """A follow-up about what the last answer said ("Why?", "What sets them apart?", "Can you say
+    more?"): it is answered near that answer."""
+    return question.follows_up and not new_topic(question, scope)
 
 
-_FOLLOWUP_TAIL = re.compile(r"\s*\(following up on: .*\)\s*$", re.S)
-_ANCHOR = re.compile(r"\s*@\s*((?:\[\d{1,2}:\d{2}(?::\d{2})?\]\s*)+)\)\s*$")
+def own_words(question: "Question", scope: Scope) -> str:
+    """What a question's coverage is judged on: a follow-up's own words when it names a new topic
+    ("What about music?" asks about music, whatever the earlier question covered), else what is
+    searched ("What sets them apart?" is about whoever "them" was)."""
+    return question.text if new_topic(question, scope) else question.standalone
+
+
 _CITED = re.compile(r"\[(?:[\w.-]+ )?(\d{1,2}:\d{2}(?::\d{2})?)\]")  # [13:36], [practical-ai-260 13:36]
 
 
@@ -325,12 +333,9 @@ def cited_times(text: str) -> list[float]:
     return out
 
 
-def split_anchor(query: str) -> tuple[str, list[float]]:
-    """A condensed follow-up ends with "@[12:34] [13:05])": the times the previous answer cited.
+def exchange(question: str, answer: str) -> "Exchange":
+    """An earlier turn known only by its text (a client's ``messages``, an API caller's ``history``):
+    the times its answer cited are read from it, once, where it comes in."""
+    from .types import Exchange
 
-    Returns the query without those times (they are not words to embed or scope) and the times.
-    """
-    m = _ANCHOR.search(query)
-    if not m:
-        return query, []
-    return query[: m.start()] + ")", cited_times(m.group(1))
+    return Exchange(question=question, answer=answer, times=tuple(cited_times(answer)))

@@ -17,12 +17,12 @@ from typing import Sequence
 import numpy as np
 
 from .embedding import Embedder
-from .query import (Scope, content_words, keywords, own_words, parse_scope,
-                    speaker_aliases, split_anchor, stem, topic_words, without_speaker)
+from .query import (Scope, content_words, keywords, leans_on_last_answer, own_words, parse_scope,
+                    speaker_aliases, stem, topic_words, without_speaker)
 from .stores import Store
 from .stores.files import ANN_MIN, ANN_CANDIDATES
 from .shows import same_show
-from .types import Chunk, Hit
+from .types import Chunk, Evidence, Filters, Hit, Question, Signals
 
 Z_SCALE = 0.01  # fused z-scores -> the scale of the scope/follow-up boosts in Weights
 NEIGHBOURS = 3  # transcript words kept for each question word the transcript never uses
@@ -53,19 +53,6 @@ TIME_WINDOWS = (180.0, 480.0)
 
 
 @dataclass(frozen=True)
-class Filters:
-    """Hard filters from the caller (``--show``, ``--episode``, ``--chapter``, ``--speaker``, a
-    time range)."""
-
-    chapter: str | None = None
-    speaker: str | None = None
-    start_s: float | None = None
-    end_s: float | None = None
-    show: str | None = None        # a show's name, folder or id prefix ("Practical AI", "practicalai")
-    episode: str | None = None     # an episode id ("practical-ai-260")
-
-
-@dataclass(frozen=True)
 class Weights:
     # Signal weights from a grid over {0.5, 1, 1.5} for each on the dev split (96 answerable items):
     # lexical at half the dense weight beat all four equal (hit@5 0.802 -> 0.833, hit within 1,200
@@ -81,6 +68,13 @@ class Weights:
     followup: float = 0.015  # near the times the previous answer cited (soft: topic still decides)
     mmr_lambda: float = 0.75
 
+
+# A question asked of many episodes ("what have guests said about X", ``query.spans_episodes``)
+# gets at least ACROSS_PASSAGES passages, at most ACROSS_PER_EPISODE of any one episode, unless the
+# caller sets ``per_episode``; the answer quotes the best of several of them (``answer/extractive.py``).
+ACROSS_PASSAGES = 10
+ACROSS_PER_EPISODE = 2
+NOTHING = Signals(coverage=0.0, local_coverage=0.0, semantic_coverage=0.0, answer=None)
 
 # The passage reranker reorders this many of the hybrid's best candidates unless its file says.
 PASSAGE_RERANK_DEPTH = 10
@@ -135,33 +129,40 @@ class Retriever:
     def scope(self, query: str) -> Scope:
         return parse_scope(query, self.chapters, self.aliases)
 
-    def search(self, query: str, k: int = 5, filters: Filters = Filters(),
-               scope: Scope | None = None, candidates: int = 40,
-               refusal_features: bool = False, variants: Sequence[str] = (),
-               per_episode: int | None = None) -> list[Hit]:
-        """The top ``k`` passages. ``refusal_features``: also score what only the extractive
-        refusal reads (semantic coverage: a query-encoder pass per unseen word, ~3 ms).
-        ``variants``: other wordings of the question (a chat model's rewrites), scored alongside
-        it; the question's own scope and refusal features still come from ``query`` alone.
-        ``per_episode``: at most this many passages of any one episode, for a question asked of
-        many episodes: the top k then covers more of them."""
+    def search(self, question: Question, candidates: int = 40) -> Evidence:
+        """The question's passages, best first: ``question.k`` of them (at least ``ACROSS_PASSAGES``
+        for a question across episodes, at most ``per_episode`` of any one episode), and the signals
+        its refusal reads, computed when first read (a semantic coverage costs a query-encoder pass
+        per unseen word, ~3 ms). A follow-up is searched by its standalone form; one about the
+        last answer favours the passages near the times it cited, one that names a new topic does
+        not, and has its coverage judged on its own words (``query.new_topic``)."""
+        k = max(question.k, ACROSS_PASSAGES) if question.across else question.k
+        per_episode = question.per_episode or (ACROSS_PER_EPISODE if question.across else None)
         if not self.chunks:
-            return []
-        query, anchor_times = split_anchor(query)
-        scope = self.scope(query) if scope is None else scope
-        allowed = self._allowed(filters)
+            return Evidence(question, (), lambda: NOTHING)
+        query = question.standalone
+        scope = self.scope(query)
+        allowed = self._allowed(question.filters)
         if not allowed.any():
-            return []
+            return Evidence(question, (), lambda: NOTHING)
         if scope.time_s is not None:
             allowed = self._near_time(query, scope, allowed)
+        anchor_times = list(question.previous.times[:3]) if leans_on_last_answer(question, scope) else []
         with self.index.reading():
-            return self._search(query, k, filters, scope, anchor_times, allowed, candidates,
-                                refusal_features, variants, per_episode)
+            picked, (fused, dense, sent_sims, sent_best, bm25) = self._rank(
+                query, scope, anchor_times, allowed, k, candidates, question.variants, per_episode)
+            hits = tuple(self._hits(query, scope, allowed, picked, fused, dense, sent_sims, sent_best, bm25))
 
-    def _search(self, query, k, filters, scope, anchor_times, allowed, candidates, refusal_features,
-                variants, per_episode=None) -> list[Hit]:
-        picked, (fused, dense, sent_sims, sent_best, bm25) = self._rank(
-            query, scope, anchor_times, allowed, k, candidates, variants, per_episode)
+        def measure() -> Signals:
+            asked = own_words(question, scope)
+            return Signals(coverage=self.coverage(asked, scope=scope),
+                           local_coverage=self.coverage(asked, [self.chunks[i] for i in picked[:3]], scope=scope),
+                           semantic_coverage=self.semantic_coverage(asked, scope=scope),
+                           answer=self.answer_probability(dense, allowed))
+
+        return Evidence(question, hits, measure)
+
+    def _hits(self, query, scope, allowed, picked, fused, dense, sent_sims, sent_best, bm25) -> list[Hit]:
         answer_sims = sent_sims
         if scope.speaker:
             # Which of the speaker's sentences answer is judged without the name: with it, "What
@@ -173,11 +174,6 @@ class Retriever:
                                           allowed=allowed)[1]
         hits = []
         shown = np.inf
-        asked = own_words(query, scope)
-        coverage = self.coverage(asked, scope=scope)
-        local = self.coverage(asked, [self.chunks[i] for i in picked[:3]], scope=scope)
-        semantic = self.semantic_coverage(asked, scope=scope) if refusal_features else None
-        answer = self.answer_probability(dense, allowed) if refusal_features else None
         for rank, i in enumerate(picked, 1):
             chunk = self.chunks[i]
             matched = self._sentence_order(i, answer_sims)
@@ -190,10 +186,6 @@ class Retriever:
                 "dense_rank": int((dense > dense[i]).sum()) + 1,
                 "bm25_rank": int((bm25 > bm25[i]).sum()) + 1,
                 "sentence_scores": {int(si): float(s) for si, s in self._sentence_scores(i, answer_sims)},
-                "coverage": coverage,
-                "local_coverage": local,
-                **({"semantic_coverage": semantic} if semantic is not None else {}),
-                **({"answer_prob": answer} if answer is not None else {}),
             }))
         return hits
 

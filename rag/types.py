@@ -12,12 +12,15 @@ Nothing here imports anything heavy; every stage can be tested with these alone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Callable
 
 from .timecode import format_time
 
 __all__ = [
     "Episode", "Chapter", "Marker", "Paragraph", "Turn", "Transcript",
-    "Sentence", "Chunk", "Hit", "Citation", "Answer", "replace",
+    "Sentence", "Chunk", "Hit", "Citation", "Answer", "Filters", "Exchange", "Question", "Signals",
+    "Evidence", "replace",
 ]
 
 
@@ -289,3 +292,93 @@ class Answer:
         if self.search_queries:
             d["search_queries"] = list(self.search_queries)
         return d
+
+
+# --- a question on its way through retrieval and the answer -------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Hard filters from the caller (``--show``, ``--episode``, ``--chapter``, ``--speaker``, a
+    time range)."""
+
+    chapter: str | None = None
+    speaker: str | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    show: str | None = None        # a show's name, folder or id prefix ("Practical AI", "practicalai")
+    episode: str | None = None     # an episode id ("practical-ai-260")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """An earlier turn of a conversation, as the next question reads it."""
+
+    question: str                      # as it was searched (its standalone form)
+    answer: str = ""                   # the answer's text
+    times: tuple[float, ...] = ()      # the times the answer cited, in order
+    passages: tuple[str, ...] = ()     # the passages it cited (ids; none when only its text is known)
+
+    @classmethod
+    def of(cls, answer: "Answer") -> "Exchange":
+        """The turn an ``Answer`` was: its citations say where it was, without reading its text."""
+        return cls(question=answer.standalone_question or answer.question, answer=answer.text,
+                   times=tuple(dict.fromkeys(c.start_s for c in answer.citations)),
+                   passages=tuple(dict.fromkeys(c.passage_id for c in answer.citations)))
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question, built once where it comes in and read by every stage after.
+
+    ``standalone`` is what is searched: the text itself, or, for a follow-up that leans on the last
+    turn ("and why?"), the text with that turn's question. ``previous`` is the last turn, whether
+    or not this question leans on it; ``follows_up`` says whether it does."""
+
+    text: str
+    standalone: str = ""
+    previous: Exchange | None = None
+    filters: Filters = Filters()
+    k: int = 5
+    across: bool = False               # asked of many episodes at once ("what have guests said ...")
+    per_episode: int | None = None     # at most this many passages of one episode
+    variants: tuple[str, ...] = ()     # a chat model's rewrites, searched alongside it
+    deadline: object = None            # chat_models.Deadline for every model call of this answer
+
+    def __post_init__(self):
+        if not self.standalone:
+            object.__setattr__(self, "standalone", self.text)
+
+    @property
+    def follows_up(self) -> bool:
+        return self.previous is not None and self.standalone != self.text
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the refusal reads of a search, once for the question (not copied into every hit)."""
+
+    coverage: float                    # share of the question's topic words the transcript uses
+    local_coverage: float              # ... that the top three passages use
+    semantic_coverage: float           # coverage that credits a word by its nearest transcript word
+    answer: float | None               # the adapter's answer head: P(the answer is among the passages)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What retrieval found for a question: its passages, best first, and the refusal's signals
+    (computed on first read: a search that only lists passages never pays for them)."""
+
+    question: Question
+    hits: tuple[Hit, ...]
+    measure: Callable[[], Signals] = field(repr=False, compare=False, default=None)
+
+    @cached_property
+    def signals(self) -> Signals:
+        return self.measure()
+
+    @classmethod
+    def of(cls, question: "Question | str", hits, signals: Signals) -> "Evidence":
+        """Evidence found elsewhere (your own retrieval, a test): the hits and signals as given."""
+        question = question if isinstance(question, Question) else Question(question)
+        return cls(question, tuple(hits), lambda: signals)

@@ -9,6 +9,7 @@ from rag.api import Assistant, build_index
 from rag.config import ChunkSettings, Config
 from rag.embedding import FakeEmbedder
 from rag.retrieval import Retriever, Weights
+from rag.types import Filters, Question
 
 TOPICS = ["funding round investors", "video generation model", "research team hiring",
           "creative tools artists", "training data licensing", "latency of inference servers"]
@@ -56,7 +57,7 @@ def test_graph_search_matches_the_exact_scan(catalog, monkeypatch):
     same = 0
     for q in questions:
         a = [h.chunk.id for h in catalog.search(q, k=5)]
-        b = [h.chunk.id for h in exact.search(q, k=5)]
+        b = [h.chunk.id for h in exact.search(Question(q, k=5)).hits]
         assert a and b
         same += a == b
     assert same >= 0.9 * len(questions)
@@ -66,4 +67,4 @@ def test_graph_search_matches_the_exact_scan(catalog, monkeypatch):
         hits = catalog.search(q, k=3, episode="show-4")
         assert hits and all(h.chunk.episode == "show-4" for h in hits)
         assert [h.chunk.id for h in hits] == [h.chunk.id for h in exact.search(
-            q, k=3, filters=rag.retrieval.Filters(episode="show-4"))]
+            Question(q, k=3, filters=Filters(episode="show-4"))).hits]

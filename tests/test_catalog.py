@@ -263,7 +263,7 @@ def test_a_large_index_scores_only_the_candidates_windows_and_ranks_alike(tmp_pa
 def test_a_question_asked_of_many_episodes_keeps_to_a_few_passages_of_each(tmp_path, catalog):
     """"What have guests said about X?" is answered from several episodes: its search keeps at
     most ACROSS_PER_EPISODE passages of one, where a question of one episode takes them all."""
-    from rag.answer.extractive import ACROSS_PER_EPISODE
+    from rag.retrieval import ACROSS_PER_EPISODE
 
     long_talk = "".join(f"**Grace Hopper:** \\[{m:02d}:00\\] Compilers again, part {m}: compilers turn words "
                         f"into machine code, and compilers taught me patience.\n\n" for m in range(2, 40))

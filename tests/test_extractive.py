@@ -7,7 +7,7 @@ import pytest
 from rag.answer.extractive import (CATALOG_EPISODES, DEFAULT_POLICY, MINILM_POLICY, PODCAST_CATALOG_POLICY,
                                    PODCAST_POLICY, ExtractiveAnswerer, RefusalPolicy, answer_types, confidence,
                                    features, policy_for, type_mismatch)
-from rag.types import Chunk, Hit, Sentence
+from rag.types import Chunk, Evidence, Exchange, Hit, Question, Sentence, Signals
 
 
 def hit(text: str, sim: float = 0.6, coverage: float = 1.0, local: float | None = None,
@@ -19,6 +19,21 @@ def hit(text: str, sim: float = 0.6, coverage: float = 1.0, local: float | None 
         "dense": sim, "sentence": sim, "coverage": coverage, "sentence_scores": {0: sim},
         "local_coverage": coverage if local is None else local,
         "dense_rank": ranks[0], "bm25_rank": ranks[1]})
+
+
+def evidence(question, hits, previous: Exchange | None = None, across: bool = False) -> Evidence:
+    """What retrieval would hand over: the question and its hits, the signals as the top hit says."""
+    if not isinstance(question, Question):
+        question = Question(question, previous=previous, across=across)
+    top = hits[0].scores if hits else {}
+    signals = Signals(coverage=top.get("coverage", 1.0), local_coverage=top.get("local_coverage", 1.0),
+                      semantic_coverage=top.get("coverage", 1.0), answer=None)
+    return Evidence.of(question, hits, signals)
+
+
+def asked(question, hits, **kw) -> tuple[Question, Evidence]:
+    e = evidence(question, hits, **kw)
+    return e.question, e
 
 
 def test_number_questions_need_a_number():
@@ -89,10 +104,10 @@ def test_confidence_uses_coverage_and_answer_type():
     covered = [hit("The subscription costs $12 a month for creators.", coverage=1.0)]
     uncovered = [hit("It is a great product for artists.", coverage=0.1)]
     q = "How much does the subscription cost?"
-    assert confidence(q, covered) > MINILM_POLICY.threshold > confidence(q, uncovered)
-    assert features(q, []) == {"answer": 0.0, "sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
+    assert confidence(evidence(q, covered)) > MINILM_POLICY.threshold > confidence(evidence(q, uncovered))
+    assert features(evidence(q, [])) == {"answer": 0.0, "sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
                                "semantic_coverage": 0.0, "agreement": 0.0, "mismatch": 1.0}
-    assert confidence(q, []) == 0.0
+    assert confidence(evidence(q, [])) == 0.0
 
 
 def test_local_coverage_and_signal_agreement_raise_confidence():
@@ -100,23 +115,23 @@ def test_local_coverage_and_signal_agreement_raise_confidence():
     text = "We have a film festival where we show films."
     specific = hit(text, local=0.9)
     vague = hit(text, local=0.3)  # the topic words are in the transcript, not in the top passages
-    assert features(q, [specific])["local_coverage"] == 0.9
-    assert confidence(q, [specific]) > confidence(q, [vague])
+    assert features(evidence(q, [specific]))["local_coverage"] == 0.9
+    assert confidence(evidence(q, [specific])) > confidence(evidence(q, [vague]))
     agreeing, disagreeing = hit(text, ranks=(2, 1)), hit(text, ranks=(1, 9))
-    assert features(q, [agreeing])["agreement"] == 1.0 and features(q, [disagreeing])["agreement"] == 0.0
-    assert confidence(q, [agreeing]) - confidence(q, [disagreeing]) == \
+    assert features(evidence(q, [agreeing]))["agreement"] == 1.0 and features(evidence(q, [disagreeing]))["agreement"] == 0.0
+    assert confidence(evidence(q, [agreeing])) - confidence(evidence(q, [disagreeing])) == \
         pytest.approx(MINILM_POLICY.agreement_weight)
     # ... but agreement on a passage that shares few of the question's words is little evidence
     weak = hit(text, local=0.2, ranks=(1, 1))
-    assert features(q, [weak])["agreement"] == pytest.approx(0.2)
+    assert features(evidence(q, [weak]))["agreement"] == pytest.approx(0.2)
 
 
 def test_answerer_refuses_below_threshold_and_answers_above():
     answerer = ExtractiveAnswerer(policy=MINILM_POLICY)
-    refused = answerer.answer("What is their annual revenue?", [hit("We love making films with artists.",
-                                                                     sim=0.3, coverage=0.1)])
+    refused = answerer.answer(*asked("What is their annual revenue?",
+                                     [hit("We love making films with artists.", sim=0.3, coverage=0.1)]))
     assert refused.refused and refused.text.startswith("The interview doesn't cover that.")
-    ok = answerer.answer("What do they make films with?", [hit("We love making films with artists.")])
+    ok = answerer.answer(*asked("What do they make films with?", [hit("We love making films with artists.")]))
     assert not ok.refused and "[01:01]" in ok.text and ok.citations
 
 
@@ -126,10 +141,9 @@ def test_policies_are_per_embedder():
     assert policy_for("fake-64") is DEFAULT_POLICY and policy_for(None) is DEFAULT_POLICY
     # the default ignores similarity scales: low fake-embedder similarities do not refuse
     low_sim = [hit("We love making films with artists.", sim=0.02, coverage=0.9)]
-    assert not ExtractiveAnswerer(policy=DEFAULT_POLICY).answer("What films?", low_sim).refused
-    assert ExtractiveAnswerer(policy=MINILM_POLICY).answer("What films?", [hit("x y z w.", sim=0.02,
-                                                                                coverage=0.2,
-                                                                                ranks=(9, 9))]).refused
+    assert not ExtractiveAnswerer(policy=DEFAULT_POLICY).answer(*asked("What films?", low_sim)).refused
+    assert ExtractiveAnswerer(policy=MINILM_POLICY).answer(
+        *asked("What films?", [hit("x y z w.", sim=0.02, coverage=0.2, ranks=(9, 9))])).refused
     assert isinstance(RefusalPolicy(), RefusalPolicy)
 
 
@@ -144,10 +158,10 @@ def test_a_catalog_index_refuses_by_the_policy_fitted_across_the_archive():
     # across the archive every word is said somewhere: a question naming something the top passage
     # lacks (coverage 0.6, local 0.3) is refused there, where the one-episode policy answers it
     absent = [hit("We shipped the new compiler last year.", sim=0.5, coverage=0.6, local=0.3)]
-    assert ExtractiveAnswerer(policy=PODCAST_CATALOG_POLICY).answer("When did Zorblax ship?", absent).refused
-    assert not ExtractiveAnswerer(policy=PODCAST_POLICY).answer("When did Zorblax ship?", absent).refused
+    assert ExtractiveAnswerer(policy=PODCAST_CATALOG_POLICY).answer(*asked("When did Zorblax ship?", absent)).refused
+    assert not ExtractiveAnswerer(policy=PODCAST_POLICY).answer(*asked("When did Zorblax ship?", absent)).refused
     found = [hit("We shipped the new compiler last year.", sim=0.6, coverage=1.0, local=0.9)]
-    assert not ExtractiveAnswerer(policy=PODCAST_CATALOG_POLICY).answer("When did the compiler ship?", found).refused
+    assert not ExtractiveAnswerer(policy=PODCAST_CATALOG_POLICY).answer(*asked("When did the compiler ship?", found)).refused
 
 
 def test_a_follow_up_gets_new_sentences_not_the_ones_already_quoted():
@@ -162,13 +176,13 @@ def test_a_follow_up_gets_new_sentences_not_the_ones_already_quoted():
         "bm25_rank": 1, "sentence_scores": {0: 0.7, 1: 0.5}})
     answerer = ExtractiveAnswerer(policy=MINILM_POLICY, margin=0.5)
     q = "Why did they start Runway at art school?"
-    alone = answerer.answer(q, [h])
+    alone = answerer.answer(*asked(q, [h]))
     assert first.text in alone.text
     previous = alone.text
-    follow = answerer.answer(q, [h], said=[previous.replace(second.text, "")])
+    follow = answerer.answer(*asked(q, [h], previous=Exchange("Q", previous.replace(second.text, ""))))
     assert first.text not in follow.text and second.text in follow.text
     # when everything relevant was already said, repeating beats an empty answer
-    again = answerer.answer(q, [h], said=[first.text + " " + second.text])
+    again = answerer.answer(*asked(q, [h], previous=Exchange("Q", first.text + " " + second.text)))
     assert not again.refused and again.citations
 
 
@@ -178,8 +192,9 @@ def test_a_refusal_shows_each_near_passages_best_sentence_with_its_time():
                           start_s=66.0, estimated=False))
     chunk = Chunk(id="c1", episode="e", chapter="Runway today", speakers=("Guest",), start_s=60.0,
                   end_s=90.0, sentences=sentences)
-    near = Hit(chunk=chunk, score=0.01, rank=1, matched=(0, 1), scores={"sentence_scores": {0: 0.1, 1: 0.1}})
-    answer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=99.0)).answer("How big is the team?", [near])
+    near = Hit(chunk=chunk, score=0.01, rank=1, matched=(0, 1), scores={
+        "dense": 0.1, "sentence": 0.1, "dense_rank": 1, "bm25_rank": 1, "sentence_scores": {0: 0.1, 1: 0.1}})
+    answer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=99.0)).answer(*asked("How big is the team?", [near]))
     assert answer.refused
     assert answer.text.splitlines()[-1] == ("- [01:06] Runway today (Guest): Gen-2 turns a short text "
                                             "prompt into a video clip.")
@@ -196,13 +211,13 @@ def test_the_guests_words_answer_unless_the_question_is_about_the_host():
         "dense": 0.6, "sentence": 0.7, "coverage": 1.0, "local_coverage": 1.0, "sentence_scores": {0: 0.9, 1: 0.3},
         "dense_rank": 1, "bm25_rank": 1})
     answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), hosts=("Chris Benson",))
-    guest = answerer.answer("What advice does he give young artists?", [near])
+    guest = answerer.answer(*asked("What advice does he give young artists?", [near]))
     # the host's echo of the question is never quoted, however close it matches
     assert [c.speaker for c in guest.citations] == ["Anastasis Germanidis"]
     for about_host in ("What did the host ask young artists?", "What did Chris ask young artists?"):
-        assert answerer.answer(about_host, [near]).citations[0].speaker == "Chris Benson", about_host
+        assert answerer.answer(*asked(about_host, [near])).citations[0].speaker == "Chris Benson", about_host
     plain = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0))  # no hosts known
-    assert plain.answer("What advice does he give young artists?", [near]).citations[0].speaker == "Chris Benson"
+    assert plain.answer(*asked("What advice does he give young artists?", [near])).citations[0].speaker == "Chris Benson"
 
 
 def test_a_host_who_answers_is_quoted_but_never_a_hosts_question():
@@ -220,7 +235,7 @@ def test_a_host_who_answers_is_quoted_but_never_a_hosts_question():
         "dense": 0.6, "sentence": 0.7, "coverage": 1.0, "local_coverage": 1.0,
         "sentence_scores": {0: 0.95, 1: 0.5, 2: 0.4}, "dense_rank": 1, "bm25_rank": 1})
     answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), hosts=("Mat Ryer", "Jon Calhoun"))
-    answer = answerer.answer("what tool tests the http handlers", [hit])
+    answer = answerer.answer(*asked("what tool tests the http handlers", [hit]))
     assert {c.speaker for c in answer.citations} == {"Jon Calhoun"}
 
 
@@ -249,7 +264,7 @@ def test_the_answer_is_one_stretch_of_the_reply_in_order_without_the_hosts_quest
                ("Pricing is another topic entirely for us today.", 0.1),
                host_first="Why did you start Runway at art school, of all places?")
     answer = ExtractiveAnswerer(policy=DEFAULT_POLICY, hosts=("Host",)).answer(
-        "Why did they start Runway at art school?", [h])
+        *asked("Why did they start Runway at art school?", [h]))
     quotes = [c.quote for c in answer.citations]
     assert quotes == ["We started Runway at art school in New York.",
                       "Art school gave us time to explore models freely.",
@@ -263,11 +278,14 @@ def test_say_more_goes_on_from_where_the_last_answer_stopped():
                ("It was trained on licensed footage over many months.", 0.2),
                ("Gen-2 video generation is the year's big topic too.", 0.7))
     answerer = ExtractiveAnswerer(max_sentences=1, policy=DEFAULT_POLICY)
-    first = answerer.answer("What is Gen-2?", [h])
+    first = answerer.answer(*asked("What is Gen-2?", [h]))
     assert [c.quote for c in first.citations] == ["Gen-2 turns a text prompt into a short video clip."]
-    more = answerer.answer("Can you say more? (following up on: What is Gen-2?)", [h], said=[first.text])
+    previous = Exchange("What is Gen-2?", first.text)
+    more = answerer.answer(*asked(Question("Can you say more?", "Can you say more? (following up on: What is Gen-2?)",
+                                           previous), [h]))
     assert [c.quote for c in more.citations] == ["It is the best known of the models at Runway."]
-    other = answerer.answer("What else about Gen-2? (following up on: What is Gen-2?)", [h], said=[first.text])
+    other = answerer.answer(*asked(Question("What else about Gen-2?", "What else about Gen-2? (following up on: What is Gen-2?)",
+                                            previous), [h]))
     assert [c.quote for c in other.citations] == ["Gen-2 video generation is the year's big topic too."]
 
 
@@ -284,10 +302,10 @@ def test_across_a_catalog_a_close_second_stretch_comes_from_another_episode():
             hit_in("go-time-3", "Our proxy servers handle a lot of traffic every day.", 0.75, 2),
             hit_in("js-party-9", "Rust in production changed how our team ships tools.", 0.65, 3)]
     question = "What have guests said about Rust in production?"
-    catalog = ExtractiveAnswerer(policy=DEFAULT_POLICY, episode_labels=True).answer(question, hits)
+    catalog = ExtractiveAnswerer(policy=DEFAULT_POLICY, episode_labels=True).answer(*asked(question, hits, across=True))
     assert [c.episode for c in catalog.citations] == ["go-time-3", "js-party-9"]
     assert "[js-party-9 01:01]" in catalog.text
-    one = ExtractiveAnswerer(policy=DEFAULT_POLICY).answer(question, hits)
+    one = ExtractiveAnswerer(policy=DEFAULT_POLICY).answer(*asked(question, hits))
     assert {c.passage_id for c in one.citations} <= {"go-time-3-c"} and "[01:01]" in one.text
 
 
@@ -309,8 +327,8 @@ def test_a_question_asked_of_many_episodes_quotes_each_of_them():
             hit_in("go-time-1", "Someone asked about pgvector on the mailing list once.", 0.3, 5),
             hit_in("the-changelog-599", "Pgvector is the brainchild of Andrew Kane.", 0.72, 6, 30.0)]
     answerer = ExtractiveAnswerer(policy=DEFAULT_POLICY, episode_labels=True, max_sentences=1)
-    across = answerer.answer("What have guests said about pgvector?", hits)
+    across = answerer.answer(*asked("What have guests said about pgvector?", hits, across=True))
     assert [c.episode for c in across.citations] == ["ship-it-104", "practical-ai-234", "the-changelog-599"]
-    one = answerer.answer("Which guest said pgvector keeps embeddings in Postgres?", hits)
+    one = answerer.answer(*asked("Which guest said pgvector keeps embeddings in Postgres?", hits))
     assert {c.episode for c in one.citations} <= {"ship-it-104", "practical-ai-234"}
     assert len({c.episode for c in one.citations}) <= 2

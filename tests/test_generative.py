@@ -9,7 +9,7 @@ from rag.answer.generative import (NO_COVERAGE, ChatAnswerer, condense_question,
 from rag.chat_models import FakeChatModel, OpenAIChatModel
 from rag.citations import check_citations, find_marks, resolve
 from rag.errors import ChatModelError, InputError
-from rag.types import Answer, Chunk, Hit, Sentence
+from rag.types import Answer, Chunk, Evidence, Exchange, Hit, Question, Sentence, Signals
 
 HOST, GUEST = "Chris Benson", "Anastasis Germanidis"
 
@@ -33,15 +33,22 @@ HITS = [
 ]
 
 
+def on(question: str, hits, previous: Exchange | None = None) -> tuple[Question, Evidence]:
+    """The typed question and what retrieval would hand over for it."""
+    e = Evidence.of(Question(question, previous=previous), hits, Signals(1.0, 1.0, 1.0, None))
+    return e.question, e
+
+
 class EchoExtractive:
     """A stand-in for the extractive answerer: quotes the first passage."""
 
     name = "extractive"
 
-    def stream(self, question, hits):
+    def stream(self, question, evidence):
+        hits = evidence.hits
         text = hits[0].chunk.sentences[1].text if hits else NO_COVERAGE
         yield text
-        yield Answer(question=question, text=text, backend=self.name, hits=tuple(hits))
+        yield Answer(question=question.standalone, text=text, backend=self.name, hits=tuple(hits))
 
 
 # -- citations ----------------------------------------------------------------------------------
@@ -144,7 +151,7 @@ def test_answerer_drops_passages_to_fit_budget_with_real_tokens():
 
     overhead = sum(count_tokens(m["content"]) + 4 for m in base)
     answerer = ChatAnswerer(model, token_budget=overhead + 60)
-    answer = collect(answerer.stream("What is Gen-2?", HITS))
+    answer = collect(answerer.stream(*on("What is Gen-2?", HITS)))
     assert "[P2]" not in model.calls[0][1]["content"]
     assert [h.chunk.id for h in answer.hits] == ["chunk-1"]
     assert any("left out to fit the token budget" in n for n in answer.notes)
@@ -156,7 +163,7 @@ def test_answerer_protocol_and_prompt():
     model = FakeChatModel(["Gen-2 is Runway's video generation model [P1]."])
     answerer = ChatAnswerer(model)
     assert isinstance(answerer, Answerer) and answerer.name == "openai"
-    events = list(answerer.stream("What is Gen-2?", HITS))
+    events = list(answerer.stream(*on("What is Gen-2?", HITS)))
     assert isinstance(events[-1], Answer) and all(isinstance(e, str) for e in events[:-1])
     answer = events[-1]
     assert "".join(events[:-1]) == answer.text  # the deltas stream the checked text, times included
@@ -172,7 +179,7 @@ def test_answerer_protocol_and_prompt():
 
 def test_answerer_removes_invented_citations():
     model = FakeChatModel(["Gen-2 makes video [P1]. Runway raised $1B [P9] [99:00]."])
-    answer = collect(ChatAnswerer(model).stream("q?", HITS))
+    answer = collect(ChatAnswerer(model).stream(*on("q?", HITS)))
     assert "[P9]" not in answer.text and "[99:00]" not in answer.text
     assert "removed citation [99:00]: matches no retrieved passage" in answer.notes
     assert [c.passage_id for c in answer.citations] == ["chunk-1"]
@@ -180,7 +187,7 @@ def test_answerer_removes_invented_citations():
 
 def test_refusal_is_detected():
     model = FakeChatModel([NO_COVERAGE])
-    answer = collect(ChatAnswerer(model).stream("What is the weather?", HITS))
+    answer = collect(ChatAnswerer(model).stream(*on("What is the weather?", HITS)))
     assert answer.refused and answer.citations == ()
     assert is_refusal("Sorry, the interview does not cover that.")
     assert not is_refusal("Gen-2 covers many styles.")
@@ -188,29 +195,29 @@ def test_refusal_is_detected():
 
 def test_no_hits_means_no_model_call():
     model = FakeChatModel()
-    answer = collect(ChatAnswerer(model).stream("Anything?", []))
+    answer = collect(ChatAnswerer(model).stream(*on("Anything?", [])))
     assert answer.refused and answer.text == NO_COVERAGE and model.calls == []
 
 
 def test_empty_question_is_input_error():
     with pytest.raises(InputError):
-        collect(ChatAnswerer(FakeChatModel()).stream("  ", HITS))
+        collect(ChatAnswerer(FakeChatModel()).stream(*on("  ", HITS)))
 
 
 def test_empty_reply_is_a_refusal_with_note():
-    answer = collect(ChatAnswerer(FakeChatModel([""])).stream("q?", HITS))
+    answer = collect(ChatAnswerer(FakeChatModel([""])).stream(*on("q?", HITS)))
     assert answer.refused and "empty reply" in answer.notes[-1]
 
 
 def test_chat_failure_without_fallback_reraises():
     model = FakeChatModel().fail_next(message="server down")
     with pytest.raises(ChatModelError, match="server down"):
-        collect(ChatAnswerer(model).stream("q?", HITS))
+        collect(ChatAnswerer(model).stream(*on("q?", HITS)))
 
 
 def test_chat_failure_with_fallback_returns_extractive_answer():
     model = FakeChatModel().fail_next(message="server down")
-    answer = collect(ChatAnswerer(model, fallback=EchoExtractive()).stream("q?", HITS))
+    answer = collect(ChatAnswerer(model, fallback=EchoExtractive()).stream(*on("q?", HITS)))
     assert answer.backend == "extractive" and answer.text == "Gen-2 is our video generation model."
     assert answer.notes == ("chat model failed: server down; showing the extractive answer",)
 
@@ -221,13 +228,14 @@ def test_fallback_in_a_follow_up_quotes_new_sentences():
 
     from dataclasses import replace
 
-    hits = [replace(HITS[0], scores={"sentence_scores": {1: 0.7, 2: 0.6}, "coverage": 1.0})]
+    hits = [replace(HITS[0], scores={"dense": 0.7, "sentence": 0.7, "dense_rank": 1, "bm25_rank": 1,
+                                     "sentence_scores": {1: 0.7, 2: 0.6}})]
     extractive = ExtractiveAnswerer(max_sentences=1, policy=DEFAULT_POLICY)
-    first = collect(extractive.stream("What is Gen-2?", hits))
+    first = collect(extractive.stream(*on("What is Gen-2?", hits)))
     assert not first.refused
     model = FakeChatModel().fail_next(message="server down")
-    again = collect(ChatAnswerer(model, fallback=extractive).stream("What is Gen-2?", hits,
-                                                                     said=[first.text]))
+    again = collect(ChatAnswerer(model, fallback=extractive).stream(
+        *on("What is Gen-2?", hits, previous=Exchange("What is Gen-2?", first.text))))
     assert again.backend == "extractive" and again.text != first.text
     assert {c.quote for c in again.citations}.isdisjoint(c.quote for c in first.citations)
 
@@ -244,7 +252,7 @@ def server():
 def test_answer_over_http_streams_and_checks(server):
     server.script(status(500), reply("Runway started in 2018 as a tool for artists [P2]. [P5]"))
     model = OpenAIChatModel("m", base_url=server.url, api_key="k", backoff=0, timeout=2)
-    events = list(ChatAnswerer(model).stream("When did Runway start?", HITS))
+    events = list(ChatAnswerer(model).stream(*on("When did Runway start?", HITS)))
     assert len([e for e in events if isinstance(e, str)]) > 1
     answer = events[-1]
     assert answer.text == "Runway started in 2018 as a tool for artists [20:00]."
@@ -255,7 +263,7 @@ def test_answer_over_http_streams_and_checks(server):
 def test_fallback_over_http_when_server_always_fails(server):
     server.default = status(500, "model crashed")
     model = OpenAIChatModel("m", base_url=server.url, api_key="k", backoff=0, max_retries=1)
-    answer = collect(ChatAnswerer(model, fallback=EchoExtractive()).stream("q?", HITS))
+    answer = collect(ChatAnswerer(model, fallback=EchoExtractive()).stream(*on("q?", HITS)))
     assert answer.backend == "extractive"
     assert "chat model failed:" in answer.notes[-1] and "HTTP 500" in answer.notes[-1]
     assert answer.notes[-1].endswith("showing the extractive answer")
@@ -286,7 +294,7 @@ def test_rewrite_queries_reads_a_list_leniently():
 def test_streamed_deltas_never_show_labels_or_invented_citations():
     model = FakeChatModel(["Gen-2 makes video [P1]. Runway raised $1B [P9] [99:00]. Done [P1]."],
                           chunk_size=3)
-    events = list(ChatAnswerer(model).stream("q?", HITS))
+    events = list(ChatAnswerer(model).stream(*on("q?", HITS)))
     streamed = "".join(e for e in events if isinstance(e, str))
     assert streamed == events[-1].text
     assert "[P" not in streamed and "[99:00]" not in streamed and "[13:" in streamed

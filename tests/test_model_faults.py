@@ -192,11 +192,12 @@ def test_a_truncated_stream_is_kept_and_marked(config, server):
 def test_invented_citations_without_a_fallback_are_refused():
     from rag.answer.generative import NO_COVERAGE, ChatAnswerer
     from rag.chat_models import FakeChatModel
-    from rag.types import Chunk, Hit, Sentence
+    from rag.types import Chunk, Evidence, Hit, Sentence, Signals
 
     chunk = Chunk(id="c1", episode="e", chapter="Intro", speakers=("A",), start_s=0.0, end_s=30.0,
                   sentences=(Sentence("Runway makes video tools.", 0.0, "A"),))
-    answer = ChatAnswerer(FakeChatModel(["They raised $1B [P7]."])).stream("q?", [Hit(chunk, 0.9, 1)])
+    evidence = Evidence.of("q?", [Hit(chunk, 0.9, 1)], Signals(1.0, 1.0, 1.0, None))
+    answer = ChatAnswerer(FakeChatModel(["They raised $1B [P7]."])).stream(evidence.question, evidence)
     final = list(answer)[-1]
     assert final.refused and final.text == NO_COVERAGE and not final.citations
     assert "refused" in final.notes[-1] and "invented" in final.notes[-1]

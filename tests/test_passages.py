@@ -11,6 +11,7 @@ from rag.reranking import reorder
 from rag.retrieval import Retriever
 from rag.training.passages import figures, groups_of
 from rag.training.rerank import Group
+from rag.types import Question
 
 TURNS = [
     ("00:10", "Chris Benson", "Welcome to the show. What are you building at the company?"),
@@ -89,13 +90,13 @@ def assistant(tmp_path_factory):
 
 def test_the_retriever_reorders_only_the_best_depth_passages_and_keeps_scores_falling(assistant):
     base = assistant.retriever
-    plain = base.search("video generation models", k=5)
+    plain = base.search(Question("video generation models")).hits
     texts = [h.chunk.text for h in plain]
     word = next(w for w in ("festival", "physics", "seed", "drawing") if w in " ".join(texts[2:]))
     at = next(i for i, t in enumerate(texts) if word in t)
     assert at >= 1
     deep = Retriever(base.index, base.embedder, base.weights, reranker=Picky(word, depth=at + 1))
-    hits = deep.search("video generation models", k=5)
+    hits = deep.search(Question("video generation models")).hits
     assert word in hits[0].chunk.text                                    # read and moved up
     assert sorted(h.chunk.id for h in hits) == sorted(h.chunk.id for h in plain)
     scores = [h.score for h in hits]
@@ -105,11 +106,11 @@ def test_the_retriever_reorders_only_the_best_depth_passages_and_keeps_scores_fa
     last = next(w for w in ("festival", "physics", "seed", "drawing", "welcome") if w in texts[-1])
     shallow = Picky(last, depth=2)
     assert last not in Retriever(base.index, base.embedder, base.weights,
-                                 reranker=shallow).search("video generation models", k=5)[0].chunk.text
+                                 reranker=shallow).search(Question("video generation models")).hits[0].chunk.text
     assert shallow.calls == [2]
     none = Picky("nowhere", depth=10)                                    # no opinion: the hybrid's order
     assert [h.chunk.id for h in Retriever(base.index, base.embedder, base.weights, reranker=none)
-            .search("video generation models", k=5)] == [h.chunk.id for h in plain]
+            .search(Question("video generation models")).hits] == [h.chunk.id for h in plain]
 
 
 def test_the_passage_reranker_is_read_from_beside_the_adapter_unless_rag_rerank_is_off(tmp_path):

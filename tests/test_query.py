@@ -2,9 +2,9 @@
 
 import pytest
 
-from rag.query import (Scope, cited_times, condense, is_follow_up, keywords,
-                       own_words, parse_scope, speaker_aliases, split_anchor, topic_words,
-                       without_speaker)
+from rag.query import (Scope, cited_times, condense, exchange, is_follow_up, keywords,
+                       own_words, parse_scope, speaker_aliases, topic_words, without_speaker)
+from rag.types import Answer, Citation, Exchange, Question
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
 CHAPTERS = ["Navigating funding and customers", "Where video generation is heading"]
@@ -29,22 +29,28 @@ def test_asking_to_go_on_is_a_follow_up():
     for q in ("Can you say more about that?", "Could you elaborate on the research team?",
               "I'd like to hear a bit more.", "Can you expand on that point?", "Please continue with the story."):
         assert is_follow_up(q), q
-        assert condense(q, ["What is Gen-2?"], ["[28:44]"]).endswith("(following up on: What is Gen-2? @[28:44])")
+        assert condense(q, Exchange("What is Gen-2?", "[28:44]")).endswith("(following up on: What is Gen-2?)")
     for q in ("What do the speakers say about more realistic video?", "How did Runway get more customers over time?",
               "Will Runway continue to fund its own research?"):
         assert not is_follow_up(q), q
 
 
-def test_condense_carries_topic_and_cited_times():
-    q = condense("What did he take away from that?", ["What did artists do with the tool?"],
-                 ['Anastasis [11:10]: "x" [11:19]: "y"'])
-    assert q.startswith("What did he take away from that? (following up on: What did artists do")
-    text, times = split_anchor(q)
-    assert times == [670, 679] and "@" not in text and text.endswith("tool?)")
-    # the times do not become a time scope, and a standalone question is left alone
-    assert parse_scope(text, [], {}).time_s is None
-    assert condense("What book does Runway give to every new employee?", ["x"], ["[01:00]"]) == \
+def test_condense_carries_the_topic_and_the_times_travel_typed():
+    previous = exchange("What did artists do with the tool?", 'Anastasis [11:10]: "x" [11:19]: "y"')
+    assert previous.times == (670, 679)                    # read from the answer's text, once, at the door
+    q = condense("What did he take away from that?", previous)
+    assert q == "What did he take away from that? (following up on: What did artists do with the tool?)"
+    # no times in the text: they do not become a time scope, and a standalone question is left alone
+    assert parse_scope(q, [], {}).time_s is None
+    assert condense("What book does Runway give to every new employee?", Exchange("x", "[01:00]")) == \
         "What book does Runway give to every new employee?"
+    assert condense("And why?", None) == "And why?"
+    # An answer's own citations say where it was, without reading its text.
+    answer = Answer(question="q", text="no times in this text", backend="x", standalone_question="Q?",
+                    citations=(Citation(passage_id="p1", start_s=670.0, chapter=None, speaker="A", quote="x"),
+                               Citation(passage_id="p2", start_s=679.0, chapter=None, speaker="A", quote="y"),
+                               Citation(passage_id="p1", start_s=670.0, chapter=None, speaker="A", quote="z")))
+    assert Exchange.of(answer) == Exchange("Q?", "no times in this text", (670.0, 679.0), ("p1", "p2"))
 
 
 def test_cited_times():
@@ -65,12 +71,19 @@ def test_topic_words_leave_out_the_scope():
 
 
 def test_coverage_is_judged_on_a_follow_ups_own_words_only_when_they_stand_alone():
-    new_topic = condense("What about music?", ["What does he think of film?"], ["[07:23]"])
-    assert own_words(new_topic, Scope()) == "What about music?"
+    film = Exchange("What does he think of film?", "[07:23]")
+
+    def asked(text, previous=film):
+        return Question(text, condense(text, previous), previous)
+
+    assert own_words(asked("What about music?"), Scope()) == "What about music?"
     for leaning in ("What sets them apart?", "How did he begin his answer?", "And why?"):
-        condensed = condense(leaning, ["What does he think of film?"], ["[07:23]"])
-        assert own_words(condensed, Scope()) == condensed, leaning
-    assert own_words("What about music?", Scope()) == "What about music?"  # not a follow-up at all
+        q = asked(leaning)
+        assert q.follows_up and own_words(q, Scope()) == q.standalone != leaning, leaning
+    assert own_words(asked("What about music?", None), Scope()) == "What about music?"  # no conversation
+    # A question that stands alone is not a follow-up, whatever came before.
+    alone = asked("What does Runway give every new employee?")
+    assert not alone.follows_up and own_words(alone, Scope()) == alone.text
 
 
 def test_without_speaker_drops_the_scoped_speakers_names_and_role():
@@ -102,3 +115,22 @@ def test_terse_and_plain_questions_are_questions(text):
     from rag.query import not_a_question
 
     assert not_a_question(text) is None
+
+
+def test_a_follow_up_on_a_new_topic_keeps_the_context_but_not_the_last_answers_place():
+    from rag.query import leans_on_last_answer, new_topic
+
+    gen2 = Exchange("What is Gen-2?", "[28:44]", times=(1724.0,))
+
+    def asked(text):
+        return Question(text, condense(text, gen2), gen2)
+
+    for text in ("What about Gen-1?", "How about the film festival?"):
+        q = asked(text)
+        assert q.follows_up and new_topic(q) and not leans_on_last_answer(q), text
+    for text in ("And what's the equivalent task for video models?", "So what sets them apart?", "Why?",
+                 "Can you say more?"):
+        q = asked(text)
+        assert q.follows_up and leans_on_last_answer(q) and not new_topic(q), text
+    alone = Question("What about Gen-1?")                     # no conversation: neither
+    assert not new_topic(alone) and not leans_on_last_answer(alone)

@@ -8,7 +8,7 @@ import pytest
 
 from rag.answer.extractive import ExtractiveAnswerer, RefusalPolicy
 from rag.reranking import FakeReranker
-from rag.types import Chunk, Hit, Sentence
+from rag.types import Chunk, Evidence, Hit, Sentence, Signals
 
 
 def two_stretch_hit() -> Hit:
@@ -26,8 +26,13 @@ def two_stretch_hit() -> Hit:
                   sentences=sentences)
     sims = {0: 0.62, 1: 0.61, 2: 0.60, 3: 0.50, 4: 0.49, 5: 0.48}
     return Hit(chunk=chunk, score=0.05, rank=1, matched=tuple(sims), scores={
-        "dense": 0.6, "sentence": 0.62, "coverage": 1.0, "local_coverage": 1.0, "sentence_scores": sims,
+        "dense": 0.6, "sentence": 0.62, "sentence_scores": sims,
         "dense_rank": 1, "bm25_rank": 1})
+
+
+def asked(question: str, hits) -> tuple:
+    e = Evidence.of(question, hits, Signals(coverage=1.0, local_coverage=1.0, semantic_coverage=1.0, answer=None))
+    return e.question, e
 
 
 class Prefers:
@@ -49,10 +54,10 @@ class Prefers:
 def test_the_reranker_decides_which_stretch_is_quoted():
     question = "Where did it all begin?"
     plain = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-1.0), max_sentences=3)
-    assert "thought about video" in plain.answer(question, [two_stretch_hit()]).text
+    assert "thought about video" in plain.answer(*asked(question, [two_stretch_hit()])).text
     reranker = Prefers("art school")
     answer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-1.0), max_sentences=3,
-                                reranker=reranker).answer(question, [two_stretch_hit()])
+                                reranker=reranker).answer(*asked(question, [two_stretch_hit()]))
     assert "We started the company in art school" in answer.text
     assert "thought about video" not in answer.text
     # it read the question with the best stretches only, each as one text
@@ -64,8 +69,8 @@ def test_the_refusal_weighs_the_rerankers_probability():
     question = "Where did it all begin?"
     sure = ExtractiveAnswerer(policy=policy, reranker=Prefers("art school", prob=0.9))
     unsure = ExtractiveAnswerer(policy=policy, reranker=Prefers("art school", prob=0.1))
-    assert not sure.answer(question, [two_stretch_hit()]).refused
-    assert unsure.answer(question, [two_stretch_hit()]).refused
+    assert not sure.answer(*asked(question, [two_stretch_hit()])).refused
+    assert unsure.answer(*asked(question, [two_stretch_hit()])).refused
 
 
 def test_the_fake_reranker_is_deterministic_and_counts_shared_words():

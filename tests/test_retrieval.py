@@ -6,7 +6,8 @@ import pytest
 from rag.api import Assistant, build_index
 from rag.config import ChunkSettings, Config
 from rag.embedding import FakeEmbedder
-from rag.retrieval import Filters, Retriever, Weights
+from rag.retrieval import Retriever, Weights
+from rag.types import Exchange, Question
 
 TURNS = [
     ("00:10", "Chris Benson", "Welcome to the show. What are you building at the company?"),
@@ -71,9 +72,18 @@ def test_followup_anchor_favours_the_previous_answer_time(assistant):
     old = r.weights
     try:
         r.weights = Weights(followup=1.0)    # make the boost decide, to test where it lands
-        for t, secs in (("[20:10]", 1210), ("[05:10]", 310)):
-            hit = r.search(f"Anything else? (following up on: what next @{t})", k=1)[0]
+        for secs in (1210, 310):
+            previous = Exchange("what next", "", times=(float(secs),))
+            asked = Question("Anything else?", "Anything else? (following up on: what next)", previous, k=1)
+            hit = r.search(asked).hits[0]
             assert hit.chunk.start_s <= secs <= hit.chunk.end_s
+            # The times favour a follow-up only: a question that stands alone ignores them.
+            alone = Question("Anything else?", previous=previous, k=1)
+            assert not alone.follows_up
+            # ... and so does a follow-up that names a new topic of its own.
+            festival = Question("What about the film festival?",
+                                "What about the film festival? (following up on: what next)", previous, k=1)
+            assert festival.follows_up and "film festival" in r.search(festival).hits[0].chunk.text
     finally:
         r.weights = old
     assert r._near([910.0], 180.0).max() == pytest.approx(1.0)
@@ -105,8 +115,10 @@ def test_coverage_counts_words_missing_from_the_transcript(assistant):
     r = assistant.retriever
     assert r.coverage("video generation models") == pytest.approx(1.0)
     assert r.coverage("quarterly revenue spreadsheet") == 0.0
-    hits = assistant.search("video models", k=1)
-    assert hits[0].scores["coverage"] == pytest.approx(1.0)
+    evidence = r.search(Question("video models", k=1))
+    assert evidence.signals.coverage == pytest.approx(1.0) and evidence.signals.local_coverage == pytest.approx(1.0)
+    assert "coverage" not in evidence.hits[0].scores          # once for the question, not in every hit
+    assert r.search(Question("quarterly revenue spreadsheet", k=1)).signals.coverage == 0.0
 
 
 class SynonymEmbedder(FakeEmbedder):
@@ -135,20 +147,23 @@ def test_semantic_coverage_credits_a_word_by_its_nearest_transcript_word(tmp_pat
     far = r.neighbours("sora")[0][1]
     assert far < 0.9
     assert r.semantic_coverage("sora") == pytest.approx(max(0.0, far))
-    assert "semantic_coverage" not in r.search("cash investors", k=1)[0].scores  # plain search skips it
-    hits = r.search("cash investors", k=1, refusal_features=True)
-    assert hits[0].scores["semantic_coverage"] == pytest.approx(1.0)
+    calls = []
+    r.semantic_coverage = lambda *a, **kw: calls.append(a) or 1.0
+    evidence = r.search(Question("cash investors", k=1))
+    assert evidence.hits and calls == []                      # a search that lists passages never pays for it
+    assert evidence.signals.semantic_coverage == 1.0 and evidence.signals.semantic_coverage == 1.0
+    assert len(calls) == 1                                    # computed once, when first read
 
 
 def test_variants_find_what_the_question_words_miss(assistant):
     r = assistant.retriever
     question = "Where did the cash come from?"
-    plain = r.search(question, k=1)
-    rewritten = r.search(question, k=1, variants=["raised a seed round from investors"])
-    assert "seed round" not in plain[0].chunk.text
-    assert "seed round" in rewritten[0].chunk.text
+    plain = r.search(Question(question, k=1))
+    rewritten = r.search(Question(question, k=1, variants=("raised a seed round from investors",)))
+    assert "seed round" not in plain.hits[0].chunk.text
+    assert "seed round" in rewritten.hits[0].chunk.text
     # refusal features still describe the question as asked
-    assert rewritten[0].scores["coverage"] == plain[0].scores["coverage"]
+    assert rewritten.signals == plain.signals
 
 
 def test_query_rewriting_through_the_assistant(tmp_path):

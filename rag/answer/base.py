@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol, Sequence, Union, runtime_checkable
+from typing import Iterator, Protocol, Union, runtime_checkable
 
-from ..types import Answer, Hit
+from ..types import Answer, Evidence, Question
 
 # A stream yields text deltas (str) as they are produced, then exactly one final Answer.
 AnswerStream = Iterator[Union[str, Answer]]
@@ -14,8 +14,10 @@ AnswerStream = Iterator[Union[str, Answer]]
 class Answerer(Protocol):
     name: str
 
-    def stream(self, question: str, hits: Sequence[Hit]) -> AnswerStream:
-        """Yield text deltas, then the final Answer (whose text is the checked, final text)."""
+    def stream(self, question: Question, evidence: Evidence) -> AnswerStream:
+        """Yield text deltas, then the final Answer (whose text is the checked, final text).
+        ``question`` carries the conversation's last turn and the deadline; ``evidence`` what
+        retrieval found for it."""
         ...
 
 

@@ -13,9 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..query import asks_to_go_on, keywords, spans_episodes
+from ..query import asks_to_go_on, keywords, leans_on_last_answer
+from ..retrieval import ACROSS_PASSAGES
 from ..timecode import format_time
-from ..types import Answer, Citation, Hit, Sentence
+from ..types import Answer, Citation, Evidence, Hit, Question, Sentence
 from .base import AnswerStream
 
 NOT_COVERED = "The interview doesn't cover that."
@@ -25,14 +26,11 @@ NOT_COVERED = "The interview doesn't cover that."
 # 3 (0.1: 0, 0.15: 1, 0.3: 2), with single-episode answers citing another episode 1 of 11 either
 # way (0.3: 2). On test: 1 of 3, and 0 of 11.
 OTHER_EPISODE_MARGIN = 0.2
-# A question asked of many episodes ("what have guests said about X", ``query.spans_episodes``)
-# reads the top ACROSS_PASSAGES passages and quotes the best stretch of each of up to
-# ACROSS_EPISODES episodes that score within ACROSS_MARGIN of the best.
-ACROSS_PASSAGES = 10
+# A question asked of many episodes (``Question.across``) reads the top ACROSS_PASSAGES passages
+# (``retrieval.py``) and quotes the best stretch of each of up to ACROSS_EPISODES episodes that
+# score within ACROSS_MARGIN of the best.
 ACROSS_EPISODES = 3
 ACROSS_MARGIN = 0.2
-# Its search keeps at most this many passages of one episode (``Assistant.search``).
-ACROSS_PER_EPISODE = 2
 # With a reranker (``reranking.py``): how many of the best stretches it reads, and how much its
 # score (divided by CROSS_SCALE, about a cosine's range) counts against the first stage's.
 RERANK_DEPTH = 6
@@ -243,33 +241,33 @@ def type_mismatch(question: str, hits: Sequence[Hit], sentences: int = 4) -> boo
     return False
 
 
-def features(question: str, hits: Sequence[Hit], answer: float | None = None) -> dict[str, float]:
-    """The refusal features (see ``RefusalPolicy``); the coverages come from the retriever.
-    ``answer``: the reranker's calibrated probability that its best stretch answers, which then
-    stands in for the bi-encoder's answer head."""
+def features(evidence: Evidence, answer: float | None = None) -> dict[str, float]:
+    """The refusal features (see ``RefusalPolicy``) of what retrieval found: its signals, computed
+    once for the question, and the top passages' own scores. ``answer``: the reranker's calibrated
+    probability that its best stretch answers, which then stands in for the adapter's answer head."""
+    hits = evidence.hits
     if not hits:
         return {"answer": 0.0, "sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
                 "semantic_coverage": 0.0, "agreement": 0.0, "mismatch": 1.0}
+    signals = evidence.signals
     top = hits[0].scores
-    return {"answer": float(top.get("answer_prob", 0.0) if answer is None else answer),
-            "sentence": max(h.scores.get("sentence", 0.0) for h in hits[:5]),
-            "dense": max(h.scores.get("dense", 0.0) for h in hits[:5]),
-            "coverage": float(top.get("coverage", 1.0)),
-            "local_coverage": float(top.get("local_coverage", top.get("coverage", 1.0))),
-            # Hits from a plain search (refusal_features=False) lack it: lexical coverage stands in.
-            "semantic_coverage": float(top.get("semantic_coverage", top.get("coverage", 1.0))),
+    head = signals.answer if answer is None else answer
+    return {"answer": float(head or 0.0),
+            "sentence": max(h.scores["sentence"] for h in hits[:5]),
+            "dense": max(h.scores["dense"] for h in hits[:5]),
+            "coverage": signals.coverage,
+            "local_coverage": signals.local_coverage,
+            "semantic_coverage": signals.semantic_coverage,
             # Agreement counts as much as the words behind it: BM25 ranking a passage first
             # for one common word ("good") is no evidence, however dense retrieval ranks it.
-            "agreement": float(top.get("dense_rank", 99) <= 3 and top.get("bm25_rank", 99) <= 3)
-            * float(top.get("local_coverage", top.get("coverage", 1.0))),
-            "mismatch": float(type_mismatch(question, hits))}
+            "agreement": float(top["dense_rank"] <= 3 and top["bm25_rank"] <= 3) * signals.local_coverage,
+            "mismatch": float(type_mismatch(evidence.question.standalone, hits))}
 
 
-def confidence(question: str, hits: Sequence[Hit], policy: RefusalPolicy = MINILM_POLICY,
-               answer: float | None = None) -> float:
-    if not hits:
+def confidence(evidence: Evidence, policy: RefusalPolicy = MINILM_POLICY, answer: float | None = None) -> float:
+    if not evidence.hits:
         return 0.0
-    f = features(question, hits, answer)
+    f = features(evidence, answer)
     return sum(w * f[name] for name, w in policy.weights().items())
 
 
@@ -387,24 +385,29 @@ class ExtractiveAnswerer:
         self._about_host = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(words, key=len, reverse=True))),
                                       re.I)
 
-    def stream(self, question: str, hits: Sequence[Hit], said: Sequence[str] = ()) -> AnswerStream:
-        answer = self.answer(question, hits, said=said)
+    def stream(self, question: Question, evidence: Evidence) -> AnswerStream:
+        answer = self.answer(question, evidence)
         yield answer.text
         yield answer
 
-    def answer(self, question: str, hits: Sequence[Hit], said: Sequence[str] = ()) -> Answer:
-        """``said``: earlier answers in the conversation; a follow-up gets new sentences, not the
-        ones already quoted, unless nothing else is relevant."""
-        hits = tuple(hits)
+    def answer(self, question: Question, evidence: Evidence) -> Answer:
+        """A follow-up gets new sentences, not the ones the last answer quoted, unless nothing
+        else is relevant; one that asks to go on gets what comes right after them."""
+        text, hits = question.standalone, tuple(evidence.hits)
         if not hits:
-            return self._refuse(question, hits)
-        across = self.episode_labels and spans_episodes(question)
-        spans, answer_prob = self._scored(question, hits, said, ACROSS_PASSAGES if across else self.passages)
-        if confidence(question, hits, self.policy, answer_prob) < self.policy.threshold:
-            return self._refuse(question, hits)
-        picked = self._pick_across(spans) if across else self._pick(spans)
+            return self._refuse(text, hits)
+        said = (question.previous.answer,) if question.previous is not None else ()
+        # What comes right after the last answer: first place when the question only asks to go
+        # on, a small bonus for a follow-up about that answer, none for one on a new topic.
+        go_on = (1.0 if said and asks_to_go_on(question.text)
+                 else CONTINUATION if leans_on_last_answer(question) else 0.0)
+        spans, answer_prob = self._scored(text, hits, said, ACROSS_PASSAGES if question.across else self.passages,
+                                          go_on=go_on)
+        if confidence(evidence, self.policy, answer_prob) < self.policy.threshold:
+            return self._refuse(text, hits)
+        picked = self._pick_across(spans) if question.across else self._pick(spans)
         if not picked:
-            return self._refuse(question, hits)
+            return self._refuse(text, hits)
         # Read them in the order they were said: an answer that jumps back in time is confusing.
         # Across episodes: the best-matching episode first, each in its own order.
         episodes = list(dict.fromkeys(hit.chunk.episode for hit, _ in picked))
@@ -424,11 +427,11 @@ class ExtractiveAnswerer:
                 last_speaker = sentence.speaker
             else:
                 lines[-1] += f" {cite}: \u201c{sentence.text}\u201d"
-        return Answer(question=question, text="\n".join(lines), backend=self.name,
+        return Answer(question=text, text="\n".join(lines), backend=self.name,
                       citations=tuple(citations), hits=hits)
 
     def _scored(self, question: str, hits: tuple[Hit, ...], said: Sequence[str] = (),
-                passages: int | None = None):
+                passages: int | None = None, go_on: float = 0.0):
         """Every candidate stretch of the top passages with its score, best first, and the
         reranker's probability that the best one answers (None without a reranker).
 
@@ -441,9 +444,8 @@ class ExtractiveAnswerer:
         """
         qwords = set(keywords(question))
         hosts = frozenset() if self._about_host.search(question) else self.hosts
-        # What comes right after the last answer: a small bonus for any follow-up, and first place
-        # when the question only asks to go on.
-        go_on = 1.0 if said and asks_to_go_on(question) else CONTINUATION
+        # ``go_on``: what comes right after the last answer (``said``) scores this much more: a
+        # small bonus for any follow-up, first place when the question only asks to go on.
         hits = hits[: passages or self.passages]
         spans = self._spans(qwords, hosts, hits, said, go_on) or self._spans(qwords, hosts, hits, (), 0.0)
         spans.sort(key=lambda s: -s[0])

@@ -23,7 +23,7 @@ from ..citations import check_citations
 from ..errors import ChatModelError, InputError, ReplyTruncated
 from ..prompts import Prompt, load_prompt
 from ..timecode import format_time
-from ..types import Answer, Hit
+from ..types import Answer, Evidence, Hit, Question
 from .base import Answerer, AnswerStream
 
 __all__ = ["ChatAnswerer", "NO_COVERAGE", "is_refusal", "format_passages", "fit_passages",
@@ -132,20 +132,20 @@ class ChatAnswerer:
         kept = fit_passages(hits, max(self.token_budget - overhead, 0), self._count)
         return self.prompt.render(passages=format_passages(kept), question=question), kept
 
-    def stream(self, question: str, hits: Sequence[Hit], said: Sequence[str] = (),
-               deadline=None) -> AnswerStream:
-        """``said``: earlier answers in the conversation. The chat model sees the conversation
-        through the condensed question; ``said`` goes to the fallback, so that an extractive
-        answer to a follow-up does not repeat the previous one. ``deadline``: the answer's
-        ``chat_models.Deadline`` (else the model's own)."""
-        if not question or not question.strip():
+    def stream(self, question: Question, evidence: Evidence) -> AnswerStream:
+        """The chat model sees the conversation through the standalone question; the fallback gets
+        the whole ``question``, so that an extractive answer to a follow-up does not repeat the
+        previous one. ``question.deadline``: the answer's ``chat_models.Deadline`` (else the
+        model's own)."""
+        text, hits, deadline = question.standalone, evidence.hits, question.deadline
+        if not text or not text.strip():
             raise InputError("the question is empty; ask something about the interview")
         if not hits:  # nothing retrieved: do not let the model answer from its own memory
             yield NO_COVERAGE
-            yield Answer(question=question, text=NO_COVERAGE, backend=self.name, refused=True,
+            yield Answer(question=text, text=NO_COVERAGE, backend=self.name, refused=True,
                          notes=("no passage matched the question; the chat model was not asked",))
             return
-        messages, kept = self.messages(question, hits)
+        messages, kept = self.messages(text, hits)
         parts: list[str] = []
         emitted = ""
         truncated = None
@@ -165,15 +165,15 @@ class ChatAnswerer:
         except ChatModelError as err:
             if self.fallback is None:
                 raise
-            yield from self._fall_back(question, hits, f"chat model failed: {err}", said)
+            yield from self._fall_back(question, evidence, f"chat model failed: {err}")
             return
         raw = "".join(parts)
-        final = self._final(question, raw, kept, dropped=len(hits) - len(kept))
+        final = self._final(text, raw, kept, dropped=len(hits) - len(kept))
         if truncated:
             final = replace(final, notes=final.notes + (truncated,))
         fault = self._fault(raw, final)
         if fault and self.fallback is not None:
-            yield from self._fall_back(question, hits, fault, said,
+            yield from self._fall_back(question, evidence, fault,
                                        notes=tuple(n for n in final.notes if n != fault))
             return
         if fault and not final.refused:  # no fallback: refuse rather than show it as grounded
@@ -211,11 +211,11 @@ class ChatAnswerer:
                       citations=() if refused else checked.citations, hits=tuple(kept),
                       refused=refused, notes=tuple(notes))
 
-    def _fall_back(self, question: str, hits: Sequence[Hit], why: str,
-                   said: Sequence[str] = (), notes: tuple[str, ...] = ()) -> Iterator[str | Answer]:
+    def _fall_back(self, question: Question, evidence: Evidence, why: str,
+                   notes: tuple[str, ...] = ()) -> Iterator[str | Answer]:
         assert self.fallback is not None
         notes = notes + (f"{why}; showing the extractive answer",)
-        events = self.fallback.stream(question, hits, said=said) if said else self.fallback.stream(question, hits)
+        events = self.fallback.stream(question, evidence)
         for event in events:
             if isinstance(event, Answer):
                 yield replace(event, notes=event.notes + notes)

@@ -29,13 +29,13 @@ def confidences(assistant, items, k: int = 5) -> list[dict]:
         if it.get("type") == "followup" and it.get("history"):
             first = it["history"][0]
             history = [(first, assistant.ask(first, k=k).text)]
-        q = assistant.standalone(it["question"], history)
-        hits = assistant.search(q, k=k, refusal_features=True)  # as answers retrieve
+        evidence = assistant.evidence(it["question"], k=k, history=history)   # as answers retrieve
         # With a reranker, its probability that the best stretch answers is the answer feature.
-        answer = assistant.extractive._scored(q, tuple(hits))[1] if hits else None
+        answer = (assistant.extractive._scored(evidence.question.standalone, evidence.hits)[1]
+                  if evidence.hits else None)
         rows.append({"id": it["id"], "type": it["type"], "answerable": bool(it["answerable"]),
-                     "confidence": float(confidence(q, hits, assistant.extractive.policy, answer)),
-                     "features": features(q, hits, answer)})
+                     "confidence": float(confidence(evidence, assistant.extractive.policy, answer)),
+                     "features": features(evidence, answer)})
     return rows
 
 

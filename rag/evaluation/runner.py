@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Sequence
 
+from ..query import exchange
 from . import metrics as M
 
 DEPTH = 20   # passages ranked per question: enough for hit@10 and a 1,200-word budget
@@ -35,8 +36,10 @@ def _turn(assistant, question: str, quotes: Sequence[str], needs_all: bool, *, k
     answer = assistant.ask(question, k=k, history=history, backend=backend)
     latency = time.perf_counter() - t0
     standalone = answer.standalone_question or question
+    previous = exchange(*history[-1]) if history else None
     ranked = [passage_record(h, quotes)  # the ranking the answer drew on, rewrites included
-              for h in assistant.search(standalone, k=DEPTH, variants=answer.search_queries)]
+              for h in assistant.search(question, k=DEPTH, variants=answer.search_queries,
+                                        previous=previous, standalone=standalone)]
     from ..answer.extractive import confidence
 
     answer_passages = {h.chunk.id: passage_record(h, quotes) for h in answer.hits}
@@ -55,7 +58,8 @@ def _turn(assistant, question: str, quotes: Sequence[str], needs_all: bool, *, k
         "refused": bool(answer.refused),
         "citations": cites,
         "answer_passages": list(answer_passages.values()),
-        "confidence": round(float(confidence(standalone, answer.hits, assistant.extractive.policy)), 4),
+        "confidence": round(float(confidence(assistant.evidence(question, k=k, history=history),
+                                             assistant.extractive.policy)), 4),
         "latency_s": round(latency, 4),
         "_answer": answer,
     }

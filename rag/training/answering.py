@@ -29,6 +29,7 @@ import numpy as np
 from ..answer.extractive import ANSWERING_FILE, POLICIES, SPAN_FEATURES, SpanSelector, features
 from ..evaluation import readers as R
 from ..evaluation.metrics import held_quotes
+from ..types import Question
 from .readers import corpus_items
 
 MAX_FALSE_REFUSALS = 0.08
@@ -69,8 +70,8 @@ def collect(adapter: Path | None, split: str, archive: Path, work: Path, limit: 
             if it.get("history"):
                 first = it["history"][0]
                 history = [(first, assistant.ask(first).text)]
-            question = assistant.standalone(it["question"], history)
-            hits = assistant.search(question, k=5, refusal_features=True)
+            evidence = assistant.evidence(it["question"], k=5, history=history)
+            question, hits = evidence.question.standalone, evidence.hits
             quotes = it["gold_quotes"]
             spans, texts, first = [], [], []
             for feats, hit, span in assistant.extractive.candidates(question, hits):
@@ -80,7 +81,7 @@ def collect(adapter: Path | None, split: str, archive: Path, work: Path, limit: 
                 texts.append(text)
                 first.append(assistant.extractive.selector.score(feats))
             rows.append({"id": it["id"], "episode": episode, "type": it["type"], "question": question,
-                         "answerable": it["answerable"], "refusal": features(question, hits),
+                         "answerable": it["answerable"], "refusal": features(evidence),
                          "spans": spans, "texts": texts, "first": first})
         eta = (time.monotonic() - t0) / n * (len(episodes) - n)
         _say(f"  {split}: {n}/{len(episodes)} episodes, {len(rows)} questions, ETA {int(eta // 60)}m{int(eta % 60):02d}s")
@@ -219,7 +220,7 @@ def fit_fusion(adapter: Path | None, work: Path, corpus: Path = R.CORPUS, limit:
         for assistant, question, quotes, needs_all in asked:
             r = retrievers.get(id(assistant)) or retrievers.setdefault(
                 id(assistant), Retriever(assistant.index, assistant.retriever.embedder, weights))
-            hits = r.search(question, k=10)
+            hits = r.search(Question(question, k=10)).hits
             held = [held_quotes(" ".join(s.text for s in h.chunk.sentences), quotes) for h in hits]
             rank = first_hit_rank(held, len(quotes), needs_all)
             hit5 += rank is not None and rank <= 5

@@ -63,8 +63,8 @@ def collect(adapter: Path, split: str, work: Path, limit: int | None, corpus: Pa
             if it.get("history"):
                 first = it["history"][0]
                 history = [(first, assistant.ask(first).text)]
-            question = assistant.standalone(it["question"], history)
-            hits = assistant.search(question, k=depth)
+            evidence = assistant.evidence(it["question"], k=depth, history=history)
+            question, hits = evidence.question.standalone, evidence.hits
             quotes = it["gold_quotes"]
             rows.append({"id": it["id"], "episode": episode, "question": question,
                          "answerable": it["answerable"], "needs_all": bool(it.get("needs_all")),

@@ -82,11 +82,7 @@ def build_server(assistant):
     @server.tool()
     async def list_chapters() -> dict[str, Any]:
         """The episode's chapters in order, with start times."""
-        from .timecode import format_time
-
-        return {"chapters": [{"index": c.index, "title": c.title, "start": format_time(c.start_s),
-                              "start_s": c.start_s, "sponsor": c.sponsor}
-                             for c in assistant.chapters]}
+        return {"chapters": [c.to_json() for c in assistant.chapters]}
 
     return server
 

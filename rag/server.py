@@ -3,7 +3,7 @@
     GET  /                      the web chat page (rag/web/index.html; no CDN, works offline)
     GET  /health                {"status": "ok", "index", "backend", "chunks"}
     GET  /episodes?show=        {"episodes": [{"id", "show", "number", "title", "url", "hosts", "guests", ...}]}
-    GET  /chapters              {"episode": {...}, "chapters": [{"title", "start", "start_s", "sponsor"}]}
+    GET  /chapters              {"episode": {...}, "chapters": [{"index", "title", "start", "start_s", "sponsor"}]}
     POST /search                {query, k?, chapter?, speaker?, start_s?, end_s?, show?, episode?} -> {"query", "passages"}
     POST /ask                   {question, k?, history?, backend?, show?, episode?} -> Answer.to_json()
     GET  /v1/models             one model, MODEL_ID
@@ -320,15 +320,12 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
 
     @app.get("/chapters")
     def chapters():
-        from .timecode import format_time
-
         episodes = [t.get("episode", {}) for t in assistant.transcripts]
         episode = dict(episodes[0]) if episodes else {}
         if not episode.get("url") and episode.get("id") == DEFAULT_INDEX:
             episode["url"] = EPISODE_URL
         return {"episode": episode,
-                "chapters": [{"title": c.title, "start": format_time(c.start_s), "start_s": c.start_s,
-                              "sponsor": c.sponsor} for c in assistant.chapters]}
+                "chapters": [c.to_json() for c in assistant.chapters]}
 
     # -- the library API -------------------------------------------------------------------
 

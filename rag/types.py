@@ -43,6 +43,11 @@ class Chapter:
     index: int = 0               # 1-based position in the published list
     sponsor: bool = False        # sponsor chapters hold ads, which are never transcribed
 
+    def to_json(self) -> dict:
+        """The chapter as every surface shows it (HTTP ``/chapters``, MCP ``list_chapters``)."""
+        return {"index": self.index, "title": self.title, "start": format_time(self.start_s),
+                "start_s": self.start_s, "sponsor": self.sponsor}
+
 
 @dataclass(frozen=True)
 class Marker:

@@ -112,6 +112,8 @@ def test_list_chapters(mcp_run):
     assert chapters[0]["start_s"] == 0 or chapters[0]["start"] == "00:00"
     assert [c["start_s"] for c in chapters] == sorted(c["start_s"] for c in chapters)
     assert any("funding" in c["title"].lower() for c in chapters)
+    # the same chapter JSON as HTTP's /chapters: one writer (Chapter.to_json)
+    assert set(chapters[0]) == {"index", "title", "start", "start_s", "sponsor"} and chapters[0]["index"] == 1
 
 
 def test_list_episodes_and_the_show_and_episode_filters(mcp_run):

@@ -83,7 +83,7 @@ def test_chapters(client):
     assert "Anastasis Germanidis" in data["episode"]["guests"]
     chapters = data["chapters"]
     assert len(chapters) > 10 and chapters[0]["start"] == "00:00"
-    assert set(chapters[0]) == {"title", "start", "start_s", "sponsor"}
+    assert set(chapters[0]) == {"index", "title", "start", "start_s", "sponsor"} and chapters[0]["index"] == 1
     assert [c["start_s"] for c in chapters] == sorted(c["start_s"] for c in chapters)
 
 

@@ -18,7 +18,7 @@ __all__ = [
     "Assistant", "ChatSession", "build_index", "load_transcript",
     # values
     "Answer", "Citation", "Hit", "Chunk", "Transcript", "Turn", "Paragraph", "Chapter", "Episode",
-    "Question", "Evidence", "Signals", "Exchange", "Filters",
+    "Question", "Evidence", "Signals", "Exchange", "Filters", "Usage",
     "Config",
     # errors
     "RagError", "InputError", "TranscriptError", "IndexError_", "IndexNotFound", "StaleIndex",
@@ -33,7 +33,7 @@ _WHERE = {
     "Answer": "types", "Citation": "types", "Hit": "types", "Chunk": "types",
     "Transcript": "types", "Turn": "types", "Paragraph": "types", "Chapter": "types",
     "Episode": "types", "Question": "types", "Evidence": "types", "Signals": "types", "Exchange": "types",
-    "Filters": "types",
+    "Filters": "types", "Usage": "types",
     "Config": "config",
     "RagError": "errors", "InputError": "errors", "TranscriptError": "errors",
     "IndexError_": "errors", "IndexNotFound": "errors", "StaleIndex": "errors",
@@ -74,6 +74,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from .errors import (ChatModelError, IndexError_, IndexNotFound, InputError, ModelError,
                          RagError, StaleIndex, TranscriptError)
     from .types import (Answer, Chapter, Chunk, Citation, Episode, Evidence, Exchange, Filters, Hit,
-                        Paragraph, Question, Signals, Transcript, Turn)
+                        Paragraph, Question, Signals, Transcript, Turn, Usage)
 
     __version__: str

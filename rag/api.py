@@ -22,8 +22,9 @@ from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
 from .query import condense, exchange, not_a_question, spans_episodes
 from .retrieval import Retriever, Weights
-from .stores.files import (StoredIndex, build_index as _build, check_index_name, index_exists, load_index, slug,
-                    unchanged_sources)
+from .stores import open_store
+from .stores.files import StoredIndex
+from .stores.passages import check_index_name, slug
 from .text import clean_text
 from .types import Answer, Chapter, Evidence, Exchange, Filters, Hit, Question, Transcript
 
@@ -98,12 +99,7 @@ def build_index(sources: Sequence[str | Path] | None = None, *, name: str | None
     else:
         transcripts, sources = [load_default_episode()], default_sources()
         name = name or DEFAULT_INDEX
-    if config.database_url:
-        from .stores.postgres import write_index
-
-        return write_index(transcripts, sources, name=name, config=config, embedder=embedder, progress=progress)
-    return _build(transcripts, sources, name=name, index_dir=config.index_dir, embedder=embedder,
-                  settings=config.chunking, progress=progress)
+    return open_store(config).write(transcripts, sources, name=name, embedder=embedder, progress=progress)
 
 
 def _unique(sources: Sequence[str | Path], progress: Progress | None) -> list[str | Path]:
@@ -123,57 +119,38 @@ def _unique(sources: Sequence[str | Path], progress: Progress | None) -> list[st
 
 def open_index(name: str | None = None, *, config: Config, embedder: Embedder,
                progress: Progress | None = None) -> StoredIndex:
-    """Load an index; the shipped episode's own index is (re)built when missing or stale."""
+    """Load an index from the configured store. The shipped episode's own index is (re)built when
+    missing or stale; another stale one is rebuilt from its sources when they have not changed
+    (what `rag index` with the recorded paths would do). Changed or missing sources, a corrupt
+    index, or one in a database that other processes may be serving, still refuse with the
+    command that fixes them."""
+    from .parsers import default_sources
+
     if name is not None:
         check_index_name(name)
-    if config.database_url:
-        return _open_pg(name or DEFAULT_INDEX, config=config, embedder=embedder, progress=progress)
-    if name in (None, DEFAULT_INDEX):
-        from .parsers import default_sources
-
-        sources = default_sources()
-        try:
-            return load_index(config.index_dir, DEFAULT_INDEX, model=embedder.name,
-                              settings=config.chunking, sources=sources)
-        except (IndexNotFound, StaleIndex):
-            build_index(None, name=DEFAULT_INDEX, config=config, embedder=embedder, progress=progress)
-            return load_index(config.index_dir, DEFAULT_INDEX, model=embedder.name,
-                              settings=config.chunking, sources=sources)
+    name = name or DEFAULT_INDEX
+    store = open_store(config)
+    shipped = name == DEFAULT_INDEX
+    sources = default_sources() if shipped else None
     try:
-        return load_index(config.index_dir, name, model=embedder.name, settings=config.chunking)
-    except StaleIndex:
-        # Built with another model or chunker from sources that have not changed: rebuild it from
-        # them (what `rag index` with the recorded paths would do). Changed or missing sources,
-        # or a corrupt index, still refuse with the command that fixes them.
-        sources = unchanged_sources(config.index_dir, name)
-        if sources is None:
-            raise
-        build_index(sources, name=name, config=config, embedder=embedder, progress=progress)
-        return load_index(config.index_dir, name, model=embedder.name, settings=config.chunking)
-
-
-def _open_pg(name: str, *, config: Config, embedder: Embedder, progress: Progress | None = None):
-    """An index in the database; the shipped episode's is written there when missing."""
-    from .stores.postgres import open_pg_index
-
-    try:
-        return open_pg_index(config, name, model=embedder.name, settings=config.chunking)
+        return store.open(name, model=embedder.name, sources=sources)
     except (IndexNotFound, StaleIndex) as err:
-        if name != DEFAULT_INDEX:
+        stale = isinstance(err, StaleIndex)
+        rebuild = None if shipped else store.rebuild_sources(name) if stale else None
+        if not shipped and rebuild is None:
             raise
-        if isinstance(err, StaleIndex):  # built with another model: the shipped episode is rebuilt
-            from .stores.postgres import drop_index
-
-            drop_index(config, name)
-        build_index(None, name=DEFAULT_INDEX, config=config, embedder=embedder, progress=progress)
-        return open_pg_index(config, name, model=embedder.name, settings=config.chunking)
+        if stale:
+            store.discard(name)
+    build_index(rebuild, name=name, config=config, embedder=embedder, progress=progress)
+    return store.open(name, model=embedder.name, sources=sources)
 
 
 def _answerers(retriever: Retriever, chat_model=None, reranker=None,
-               adapter: Path | None = None) -> tuple[ExtractiveAnswerer, Answerer]:
+               adapter: Path | None = None, config: Config | None = None) -> tuple[ExtractiveAnswerer, Answerer]:
     """The extractive answerer for this index, and the answerer to use (the chat model's, with
-    the extractive one as its fallback, when there is a model). ``adapter``: the embedding
-    adapter, whose fitted selector and refusal policy (``answering.json``) it uses when there."""
+    the extractive one as its fallback, when there is a model: it reads ``config.context_tokens``
+    of passages). ``adapter``: the embedding adapter, whose fitted selector and refusal policy
+    (``answering.json``) it uses when there."""
     several = len(retriever.index.transcripts) > 1  # citations then name their episode
     episodes = len(retriever.index.transcripts)
     # The policies read the answer head; a reranker with a probability of its own replaces that
@@ -193,8 +170,12 @@ def _answerers(retriever: Retriever, chat_model=None, reranker=None,
     if chat_model is None:
         return extractive, extractive
     from .answer.generative import ChatAnswerer
+    from .tokens import encoding_for
 
-    return extractive, ChatAnswerer(chat_model, fallback=extractive, episode_labels=several)
+    config = config or Config()
+    return extractive, ChatAnswerer(chat_model, fallback=extractive, episode_labels=several,
+                                    token_budget=config.context_tokens,
+                                    encoding=encoding_for(getattr(chat_model, "name", config.chat_model)))
 
 
 REFRESH_S = 1.0  # how often a process asks the database whether an index has changed
@@ -247,7 +228,7 @@ class Assistant:
                           "using the extractive answerer")
         reranker = make_reranker(config.reranker, embedder, cache_dir=onnx_cache)
         extractive, answerer = _answerers(retriever, chat_model if backend in ("auto", "openai") else None,
-                                          reranker, config.adapter)
+                                          reranker, config.adapter, config)
         from .stores.files import missing_note
 
         notice = "; ".join(n for n in (missing_note(stored), notice) if n) or None
@@ -268,13 +249,12 @@ class Assistant:
             self._checked = now
             if current() == self.index.generation:
                 return False
-            from .stores.postgres import open_pg_index
-
             embedder = self.retriever.embedder
-            index = open_pg_index(self.config, self.index.name, model=embedder.name, settings=self.config.chunking)
+            index = open_store(self.config).open(self.index.name, model=embedder.name)
             retriever = Retriever(index, embedder, self.retriever.weights, self.retriever.reranker)
             chat_model = self.chat_model if self.answerer is not self.extractive else None
-            extractive, answerer = _answerers(retriever, chat_model, self.reranker, self.config.adapter)  # its hosts, its episode labels
+            extractive, answerer = _answerers(retriever, chat_model, self.reranker, self.config.adapter,
+                                              self.config)  # its hosts, its episode labels
             self.index, self.retriever, self.extractive, self.answerer = index, retriever, extractive, answerer
             return True
         finally:
@@ -462,6 +442,7 @@ class Assistant:
         variants, rewrite_note = self.rewrites(standalone, deadline=deadline)
         asked = self.question(text, k=k, previous=previous, standalone=standalone, variants=variants,
                               deadline=deadline, **filters)
+        asked = replace(asked, depth=getattr(answerer, "depth", 0))   # a chat model reads its budget's worth
         for event in answerer.stream(asked, self.retriever.search(asked)):
             if isinstance(event, Answer):
                 notes = event.notes + tuple(n for n in (self.notice, rewrite_note) if n)

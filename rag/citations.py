@@ -16,8 +16,8 @@ from typing import Sequence
 from .timecode import format_time, parse_time
 from .types import Citation, Hit, Sentence
 
-__all__ = ["Ref", "Mark", "Checked", "find_marks", "resolve", "check_citations",
-           "best_sentence", "words"]
+__all__ = ["Ref", "Mark", "Checked", "find_marks", "resolve", "check_citations", "check_quotes",
+           "best_sentence", "words", "QUOTE_OPENERS"]
 
 TIME_TOLERANCE_S = 5.0   # a timestamp a few seconds outside a passage still means that passage
 
@@ -27,6 +27,10 @@ _LABEL_RANGE_RE = re.compile(r"P\s*(\d{1,3})\s*[-–]\s*P?\s*(\d{1,3})", re.I)
 _TIME_RE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?")
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 _WORD_RE = re.compile(r"[a-z0-9']+")
+# A quotation in the answer: “curly” or "straight" double quotes around the speaker's words.
+_QUOTE_RE = re.compile(r"\u201c([^\u201d\n]{1,600})\u201d|\"([^\"\n]{1,600})\"")
+_ELLIPSIS_RE = re.compile(r"\.\.\.|\u2026|\[\.\.\.\]")
+QUOTE_OPENERS = ("\u201c", '"')
 _STOPWORDS = frozenset(
     "a an the and or but of to in on at for with by from as is are was were be been it its this "
     "that these those he she they we you i his her their our your what which who whom how why "
@@ -134,9 +138,44 @@ def _claim_before(text: str, marks: list[Mark], mark: Mark) -> str:
     return last
 
 
+def _said(text: str) -> str:
+    """Words only, lower case, one space apart and padded: what a quotation is matched on (the
+    model may change punctuation, case and apostrophes, never the words)."""
+    return " " + " ".join(_WORD_RE.findall(text.lower().replace("\u2019", "'"))) + " "
+
+
+def check_quotes(text: str, hits: Sequence[Hit], tolerance: float = TIME_TOLERANCE_S) -> tuple[str, list[str]]:
+    """The text with the quotation marks taken off every quotation that is not the words of the
+    passage it cites (the first citation after it; with none, of any passage given), and a note
+    for each. An ellipsis inside a quotation may skip words: each piece must be there."""
+    marks = find_marks(text)
+    notes: list[str] = []
+
+    def cited(end: int) -> list[Hit]:
+        mark = next((m for m in marks if m.start >= end), None)
+        found = [resolve(r, hits, tolerance) for r in mark.refs] if mark else []
+        return [hits[i] for i in found if i is not None] or list(hits)
+
+    def keep(match: re.Match) -> str:
+        quote = match.group(1) if match.group(1) is not None else match.group(2)
+        pieces = [_said(p) for p in _ELLIPSIS_RE.split(quote) if _said(p).strip()]
+        said = [_said(h.chunk.text) for h in cited(match.end())]
+        if not pieces or all(any(p in s for s in said) for p in pieces):
+            return match.group(0)
+        short = quote if len(quote) <= 60 else quote[:59] + "\u2026"
+        notes.append(f"removed the quotation marks from \u201c{short}\u201d: not the words of the passage it cites")
+        return quote
+
+    return _QUOTE_RE.sub(keep, text), notes
+
+
 def check_citations(text: str, hits: Sequence[Hit], tolerance: float = TIME_TOLERANCE_S,
-                    episode_labels: bool = False) -> Checked:
-    """``episode_labels``: render ``[practical-ai-260 13:36]`` (an index of several episodes)."""
+                    episode_labels: bool = False, quotes: bool = False) -> Checked:
+    """``episode_labels``: render ``[practical-ai-260 13:36]`` (an index of several episodes).
+    ``quotes``: also check quotations (``check_quotes``), as a chat model's answer needs."""
+    quote_notes: list[str] = []
+    if quotes:
+        text, quote_notes = check_quotes(text, hits, tolerance)
     marks = find_marks(text)
     out: list[str] = []
     citations: dict[tuple[str, float], Citation] = {}
@@ -177,4 +216,5 @@ def check_citations(text: str, hits: Sequence[Hit], tolerance: float = TIME_TOLE
     if notes:  # a removed bracket may leave "claim ." behind
         rendered = re.sub(r"[ \t]+([.,;:!?])", r"\1", rendered)
     rendered = re.sub(r"(\[[\w.:, -]+\])(\s*\1)+", r"\1", rendered)  # "[13:36] [13:36]" -> once
-    return Checked(text=rendered.strip(), citations=tuple(citations.values()), notes=tuple(notes))
+    return Checked(text=rendered.strip(), citations=tuple(citations.values()),
+                   notes=tuple(notes + quote_notes))

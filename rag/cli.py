@@ -79,10 +79,10 @@ def _passage_lines(hits, width: int = 100, full: bool = False, show_episode: boo
 
 
 def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool = False,
-                 err=None) -> None:
+                 err=None, verbose: bool = False) -> None:
     """The answer, then its sources (time, [episode,] chapter, speaker), then each note once on
     ``err`` (stderr). ``show_episode`` for indexes of several episodes, where a time alone does
-    not say which conversation it is in."""
+    not say which conversation it is in. ``verbose``: also the chat model's tokens (stderr)."""
     stream = stream or sys.stdout
     chunk_of = {h.chunk.id: h.chunk for h in answer.hits}
     if not streamed:
@@ -102,6 +102,10 @@ def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool
             print(f"  {c.mark}{label} {_where(None, c.chapter)}{c.speaker}{link}", file=stream)
     for note in dict.fromkeys(answer.notes):
         print(f"note: {note}", file=err or sys.stderr)
+    if verbose:
+        u = answer.usage
+        print(f"tokens: {u.prompt_tokens:,} sent ({u.passages} passages), {u.completion_tokens:,} received"
+              if u is not None else "tokens: none (no chat model was asked)", file=err or sys.stderr)
 
 
 def cmd_ask(args) -> int:
@@ -135,7 +139,8 @@ def cmd_ask(args) -> int:
         print()
         if final.text.strip() != "".join(deltas).strip():
             print("\nChecked answer:\n" + final.text)
-    print_answer(final, streamed=streamed, show_episode=len(assistant.transcripts) > 1)
+    print_answer(final, streamed=streamed, show_episode=len(assistant.transcripts) > 1,
+                 verbose=args.verbose)
     return 0
 
 
@@ -282,6 +287,46 @@ def _run_module(module: str, func: str = "run"):
     return run
 
 
+def _add_surfaces(sub) -> None:
+    """rag chat, rag serve and rag mcp: each runs its module (imported only when chosen)."""
+    sp = sub.add_parser("chat", help="interactive chat in the terminal")
+    sp.add_argument("--index", default=None)
+    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
+    sp.add_argument("--k", type=int, default=5)
+    sp.set_defaults(func=_run_module("rag.repl"))
+
+    sp = sub.add_parser("serve", help="HTTP API, OpenAI-compatible endpoint and web chat page")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--index", default=None)
+    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
+    sp.set_defaults(func=_run_module("rag.server"))
+
+    sp = sub.add_parser("mcp", help="Model Context Protocol server over stdio")
+    sp.add_argument("--index", default=None)
+    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
+    sp.set_defaults(func=_run_module("rag.mcp_server"))
+
+
+def _add_eval(sub) -> None:
+    sp = sub.add_parser("eval", help="evaluate retrieval and answers against a question set")
+    sp.add_argument("file", nargs="?", default=None, help="question set (default: eval/questions.jsonl)")
+    sp.add_argument("--split", choices=["dev", "test", "all"], default="test")
+    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
+    sp.add_argument("--k", type=int, default=5)
+    sp.add_argument("--index", default=None)
+    sp.add_argument("--out", default=None, help="run folder (default: eval/runs/<timestamp>)")
+    sp.add_argument("--baselines", action="store_true", help="also run generic baseline pipelines")
+    sp.add_argument("--judge", action="store_true", help="LLM judge (needs a chat model)")
+    sp.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two runs")
+    sp.add_argument("--catalog", nargs="?", const="", default=None, metavar="SOURCE",
+                    help="quality across a catalog index (--index): mined host questions from episodes "
+                         "training left out, and eval/catalog_questions.jsonl; SOURCE: the catalog it was "
+                         "built from (default RAG_CATALOG)")
+    sp.add_argument("--limit", type=int, default=500, help="mined questions for --catalog (default 500)")
+    sp.set_defaults(func=_run_module("rag.evaluation.cli"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="Ask the Practical AI #260 interview "
                                 "(Runway's Anastasis Germanidis) and get answers with timestamps.")
@@ -306,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", choices=["extractive", "openai"], default=None,
                     help="extractive (offline) or openai (any OpenAI-compatible server); "
                          "default: openai when configured, else extractive")
+    sp.add_argument("--verbose", action="store_true",
+                    help="also print the tokens the chat model was sent and wrote")
     with_scope(sp)
     with_index(sp)
     sp.set_defaults(func=cmd_ask)
@@ -343,23 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_transcript)
 
-    sp = sub.add_parser("chat", help="interactive chat in the terminal")
-    sp.add_argument("--index", default=None)
-    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
-    sp.add_argument("--k", type=int, default=5)
-    sp.set_defaults(func=_run_module("rag.repl"))
-
-    sp = sub.add_parser("serve", help="HTTP API, OpenAI-compatible endpoint and web chat page")
-    sp.add_argument("--host", default="127.0.0.1")
-    sp.add_argument("--port", type=int, default=8000)
-    sp.add_argument("--index", default=None)
-    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
-    sp.set_defaults(func=_run_module("rag.server"))
-
-    sp = sub.add_parser("mcp", help="Model Context Protocol server over stdio")
-    sp.add_argument("--index", default=None)
-    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
-    sp.set_defaults(func=_run_module("rag.mcp_server"))
+    _add_surfaces(sub)
 
     from .training.cli import add_parser as add_train_parser  # stdlib-only module: no torch here
 
@@ -368,22 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_questions_parser(sub)
 
-    sp = sub.add_parser("eval", help="evaluate retrieval and answers against a question set")
-    sp.add_argument("file", nargs="?", default=None, help="question set (default: eval/questions.jsonl)")
-    sp.add_argument("--split", choices=["dev", "test", "all"], default="test")
-    sp.add_argument("--backend", choices=["extractive", "openai"], default=None)
-    sp.add_argument("--k", type=int, default=5)
-    sp.add_argument("--index", default=None)
-    sp.add_argument("--out", default=None, help="run folder (default: eval/runs/<timestamp>)")
-    sp.add_argument("--baselines", action="store_true", help="also run generic baseline pipelines")
-    sp.add_argument("--judge", action="store_true", help="LLM judge (needs a chat model)")
-    sp.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two runs")
-    sp.add_argument("--catalog", nargs="?", const="", default=None, metavar="SOURCE",
-                    help="quality across a catalog index (--index): mined host questions from episodes "
-                         "training left out, and eval/catalog_questions.jsonl; SOURCE: the catalog it was "
-                         "built from (default RAG_CATALOG)")
-    sp.add_argument("--limit", type=int, default=500, help="mined questions for --catalog (default 500)")
-    sp.set_defaults(func=_run_module("rag.evaluation.cli"))
+    _add_eval(sub)
     return p
 
 

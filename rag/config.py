@@ -7,6 +7,8 @@ Variables (all optional):
     RAG_CHAT_MODEL     chat model name for the openai backend (default: gpt-4o-mini)
     OPENAI_API_KEY     enables the openai backend
     OPENAI_BASE_URL    any OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...)
+    RAG_CONTEXT_TOKENS how many tokens of passages a chat model reads per answer (default 3000,
+                       counted with the model's tiktoken encoding; 500 to 128000)
     RAG_CHAT_TIMEOUT   the chat model's deadline for one answer, in seconds: ``FIRST,TOTAL`` (the
                        first token, the whole answer; default ``20,60``) or ``TOTAL`` alone (the
                        first token then within min(20, TOTAL)); past it the extractive answer is
@@ -106,6 +108,11 @@ def default_index_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rag" / "indexes"
 
 
+# The evidence a chat model reads, in tokens (RAG_CONTEXT_TOKENS): see the README's table of
+# answers with a chat model at 5 passages, 1,500, 3,000 and 6,000 tokens (bench/chat_answers.py).
+CONTEXT_TOKENS = 3000
+
+
 @dataclass(frozen=True)
 class ChunkSettings:
     max_tokens: int = 240        # word pieces per chunk, under the model's 256 (labels included); dev: 240 beat 200 on hit@5 and budget@1200
@@ -130,6 +137,7 @@ class Config:
     chunking: ChunkSettings = ChunkSettings()
     query_rewrite: bool = False  # with a chat model: also search for its rewrites of the question
     chat_timeout: tuple[float, float] = (20.0, 60.0)  # (first token, whole answer) in seconds
+    context_tokens: int = CONTEXT_TOKENS  # passages a chat model reads per answer, in tokens
     adapter: Path | None = None  # the trained retrieval adapter merged into the embedding model
     reranker: Path | None = None  # the trained cross-encoder beside it (reranking.py), if any
     passages: Path | None = None  # the trained passage reranker beside it (training/passages.py), if any
@@ -152,6 +160,8 @@ class Config:
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             query_rewrite=_flag(env, "RAG_QUERY_REWRITE"),
             chat_timeout=_chat_timeout(env),
+            context_tokens=int(_number(env, "RAG_CONTEXT_TOKENS", CONTEXT_TOKENS, lo=500, hi=128_000,
+                                       whole=True)),
             database_url=_database_url(env),
             db_pool=int(_number(env, "RAG_DB_POOL", 4, lo=1, hi=1000, whole=True)),
             db_timeout=_number(env, "RAG_DB_TIMEOUT", 2.0, lo=0.05, hi=600),

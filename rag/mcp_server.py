@@ -30,22 +30,23 @@ INSTRUCTIONS = (
 
 def build_server(assistant):
     """An MCPServer whose tools call ``assistant``; tools run in worker threads."""
-    import anyio
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
     from .errors import RagError
     from .text import clean_text
+    from .threads import ModelThreads, calls_model
 
     server = MCPServer("rag", instructions=INSTRUCTIONS, log_level="WARNING")
 
-    # Answers that wait on a chat model get their own threads: a model server that hangs (each
-    # answer waits up to its deadline) cannot take the threads that serve searches.
-    model_threads = anyio.CapacityLimiter(100)
+    # Answers that wait on a chat model get their own threads (``threads.ModelThreads``): a model
+    # server that hangs (each answer waits up to its deadline) cannot take the threads that serve
+    # searches.
+    threads = ModelThreads()
 
-    async def call(fn, *args, _limiter=None, **kwargs):
+    async def call(fn, *args, _uses_model=False, **kwargs):
         try:
-            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=_limiter)
+            return await threads.run(lambda: fn(*args, **kwargs), _uses_model)
         except RagError as e:
             raise ToolError(str(e)) from e
 
@@ -69,8 +70,7 @@ def build_server(assistant):
         """Answer a question about the interview from its transcript. The answer cites [MM:SS]
         timestamps; "citations" map each to its chapter, speaker and quote, and "refused" is true
         when the interview does not cover the question."""
-        uses_model = getattr(assistant, "chat_model", None) is not None
-        answer = await call(assistant.ask, question, _limiter=model_threads if uses_model else None)
+        answer = await call(assistant.ask, question, _uses_model=calls_model(assistant))
         return answer.to_json()
 
     @server.tool()

@@ -95,6 +95,43 @@ def cache_key(model_dir: str | Path, adapter=None) -> str:
     return h.hexdigest()[:32]
 
 
+class _Graph:
+    """An ONNX graph being written: its initializers and nodes, named as the outputs they make."""
+
+    def __init__(self, weights: dict, eps: float):
+        from onnx import helper, numpy_helper
+
+        self._helper, self._numpy_helper = helper, numpy_helper
+        self.w, self.eps = weights, eps
+        self.inits: list = []
+        self.nodes: list = []
+
+    def init(self, name: str, array) -> str:
+        self.inits.append(self._numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def const(self, name: str, values, dtype=np.float32) -> str:
+        return self.init(name, np.asarray(values, dtype=dtype))
+
+    def node(self, op: str, inputs: list[str], output: str, **attrs) -> str:
+        self.nodes.append(self._helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    def f32(self, name: str) -> np.ndarray:
+        return self.w[name].astype(np.float32)
+
+    def linear(self, x: str, prefix: str, out: str, weight=None, bias=None) -> str:
+        # HF Linear weights are [out, in]; Gemm multiplies by [in, out] and adds the bias.
+        weight = self.f32(prefix + ".weight").T if weight is None else weight
+        bias = self.f32(prefix + ".bias") if bias is None else bias
+        return self.node("Gemm", [x, self.init(prefix + ".weight", weight), self.init(prefix + ".bias", bias)], out)
+
+    def layer_norm(self, x: str, prefix: str, out: str) -> str:
+        return self.node("LayerNormalization", [x, self.init(prefix + ".weight", self.f32(prefix + ".weight")),
+                                                self.init(prefix + ".bias", self.f32(prefix + ".bias"))],
+                         out, axis=-1, epsilon=self.eps)
+
+
 def build_model(model_dir: str | Path, key: str = "", weights_file: str | None = None,
                 adapter=None, cross=None) -> tuple[bytes, bytes]:
     """The serialized ONNX model: input_ids, attention_mask [batch, seq] -> sentence_embedding
@@ -116,59 +153,41 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
     into exactly 0) and from the mean, so a padded row gives the vector of the sequence alone.
     """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper
     from safetensors.numpy import load_file
+
+    from .adapters import merge
 
     d = Path(model_dir)
     config, _, normalize = _read_configs(d)
     hidden = int(config["hidden_size"])
     heads = int(config["num_attention_heads"])
     layers = int(config["num_hidden_layers"]) if cross is None else int(cross.layers)
-    eps = float(config.get("layer_norm_eps", 1e-12))
-    head_dim = hidden // heads
     # Checkpoints differ on whether keys carry a "bert." prefix.
     w = {k.removeprefix("bert."): v for k, v in load_file(str(d / "model.safetensors")).items()}
-    if adapter is not None:  # a tuned model: LoRA deltas folded into the weights (adapters.py)
-        from .adapters import merge
+    for lora in (adapter, cross.lora if cross is not None else None):
+        if lora is not None:  # a tuned model: LoRA deltas folded into the weights (adapters.py)
+            w = merge(w, lora)
+    g = _Graph(w, float(config.get("layer_norm_eps", 1e-12)))
+    x = _embeddings(g, cross)
+    x = _encoder(g, x, hidden, heads, layers)
+    graph = _pooled(g, x, hidden, normalize) if cross is None else _cross_score(g, x, hidden, cross)
+    model = helper.make_model(graph, producer_name="rag.onnx_minilm",
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    if key:
+        helper.set_model_props(model, {_KEY_META: key})
+    onnx.checker.check_model(model)  # < 2 GB: checks the in-memory proto
+    return _serialized(model, weights_file)
 
-        w = merge(w, adapter)
-    if cross is not None:
-        from .adapters import merge
 
-        w = merge(w, cross.lora)
-
-    inits: list = []
-    nodes: list = []
-
-    def init(name: str, array) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def const(name: str, values, dtype=np.float32) -> str:
-        return init(name, np.asarray(values, dtype=dtype))
-
-    def node(op: str, inputs: list[str], output: str, **attrs) -> str:
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
-        return output
-
-    def f32(name: str) -> np.ndarray:
-        return w[name].astype(np.float32)
-
-    def linear(x: str, prefix: str, out: str, weight=None, bias=None) -> str:
-        # HF Linear weights are [out, in]; Gemm multiplies by [in, out] and adds the bias.
-        weight = f32(prefix + ".weight").T if weight is None else weight
-        bias = f32(prefix + ".bias") if bias is None else bias
-        return node("Gemm", [x, init(prefix + ".weight", weight), init(prefix + ".bias", bias)], out)
-
-    def layer_norm(x: str, prefix: str, out: str) -> str:
-        return node("LayerNormalization", [x, init(prefix + ".weight", f32(prefix + ".weight")),
-                                           init(prefix + ".bias", f32(prefix + ".bias"))],
-                    out, axis=-1, epsilon=eps)
-
-    # Embeddings: word + token type 0 + absolute position, then LayerNorm (as BertEmbeddings).
+def _embeddings(g: _Graph, cross) -> str:
+    """Word + token type (0, or the cross-encoder's segment) + absolute position, then LayerNorm
+    (as BertEmbeddings)."""
+    node, init, const, f32 = g.node, g.init, g.const, g.f32
     words = node("Gather", [init("embeddings.word_embeddings.weight",
                                  f32("embeddings.word_embeddings.weight")), "input_ids"], "emb_words")
-    batch_seq = node("Shape", ["input_ids"], "batch_seq")
+    node("Shape", ["input_ids"], "batch_seq")
     seq_len = node("Shape", ["input_ids"], "seq_len", start=1, end=2)
     positions = node("Slice", [init("embeddings.position_embeddings.weight",
                                     f32("embeddings.position_embeddings.weight")),
@@ -181,20 +200,27 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
                      "emb_types")
     x = node("Add", [words, types], "emb_words_types")
     x = node("Add", [x, positions], "emb_sum")
-    x = layer_norm(x, "embeddings.LayerNorm", "emb_out")
-    # The encoder works on a [batch * seq, hidden] matrix, so that every linear layer is one Gemm
-    # with its bias; only attention needs the [batch, heads, seq, head_dim] view.
+    return g.layer_norm(x, "embeddings.LayerNorm", "emb_out")
+
+
+def _encoder(g: _Graph, x: str, hidden: int, heads: int, layers: int) -> str:
+    """The transformer layers, on a [batch * seq, hidden] matrix (every linear layer is one Gemm
+    with its bias; only attention needs the [batch, heads, seq, head_dim] view). Returns the last
+    layer's states as [batch, seq, hidden] ("encoded")."""
+    from onnx import TensorProto
+
+    node, const, linear, layer_norm, f32 = g.node, g.const, g.linear, g.layer_norm, g.f32
+    head_dim = hidden // heads
     rows_shape = const("shape_rows", [-1, hidden], np.int64)
     x = node("Reshape", [x, rows_shape], "emb_rows")
-    heads_shape = node("Concat", [batch_seq, const("heads_dims", [heads, head_dim], np.int64)],
+    heads_shape = node("Concat", ["batch_seq", const("heads_dims", [heads, head_dim], np.int64)],
                        "shape_heads", axis=0)
-
     # Attention mask -> additive bias [batch, 1, 1, seq]; float mask for pooling.
     mask_4d = node("Unsqueeze", ["attention_mask", const("axes_1_2", [1, 2], np.int64)], "mask_4d")
     mask_4d = node("Cast", [mask_4d], "mask_4d_f", to=TensorProto.FLOAT)
     inverted = node("Sub", [const("one", 1.0), mask_4d], "mask_inverted")
     bias = node("Mul", [inverted, const("mask_neg", -10000.0)], "mask_bias")
-    mask_f = node("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
+    node("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
 
     scale = const("sqrt_head_dim", np.sqrt(head_dim))
     sqrt2 = const("sqrt2", np.sqrt(2.0))
@@ -208,8 +234,8 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
         qkv = linear(x, p + "attention.self.qkv", t + "qkv",
                      weight=np.concatenate([f32(n + ".weight").T for n in parts], axis=1),
                      bias=np.concatenate([f32(n + ".bias") for n in parts]))
-        nodes.append(helper.make_node("Split", [qkv, qkv_split], [t + "q", t + "k", t + "v"],
-                                      name=t + "qkv_split", axis=1))
+        g.nodes.append(g._helper.make_node("Split", [qkv, qkv_split], [t + "q", t + "k", t + "v"],
+                                           name=t + "qkv_split", axis=1))
         q, k, v = (node("Reshape", [t + n, heads_shape], t + n + "_4d") for n in "qkv")
         q = node("Transpose", [q], t + "q_heads", perm=[0, 2, 1, 3])
         k = node("Transpose", [k], t + "k_heads_t", perm=[0, 2, 3, 1])
@@ -227,12 +253,49 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
                  t + "gelu")
         out = linear(h, p + "output.dense", t + "ffn_out")
         x = layer_norm(node("Add", [out, x], t + "ffn_res"), p + "output.LayerNorm", t + "out")
-    hidden_shape = node("Concat", [batch_seq, const("hidden_dim", [hidden], np.int64)], "shape_hidden", axis=0)
-    x = node("Reshape", [x, hidden_shape], "encoded")
-    ids_info = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
-                helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])]
+    hidden_shape = node("Concat", ["batch_seq", const("hidden_dim", [hidden], np.int64)], "shape_hidden", axis=0)
+    return node("Reshape", [x, hidden_shape], "encoded")
+
+
+def _inputs() -> list:
+    from onnx import TensorProto, helper
+
+    return [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])]
+
+
+def _pooled(g: _Graph, x: str, hidden: int, normalize: bool):
+    """The embedding model's outputs: the last layer's states, and their mean over unmasked tokens
+    (unit length when the model has a Normalize module)."""
+    from onnx import TensorProto, helper
+
+    node, const = g.node, g.const
     axis1 = const("axes_1", [1], np.int64)
-    mask_3d = node("Unsqueeze", [mask_f, const("axes_2", [2], np.int64)], "mask_3d")
+    mask_3d = node("Unsqueeze", ["mask_f", const("axes_2", [2], np.int64)], "mask_3d")
+    node("Identity", [x], "token_states")
+    summed = node("ReduceSum", [node("Mul", [x, mask_3d], "masked"), axis1], "pool_sum", keepdims=0)
+    count = node("ReduceSum", [mask_3d, axis1], "pool_count", keepdims=0)
+    count = node("Max", [count, const("min_count", 1e-9)], "pool_count_min")
+    pooled = node("Div", [summed, count], "pooled" if normalize else "sentence_embedding")
+    if normalize:
+        norm = node("ReduceL2", [pooled], "norm", axes=[1], keepdims=1)
+        norm = node("Max", [norm, const("min_norm", 1e-12)], "norm_min")
+        node("Div", [pooled, norm], "sentence_embedding")
+    return helper.make_graph(
+        g.nodes, "sentence_embedding", _inputs(),
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden]),
+         helper.make_tensor_value_info("token_states", TensorProto.FLOAT, ["batch", "seq", hidden])],
+        initializer=g.inits)
+
+
+def _cross_score(g: _Graph, x: str, hidden: int, cross):
+    """The cross-encoder's output: per row, the scaled cosine of the question's and the
+    candidate's mean states plus a linear head on their product."""
+    from onnx import TensorProto, helper
+
+    node, const, init = g.node, g.const, g.init
+    axis1 = const("axes_1", [1], np.int64)
+    mask_3d = node("Unsqueeze", ["mask_f", const("axes_2", [2], np.int64)], "mask_3d")
 
     def unit_mean(weights_3d: str, out: str) -> str:
         """The mean of the states over the positions ``weights_3d`` marks, unit length."""
@@ -244,47 +307,30 @@ def build_model(model_dir: str | Path, key: str = "", weights_file: str | None =
                             const(out + "_min_norm", 1e-12)], out + "_norm_min")
         return node("Div", [pooled, norm], out)
 
-    if cross is not None:
-        second = node("Mul", [node("Cast", [node("Unsqueeze", ["token_type_ids", const("axes_2c", [2], np.int64)],
-                                                 "types_3d")], "types_3d_f", to=TensorProto.FLOAT), mask_3d],
-                      "second_3d")
-        first = node("Sub", [mask_3d, second], "first_3d")
-        both = node("Mul", [unit_mean(first, "question_vec"), unit_mean(second, "candidate_vec")], "both")
-        cosine = node("ReduceSum", [both, axis1], "cosine", keepdims=0)
-        head = node("Gemm", [both, init("head.weight", cross.head_weight.reshape(hidden, 1)),
-                             init("head.bias", cross.head_bias.reshape(1))], "head_out")
-        head = node("Reshape", [head, const("shape_flat", [-1], np.int64)], "head_flat")
-        node("Add", [node("Mul", [cosine, const("head.scale", cross.scale)], "scaled"), head], "score")
-        graph = helper.make_graph(
-            nodes, "rerank_score",
-            ids_info + [helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["batch", "seq"])],
-            [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"])], initializer=inits)
-    else:
-        node("Identity", [x], "token_states")
-        # Mean pooling over unmasked tokens, then (if the model has a Normalize module) unit length.
-        summed = node("ReduceSum", [node("Mul", [x, mask_3d], "masked"), axis1], "pool_sum", keepdims=0)
-        count = node("ReduceSum", [mask_3d, axis1], "pool_count", keepdims=0)
-        count = node("Max", [count, const("min_count", 1e-9)], "pool_count_min")
-        pooled = node("Div", [summed, count], "pooled" if normalize else "sentence_embedding")
-        if normalize:
-            norm = node("ReduceL2", [pooled], "norm", axes=[1], keepdims=1)
-            norm = node("Max", [norm, const("min_norm", 1e-12)], "norm_min")
-            node("Div", [pooled, norm], "sentence_embedding")
-        graph = helper.make_graph(
-            nodes, "sentence_embedding", ids_info,
-            [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden]),
-             helper.make_tensor_value_info("token_states", TensorProto.FLOAT, ["batch", "seq", hidden])],
-            initializer=inits)
-    model = helper.make_model(graph, producer_name="rag.onnx_minilm",
-                              opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = IR_VERSION
-    if key:
-        helper.set_model_props(model, {_KEY_META: key})
-    onnx.checker.check_model(model)  # < 2 GB: checks the in-memory proto
-    if weights_file is None:
-        return model.SerializeToString(), b""
+    second = node("Mul", [node("Cast", [node("Unsqueeze", ["token_type_ids", const("axes_2c", [2], np.int64)],
+                                             "types_3d")], "types_3d_f", to=TensorProto.FLOAT), mask_3d],
+                  "second_3d")
+    first = node("Sub", [mask_3d, second], "first_3d")
+    both = node("Mul", [unit_mean(first, "question_vec"), unit_mean(second, "candidate_vec")], "both")
+    cosine = node("ReduceSum", [both, axis1], "cosine", keepdims=0)
+    head = node("Gemm", [both, init("head.weight", cross.head_weight.reshape(hidden, 1)),
+                         init("head.bias", cross.head_bias.reshape(1))], "head_out")
+    head = node("Reshape", [head, const("shape_flat", [-1], np.int64)], "head_flat")
+    node("Add", [node("Mul", [cosine, const("head.scale", cross.scale)], "scaled"), head], "score")
+    return helper.make_graph(
+        g.nodes, "rerank_score",
+        _inputs() + [helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"])], initializer=g.inits)
+
+
+def _serialized(model, weights_file: str | None) -> tuple[bytes, bytes]:
+    """``(model, weights)``: the weights inside the model, or (``weights_file``) as external data
+    at 64 KiB-aligned offsets of the returned blob."""
+    from onnx import TensorProto
     from onnx.external_data_helper import set_external_data
 
+    if weights_file is None:
+        return model.SerializeToString(), b""
     blob = bytearray()
     for tensor in model.graph.initializer:
         if len(tensor.raw_data) < 1024:

@@ -130,13 +130,15 @@ class Retriever:
         return parse_scope(query, self.chapters, self.aliases)
 
     def search(self, question: Question, candidates: int = 40) -> Evidence:
-        """The question's passages, best first: ``question.k`` of them (at least ``ACROSS_PASSAGES``
-        for a question across episodes, at most ``per_episode`` of any one episode), and the signals
+        """The question's passages, best first: ``question.k`` of them (``question.depth`` for an
+        answerer that reads more; at least ``ACROSS_PASSAGES`` for a question across episodes; at
+        most ``per_episode`` of any one episode), and the signals
         its refusal reads, computed when first read (a semantic coverage costs a query-encoder pass
         per unseen word, ~3 ms). A follow-up is searched by its standalone form; one about the
         last answer favours the passages near the times it cited, one that names a new topic does
         not, and has its coverage judged on its own words (``query.new_topic``)."""
-        k = max(question.k, ACROSS_PASSAGES) if question.across else question.k
+        k = max(question.k, question.depth, ACROSS_PASSAGES if question.across else 0)
+        candidates = max(candidates, k)
         per_episode = question.per_episode or (ACROSS_PER_EPISODE if question.across else None)
         if not self.chunks:
             return Evidence(question, (), lambda: NOTHING)

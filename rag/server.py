@@ -190,159 +190,36 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
     ``model_workers``: threads for answers that call the chat model (each waits on the model, up
     to its deadline), apart from the default pool that serves everything else.
     """
-    from typing import Dict, List, Optional, Union
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, StreamingResponse
 
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-    from pydantic import BaseModel, ConfigDict, StrictInt, model_validator
-
-    from .text import clean_json
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    class _Body(BaseModel):
-        model_config = ConfigDict(extra="ignore")
-
-        @model_validator(mode="before")
-        @classmethod
-        def _unicode(cls, data):  # lone surrogates ("\ud800" is valid JSON) become U+FFFD
-            return clean_json(data)
-
-    class AskBody(_Body):
-        question: str
-        k: StrictInt = 5
-        history: Optional[List[Any]] = None
-        backend: Optional[str] = None
-        show: Optional[str] = None
-        episode: Optional[str] = None
-        per_episode: Optional[StrictInt] = None
-
-    class SearchBody(_Body):
-        query: Optional[str] = None
-        question: Optional[str] = None
-        k: StrictInt = 5
-        chapter: Optional[str] = None
-        speaker: Optional[str] = None
-        start_s: Optional[Union[float, str]] = None
-        end_s: Optional[Union[float, str]] = None
-        show: Optional[str] = None
-        episode: Optional[str] = None
-        per_episode: Optional[StrictInt] = None
-
-    class Message(_Body):
-        role: str
-        content: Union[str, List[Any], None] = None
-
-    class ChatBody(_Body):
-        messages: List[Message]
-        model: Optional[str] = None
-        stream: bool = False
-        stream_options: Optional[Dict[str, Any]] = None
-        k: StrictInt = 5
-        backend: Optional[str] = None
-        chapter: Optional[str] = None      # rag's own: search this chapter only (the web page's outline)
-
+    AskBody, SearchBody, ChatBody = _bodies()
     app = FastAPI(title="rag", version="1", docs_url="/docs", redoc_url=None,
                   description="Ask the Practical AI #260 interview; answers cite [MM:SS].")
     app.state.assistant = assistant
 
-    @app.exception_handler(RagError)
-    async def _rag_error(request: Request, err: RagError):
-        status, type_, code = _status_for(err)
-        return JSONResponse(error_body(str(err), type_, code), status_code=status)
+    _error_handlers(app)
+    _index_routes(app, assistant)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, err: RequestValidationError):
-        errors = err.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            message, code = "the request body is not valid JSON", "invalid_json"
-        else:
-            parts = []
-            for e in errors[:5]:
-                where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-                parts.append(f"{where}: {e.get('msg', 'invalid')}")
-            message, code = "; ".join(parts), "invalid_request"
-        return JSONResponse(error_body(message, "invalid_request_error", code), status_code=422)
+    # Answers that call the chat model run on their own threads (``threads.ModelThreads``), so a
+    # model server that hangs cannot take the workers that serve /health (on the event loop),
+    # /search and extractive answers (the default thread pool).
+    from .threads import ModelThreads, calls_model as _calls_model
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, err: StarletteHTTPException):
-        type_ = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
-        return JSONResponse(error_body(str(err.detail), type_, None), status_code=err.status_code,
-                            headers=getattr(err, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, err: Exception):
-        return JSONResponse(error_body(f"internal error ({type(err).__name__}); see the server log",
-                                       "server_error", "internal_error"), status_code=500)
-
-    # -- the page and the index ------------------------------------------------------------
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page():
-        return HTMLResponse((WEB_DIR / "index.html").read_text(encoding="utf-8"),
-                            headers={"cache-control": "no-cache"})
-
-    @app.get("/favicon.ico", include_in_schema=False)
-    def favicon():
-        return Response(status_code=204)
-
-    # Answers that call the chat model run on their own threads (``model_threads``), so a model
-    # server that hangs cannot take the workers that serve /health (on the event loop), /search
-    # and extractive answers (the default thread pool).
-    import anyio
-
-    model_threads = anyio.CapacityLimiter(model_workers)
+    threads = ModelThreads(model_workers)
+    run, pull = threads.run, threads.pull
 
     def calls_model(backend, history) -> bool:
-        return getattr(assistant, "chat_model", None) is not None and (
-            backend != "extractive" or bool(history))
-
-    async def run(fn, uses_model: bool):
-        return await anyio.to_thread.run_sync(fn, limiter=model_threads if uses_model else None)
-
-    async def pull(events, uses_model: bool):
-        """A sync event stream as an async one, each step on the right threads."""
-        done = object()
-        while True:
-            event = await run(lambda: next(events, done), uses_model)
-            if event is done:
-                return
-            yield event
-
-    @app.get("/health")
-    async def health():
-        return {"status": "ok", "index": assistant.name, "backend": assistant.backend,
-                "chunks": len(assistant.index.chunks)}
-
-    @app.get("/episodes")
-    def episodes(show: Optional[str] = None):
-        return {"episodes": assistant.episodes(show=show)}
-
-    @app.get("/chapters")
-    def chapters():
-        episodes = [t.get("episode", {}) for t in assistant.transcripts]
-        episode = dict(episodes[0]) if episodes else {}
-        if not episode.get("url") and episode.get("id") == DEFAULT_INDEX:
-            episode["url"] = EPISODE_URL
-        return {"episode": episode,
-                "chapters": [c.to_json() for c in assistant.chapters]}
+        return _calls_model(assistant, backend, history)
 
     # -- the library API -------------------------------------------------------------------
 
     @app.post("/search")
     def search(body: SearchBody):
-        from .timecode import parse_time
-
         query = body.query if body.query is not None else body.question
         if query is None:
             raise InputError("send \"query\" (or \"question\"): the text to search for")
-        def seconds(name: str, value):
-            try:
-                return parse_time(value) if isinstance(value, str) else value
-            except ValueError as e:
-                raise InputError(f"{name}: {e}") from None
-
-        times = [seconds("start_s", body.start_s), seconds("end_s", body.end_s)]
+        times = [_seconds("start_s", body.start_s), _seconds("end_s", body.end_s)]
         hits = assistant.search(query, k=body.k, chapter=body.chapter, speaker=body.speaker,
                                 start_s=times[0], end_s=times[1], show=body.show, episode=body.episode,
                                 per_episode=body.per_episode)
@@ -395,6 +272,137 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
                                  media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
+    _middleware(app, api_key, max_body_bytes, cors_origins)
+    return app
+
+
+
+def _bodies():
+    """The request bodies of /ask, /search and /v1/chat/completions (pydantic models)."""
+    from typing import Dict, List, Optional, Union
+
+    from pydantic import BaseModel, ConfigDict, StrictInt, model_validator
+
+    from .text import clean_json
+
+    class _Body(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+
+        @model_validator(mode="before")
+        @classmethod
+        def _unicode(cls, data):  # lone surrogates ("\ud800" is valid JSON) become U+FFFD
+            return clean_json(data)
+
+    class AskBody(_Body):
+        question: str
+        k: StrictInt = 5
+        history: Optional[List[Any]] = None
+        backend: Optional[str] = None
+        show: Optional[str] = None
+        episode: Optional[str] = None
+        per_episode: Optional[StrictInt] = None
+
+    class SearchBody(_Body):
+        query: Optional[str] = None
+        question: Optional[str] = None
+        k: StrictInt = 5
+        chapter: Optional[str] = None
+        speaker: Optional[str] = None
+        start_s: Optional[Union[float, str]] = None
+        end_s: Optional[Union[float, str]] = None
+        show: Optional[str] = None
+        episode: Optional[str] = None
+        per_episode: Optional[StrictInt] = None
+
+    class Message(_Body):
+        role: str
+        content: Union[str, List[Any], None] = None
+
+    class ChatBody(_Body):
+        messages: List[Message]
+        model: Optional[str] = None
+        stream: bool = False
+        stream_options: Optional[Dict[str, Any]] = None
+        k: StrictInt = 5
+        backend: Optional[str] = None
+        chapter: Optional[str] = None      # rag's own: search this chapter only (the web page's outline)
+
+    return AskBody, SearchBody, ChatBody
+
+
+def _error_handlers(app) -> None:
+    """Every error as an OpenAI-style JSON body: rag's own with their status, invalid requests 422,
+    unknown paths and methods 404/405, anything unexpected 500 (the details go to the log only)."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(RagError)
+    async def _rag_error(request: Request, err: RagError):
+        status, type_, code = _status_for(err)
+        return JSONResponse(error_body(str(err), type_, code), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, err: RequestValidationError):
+        errors = err.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            message, code = "the request body is not valid JSON", "invalid_json"
+        else:
+            parts = []
+            for e in errors[:5]:
+                where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+                parts.append(f"{where}: {e.get('msg', 'invalid')}")
+            message, code = "; ".join(parts), "invalid_request"
+        return JSONResponse(error_body(message, "invalid_request_error", code), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException):
+        type_ = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+        return JSONResponse(error_body(str(err.detail), type_, None), status_code=err.status_code,
+                            headers=getattr(err, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception):
+        return JSONResponse(error_body(f"internal error ({type(err).__name__}); see the server log",
+                                       "server_error", "internal_error"), status_code=500)
+
+
+def _index_routes(app, assistant) -> None:
+    """The page, and what the index holds: /, /health, /episodes, /chapters."""
+    from typing import Optional
+
+    from fastapi.responses import HTMLResponse, Response
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page():
+        return HTMLResponse((WEB_DIR / "index.html").read_text(encoding="utf-8"),
+                            headers={"cache-control": "no-cache"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return Response(status_code=204)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "index": assistant.name, "backend": assistant.backend,
+                "chunks": len(assistant.index.chunks)}
+
+    @app.get("/episodes")
+    def episodes(show: Optional[str] = None):
+        return {"episodes": assistant.episodes(show=show)}
+
+    @app.get("/chapters")
+    def chapters():
+        episodes = [t.get("episode", {}) for t in assistant.transcripts]
+        episode = dict(episodes[0]) if episodes else {}
+        if not episode.get("url") and episode.get("id") == DEFAULT_INDEX:
+            episode["url"] = EPISODE_URL
+        return {"episode": episode,
+                "chapters": [c.to_json() for c in assistant.chapters]}
+
+
+def _middleware(app, api_key, max_body_bytes: int, cors_origins) -> None:
     app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -403,7 +411,16 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
                            allow_methods=["GET", "POST", "OPTIONS"],
                            allow_headers=["authorization", "content-type"])
-    return app
+
+
+def _seconds(name: str, value):
+    """A time in a request body: seconds, or "MM:SS" / "H:MM:SS"."""
+    from .timecode import parse_time
+
+    try:
+        return parse_time(value) if isinstance(value, str) else value
+    except ValueError as e:
+        raise InputError(f"{name}: {e}") from None
 
 
 def _usage(messages, answer_text: str) -> dict:

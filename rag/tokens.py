@@ -21,7 +21,7 @@ from .errors import ModelError
 if TYPE_CHECKING:  # pragma: no cover
     import tiktoken
 
-__all__ = ["get_encoding", "count_tokens", "truncate_to_tokens", "ENCODINGS"]
+__all__ = ["get_encoding", "count_tokens", "truncate_to_tokens", "encoding_for", "ENCODINGS"]
 
 _ENDOFTEXT = "<|endoftext|>"
 _FIM_PREFIX = "<|fim_prefix|>"
@@ -102,6 +102,14 @@ def get_encoding(name: str = "cl100k_base") -> "tiktoken.Encoding":
         mergeable_ranks=_read_ranks(name),
         special_tokens=spec["special_tokens"],
     )
+
+
+def encoding_for(model: str) -> str:
+    """The encoding a chat model counts in: o200k_base for OpenAI's GPT-4o, 4.1, 5 and o-series,
+    cl100k_base otherwise (GPT-4, GPT-3.5, and the nearest stand-in for a local model's own)."""
+    name = model.lower().rsplit("/", 1)[-1]
+    return "o200k_base" if name.startswith(("gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")) \
+        else "cl100k_base"
 
 
 def count_tokens(text: str, encoding: str = "cl100k_base") -> int:

@@ -19,7 +19,7 @@ from .timecode import format_time
 
 __all__ = [
     "Episode", "Chapter", "Marker", "Paragraph", "Turn", "Transcript",
-    "Sentence", "Chunk", "Hit", "Citation", "Answer", "Filters", "Exchange", "Question", "Signals",
+    "Sentence", "Chunk", "Hit", "Citation", "Answer", "Usage", "Filters", "Exchange", "Question", "Signals",
     "Evidence", "replace",
 ]
 
@@ -270,6 +270,20 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """Tokens a chat model read and wrote for one answer, counted with its tiktoken encoding (what
+    the context budget counts), and how many retrieved passages the prompt held."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    passages: int = 0
+
+    def to_json(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens, "passages": self.passages}
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     text: str
@@ -280,6 +294,7 @@ class Answer:
     standalone_question: str | None = None   # the condensed question, for follow-ups
     notes: tuple[str, ...] = ()              # e.g. "removed citation [99:00]: matches no passage"
     search_queries: tuple[str, ...] = ()     # the chat model's rewrites searched alongside it
+    usage: Usage | None = None               # tokens a chat model was sent and wrote (None: none asked)
 
     def to_json(self) -> dict:
         d = {
@@ -296,6 +311,8 @@ class Answer:
             d["notes"] = list(self.notes)
         if self.search_queries:
             d["search_queries"] = list(self.search_queries)
+        if self.usage is not None:
+            d["usage"] = self.usage.to_json()
         return d
 
 
@@ -348,6 +365,7 @@ class Question:
     across: bool = False               # asked of many episodes at once ("what have guests said ...")
     per_episode: int | None = None     # at most this many passages of one episode
     variants: tuple[str, ...] = ()     # a chat model's rewrites, searched alongside it
+    depth: int = 0                     # passages an answerer reads when more than k (a chat model's budget)
     deadline: object = None            # chat_models.Deadline for every model call of this answer
 
     def __post_init__(self):

@@ -297,3 +297,13 @@ def test_per_episode_limits_search_and_ask_and_is_validated(env, capsys):
     assert code == 0 and len(json.loads(out)["passages"]) == 1
     code, _, err = run(capsys, "search", "video", "--per-episode", "0")
     assert code != 0 and "per_episode must be a whole number between 1 and 100" in err
+
+
+def test_a_bad_context_budget_is_one_clear_line_and_verbose_says_no_tokens_were_sent(env, capsys, monkeypatch):
+    monkeypatch.setenv("RAG_CONTEXT_TOKENS", "lots")
+    code, out, err = run(capsys, "ask", "How did Runway start?")
+    assert code != 0 and out == "" and err.count("\n") == 1
+    assert "RAG_CONTEXT_TOKENS='lots' is not a whole number from 500 to 128000" in err
+    monkeypatch.setenv("RAG_CONTEXT_TOKENS", "4000")
+    code, out, err = run(capsys, "ask", "How did Runway start?", "--verbose")
+    assert code == 0 and "tokens: none (no chat model was asked)" in err

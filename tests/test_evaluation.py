@@ -95,6 +95,8 @@ def test_parse_judgement():
     assert parse_judgement('{"faithfulness": 2, "correctness": -1}')["faithfulness"] == 1.0
     assert parse_judgement("no json here") is None
     assert parse_judgement('{"faithfulness": "high"}') is None
+    assert parse_judgement('{"verdict": "Partly", "faithfulness": 1, "correctness": 0.5}')["verdict"] == "partly"
+    assert parse_judgement('{"verdict": "meh", "faithfulness": 1, "correctness": 0.5}')["verdict"] is None
 
 
 # --- runner on a tiny index ------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """rag.citations and the openai answerer (rag.answer.generative), with hand-built Hits."""
 
+import re
+from dataclasses import replace
+
 import pytest
 
 from openai_server import OpenAIServer, reply, status
 from rag.answer import Answerer, collect
-from rag.answer.generative import (NO_COVERAGE, ChatAnswerer, condense_question, fit_passages,
+from rag.answer.generative import (NO_COVERAGE, ChatAnswerer, condense_question, fill,
                                    format_passage, is_refusal, rewrite_queries)
 from rag.chat_models import FakeChatModel, OpenAIChatModel
 from rag.citations import check_citations, find_marks, resolve
@@ -131,14 +134,14 @@ def words_as_tokens(text):
 
 def test_fit_keeps_best_ranked_whole_passages():
     cost1 = words_as_tokens(format_passage(1, HITS[0]))
-    kept = fit_passages(list(reversed(HITS)), budget=cost1 + 5, count=words_as_tokens)
+    kept = fill(list(reversed(HITS)), budget=cost1 + 5, count=words_as_tokens)
     assert [h.chunk.id for h in kept] == ["chunk-1"]  # rank order, not list order
-    kept = fit_passages(HITS, budget=10_000, count=words_as_tokens)
+    kept = fill(HITS, budget=10_000, count=words_as_tokens)
     assert [h.chunk.id for h in kept] == ["chunk-1", "chunk-2"]
 
 
 def test_fit_cuts_an_oversized_top_passage_at_a_sentence_boundary():
-    kept = fit_passages(HITS, budget=25, count=words_as_tokens)
+    kept = fill(HITS, budget=25, count=words_as_tokens)
     assert len(kept) == 1
     sentences = kept[0].chunk.sentences
     assert 1 <= len(sentences) < 3 and sentences == HITS[0].chunk.sentences[: len(sentences)]
@@ -171,7 +174,7 @@ def test_answerer_protocol_and_prompt():
     assert answer.backend == "openai" and not answer.refused and not answer.notes
     system, user = model.calls[0]
     assert system["role"] == "system" and "[P2]" in system["content"]
-    assert "[P1] 13:36-14:06 | chapter: Gen-2 | speakers: Chris Benson, Anastasis Germanidis" \
+    assert "[P1] practical-ai-260 | 13:36-14:06 | chapter: Gen-2 | speakers: Chris Benson, Anastasis Germanidis" \
         in user["content"]
     assert f"{GUEST}: Gen-2 is our video generation model." in user["content"]
     assert "Question: What is Gen-2?" in user["content"]
@@ -298,3 +301,116 @@ def test_streamed_deltas_never_show_labels_or_invented_citations():
     streamed = "".join(e for e in events if isinstance(e, str))
     assert streamed == events[-1].text
     assert "[P" not in streamed and "[99:00]" not in streamed and "[13:" in streamed
+
+
+# -- the context: a token budget, merged neighbours, the order of the conversation --------------
+
+def many_hits(n, gap=60.0):
+    """``n`` passages of one episode, ranked in reverse order of time, ``gap`` s apart."""
+    hits = []
+    for i in range(n):
+        start = 100.0 + gap * i
+        hits.append(make_hit(n - i, start, [(GUEST, f"Point {i} is about topic {i} and nothing else."),
+                                            (GUEST, f"More words on topic {i} to fill the passage.")]))
+    return sorted(hits, key=lambda h: h.rank)
+
+
+def test_a_budget_reads_as_many_passages_as_it_takes_and_five_passages_reads_five():
+    hits = many_hits(12)
+    wide = FakeChatModel()
+    answer = collect(ChatAnswerer(wide, token_budget=6000).stream(*on("What about topic 3?", hits)))
+    prompt = wide.calls[0][1]["content"]
+    assert len(re.findall(r"^\[P\d+\] ", prompt, re.M)) == 12
+    assert answer.usage is not None and answer.usage.passages == 12
+    narrow = FakeChatModel()
+    answer = collect(ChatAnswerer(narrow, passages=5).stream(*on("What about topic 3?", hits)))
+    assert "[P5]" in narrow.calls[0][1]["content"] and "[P6]" not in narrow.calls[0][1]["content"]
+    assert answer.usage.passages == 5 and any("7 lower-ranked" in n for n in answer.notes)
+
+
+def test_passages_of_one_episode_are_laid_out_in_the_order_they_were_said():
+    hits = many_hits(4)          # rank 1 is the latest
+    model = FakeChatModel(["Topic 0 comes first [P1]."])
+    answer = collect(ChatAnswerer(model).stream(*on("q?", hits)))
+    prompt = model.calls[0][1]["content"]
+    times = [prompt.index(f"Point {i} ") for i in range(4)]
+    assert times == sorted(times)                      # 01:40 before 02:40 before ...
+    assert answer.citations[0].passage_id == "chunk-4" and answer.text.startswith("Topic 0 comes first [01:40]")
+    assert [h.rank for h in answer.hits] == [1, 2, 3, 4]  # the answer lists them best first
+
+
+def test_neighbouring_passages_merge_into_one_block_and_citations_name_the_right_one():
+    first = make_hit(2, 100.0, [(HOST, "How did Runway begin?"), (GUEST, "It began at NYU ITP.")])
+    second = make_hit(1, 120.0, [(HOST, "How did Runway begin?"), (GUEST, "We wanted artists to use models.")])
+    second = replace(second, chunk=replace(second.chunk, sentences=(
+        replace(second.chunk.sentences[0], start_s=100.0, context=True),
+        replace(second.chunk.sentences[1], start_s=120.0))))
+    model = FakeChatModel(['He said "we wanted artists to use models" [P1].'])
+    answer = collect(ChatAnswerer(model).stream(*on("Why did Runway begin?", [second, first])))
+    prompt = model.calls[0][1]["content"]
+    assert "[P2]" not in prompt and prompt.count("How did Runway begin?") == 1
+    assert "[P1] practical-ai-260 | 01:40-02:20" in prompt
+    assert answer.text == 'He said "we wanted artists to use models" [02:00].'
+    assert answer.citations[0].passage_id == "chunk-1"   # the passage that holds 02:00
+    assert {h.chunk.id for h in answer.hits} == {"chunk-1", "chunk-2"} and not answer.notes
+
+
+def test_a_quotation_the_passage_does_not_hold_loses_its_quotation_marks_with_a_note():
+    model = FakeChatModel(['Anastasis called Gen-2 \u201cour video generation model\u201d [P1], and said '
+                           'Runway was "founded to replace Hollywood" [P2].'], chunk_size=5)
+    events = list(ChatAnswerer(model).stream(*on("What is Gen-2?", HITS)))
+    answer = events[-1]
+    assert "".join(e for e in events if isinstance(e, str)) == answer.text   # the stream never showed it
+    assert "\u201cour video generation model\u201d [13:46]" in answer.text
+    assert "was founded to replace Hollywood [20:00]" in answer.text and '"founded' not in answer.text
+    assert answer.notes == ("removed the quotation marks from \u201cfounded to replace Hollywood\u201d: "
+                            "not the words of the passage it cites",)
+
+
+def test_a_quotation_of_another_passage_than_the_one_cited_is_not_kept():
+    model = FakeChatModel(['They said "a tool for artists" [P1].'])
+    answer = collect(ChatAnswerer(model).stream(*on("q?", HITS)))
+    assert '"' not in answer.text and len(answer.notes) == 1   # the words are P2's, not P1's
+
+
+def test_usage_reports_the_tokens_sent_and_received_in_json():
+    from rag.tokens import count_tokens
+
+    model = FakeChatModel(["Gen-2 is a video model [P1]."])
+    answer = collect(ChatAnswerer(model).stream(*on("What is Gen-2?", HITS)))
+    sent = sum(count_tokens(m["content"]) + 4 for m in model.calls[0])
+    assert answer.to_json()["usage"] == {"prompt_tokens": sent, "completion_tokens":
+                                         count_tokens("Gen-2 is a video model [P1]."),
+                                         "total_tokens": sent + count_tokens("Gen-2 is a video model [P1]."),
+                                         "passages": 2}
+
+
+def test_the_fallback_reads_the_questions_own_k_passages_not_the_budgets():
+    hits = many_hits(12)
+    q, e = on("q?", hits)
+    q = replace(q, depth=30)
+    e = Evidence(q, e.hits, e.measure)
+    model = FakeChatModel().fail_next(message="down")
+    answer = collect(ChatAnswerer(model, fallback=EchoExtractive()).stream(q, e))
+    assert answer.backend == "extractive" and len(answer.hits) == 5
+
+
+def test_the_depth_follows_the_budget():
+    from rag.answer.generative import depth_for
+
+    assert ChatAnswerer(FakeChatModel(), passages=5).depth == 5
+    assert depth_for(1500) < depth_for(3000) < depth_for(6000) <= 100
+    assert depth_for(500, k=12) == 12 and depth_for(10**6) == 100
+
+
+def test_a_passage_apart_that_repeats_a_question_already_read_keeps_its_own_words_only():
+    first = make_hit(1, 100.0, [(HOST, "Where would I find Quicksilver these days?"),
+                                (GUEST, "It is still around.")])
+    later = make_hit(2, 200.0, [(HOST, "Where would I find Quicksilver these days?"), (GUEST, "On GitHub.")])
+    later = replace(later, chunk=replace(later.chunk, sentences=(
+        replace(later.chunk.sentences[0], start_s=100.0, context=True), later.chunk.sentences[1])))
+    model = FakeChatModel()
+    answer = collect(ChatAnswerer(model).stream(*on("Where is Quicksilver?", [first, later])))
+    prompt = model.calls[0][1]["content"]
+    assert prompt.count("Where would I find Quicksilver") == 1 and "[P2]" in prompt   # two blocks
+    assert answer.hits[1].chunk.sentences == later.chunk.sentences   # the answer lists it whole

@@ -97,3 +97,15 @@ def test_nothing_below_the_surfaces_imports_them():
     below = [m for m in graph if m != "rag" and not m.startswith(SURFACES + ABOVE_QUERY_TIME)]
     wrong = {m: sorted(d for d in graph[m] if d.startswith(SURFACES)) for m in below}
     assert {m: d for m, d in wrong.items() if d} == {}
+
+
+def test_no_function_is_longer_than_a_hundred_lines():
+    import ast
+
+    long = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 100:
+                long.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.name} "
+                            f"({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, "split these: " + "; ".join(long)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -348,3 +349,35 @@ def test_mcp_ask_with_a_hanging_model_answers_within_the_deadline(config, server
     answer = json.loads(result.content[0].text)
     assert answer["backend"] == "extractive" and "sent no reply within" in answer["notes"][-1]
     assert took < TOTAL + SLACK
+
+
+def _passages_sent(model) -> list[int]:
+    import re
+
+    return [len(re.findall(r"^\[P\d+\] ", call[-1]["content"], re.M)) for call in model.calls
+            if "Passages from the interview" in call[-1]["content"]]
+
+
+def test_a_chat_model_reads_its_token_budget_of_passages_and_so_does_a_follow_up(config):
+    from rag.chat_models import FakeChatModel
+
+    sent = {}
+    for budget in (1500, 6000):
+        model = FakeChatModel()
+        assistant = Assistant.load(config=replace(config, context_tokens=budget), embedder=FakeEmbedder(),
+                                   chat_model=model)
+        chat = assistant.chat()
+        first = chat.ask("How did Runway start?")
+        second = chat.ask("And what did they build first?")
+        assert first.usage.prompt_tokens <= budget and second.usage.prompt_tokens <= budget
+        sent[budget] = _passages_sent(model)
+        assert len(sent[budget]) == 2 and first.usage.passages >= sent[budget][0]
+    assert min(sent[6000]) > 5 and min(sent[6000]) > max(sent[1500])
+
+
+def test_rag_context_tokens_is_configurable_and_checked():
+    assert Config.from_env({}).context_tokens == 3000
+    assert Config.from_env({"RAG_CONTEXT_TOKENS": "6000"}).context_tokens == 6000
+    for bad in ("lots", "100", "2.5e9", "3000.5"):
+        with pytest.raises(InputError, match="RAG_CONTEXT_TOKENS="):
+            Config.from_env({"RAG_CONTEXT_TOKENS": bad})

@@ -26,7 +26,7 @@ def test_answer_prompt_says_how_to_cite_and_refuse():
 
 def test_judge_prompt_keeps_literal_json_braces():
     messages = load_prompt("judge").render(question="q", reference="r", passages="p", answer="a")
-    assert '{"faithfulness"' in messages[0]["content"]
+    assert '{"verdict": "correct", "faithfulness"' in messages[0]["content"]
 
 
 def test_render_names_missing_and_unknown_values():

@@ -12,7 +12,7 @@ import rag
 PUBLIC = [
     "Assistant", "ChatSession", "build_index", "load_transcript",
     "Answer", "Citation", "Hit", "Chunk", "Transcript", "Turn", "Paragraph", "Chapter", "Episode",
-    "Question", "Evidence", "Signals", "Exchange", "Filters",
+    "Question", "Evidence", "Signals", "Exchange", "Filters", "Usage",
     "Config",
     "RagError", "InputError", "TranscriptError", "IndexError_", "IndexNotFound", "StaleIndex",
     "ModelError", "ChatModelError",

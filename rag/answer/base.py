@@ -12,6 +12,10 @@ AnswerStream = Iterator[Union[str, Answer]]
 
 @runtime_checkable
 class Answerer(Protocol):
+    """``name`` labels its answers. An answerer that reads more passages than the question's ``k``
+    (a chat model filling its token budget) says how many in an optional ``depth`` attribute;
+    the assistant then asks retrieval for that many (``Question.depth``)."""
+
     name: str
 
     def stream(self, question: Question, evidence: Evidence) -> AnswerStream:

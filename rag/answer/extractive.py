@@ -355,6 +355,7 @@ def answering_for(adapter) -> Fitted:
 
 class ExtractiveAnswerer:
     name = "extractive"
+    depth = 0   # it reads the question's k passages
 
     # An answer is a span of up to ``max_sentences`` consecutive sentences of one speaker from the
     # top ``passages``, and a second span from another passage when it scores within ``margin`` of

@@ -1,7 +1,8 @@
 """The ``openai`` answerer: a chat model writes the answer, the code checks every citation.
 
-    hits --fit to token budget--> [P1]..[Pn] passages --prompts/answer.md--> chat model
-         --stream deltas--> raw text --citations.check_citations--> Answer (times, quotes, notes)
+    hits --context.context: fill the token budget, merge, order--> [P1]..[Pn] blocks
+         --prompts/answer.md--> chat model --stream deltas--> raw text
+         --citations.check_citations (labels, quotations)--> Answer (times, quotes, notes, usage)
 
 Passage labels are ours: the model cites [P2], we map it back to the passage and render the time
 the reader can seek to. Citations that match no passage are removed and reported in
@@ -16,18 +17,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from ..chat_models import ChatModel
-from ..citations import check_citations
+from ..citations import QUOTE_OPENERS, check_citations
 from ..errors import ChatModelError, InputError, ReplyTruncated
 from ..prompts import Prompt, load_prompt
-from ..timecode import format_time
-from ..types import Answer, Evidence, Hit, Question
+from ..retrieval import ACROSS_PASSAGES
+from ..types import Answer, Citation, Evidence, Hit, Question, Usage
 from .base import Answerer, AnswerStream
+from .context import Passage, TokenCounter, context, fill, format_passage, format_passages, source_of
 
-__all__ = ["ChatAnswerer", "NO_COVERAGE", "is_refusal", "format_passages", "fit_passages",
-           "condense_question"]
+__all__ = ["ChatAnswerer", "NO_COVERAGE", "is_refusal", "format_passages", "format_passage", "fill",
+           "condense_question", "depth_for"]
 
 # The exact sentence prompts/answer.md tells the model to use; is_refusal() also accepts variants.
 NO_COVERAGE = "The interview doesn't cover this."
@@ -35,68 +37,29 @@ _REFUSAL_RE = re.compile(
     r"\b(?:interview|passages?|transcript)\s+(?:does\s*n[o']t|do\s*n[o']t|does not|do not)\s+"
     r"(?:cover|address|mention|discuss)", re.I)
 
-TokenCounter = Callable[[str], int]
+# Passages a chat model's budget asks retrieval for: enough to fill it (a passage is ~250 tokens
+# with its label; some are skipped or merged), never fewer than the question's k.
+TOKENS_PER_PASSAGE = 200
+
+
+def depth_for(budget: int, k: int = 5) -> int:
+    return min(max(k, budget // TOKENS_PER_PASSAGE + 5), 100)
 
 
 def _settled(parts: list[str]) -> str:
-    """The raw text so far, minus a trailing citation bracket that has not closed yet."""
+    """The raw text so far, minus what may still change: a citation bracket that has not closed
+    yet, and a quotation not yet followed by its citation (it is checked against that passage)."""
     raw = "".join(parts)
     open_at = raw.rfind("[")
     if open_at != -1 and "]" not in raw[open_at:] and len(raw) - open_at <= 80:
-        return raw[:open_at]
-    return raw
+        raw = raw[:open_at]
+    after = raw.rfind("]") + 1
+    quoted = [at for at in (raw.find(q, after) for q in QUOTE_OPENERS) if at != -1]
+    return raw[:min(quoted)] if quoted else raw
 
 
 def is_refusal(text: str) -> bool:
     return bool(_REFUSAL_RE.search(text))
-
-
-def format_passage(label: int, hit: Hit) -> str:
-    c = hit.chunk
-    header = f"[P{label}] {format_time(c.start_s)}-{format_time(c.end_s)}"
-    if c.chapter:
-        header += f" | chapter: {c.chapter}"
-    if c.speakers:
-        header += f" | speakers: {', '.join(c.speakers)}"
-    return f"{header}\n{c.text}"
-
-
-def format_passages(hits: Sequence[Hit]) -> str:
-    return "\n\n".join(format_passage(i, h) for i, h in enumerate(hits, 1))
-
-
-def _trim_to_sentences(hit: Hit, fits: Callable[[Hit], bool]) -> Hit:
-    """The passage cut back to its first whole sentences that fit (at least one sentence)."""
-    sentences = hit.chunk.sentences
-    for n in range(len(sentences) - 1, 0, -1):
-        end_s = sentences[n].start_s  # the passage now ends where its first dropped sentence began
-        trimmed = replace(hit, chunk=replace(hit.chunk, sentences=sentences[:n], end_s=end_s))
-        if fits(trimmed):
-            return trimmed
-    return replace(hit, chunk=replace(hit.chunk, sentences=sentences[:1],
-                                      end_s=sentences[1].start_s if len(sentences) > 1
-                                      else hit.chunk.end_s))
-
-
-def fit_passages(hits: Sequence[Hit], budget: int, count: TokenCounter) -> list[Hit]:
-    """Best-ranked passages whose labelled text fits ``budget`` tokens, in rank order.
-
-    Whole passages are dropped from the bottom of the ranking. Only when even the best passage
-    is too long is it cut, and then at a sentence boundary.
-    """
-    ranked = sorted(hits, key=lambda h: h.rank)  # stable: equal ranks keep retrieval order
-    kept: list[Hit] = []
-    used = 0
-    for hit in ranked:
-        cost = count(format_passage(len(kept) + 1, hit) + "\n\n")
-        if used + cost > budget:
-            if not kept:
-                kept.append(_trim_to_sentences(
-                    hit, lambda h: count(format_passage(1, h) + "\n\n") <= budget))
-            break
-        kept.append(hit)
-        used += cost
-    return kept
 
 
 def _counter(encoding: str | TokenCounter) -> TokenCounter:
@@ -108,29 +71,34 @@ def _counter(encoding: str | TokenCounter) -> TokenCounter:
 
 
 class ChatAnswerer:
-    """Answerer protocol over a ChatModel. ``token_budget`` bounds the whole prompt."""
+    """Answerer protocol over a ChatModel. ``token_budget`` bounds the whole prompt; the passages
+    fill what the instructions and question leave (``context.context``). ``passages``: read at
+    most this many retrieved passages (the old "top 5" way; None: as many as the budget takes).
+    ``depth``: how many passages it asks retrieval for (``Question.depth``)."""
 
     name = "openai"
 
-    def __init__(self, model: ChatModel, *, token_budget: int = 3000,
+    def __init__(self, model: ChatModel, *, token_budget: int = 3000, passages: int | None = None,
                  fallback: Answerer | None = None, encoding: str | TokenCounter = "cl100k_base",
                  max_answer_tokens: int = 400, temperature: float = 0.0,
                  prompt: Prompt | None = None, episode_labels: bool = False):
         self.model = model
         self.episode_labels = episode_labels  # cite "[practical-ai-260 13:36]": an index of several episodes
         self.token_budget = token_budget
+        self.passages = passages
+        self.depth = passages or depth_for(token_budget)
         self.fallback = fallback
         self.max_answer_tokens = max_answer_tokens
         self.temperature = temperature
         self.prompt = prompt or load_prompt("answer")
         self._count = _counter(encoding)
 
-    def messages(self, question: str, hits: Sequence[Hit]) -> tuple[list[dict], list[Hit]]:
-        """The chat messages for a question, and the passages that made it into them."""
+    def messages(self, question: str, hits: Sequence[Hit]) -> tuple[list[dict], list[Passage]]:
+        """The chat messages for a question, and the blocks of passages that made it into them."""
         empty = self.prompt.render(passages="", question=question)
         overhead = sum(self._count(m["content"]) + 4 for m in empty)  # ~4 tokens per message
-        kept = fit_passages(hits, max(self.token_budget - overhead, 0), self._count)
-        return self.prompt.render(passages=format_passages(kept), question=question), kept
+        blocks = context(hits, max(self.token_budget - overhead, 0), self._count, limit=self.passages)
+        return self.prompt.render(passages=format_passages([b.hit for b in blocks]), question=question), blocks
 
     def stream(self, question: Question, evidence: Evidence) -> AnswerStream:
         """The chat model sees the conversation through the standalone question; the fallback gets
@@ -145,7 +113,8 @@ class ChatAnswerer:
             yield Answer(question=text, text=NO_COVERAGE, backend=self.name, refused=True,
                          notes=("no passage matched the question; the chat model was not asked",))
             return
-        messages, kept = self.messages(text, hits)
+        messages, blocks = self.messages(text, hits)
+        kept = [b.hit for b in blocks]
         parts: list[str] = []
         emitted = ""
         truncated = None
@@ -155,8 +124,10 @@ class ChatAnswerer:
                                            max_tokens=self.max_answer_tokens, **extra):
                 parts.append(delta)
                 # Stream the checked rendering, not the raw text: a client that joins the deltas
-                # must see [MM:SS] times (never our [P2] labels) and no invented citation.
-                rendered = check_citations(_settled(parts), kept, episode_labels=self.episode_labels).text
+                # must see [MM:SS] times (never our [P2] labels), no invented citation and no
+                # quotation the passage does not hold.
+                rendered = check_citations(_settled(parts), kept, episode_labels=self.episode_labels,
+                                           quotes=True).text
                 if len(rendered) > len(emitted) and rendered.startswith(emitted):
                     yield rendered[len(emitted):]
                     emitted = rendered
@@ -168,7 +139,10 @@ class ChatAnswerer:
             yield from self._fall_back(question, evidence, f"chat model failed: {err}")
             return
         raw = "".join(parts)
-        final = self._final(text, raw, kept, dropped=len(hits) - len(kept))
+        final = self._final(text, raw, blocks, dropped=len(hits) - sum(len(b.sources) for b in blocks))
+        final = replace(final, usage=Usage(prompt_tokens=sum(self._count(m["content"]) + 4 for m in messages),
+                                           completion_tokens=self._count(raw) if raw else 0,
+                                           passages=sum(len(b.sources) for b in blocks)))
         if truncated:
             final = replace(final, notes=final.notes + (truncated,))
         fault = self._fault(raw, final)
@@ -194,33 +168,51 @@ class ChatAnswerer:
             return "every citation in the chat model's answer matched no retrieved passage (invented)"
         return None
 
-    def _final(self, question: str, raw: str, kept: list[Hit], dropped: int) -> Answer:
+    def _final(self, question: str, raw: str, blocks: list[Passage], dropped: int) -> Answer:
         notes: list[str] = []
-        if dropped:
+        if dropped > 0:
             notes.append(f"{dropped} lower-ranked passage(s) left out to fit the token budget")
+        # The answer lists the retrieved passages the model read, best first; a citation names
+        # the one of its block that holds the cited moment.
+        sent = tuple(sorted((h for b in blocks for h in b.sources), key=lambda h: h.rank))
         if not raw.strip():
             notes.append("the chat model returned an empty reply")
             return Answer(question=question, text=NO_COVERAGE, backend=self.name,
-                          hits=tuple(kept), refused=True, notes=tuple(notes))
-        checked = check_citations(raw, kept, episode_labels=self.episode_labels)
+                          hits=sent, refused=True, notes=tuple(notes))
+        checked = check_citations(raw, [b.hit for b in blocks], episode_labels=self.episode_labels,
+                                  quotes=True)
         notes.extend(checked.notes)
         refused = is_refusal(checked.text)
         if not refused and not checked.citations:
             notes.append("the answer cites no retrieved passage")
+        citations = tuple(_from_source(c, blocks) for c in checked.citations)
         return Answer(question=question, text=checked.text, backend=self.name,
-                      citations=() if refused else checked.citations, hits=tuple(kept),
+                      citations=() if refused else citations, hits=sent,
                       refused=refused, notes=tuple(notes))
 
     def _fall_back(self, question: Question, evidence: Evidence, why: str,
                    notes: tuple[str, ...] = ()) -> Iterator[str | Answer]:
+        """The fallback's answer, on the question's own ``k`` passages (not the chat model's depth)."""
         assert self.fallback is not None
         notes = notes + (f"{why}; showing the extractive answer",)
+        if question.depth:
+            question = replace(question, depth=0)
+            keep = max(question.k, ACROSS_PASSAGES if question.across else 0)
+            evidence = Evidence(question, evidence.hits[:keep], evidence.measure)
         events = self.fallback.stream(question, evidence)
         for event in events:
             if isinstance(event, Answer):
                 yield replace(event, notes=event.notes + notes)
             else:
                 yield event
+
+
+def _from_source(citation: Citation, blocks: list[Passage]) -> Citation:
+    """A citation of a merged block, naming the retrieved passage that holds its moment."""
+    for block in blocks:
+        if block.hit.chunk.id == citation.passage_id and len(block.sources) > 1:
+            return replace(citation, passage_id=source_of(block, citation.start_s).chunk.id)
+    return citation
 
 
 def condense_question(model: ChatModel, history: Sequence[tuple[str, str]], question: str,

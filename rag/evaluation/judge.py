@@ -10,6 +10,7 @@ import re
 
 NOT_RUN = "not run"
 UNANSWERABLE_REFERENCE = "The interview doesn't cover this question."
+VERDICTS = ("correct", "partly", "wrong")
 
 
 def parse_judgement(text: str) -> dict | None:
@@ -31,6 +32,8 @@ def parse_judgement(text: str) -> dict | None:
                         break
                     obj["faithfulness"] = min(max(f, 0.0), 1.0)
                     obj["correctness"] = min(max(c, 0.0), 1.0)
+                    verdict = str(obj.get("verdict", "")).strip().lower()
+                    obj["verdict"] = verdict if verdict in VERDICTS else None
                     return obj
                 break
     return None
@@ -61,7 +64,7 @@ class Judge:
             return {"status": "unparseable reply", "faithfulness": None, "correctness": None,
                     "raw": reply[:500]}
         return {"status": "ok", "faithfulness": parsed["faithfulness"],
-                "correctness": parsed["correctness"],
+                "correctness": parsed["correctness"], "verdict": parsed["verdict"],
                 "unsupported_claims": parsed.get("unsupported_claims", []),
                 "reason": str(parsed.get("reason", ""))[:300]}
 

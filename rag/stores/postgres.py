@@ -45,16 +45,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..chunking import chunk_transcript
 from ..config import ChunkSettings, Config
 from ..errors import IndexNotFound, RagError, StaleIndex, StoreUnavailable
 from ..types import Chunk, Transcript
-from .files import ANN_MIN, Columns, check_index_name, sentence_window, vocabulary, window_spans
+from .passages import ANN_MIN, Columns, check_index_name, chunk_passages, sentence_window, vocabulary, window_spans
 
 FORMAT = "rag-pg/1"
 SCHEMA_VERSION = 1
@@ -365,8 +364,7 @@ def write_index(transcripts: Sequence[Transcript], sources: Sequence[str | Path]
     words_seen: set[str] = set()
     for n, t in enumerate(todo):
         ep = t.episode
-        chunks = [replace(c, show=ep.show, episode_title=ep.title, url=ep.url)
-                  for c in chunk_transcript(t, embedder.count_tokens, config.chunking, embedder.max_tokens)]
+        chunks = chunk_passages(t, embedder, config.chunking)
         if chunks:
             texts, spans = zip(*(window_spans(c) for c in chunks))
             vectors, pooled = cached.embed_spans(list(texts), list(spans))

@@ -112,17 +112,7 @@ def fit_probability(rows: list[dict], cross: list[np.ndarray], steps: int = 3000
             "accuracy": float(((p >= 0.5) == (y == 1)).mean())}
 
 
-def main(argv=None) -> int:
-    import torch
-
-    from ..config import catalog_path
-    from ..embedding import resolve_model_path
-    from ..reranking import calibrated
-    from .answering import fit_refusal, refusal_figures
-    from .lora import load_adapter
-    from .rerank import RerankRun, save_reranker
-    from ..answer.extractive import POLICIES
-
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description="train the sentence selector (a cross-encoder) on the listeners' corpus")
     ap.add_argument("--model-dir", type=Path, default=Path("rag/models/podcast-minilm"),
                     help="the adapter's folder; the selector is written beside it")
@@ -144,6 +134,21 @@ def main(argv=None) -> int:
                          "(measured: it does not transfer from listeners' near misses to #260's questions)")
     ap.add_argument("--max-depth", type=int, default=max(DEPTHS),
                     help="rescore at most this many stretches (each costs time at every answer)")
+    return ap
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from ..config import catalog_path
+    from ..embedding import resolve_model_path
+    from ..reranking import calibrated
+    from .answering import fit_refusal, refusal_figures
+    from .lora import load_adapter
+    from .rerank import RerankRun, save_reranker
+    from ..answer.extractive import POLICIES
+
+    ap = _parser()
     args = ap.parse_args(argv)
     if args.max_depth < min(DEPTHS):
         ap.error(f"--max-depth is at least {min(DEPTHS)} (the depths tried: {', '.join(map(str, DEPTHS))})")

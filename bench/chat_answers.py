@@ -254,6 +254,9 @@ def score(run: Path, budget: str, items: dict) -> dict | None:
         **{v: sum(x == v for x in verdicts) / len(ok) for v in VERDICTS + ("refused",)},
         "false_refusals": sum(a["refused"] for a in ok) / len(ok),
         "refusal_recall": sum(a["refused"] for a in no) / len(no) if no else None,
+        # An uncovered question answered "the passages don't give X; they only say Y" (what the
+        # prompt asks for a question the evidence answers in part): honest, but not a refusal.
+        "uncovered_declined": sum(a["refused"] or judged.get(a["id"]) == "correct" for a in no) / len(no) if no else None,
         "citation_validity": len(valid) / len(answered) if answered else None,
         "quotes_unquoted": sum(any(n.startswith("removed the quotation") for n in a.get("notes", []))
                                for a in answered),
@@ -266,8 +269,9 @@ def score(run: Path, budget: str, items: dict) -> dict | None:
 def cmd_score(args) -> int:
     run = Path(args.run)
     items = {it["id"]: it for it in questions(run, 0, 1)}
-    head = ("| context | correct | partly | wrong | refused (false refusals) | refusal recall | "
-            "citation validity | tokens sent (median) | passages read (median) |\n|---|---|---|---|---|---|---|---|---|")
+    head = ("| context | correct | partly | wrong | refused (false refusals) | refusal recall | uncovered: refused "
+            "or said so | citation validity | tokens sent (median) | passages read (median) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     rows = [head]
     for budget in args.budgets.split(","):
         s = score(run, budget, items)
@@ -276,7 +280,7 @@ def cmd_score(args) -> int:
         label = f"{budget[:-1]} passages" if budget.endswith("p") else f"{int(budget):,} tokens"
         f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
         rows.append(f"| {label} | {f(s['correct'])} | {f(s['partly'])} | {f(s['wrong'])} | {f(s['false_refusals'])} | "
-                    f"{f(s['refusal_recall'])} | {f(s['citation_validity'])} | {s['tokens_sent_median']:,.0f} | "
+                    f"{f(s['refusal_recall'])} | {f(s['uncovered_declined'])} | {f(s['citation_validity'])} | {s['tokens_sent_median']:,.0f} | "
                     f"{s['passages_median']:.0f} |")
         if s["pending"] or s["unjudged"] or s["fallbacks"] or s["quotes_unquoted"]:
             rows.append(f"<!-- {label}: {s['pending']} waiting for a reply, {s['unjudged']} not judged, "

@@ -10,7 +10,8 @@
 The questions: ``--questions`` (150) from the test split of the listeners' corpus (eval/readers/),
 ``--episodes`` (15) episodes drawn with a fixed seed, in each the same share of answerable and
 unanswerable ones (8 and 2). Each budget is one way to fill the chat model's context: ``5p`` is the
-old five passages (trimmed to 3,000 tokens), a number is ``RAG_CONTEXT_TOKENS``.
+old five passages (trimmed to 3,000 tokens), a number is ``RAG_CONTEXT_TOKENS``; ``extractive`` is the
+offline answer, judged the same way.
 
 Replies are written by a language model that sees only the recorded request (the system and user
 messages). The record (requests, replies, answers, judgements) lives in ``--run``
@@ -37,7 +38,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from chat_standin import PENDING, Record, StandIn  # noqa: E402
 
 RUN = REPO / "eval" / "runs" / "chat-answers"
-BUDGETS = ("5p", "1500", "3000", "6000")
+BUDGETS = ("extractive", "5p", "1500", "3000", "6000")
 CHAT_MODEL = "gpt-4o-mini"     # the default RAG_CHAT_MODEL: its encoding (o200k_base) counts the budget
 VERDICTS = ("correct", "partly", "wrong")
 
@@ -82,6 +83,8 @@ def _assistant(index: str, config, budget: str, model):
     from rag.api import Assistant
     from rag.tokens import encoding_for
 
+    if budget == "extractive":     # the offline answer on the same questions, judged the same way
+        return Assistant.load(index, config=config, backend="extractive")
     if budget.endswith("p"):
         assistant = Assistant.load(index, config=config, chat_model=model)
         assistant.answerer = ChatAnswerer(model, passages=int(budget[:-1]), token_budget=3000,
@@ -277,11 +280,12 @@ def cmd_score(args) -> int:
         s = score(run, budget, items)
         if s is None:
             continue
-        label = f"{budget[:-1]} passages" if budget.endswith("p") else f"{int(budget):,} tokens"
+        label = ("extractive (no chat model)" if budget == "extractive" else
+                 f"{budget[:-1]} passages" if budget.endswith("p") else f"{int(budget):,} tokens")
         f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
         rows.append(f"| {label} | {f(s['correct'])} | {f(s['partly'])} | {f(s['wrong'])} | {f(s['false_refusals'])} | "
-                    f"{f(s['refusal_recall'])} | {f(s['uncovered_declined'])} | {f(s['citation_validity'])} | {s['tokens_sent_median']:,.0f} | "
-                    f"{s['passages_median']:.0f} |")
+                    f"{f(s['refusal_recall'])} | {f(s['uncovered_declined'])} | {f(s['citation_validity'])} | "
+                    + (f"{s['tokens_sent_median']:,.0f} | {s['passages_median']:.0f} |" if s["tokens_sent_median"] else "- | 5 |"))
         if s["pending"] or s["unjudged"] or s["fallbacks"] or s["quotes_unquoted"]:
             rows.append(f"<!-- {label}: {s['pending']} waiting for a reply, {s['unjudged']} not judged, "
                         f"{s['fallbacks']} fell back to the extractive answer, {s['quotes_unquoted']} had a quotation "

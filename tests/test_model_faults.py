@@ -376,7 +376,11 @@ def test_a_chat_model_reads_its_token_budget_of_passages_and_so_does_a_follow_up
 
 
 def test_rag_context_tokens_is_configurable_and_checked():
-    assert Config.from_env({}).context_tokens == 3000
+    assert Config.from_env({}).context_tokens == 6000          # OpenAI's API
+    assert Config.from_env({"OPENAI_BASE_URL": "https://api.openai.com/v1"}).context_tokens == 6000
+    assert Config.from_env({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}).context_tokens == 3000  # a 4k window
+    assert Config.from_env({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1",
+                            "RAG_CONTEXT_TOKENS": "8000"}).context_tokens == 8000
     assert Config.from_env({"RAG_CONTEXT_TOKENS": "6000"}).context_tokens == 6000
     for bad in ("lots", "100", "2.5e9", "3000.5"):
         with pytest.raises(InputError, match="RAG_CONTEXT_TOKENS="):

@@ -20,11 +20,10 @@ from .text import clean_text
 
 
 def _assistant(args, backend: str = "extractive"):
-    from .api import Assistant
+    from .surface import load_assistant
 
-    sys.stderr.flush()
     # A notice such as "no chat model configured" travels in each Answer's notes.
-    return Assistant.load(getattr(args, "index", None), backend=backend, progress=progress_printer())
+    return load_assistant(args, backend=backend, notice=False)
 
 
 def _read_batch(path: str) -> list[tuple[object, str]]:

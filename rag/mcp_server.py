@@ -108,15 +108,10 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def run(args) -> int:
-    from .api import Assistant
-    from .progress import progress_printer
+    from .surface import load_assistant
 
     with stdout_to_stderr():
-        assistant = Assistant.load(getattr(args, "index", None),
-                                   backend=getattr(args, "backend", None) or "auto",
-                                   progress=progress_printer(sys.stderr))
-        if assistant.notice:
-            print(f"rag mcp: note: {assistant.notice}", file=sys.stderr)
+        assistant = load_assistant(args, "rag mcp")
         server = build_server(assistant)
     print(f"rag mcp: serving index {assistant.name!r} ({assistant.backend} answers) on stdio",
           file=sys.stderr)

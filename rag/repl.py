@@ -245,14 +245,9 @@ def stream_input(stdin: TextIO, echo: TextIO | None = None) -> InputFn:
 
 
 def run(args) -> int:
-    from .api import Assistant
-    from .progress import progress_printer
+    from .surface import load_assistant
 
-    assistant = Assistant.load(getattr(args, "index", None),
-                               backend=getattr(args, "backend", None) or "auto",
-                               progress=progress_printer())
-    if assistant.notice:
-        print(f"note: {assistant.notice}", file=sys.stderr)
+    assistant = load_assistant(args)
     if _isatty(sys.stdin) and _isatty(sys.stdout):
         input_fn = terminal_input()
     else:

@@ -544,8 +544,7 @@ def run(args) -> int:
     # (BLAS threading for query embeddings is limited where it matters, in rag/minilm.py.)
     import uvicorn
 
-    from .api import Assistant
-    from .progress import progress_printer
+    from .surface import load_assistant
 
     api_key = os.environ.get("RAG_API_KEY") or None
     host = getattr(args, "host", None) or "127.0.0.1"
@@ -553,14 +552,10 @@ def run(args) -> int:
     port = 8000 if port is None else int(port)
     sock = _bind(host, port)  # first: a bad --host or --port is one clear line, before any build
     try:
-        assistant = Assistant.load(getattr(args, "index", None),
-                                   backend=getattr(args, "backend", None) or "auto",
-                                   progress=progress_printer(sys.stderr))
+        assistant = load_assistant(args, "rag serve")
     except BaseException:
         sock.close()
         raise
-    if assistant.notice:
-        print(f"rag serve: note: {assistant.notice}", file=sys.stderr)
     if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"rag serve: warning: listening on {host} without RAG_API_KEY; anyone who can reach "
               "this port can use it", file=sys.stderr)

@@ -8,7 +8,7 @@ import rag
 
 ROOT = Path(rag.__file__).parent
 # The surfaces: thin layers over rag.api. Only they (and what trains or evaluates) may import it.
-SURFACES = ("rag.api", "rag.cli", "rag.server", "rag.mcp_server", "rag.repl")
+SURFACES = ("rag.api", "rag.surface", "rag.cli", "rag.server", "rag.mcp_server", "rag.repl")
 ABOVE_QUERY_TIME = ("rag.training", "rag.evaluation")
 
 

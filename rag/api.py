@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .answer.base import Answerer, AnswerStream, collect
-from .answer.extractive import (CATALOG_EPISODES, DEFAULT_SELECTOR, ExtractiveAnswerer, RefusalPolicy,
-                               answering_for, policy_for)
+from .answer.extractive import DEFAULT_SELECTOR, ExtractiveAnswerer, answering_for
+from .answer.refusal import CATALOG_EPISODES, RefusalPolicy, policy_for
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex

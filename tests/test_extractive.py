@@ -4,9 +4,10 @@ from dataclasses import replace
 
 import pytest
 
-from rag.answer.extractive import (CATALOG_EPISODES, DEFAULT_POLICY, MINILM_POLICY, PODCAST_CATALOG_POLICY,
-                                   PODCAST_POLICY, ExtractiveAnswerer, RefusalPolicy, answer_types, confidence,
-                                   features, policy_for, type_mismatch)
+from rag.answer.extractive import ExtractiveAnswerer
+from rag.answer.refusal import (CATALOG_EPISODES, DEFAULT_POLICY, MINILM_POLICY, PODCAST_CATALOG_POLICY,
+                                PODCAST_POLICY, RefusalPolicy, answer_types, confidence, features, policy_for,
+                                type_mismatch)
 from rag.types import Chunk, Evidence, Exchange, Hit, Question, Sentence, Signals
 
 

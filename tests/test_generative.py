@@ -227,7 +227,8 @@ def test_chat_failure_with_fallback_returns_extractive_answer():
 
 
 def test_fallback_in_a_follow_up_quotes_new_sentences():
-    from rag.answer.extractive import DEFAULT_POLICY, ExtractiveAnswerer
+    from rag.answer.extractive import ExtractiveAnswerer
+    from rag.answer.refusal import DEFAULT_POLICY
 
     from dataclasses import replace
 

@@ -216,7 +216,8 @@ def test_training_pairs_hold_their_quote_and_a_same_episode_negative(tmp_path):
 
 
 def test_the_default_selector_is_the_hand_tuned_rule_and_a_fitted_one_is_read_beside_the_adapter(tmp_path):
-    from rag.answer.extractive import DEFAULT_SELECTOR, Fitted, RefusalPolicy, SpanSelector, answering_for
+    from rag.answer.extractive import DEFAULT_SELECTOR, Fitted, SpanSelector, answering_for
+    from rag.answer.refusal import RefusalPolicy
     from rag.errors import ModelError
 
     f = {"best": 0.8, "mean": 0.6, "overlap": 0.5, "rank": 2.0, "sentences": 1.0, "words": 1.0,
@@ -239,7 +240,7 @@ def test_the_default_selector_is_the_hand_tuned_rule_and_a_fitted_one_is_read_be
 def test_the_refusal_threshold_is_held_to_the_guard_questions_false_refusals():
     """Fitted on listeners' near misses alone, the threshold refused a quarter of #260's answerable
     dev questions; the guard's false refusals now cap it."""
-    from rag.answer.extractive import RefusalPolicy
+    from rag.answer.refusal import RefusalPolicy
     from rag.training.answering import fit_refusal, highest_threshold
 
     def rows(pairs):
@@ -263,7 +264,7 @@ def test_the_refusal_threshold_is_held_to_the_guard_questions_false_refusals():
 
 
 def test_a_refusal_fitted_beside_the_adapter_applies_with_a_selector_that_only_chooses_the_stretch(tmp_path):
-    from rag.answer.extractive import RefusalPolicy
+    from rag.answer.refusal import RefusalPolicy
     from rag.api import _answerers
     from rag.reranking import FakeReranker
 

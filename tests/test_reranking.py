@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from rag.answer.extractive import ExtractiveAnswerer, RefusalPolicy
+from rag.answer.extractive import ExtractiveAnswerer
+from rag.answer.refusal import RefusalPolicy
 from rag.reranking import FakeReranker
 from rag.types import Chunk, Evidence, Hit, Sentence, Signals
 

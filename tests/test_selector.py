@@ -65,7 +65,8 @@ def test_the_probability_rises_with_the_best_cross_score_and_separates_the_two_k
 
 
 def test_the_answerer_reads_the_depth_weight_and_refusal_a_trained_selector_carries():
-    from rag.answer.extractive import RERANK_DEPTH, RefusalPolicy
+    from rag.answer.extractive import RERANK_DEPTH
+    from rag.answer.refusal import RefusalPolicy
     from rag.api import _answerers
     from rag.reranking import FakeReranker
 

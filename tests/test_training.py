@@ -278,7 +278,7 @@ def test_rag_train_on_listeners_questions_writes_an_adapter_its_fitted_answering
     off = subprocess.run([sys.executable, "-c", "import rag; print(rag.Assistant.load().retriever.reranker)"],
                          capture_output=True, text=True, timeout=600, env=dict(env, RAG_RERANK="off"))
     assert off.returncode == 0 and off.stdout.split()[-1] == "None", off.stderr[-3000:]
-    from rag.answer.extractive import POLICIES
+    from rag.answer.refusal import POLICIES
 
     kept = POLICIES["all-MiniLM-L6-v2+podcast"].threshold      # the adapter's refusal, unchanged
     assert (depth, weight, threshold) == (settings["depth"], settings["weight"], kept)

@@ -21,7 +21,7 @@ FIELDS = {"answer": "answer_weight", "sentence": "sentence_weight", "dense": "de
 
 
 def confidences(assistant, items, k: int = 5) -> list[dict]:
-    from ..answer.extractive import confidence, features
+    from ..answer.refusal import confidence, features
 
     rows = []
     for it in items:

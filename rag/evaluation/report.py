@@ -157,8 +157,8 @@ def markdown(run: dict, chart_files: list[str]) -> str:
         "same, but the cited sentences themselves must hold it (what the reader is shown). Answer "
         "words p50: median length of the non-refused answers.\n",
         "## By type\n", type_table(agg, judge_status), "",
-        f"Follow-ups: the second turn, asked with history=[(first question, first answer)]; "
-        f"'followup turn 1' is the first question against history_gold_quotes.\n",
+        "Follow-ups: the second turn, asked with history=[(first question, first answer)]; "
+        "'followup turn 1' is the first question against history_gold_quotes.\n",
     ]
     if baselines:
         parts += ["## Baselines\n", "Built in-process from the same episode text (turns flattened with "
@@ -166,7 +166,7 @@ def markdown(run: dict, chart_files: list[str]) -> str:
                   "question). No-overlap windows can cut a gold quote in two; the 80% fallback recovers a quote "
                   "cut near its end, one cut near its middle counts as a miss.\n", baselines]
     parts += ["## Refusal trade-off (extractive confidence)\n",
-              "Refuse when confidence < threshold. Confidence is `rag.answer.extractive.confidence` on "
+              "Refuse when confidence < threshold. Confidence is `rag.answer.refusal.confidence` on "
               "the hits of each answer.\n", trade, "",
               f"Recommended by `calibrate` (max recall with false refusals <= 0.10): **{fmt(best, 4)}**"
               + (" — tune on dev only." if c["split"] != "dev" else "") + "\n"]

@@ -40,7 +40,7 @@ def _turn(assistant, question: str, quotes: Sequence[str], needs_all: bool, *, k
     ranked = [passage_record(h, quotes)  # the ranking the answer drew on, rewrites included
               for h in assistant.search(question, k=DEPTH, variants=answer.search_queries,
                                         previous=previous, standalone=standalone)]
-    from ..answer.extractive import confidence
+    from ..answer.refusal import confidence
 
     answer_passages = {h.chunk.id: passage_record(h, quotes) for h in answer.hits}
     cites = [c.to_json() for c in answer.citations]

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..answer.extractive import ANSWERING_FILE, POLICIES, SPAN_FEATURES, SpanSelector, features
+from ..answer.extractive import ANSWERING_FILE, SPAN_FEATURES, SpanSelector
+from ..answer.refusal import POLICIES, features
 from ..evaluation import readers as R
 from ..evaluation.metrics import held_quotes
 from ..types import Question
@@ -422,13 +423,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     adapter = Path(args.model_dir) / "adapter.safetensors" if args.model_dir else None
     work = args.work or (adapter.parent / "work" if adapter else Path("indexes") / ".answering")
+    ship = tuple(p.strip() for p in args.ship.split(",") if p.strip())
     if args.refusal_only:
         if adapter is None:
             ap.error("--refusal-only needs --model-dir")
         out = refit_refusal(adapter, args.catalog or catalog_path(), work, args.corpus, ship="policy" in ship)
         print(json.dumps(out["figures"]["refusal"], indent=2))
         return 0
-    ship = tuple(p.strip() for p in args.ship.split(",") if p.strip())
     if set(ship) - set(PARTS):
         ap.error(f"--ship takes {', '.join(PARTS)}")
     out = fit(adapter, args.catalog or catalog_path(), work, args.limit, args.corpus, ship=ship)

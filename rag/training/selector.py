@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     from .answering import fit_refusal, refusal_figures
     from .lora import load_adapter
     from .rerank import RerankRun, save_reranker
-    from ..answer.extractive import POLICIES
+    from ..answer.refusal import POLICIES
 
     ap = _parser()
     args = ap.parse_args(argv)

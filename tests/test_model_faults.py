@@ -164,7 +164,7 @@ FAULTS = {
     "500": (status(500, "model crashed"), "HTTP 500"),
     "cut mid-answer": (cut("According to [P1], the answer st"), "broke off mid-stream"),
     "empty reply": (reply(""), "the chat model returned an empty reply"),
-    "invented citations": (reply("Runway raised a billion dollars [P9] [99:00]."),
+    "invented citations": (reply("Runway raised a billion dollars [P99] [99:00]."),
                            "matched no retrieved passage (invented)"),
 }
 
@@ -179,7 +179,7 @@ def test_each_fault_falls_back_to_the_extractive_answer_with_a_note(config, serv
     assert answer.notes[-1].endswith("; showing the extractive answer"), answer.notes
     assert says in answer.notes[-1], answer.notes
     if fault == "invented citations":
-        assert "removed citation [P9]: matches no retrieved passage" in answer.notes
+        assert "removed citation [P99]: matches no retrieved passage" in answer.notes
 
 
 def test_a_truncated_stream_is_kept_and_marked(config, server):

@@ -263,7 +263,7 @@ def score(run: Path, budget: str, items: dict) -> dict | None:
         "citation_validity": len(valid) / len(answered) if answered else None,
         "quotes_unquoted": sum(any(n.startswith("removed the quotation") for n in a.get("notes", []))
                                for a in answered),
-        "fallbacks": sum(a["backend"] != "openai" for a in answers),
+        "fallbacks": sum(a["backend"] != "openai" for a in answers) if budget != "extractive" else 0,
         "tokens_sent_median": statistics.median(sent) if sent else None,
         "passages_median": statistics.median(a["usage"]["passages"] for a in answers if a.get("usage")) if sent else None,
     }

@@ -158,6 +158,8 @@ def check_quotes(text: str, hits: Sequence[Hit], tolerance: float = TIME_TOLERAN
 
     def keep(match: re.Match) -> str:
         quote = match.group(1) if match.group(1) is not None else match.group(2)
+        if find_marks(quote):   # a citation inside: the marks of two quotations, paired wrongly
+            return match.group(0)
         pieces = [_said(p) for p in _ELLIPSIS_RE.split(quote) if _said(p).strip()]
         said = [_said(h.chunk.text) for h in cited(match.end())]
         if not pieces or all(any(p in s for s in said) for p in pieces):

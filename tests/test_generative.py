@@ -415,3 +415,10 @@ def test_a_passage_apart_that_repeats_a_question_already_read_keeps_its_own_word
     prompt = model.calls[0][1]["content"]
     assert prompt.count("Where would I find Quicksilver") == 1 and "[P2]" in prompt   # two blocks
     assert answer.hits[1].chunk.sentences == later.chunk.sentences   # the answer lists it whole
+
+
+def test_quotation_marks_around_a_citation_are_two_quotations_not_one():
+    # nested straight quotes pair up wrongly: the second "pair" spans a citation
+    model = FakeChatModel(['He said "Gen-2 is "our video generation model" [P1], and "a tool for artists" [P2].'])
+    answer = collect(ChatAnswerer(model).stream(*on("What is Gen-2?", HITS)))
+    assert answer.text.count('"') == 5 and not answer.notes

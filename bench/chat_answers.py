@@ -45,11 +45,11 @@ VERDICTS = ("correct", "partly", "wrong")
 
 # --- the questions ---------------------------------------------------------------------------------
 
-def pick_questions(n: int, episodes: int, seed: int = 7) -> list[dict]:
+def pick_questions(n: int, episodes: int, seed: int = 7, split: str = "test") -> list[dict]:
     from rag.evaluation import readers as R
 
     plan = R.splits()
-    eps = sorted(e for e in plan["test"] if (R.CORPUS / f"{e}.jsonl").exists())
+    eps = sorted(e for e in plan[split] if (R.CORPUS / f"{e}.jsonl").exists())
     rng = random.Random(seed)
     chosen = sorted(rng.sample(eps, episodes))
     per = n // episodes
@@ -67,11 +67,11 @@ def pick_questions(n: int, episodes: int, seed: int = 7) -> list[dict]:
     return out
 
 
-def questions(run: Path, n: int, episodes: int) -> list[dict]:
+def questions(run: Path, n: int, episodes: int, split: str = "test") -> list[dict]:
     path = run / "questions.jsonl"
     if path.exists():
         return [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
-    items = pick_questions(n, episodes)
+    items = pick_questions(n, episodes, split=split)
     path.write_text("".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items), encoding="utf-8")
     return items
 
@@ -101,7 +101,7 @@ def cmd_ask(args) -> int:
 
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
-    items = questions(run, args.questions, args.episodes)
+    items = questions(run, args.questions, args.episodes, args.split)
     episodes = sorted({it["episode"] for it in items})
     index_dir = Path(args.index_dir) if args.index_dir else Path(tempfile.mkdtemp(prefix="rag-chat-"))
     config = Config(index_dir=index_dir)   # the shipped adapter, as a user gets it
@@ -309,6 +309,7 @@ def main(argv=None) -> int:
     sp.add_argument("--budgets", default=",".join(BUDGETS))
     sp.add_argument("--questions", type=int, default=150)
     sp.add_argument("--episodes", type=int, default=15)
+    sp.add_argument("--split", default="test", help="the listeners' split the questions come from (a new --run)")
     sp.add_argument("--index-dir", default=None, help="keep the episodes' indexes here between runs")
     sp.set_defaults(func=cmd_ask)
     sp = sub.add_parser("pending")

@@ -422,3 +422,14 @@ def test_quotation_marks_around_a_citation_are_two_quotations_not_one():
     model = FakeChatModel(['He said "Gen-2 is "our video generation model" [P1], and "a tool for artists" [P2].'])
     answer = collect(ChatAnswerer(model).stream(*on("What is Gen-2?", HITS)))
     assert answer.text.count('"') == 5 and not answer.notes
+
+
+def test_an_answer_that_opens_by_saying_the_passages_do_not_give_it_is_a_refusal_with_what_they_say():
+    model = FakeChatModel(["The passages don't give the exact length of the clips. Anastasis says it turns "
+                           "a prompt into a short video clip [P1]."])
+    answer = collect(ChatAnswerer(model).stream(*on("How many seconds long are Gen-2 clips?", HITS)))
+    assert answer.refused and answer.citations and answer.citations[0].start_s == 836.0
+    assert "marked refused" in answer.notes[-1]
+    partial = collect(ChatAnswerer(FakeChatModel(["Gen-2 makes short clips [P1]. The passages don't say how "
+                                                  "long."])).stream(*on("How long are Gen-2 clips?", HITS)))
+    assert not partial.refused   # an answer first, then what is missing: a partial answer

@@ -62,6 +62,20 @@ def is_refusal(text: str) -> bool:
     return bool(_REFUSAL_RE.search(text))
 
 
+# A reply that opens by saying the passages do not give what was asked ("The passages don't give an
+# exact parameter count; Daniel only says ...") declines the question, with the nearest things they
+# do say: what prompts/answer.md asks for a question the evidence answers only around its edges.
+_DECLINE_RE = re.compile(
+    r"^\W*(?:the\s+)?(?:interview|passages?|transcript|episode|conversation)s?\s+(?:does|do|did)\s*(?:n[o']t|not)\s+"
+    r"(?:say|give|state|list|specify|name|include|provide|explain|reveal|describe|tell)\b", re.I)
+
+
+def declines(text: str) -> bool:
+    """Whether the answer's first sentence says the passages do not give what was asked."""
+    first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0]
+    return bool(_DECLINE_RE.match(first))
+
+
 def _counter(encoding: str | TokenCounter) -> TokenCounter:
     if callable(encoding):
         return encoding
@@ -183,12 +197,16 @@ class ChatAnswerer:
                                   quotes=True)
         notes.extend(checked.notes)
         refused = is_refusal(checked.text)
-        if not refused and not checked.citations:
+        declined = not refused and declines(checked.text)
+        if declined:
+            notes.append("the answer opens by saying the passages do not give what was asked: "
+                         "marked refused, with what they do say cited")
+        elif not refused and not checked.citations:
             notes.append("the answer cites no retrieved passage")
         citations = tuple(_from_source(c, blocks) for c in checked.citations)
         return Answer(question=question, text=checked.text, backend=self.name,
                       citations=() if refused else citations, hits=sent,
-                      refused=refused, notes=tuple(notes))
+                      refused=refused or declined, notes=tuple(notes))
 
     def _fall_back(self, question: Question, evidence: Evidence, why: str,
                    notes: tuple[str, ...] = ()) -> Iterator[str | Answer]:

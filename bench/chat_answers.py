@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from chat_standin import PENDING, Record, StandIn  # noqa: E402
+from chat_standin import PENDING, Record, StandIn, asked as _asked  # noqa: E402
 
 RUN = REPO / "eval" / "runs" / "chat-answers"
 BUDGETS = ("extractive", "5p", "1500", "3000", "6000")
@@ -133,13 +133,6 @@ def cmd_ask(args) -> int:
 
 
 # --- replies written outside -----------------------------------------------------------------------
-
-def _asked(request: dict) -> str:
-    """The question a request asks (the same question at several budgets is one question)."""
-    user = request["messages"][-1]["content"]
-    found = re.search(r"^Question: (.*)$", user, re.M)
-    return found.group(1) if found else user[-300:]
-
 
 def cmd_pending(args) -> int:
     """The requests without a reply, in batches of about ``--chars`` characters: the system message

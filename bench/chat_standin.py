@@ -11,16 +11,18 @@ without waiting); a language model that sees only the recorded request then writ
 (``python bench/chat_answers.py pending`` writes them out in batches, ``... import`` reads the
 replies back). A later run whose requests are unchanged is rescored without new replies.
 
-The record: ``requests.jsonl.gz`` (one line per distinct request: key, kind, model, max_tokens,
-messages) and ``replies.jsonl`` (key, reply). Stdlib only; serves ``POST /v1/chat/completions``
+The record: ``requests.jsonl.xz`` (one line per distinct request: key, kind, model, max_tokens,
+messages; ordered by the question asked, so that the same question's requests at several budgets
+sit together and xz stores their shared passages once) and ``replies.jsonl`` (key, reply). Stdlib only; serves ``POST /v1/chat/completions``
 (JSON, or server-sent events with ``"stream": true``) and ``GET /v1/models``.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
+import lzma
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,20 +37,27 @@ def request_key(messages: list[dict]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:20]
 
 
+def asked(request: dict) -> str:
+    """The question a request asks (the same question at several budgets is one question)."""
+    user = request["messages"][-1]["content"] if request.get("messages") else ""
+    found = re.search(r"^Question: (.*)$", user, re.M)
+    return found.group(1) if found else user[-300:]
+
+
 class Record:
     """Requests and replies of one measurement, on disk under ``folder``."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.requests_path = self.folder / "requests.jsonl.gz"
+        self.requests_path = self.folder / "requests.jsonl.xz"
         self.replies_path = self.folder / "replies.jsonl"
         self.requests: dict[str, dict] = {}
         self.replies: dict[str, str] = {}
         self._lock = threading.Lock()
         self._new = False
         if self.requests_path.exists():
-            with gzip.open(self.requests_path, "rt", encoding="utf-8") as f:
+            with lzma.open(self.requests_path, "rt", encoding="utf-8") as f:
                 for line in f:
                     if line.strip():
                         row = json.loads(line)
@@ -89,9 +98,9 @@ class Record:
             if not self._new:
                 return
             tmp = self.requests_path.with_suffix(".tmp")
-            with gzip.open(tmp, "wt", encoding="utf-8") as f:
-                for key in sorted(self.requests):
-                    f.write(json.dumps(self.requests[key], ensure_ascii=False) + "\n")
+            with lzma.open(tmp, "wt", encoding="utf-8", preset=9 | lzma.PRESET_EXTREME) as f:
+                for row in sorted(self.requests.values(), key=lambda r: (r["kind"], asked(r), r["key"])):
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
             tmp.replace(self.requests_path)
             self._new = False
 

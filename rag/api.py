@@ -145,8 +145,8 @@ def open_index(name: str | None = None, *, config: Config, embedder: Embedder,
     return store.open(name, model=embedder.name, sources=sources)
 
 
-def _answerers(retriever: Retriever, chat_model=None, reranker=None,
-               adapter: Path | None = None, config: Config | None = None) -> tuple[ExtractiveAnswerer, Answerer]:
+def _answerers(retriever: Retriever, config: Config, chat_model=None, reranker=None,
+               adapter: Path | None = None) -> tuple[ExtractiveAnswerer, Answerer]:
     """The extractive answerer for this index, and the answerer to use (the chat model's, with
     the extractive one as its fallback, when there is a model: it reads ``config.context_tokens``
     of passages). ``adapter``: the embedding adapter, whose fitted selector and refusal policy
@@ -172,7 +172,6 @@ def _answerers(retriever: Retriever, chat_model=None, reranker=None,
     from .answer.generative import ChatAnswerer
     from .tokens import encoding_for
 
-    config = config or Config()
     return extractive, ChatAnswerer(chat_model, fallback=extractive, episode_labels=several,
                                     token_budget=config.context_tokens,
                                     encoding=encoding_for(getattr(chat_model, "name", config.chat_model)))
@@ -227,8 +226,8 @@ class Assistant:
                 notice = ("no chat model configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
                           "using the extractive answerer")
         reranker = make_reranker(config.reranker, embedder, cache_dir=onnx_cache)
-        extractive, answerer = _answerers(retriever, chat_model if backend in ("auto", "openai") else None,
-                                          reranker, config.adapter, config)
+        extractive, answerer = _answerers(retriever, config, chat_model if backend in ("auto", "openai") else None,
+                                          reranker, config.adapter)
         from .stores.files import missing_note
 
         notice = "; ".join(n for n in (missing_note(stored), notice) if n) or None
@@ -253,8 +252,8 @@ class Assistant:
             index = open_store(self.config).open(self.index.name, model=embedder.name)
             retriever = Retriever(index, embedder, self.retriever.weights, self.retriever.reranker)
             chat_model = self.chat_model if self.answerer is not self.extractive else None
-            extractive, answerer = _answerers(retriever, chat_model, self.reranker, self.config.adapter,
-                                              self.config)  # its hosts, its episode labels
+            extractive, answerer = _answerers(retriever, self.config, chat_model, self.reranker,
+                                              self.config.adapter)  # its hosts, its episode labels
             self.index, self.retriever, self.extractive, self.answerer = index, retriever, extractive, answerer
             return True
         finally:

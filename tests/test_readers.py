@@ -266,6 +266,7 @@ def test_the_refusal_threshold_is_held_to_the_guard_questions_false_refusals():
 def test_a_refusal_fitted_beside_the_adapter_applies_with_a_selector_that_only_chooses_the_stretch(tmp_path):
     from rag.answer.refusal import RefusalPolicy
     from rag.api import _answerers
+    from rag.config import Config
     from rag.reranking import FakeReranker
 
     (tmp_path / "answering.json").write_text(json.dumps({"policy": {"threshold": 0.31, "coverage_weight": 1.0}}))
@@ -284,9 +285,9 @@ def test_a_refusal_fitted_beside_the_adapter_applies_with_a_selector_that_only_c
 
     fitted = RefusalPolicy(threshold=0.31, coverage_weight=1.0)
     adapter = tmp_path / "adapter.safetensors"
-    assert _answerers(Retriever, adapter=adapter)[0].policy == fitted
-    assert _answerers(Retriever, reranker=FakeReranker(), adapter=adapter)[0].policy == fitted
-    assert _answerers(Retriever, reranker=Calibrated(), adapter=adapter)[0].policy != fitted
+    assert _answerers(Retriever, Config(), adapter=adapter)[0].policy == fitted
+    assert _answerers(Retriever, Config(), reranker=FakeReranker(), adapter=adapter)[0].policy == fitted
+    assert _answerers(Retriever, Config(), reranker=Calibrated(), adapter=adapter)[0].policy != fitted
 
 def test_the_selector_learns_which_stretches_hold_the_quote():
     import numpy as np

@@ -68,6 +68,7 @@ def test_the_answerer_reads_the_depth_weight_and_refusal_a_trained_selector_carr
     from rag.answer.extractive import RERANK_DEPTH
     from rag.answer.refusal import RefusalPolicy
     from rag.api import _answerers
+    from rag.config import Config
     from rag.reranking import FakeReranker
 
     class Trained(FakeReranker):
@@ -82,11 +83,11 @@ def test_the_answerer_reads_the_depth_weight_and_refusal_a_trained_selector_carr
             name = "all-MiniLM-L6-v2+podcast"
         hosts = frozenset()
 
-    extractive, answerer = _answerers(Retriever, reranker=Trained())
+    extractive, answerer = _answerers(Retriever, Config(), reranker=Trained())
     assert answerer is extractive
     assert (extractive.rerank_depth, extractive.rerank_weight) == (12, 4.0)
     assert extractive.policy == RefusalPolicy(threshold=0.123, answer_weight=0.5, coverage_weight=0.5)
-    plain, _ = _answerers(Retriever, reranker=FakeReranker())    # an older file: no settings
+    plain, _ = _answerers(Retriever, Config(), reranker=FakeReranker())    # an older file: no settings
     assert plain.rerank_depth == RERANK_DEPTH and plain.policy != extractive.policy
 
 

@@ -21,6 +21,7 @@ from typing import Iterator, Sequence
 
 from ..chat_models import ChatModel
 from ..citations import QUOTE_OPENERS, check_citations
+from ..config import CONTEXT_TOKENS
 from ..errors import ChatModelError, InputError, ReplyTruncated
 from ..prompts import Prompt, load_prompt
 from ..retrieval import ACROSS_PASSAGES
@@ -92,7 +93,7 @@ class ChatAnswerer:
 
     name = "openai"
 
-    def __init__(self, model: ChatModel, *, token_budget: int = 3000, passages: int | None = None,
+    def __init__(self, model: ChatModel, *, token_budget: int = CONTEXT_TOKENS, passages: int | None = None,
                  fallback: Answerer | None = None, encoding: str | TokenCounter = "cl100k_base",
                  max_answer_tokens: int = 400, temperature: float = 0.0,
                  prompt: Prompt | None = None, episode_labels: bool = False):

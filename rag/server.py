@@ -257,7 +257,7 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
                 "id": cid, "object": "chat.completion", "created": created, "model": model_id,
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": answer.text}}],
-                "usage": _usage(body.messages, answer.text),
+                "usage": _usage(body.messages, answer),
                 "citations": [c.to_json() for c in answer.citations],
                 "passages": [h.to_json() for h in answer.hits],
                 "refused": answer.refused, "backend": answer.backend,
@@ -265,7 +265,7 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
                 headers=_notes_header(answer.notes))
         # Pull the first event here so that bad input is a 4xx, not a broken stream.
         first = await run(lambda: next(events), uses_model)
-        usage_of = ((lambda text: _usage(body.messages, text))
+        usage_of = ((lambda answer: _usage(body.messages, answer))
                     if (body.stream_options or {}).get("include_usage") else None)
         return StreamingResponse(pull(_sse(cid, created, model_id, first, events, usage_of),
                                       uses_model),
@@ -423,17 +423,19 @@ def _seconds(name: str, value):
         raise InputError(f"{name}: {e}") from None
 
 
-def _usage(messages, answer_text: str) -> dict:
-    """OpenAI-style token counts (cl100k_base): what the client sent, and the reply's content.
-
-    rag's answerer sees more than the messages (the retrieved passages), but clients use ``usage``
-    for their own budgeting of what they send and receive, so that is what is counted.
-    """
+def _usage(messages, answer) -> dict:
+    """OpenAI-style token counts. With a chat model, what it was really sent and wrote for this
+    answer (the retrieved passages and the prompt included: ``Answer.usage``, counted in its
+    encoding), which is what the deployment pays for. Without one nothing is billed, so the count
+    is of what the client sent and received (cl100k_base), for its own budgeting."""
     from .tokens import count_tokens
 
-    sent = "\n".join(m.content if isinstance(m.content, str) else json.dumps(m.content)
-                     for m in messages if m.content is not None)
-    prompt, completion = count_tokens(sent), count_tokens(answer_text)
+    if answer.usage is not None:
+        prompt, completion = answer.usage.prompt_tokens, answer.usage.completion_tokens
+    else:
+        sent = "\n".join(m.content if isinstance(m.content, str) else json.dumps(m.content)
+                         for m in messages if m.content is not None)
+        prompt, completion = count_tokens(sent), count_tokens(answer.text)
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}
 
@@ -459,7 +461,7 @@ def _sse(cid: str, created: int, model_id: str, first, events: Iterator,
                             passages=[h.to_json() for h in event.hits], **_standalone(event))
                 if usage_of is not None:
                     obj = {"id": cid, "object": "chat.completion.chunk", "created": created,
-                           "model": model_id, "choices": [], "usage": usage_of(event.text)}
+                           "model": model_id, "choices": [], "usage": usage_of(event)}
                     yield f"data: {json.dumps(obj)}\n\n"
             elif event:
                 yield chunk({"content": event})

@@ -231,6 +231,24 @@ def test_fake_chat_model_streams_through_completions(config):
     assert final["answer"].startswith("According to [") and TIMECODE.search(final["answer"])
 
 
+def test_usage_with_a_chat_model_counts_what_the_model_was_sent_and_wrote(config):
+    """A bot that budgets by ``usage`` sees the passages its chat model read, not only its own
+    message: both ways, streamed and not, equal to the answer's own ``usage``."""
+    chatty = Assistant.load(config=config, embedder=FakeEmbedder(), chat_model=FakeChatModel())
+    expected = chatty.ask(CITED).usage
+    with BackgroundServer(create_app(chatty)) as url:
+        whole = _oa(url).chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": CITED}])
+        chunks = list(_oa(url).chat.completions.create(
+            model=MODEL_ID, stream=True, stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": CITED}]))
+    from rag.tokens import count_tokens
+
+    for usage in (whole.usage, chunks[-1].usage):
+        assert (usage.prompt_tokens, usage.completion_tokens) == (expected.prompt_tokens, expected.completion_tokens)
+        assert usage.prompt_tokens > 20 * count_tokens(CITED)   # the passages, not the client's words
+        assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path,body,needle", [

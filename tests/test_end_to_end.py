@@ -48,6 +48,17 @@ def test_follow_up_uses_the_conversation(assistant):
     assert session.history[0][1] == first.text and len(session.history) == 2
 
 
+def test_a_follow_ups_answer_is_chosen_on_what_it_asks_not_on_the_last_question(assistant):
+    """Searched with the last question ("What simple task are large language models trained
+    on?"), "And what's the equivalent task for video models?" used to quote the term for those
+    models; which sentences answer is judged on its own words too (eval/questions.jsonl q205)."""
+    session = assistant.chat()
+    session.ask("What simple task are large language models trained on, in his explanation?")
+    video = session.ask("And what's the equivalent task for video models?")
+    assert "following up on" in video.standalone_question and not video.refused
+    assert any("predict the next frame" in c.quote for c in video.citations)
+
+
 def test_a_follow_up_on_a_new_topic_is_judged_on_its_own_words(assistant):
     """"What about music?" after a covered question: the earlier question's words must not make
     an uncovered topic look covered. "Can you say more?" still continues the earlier answer."""

@@ -25,12 +25,25 @@ from .types import Chapter, Paragraph, Transcript, Turn, replace
 
 # 2: markers no one could speak to are typos; notes' times; a break's return weighs a typical break
 # 3: notes' times fit the speaking rate; breaks' lengths are log-normal (a long one is believed)
-TIMING_VERSION = 3
+# 4: a minute or more of talk is never faster than SUSTAINED_WORDS_PER_S; a rate from little timed
+#    talk leans on the catalog's
+TIMING_VERSION = 4
 # The median episode's rate over the catalog (1,843 episodes; quartiles 2.74, 3.12); used when a
 # file has < 2 usable times.
 DEFAULT_WORDS_PER_S = 2.9
 RATE_BOUNDS = (1.0, 5.0)       # anything outside is a typo in a marker, not a speaking rate
 RATE_SLACK_S = 5.0             # seconds of leeway before a fast stretch counts as a typo
+# A minute or more of talk runs slower than a burst: over the catalog's 27,708 stretches of >= 60 s
+# between markers, p99.9 is 3.96 words/s and the only two above 4.4 are typos (js-party-296
+# [1:04:00], 1,205 words "in" 238 s after 413 in 263 s; the-changelog-613 [28:09]).
+SUSTAINED_S = 60.0
+SUSTAINED_WORDS_PER_S = 4.5
+# What the catalog's median rate is worth, in seconds of an episode's own timed talk. Over the
+# catalog, stretches of 150-300 s between markers stray 0.17 words/s from their episode's rate and
+# episodes 0.27 from the catalog's, so a 225 s stretch weighs 225 x 0.17^2 / 0.27^2 = 90 s of it.
+# Without it, a rate fitted on one 84 s stretch (3.4 words/s) put the-changelog-368's break at
+# [47:37] four minutes long.
+PRIOR_RATE_S = 90.0
 # From a break's marker to the talk's return, where a marker after it tells: the median over
 # 1,377 catalog breaks is 70 s (quartiles 46 and 102 s; an episode's other breaks predict it no
 # better). Lengths are log-normal: ln(102/70) = 0.38 and ln(70/46) = 0.42 put the quartiles
@@ -53,7 +66,8 @@ class Segment:
 
 
 def fit_speaking_rate(anchor_runs: list[list[tuple[int, float]]]) -> float:
-    """Words per second over consecutive anchors (total words / total seconds), clamped."""
+    """Words per second over consecutive anchors (total words / total seconds), with the catalog's
+    rate counted as ``PRIOR_RATE_S`` more seconds of talk, clamped."""
     words = seconds = 0.0
     for anchors in anchor_runs:
         for (w0, t0), (w1, t1) in zip(anchors, anchors[1:]):
@@ -62,14 +76,24 @@ def fit_speaking_rate(anchor_runs: list[list[tuple[int, float]]]) -> float:
                 seconds += t1 - t0
     if seconds <= 0:
         return DEFAULT_WORDS_PER_S
-    return min(max(words / seconds, RATE_BOUNDS[0]), RATE_BOUNDS[1])
+    rate = (words + DEFAULT_WORDS_PER_S * PRIOR_RATE_S) / (seconds + PRIOR_RATE_S)
+    return min(max(rate, RATE_BOUNDS[0]), RATE_BOUNDS[1])
 
 
 def plausible(a: tuple[int, float], b: tuple[int, float]) -> bool:
     """Can ``b`` follow ``a``: later in time, and its words spoken no faster than anyone talks
     (a few seconds of slack: markers are rounded, and a short span can be quick)."""
     (wa, ta), (wb, tb) = a, b
-    return wa < wb and ta < tb and tb - ta >= (wb - wa) / RATE_BOUNDS[1] - RATE_SLACK_S
+    return wa < wb and ta < tb and tb - ta >= least_time(wb - wa)
+
+
+def least_time(words: int) -> float:
+    """The fewest seconds anyone could speak ``words`` in: a burst at ``RATE_BOUNDS[1]`` (less
+    the slack), and past a minute no faster than ``SUSTAINED_WORDS_PER_S`` (its slack makes the
+    two meet at a minute, so the bound grows smoothly with the words)."""
+    burst = words / RATE_BOUNDS[1] - RATE_SLACK_S
+    slack = SUSTAINED_S - (SUSTAINED_S * SUSTAINED_WORDS_PER_S / RATE_BOUNDS[1] - RATE_SLACK_S)
+    return max(burst, words / SUSTAINED_WORDS_PER_S - slack)
 
 
 def consistent(anchors: list[tuple[int, float]],
@@ -79,22 +103,31 @@ def consistent(anchors: list[tuple[int, float]],
 
     Hand-typed markers have typos (a wrong hour, a swapped digit: 412 words "spoken" in 23 s);
     dropping the fewest anchors that contradict the rest keeps one bad marker from discarding, or
-    bending the times of, the good ones around it. ``plausible`` is transitive, so checking
-    neighbours checks the whole run.
+    bending the times of, the good ones around it. Between runs of the same length, the one whose
+    pace is the most even wins: of js-party-296's [1:04:00] and [1:07:58] one must go, and
+    without [1:04:00] the talk runs at 3.2 words/s, without [1:07:58] at 1.6 then 4.4.
     """
     points = sorted(anchors)
     if origin is not None:             # an anchor may sit on the origin itself (a first [00:00])
         w0, t0 = origin
         points = [(w, t) for w, t in points
-                  if w >= w0 and t >= t0 and t - t0 >= (w - w0) / RATE_BOUNDS[1] - RATE_SLACK_S]
+                  if w >= w0 and t >= t0 and t - t0 >= least_time(w - w0)]
     if len(points) < 2:
         return points
-    best = [1] * len(points)           # longest chain ending at i (O(n^2): n is small)
+    paces = sorted((b[0] - a[0]) / (b[1] - a[1]) for a, b in zip(points, points[1:]) if plausible(a, b))
+    typical = paces[len(paces) // 2] if paces else DEFAULT_WORDS_PER_S
+
+    def uneven(a: tuple[int, float], b: tuple[int, float]) -> float:
+        return (b[1] - a[1]) * math.log((b[0] - a[0]) / (b[1] - a[1]) / typical) ** 2
+
+    best = [(1, 0.0)] * len(points)    # (length, -unevenness) of the best run ending at i (O(n^2))
     prev = [-1] * len(points)
     for i, point in enumerate(points):
         for j in range(i):
-            if best[j] + 1 > best[i] and plausible(points[j], point):
-                best[i], prev[i] = best[j] + 1, j
+            if plausible(points[j], point):
+                run = (best[j][0] + 1, best[j][1] - uneven(points[j], point))
+                if run > best[i]:
+                    best[i], prev[i] = run, j
     i = max(range(len(points)), key=best.__getitem__)
     chain = []
     while i >= 0:
@@ -118,7 +151,7 @@ def admit_notes(anchors: list[tuple[int, float]], notes: list[tuple[int, float]]
         if before is None:
             w0, t0 = origin
             fits_before = note[0] >= w0 and note[1] >= t0 and \
-                note[1] - t0 >= (note[0] - w0) / RATE_BOUNDS[1] - RATE_SLACK_S
+                note[1] - t0 >= least_time(note[0] - w0)
         else:
             fits_before = plausible(before, note)
         if fits_before and (after is None or plausible(note, after) or after == note):
@@ -168,7 +201,7 @@ def resume_estimate(break_s: float, first: tuple[int, float], start_word: int, r
     talk = (first[0] - start_word) / rate
     implied = first[1] - talk - break_s              # the break's length the marker implies
     spread = max(RATE_SPREAD * talk, 1.0)
-    longest = first[1] - (first[0] - start_word) / RATE_BOUNDS[1] - break_s
+    longest = first[1] - least_time(first[0] - start_word) - break_s
     if longest <= 1.0:
         return break_s + max(longest, 0.0)
     mu = math.log(TYPICAL_BREAK_S)

@@ -92,6 +92,51 @@ def content_words(text: str) -> list[str]:
     return [w for w in words if w not in STOPWORDS and len(w) > 1]
 
 
+# A name as a question writes it: capitalised words in a run ("Stable Diffusion", "Fly.io",
+# "Gen-1"), not a sentence's first word nor a small word ("I", "Is"); a possessive ends the run
+# ("OpenAI's Sora": two).
+_CAPITALISED = re.compile(r"(?<![\w.'\u2019-])[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
+# Capitalised without naming a thing the speakers would say: peoples, languages, directions.
+_NOT_NAMES = frozenset("""
+american americans european europeans asian african english french german spanish italian portuguese
+dutch polish norwegian swedish danish finnish russian chinese japanese korean indian latin greek
+british canadian australian mexican brazilian north south east west northeast northwest southeast
+southwest western eastern northern southern
+""".split())
+
+
+def names(text: str) -> list[str]:
+    """The names a question uses, as written: "What does he think of OpenAI's Sora?" -> ["OpenAI",
+    "Sora"]. Not acronyms of up to four letters ("AWS", "LLMs": speakers spell them out), nor
+    words for peoples and languages ("French", "Southeast Asian"). None in a question Written In
+    Title Case, where a capital tells nothing."""
+    words = re.findall(r"[^\W\d_]+", text)
+    if sum(w[0].isupper() for w in words) > len(words) / 2:
+        return []
+    runs: list[list[str]] = []
+    end = -1
+    for match in _CAPITALISED.finditer(text):
+        word, before = match.group(0), text[:match.start()].rstrip()
+        if word.lower() in STOPWORDS or word.lower() in _INTERROGATIVE:
+            end = -1
+            continue
+        if not before or before[-1] in ".?!:;\"\u201c(":   # a sentence's first word
+            end = -1
+            continue
+        if match.start() == end + 1 and text[end] == " ":
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+        end = match.end()
+    found = []
+    for run in runs:
+        name = " ".join(run)
+        if all(w.lower() in _NOT_NAMES for w in run) or re.fullmatch(r"[A-Z]{2,4}s?", name):
+            continue
+        found.append(name)
+    return found
+
+
 def keywords(text: str) -> list[str]:
     """Lower-cased, stemmed content words."""
     return [stem(w) for w in content_words(text)]

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .embedding import Embedder
-from .query import (Scope, content_words, keywords, leans_on_last_answer, own_words, parse_scope,
+from .query import (Scope, content_words, keywords, leans_on_last_answer, names, own_words, parse_scope,
                     speaker_aliases, stem, topic_words, without_speaker)
 from .stores import Store
 from .stores.files import ANN_MIN, ANN_CANDIDATES
@@ -162,7 +162,8 @@ class Retriever:
             return Signals(coverage=self.coverage(asked, scope=scope),
                            local_coverage=self.coverage(asked, [self.chunks[i] for i in picked[:3]], scope=scope),
                            semantic_coverage=self.semantic_coverage(asked, scope=scope),
-                           answer=self.answer_probability(dense, allowed))
+                           answer=self.answer_probability(dense, allowed),
+                           absent=self.absent_names(question, scope))
 
         return Evidence(question, hits, measure)
 
@@ -268,6 +269,20 @@ class Retriever:
         topic = set(topic_words(query, scope))
         return [w for w in dict.fromkeys(content_words(query))
                 if not w.isdigit() and stem(w) in topic and stem(w) not in self.doc_freq]
+
+    def absent_names(self, question: Question, scope: Scope) -> tuple[str, ...]:
+        """The names the question uses that no passage does ("What do they think of Sora?"): a
+        transcript that never says a name says nothing about it. Only the names typed in this turn
+        (not those of the earlier question a follow-up is searched with), and only among its topic
+        words (not a chapter or speaker it is scoped to). A name is judged by its words: "Gen-1"
+        counts as said where "Gen-2" is, since numbers are not indexed."""
+        topic = set(topic_words(question.text, scope))
+        absent = []
+        for name in names(question.text):
+            parts = [stem(w) for w in content_words(name) if not w.isdigit()]
+            if parts and set(parts) <= topic and not all(p in self.doc_freq for p in parts):
+                absent.append(name)
+        return tuple(absent)
 
     def neighbours(self, word: str) -> tuple[tuple[str, float], ...]:
         """The transcript words whose vectors are nearest this word's: what the speakers may have

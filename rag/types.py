@@ -385,6 +385,7 @@ class Signals:
     local_coverage: float              # ... that the top three passages use
     semantic_coverage: float           # coverage that credits a word by its nearest transcript word
     answer: float | None               # the adapter's answer head: P(the answer is among the passages)
+    absent: tuple[str, ...] = ()       # names the question uses that no passage does ("Sora")
 
 
 @dataclass(frozen=True)

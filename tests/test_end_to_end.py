@@ -74,6 +74,20 @@ def test_a_follow_up_on_a_new_topic_is_judged_on_its_own_words(assistant):
     assert abs(more.citations[0].start_s - first.citations[0].start_s) < 180  # near the first answer
 
 
+def test_a_name_the_interview_never_says_is_refused_alone_and_after_a_question(assistant):
+    """"What did they say about Sora?" quoted the goodbyes: no passage names Sora, so the answer
+    says so, and says which name, asked alone or after a covered question."""
+    alone = assistant.ask("What did they say about Sora?")
+    assert alone.refused and not alone.citations and "It never mentions Sora." in alone.text
+    session = assistant.chat()
+    assert not session.ask("How did Runway get started?").refused
+    after = session.ask("What did they say about Sora?")
+    assert after.refused and after.text.splitlines()[0].endswith("It never mentions Sora.")
+    both = assistant.ask("How does Runway's video generation compare with Pika or Midjourney?")
+    assert both.refused and "It never mentions Pika or Midjourney." in both.text
+    assert not assistant.ask("Why did Runway build its own research team?").refused
+
+
 def test_a_question_about_the_host_quotes_the_host_on_that_topic(assistant):
     answer = assistant.ask("What did Chris ask about competitors?")
     assert answer.citations and all(c.speaker == "Chris Benson" for c in answer.citations)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.query import (Scope, cited_times, condense, exchange, is_follow_up, keywords,
+from rag.query import (Scope, cited_times, condense, exchange, is_follow_up, keywords, names,
                        own_words, parse_scope, speaker_aliases, topic_words, without_speaker)
 from rag.types import Answer, Citation, Exchange, Question
 
@@ -134,3 +134,12 @@ def test_a_follow_up_on_a_new_topic_keeps_the_context_but_not_the_last_answers_p
         assert q.follows_up and leans_on_last_answer(q) and not new_topic(q), text
     alone = Question("What about Gen-1?")                     # no conversation: neither
     assert not new_topic(alone) and not leans_on_last_answer(alone)
+
+
+def test_names_are_what_a_question_capitalises_but_not_its_first_word_acronyms_or_peoples():
+    assert names("What does he think of OpenAI's Sora?") == ["OpenAI", "Sora"]
+    assert names("How does it compare with Stable Diffusion or Pika?") == ["Stable Diffusion", "Pika"]
+    assert names("Can you deploy Go apps on Fly.io? Runway can.") == ["Go", "Fly.io"]
+    assert names("Which GPUs does AWS rent? And what do European rules say?") == []
+    assert names("What Did They Say About Funding Rounds?") == []      # Title Case tells nothing
+    assert names("what about sora") == []

@@ -1,6 +1,6 @@
 r"""How well does timing.assign_times estimate times it was not given?
 
-    python bench/timestamp_accuracy.py [--tarball PATH] [--limit N] [--no-notes]
+    python bench/timestamp_accuracy.py [--tarball PATH] [--limit N] [--no-notes] [--rates]
 
 For each catalog transcript, hold markers out of the parsed input, time the rest, and compare the
 estimate at each held-out marker's word position (``Paragraph.time_at``, often mid-paragraph) with
@@ -37,8 +37,8 @@ from rag.config import catalog_path
 
 from rag.parsers.markdown import parse_markdown
 from rag.timecode import format_time
-from rag.timing import (BREAK_LOG_SPREAD, TYPICAL_BREAK_S, assign_times, build_segments, consistent, estimate_error,
-                        fit_speaking_rate)
+from rag.timing import (BREAK_LOG_SPREAD, SUSTAINED_S, TYPICAL_BREAK_S, assign_times, build_segments, consistent,
+                        estimate_error, fit_speaking_rate)
 from rag.types import Transcript, replace
 
 DEFAULT_TARBALL = catalog_path()
@@ -187,12 +187,49 @@ def evaluate(files: list[Path], worst: dict | None = None,
     return results
 
 
+def speaking_rates(files: list[Path]) -> str:
+    """The statistics behind timing's constants: how fast the catalog's talk runs between two
+    markers over a minute or more (``SUSTAINED_WORDS_PER_S``), and how far 150-300 s stretches
+    stray from their episode's rate against how far episodes stray from each other
+    (``PRIOR_RATE_S``)."""
+    import numpy as np
+
+    long, episodes, within = [], [], []
+    for path in files:
+        transcript = parse_markdown(path.read_text(encoding="utf-8"), str(path))
+        at = word_positions(transcript)
+        points = [(at[p] + o, s) for p, o, s in all_markers(transcript)]
+        long += [((w1 - w0) / (t1 - t0), path.stem, t0) for (w0, t0), (w1, t1) in zip(points, points[1:])
+                 if t1 - t0 >= SUSTAINED_S and w1 > w0]
+        paragraphs = [p for t in transcript.turns for p in t.paragraphs]
+        stretches = []
+        for seg in build_segments(paragraphs, transcript.chapters):
+            anchors = consistent(seg.anchors + seg.notes)
+            stretches += [((w1 - w0) / (t1 - t0), t1 - t0) for (w0, t0), (w1, t1) in zip(anchors, anchors[1:])
+                          if 150 <= t1 - t0 <= 300]
+        if len(stretches) >= 4:
+            rates, weights = zip(*stretches)
+            mean = float(np.average(rates, weights=weights))
+            episodes.append(mean)
+            within += [r - mean for r in rates]
+    fast = sorted(long, reverse=True)
+    rates = np.array([r for r, _, _ in long])
+    lines = [f"stretches of >= {SUSTAINED_S:.0f} s between markers: {len(rates)}, p99 {np.percentile(rates, 99):.2f}, "
+             f"p99.9 {np.percentile(rates, 99.9):.2f} words/s; fastest: "
+             + ", ".join(f"{e} [{format_time(t)}] {r:.2f}" for r, e, t in fast[:4]),
+             f"150-300 s stretches around their episode's rate: sd {np.std(within):.2f} words/s ({len(within)}); "
+             f"episodes around each other: sd {np.std(episodes):.2f} ({len(episodes)} episodes)"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tarball", type=Path, default=DEFAULT_TARBALL)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N transcripts")
     parser.add_argument("--no-notes", action="store_true",
                         help="ignore the times in transcribers' notes ([unintelligible 01:00:20])")
+    parser.add_argument("--rates", action="store_true",
+                        help="also print the speaking-rate statistics behind timing's constants")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="rag-catalog-") as tmp:
@@ -205,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             files = files[:args.limit]
         worst: dict = {}
         results = evaluate(files, worst, notes=not args.no_notes)
+        if args.rates:
+            print(speaking_rates(files))
 
     def t(x):
         return "-" if x is None else format_time(x)

@@ -173,8 +173,8 @@ class ExtractiveAnswerer:
                  else CONTINUATION if leans_on_last_answer(question) else 0.0)
         if evidence.signals.absent:
             # A name no passage uses ("What do they think of Sora?"). Chosen on listeners' train
-            # questions (refusal recall 0.265 -> 0.358, false refusals 0.025 -> 0.035); through the
-            # bench: validation 0.356 -> 0.429 (0.026 -> 0.034), #260 dev 0.531 -> 0.594 (0.010).
+            # questions; `bench/retrievers.py`: listeners' validation refusal recall 0.356 -> 0.429
+            # (false refusals 0.026 -> 0.034), #260 dev 0.531 -> 0.594 (0.010 both).
             return self._refuse(text, hits, evidence.signals.absent)
         spans, answer_prob = self._scored(text, hits, said, ACROSS_PASSAGES if question.across else self.passages,
                                           go_on=go_on)

@@ -253,6 +253,14 @@ def match_speaker(question: str, speakers: dict[str, str]) -> str | None:
     return None
 
 
+def named_speaker(question: str, speakers: dict[str, str]) -> str | None:
+    """The one speaker a question names, whatever its verb ("Does Natalie go along with that?",
+    "And what's Ryan doing about it?"); None when it names none, or several. Names as ``names``
+    reads them: capitalised, not a sentence's first word ("Will that last?" names no Will)."""
+    found = {speakers[n.lower()] for n in names(question) if n.lower() in speakers}
+    return found.pop() if len(found) == 1 else None
+
+
 def without_speaker(question: str, speaker: str, aliases: dict[str, str]) -> str:
     """The question with the scoped speaker's names and role taken out ("What did Chris ask about
     rivals?" -> "What did ask about rivals?"): they say who, and embedded they pull toward every

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 
 from .embedding import Embedder
-from .query import (Scope, content_words, keywords, leans_on_last_answer, names, own_words, parse_scope,
-                    speaker_aliases, stem, topic_words, without_speaker)
+from .query import (Scope, content_words, keywords, leans_on_last_answer, named_speaker, names, own_words,
+                    parse_scope, speaker_aliases, stem, topic_words, without_speaker)
 from .stores import Store
 from .stores.files import ANN_MIN, ANN_CANDIDATES
 from .shows import same_show
@@ -144,6 +144,10 @@ class Retriever:
             return Evidence(question, (), lambda: NOTHING)
         query = question.standalone
         scope = self.scope(query)
+        if question.follows_up:
+            # Whom a follow-up names is whom it asks about, not whom the last question named
+            # ("Does Natalie go along with that?" after "What does Michael wish existed?").
+            scope = replace(scope, speaker=named_speaker(question.text, self.aliases) or scope.speaker)
         allowed = self._allowed(question.filters)
         if not allowed.any():
             return Evidence(question, (), lambda: NOTHING)

@@ -187,6 +187,41 @@ def test_a_follow_up_gets_new_sentences_not_the_ones_already_quoted():
     assert not again.refused and again.citations
 
 
+def test_a_follow_up_about_the_last_answer_is_answered_soon_after_it():
+    """"Why would that help?" is most often answered right after the answer it asks about: a
+    stretch starting soon after a time the last answer cited beats one a little more like the
+    question elsewhere in the episode. A new question, or a follow-up without that answer's times,
+    is judged on similarity alone."""
+    def passage(pid, start, text, sim):
+        s = Sentence(text=text, speaker="Guest", start_s=start + 1.0, estimated=False)
+        chunk = Chunk(id=pid, episode="e", chapter=None, speakers=("Guest",), start_s=start,
+                      end_s=start + 30.0, sentences=(s,))
+        return Hit(chunk=chunk, score=0.05, rank=1, matched=(0,), scores={
+            "dense": 0.6, "sentence": sim, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": 1,
+            "bm25_rank": 1, "sentence_scores": {0: sim}})
+
+    far = passage("far", 900.0, "Eating habits are hard to change for almost everyone we see.", 0.62)
+    soon = passage("soon", 130.0, "It makes the other option less desirable, so you skip it.", 0.58)
+    answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), margin=0.0)
+    said = Exchange("What does she ask patients to do?", "Guest [02:00]: \u201cPut the snacks away.\u201d",
+                    times=(120.0,))
+    follow = Question("Why would that help?", standalone="Why would that help? (following up on: ...)",
+                      previous=said)
+    assert follow.follows_up
+    assert [c.passage_id for c in answerer.answer(follow, evidence(follow, [far, soon])).citations] == ["soon"]
+    # the same question on its own, and a follow-up whose last answer cited nothing
+    alone = Question("Why would that help?")
+    assert [c.passage_id for c in answerer.answer(alone, evidence(alone, [far, soon])).citations] == ["far"]
+    untimed = replace(follow, previous=replace(said, times=()))
+    assert [c.passage_id for c in answerer.answer(untimed, evidence(untimed, [far, soon])).citations] == ["far"]
+    # Across episodes, a time says where only in the episode the last answer quoted.
+    catalog = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), margin=0.0, episode_labels=True)
+    quoted = passage("quoted", 115.0, "Put the snacks away.", 0.1)
+    assert catalog.answer(follow, evidence(follow, [far, soon, quoted])).citations[0].passage_id == "soon"
+    elsewhere = replace(soon, chunk=replace(soon.chunk, episode="other"))
+    assert catalog.answer(follow, evidence(follow, [far, elsewhere, quoted])).citations[0].passage_id == "far"
+
+
 def test_a_refusal_shows_each_near_passages_best_sentence_with_its_time():
     sentences = (Sentence(text="Yeah.", speaker="Guest", start_s=61.0, estimated=False),
                  Sentence(text="Gen-2 turns a short text prompt into a video clip.", speaker="Guest",

@@ -143,3 +143,15 @@ def test_names_are_what_a_question_capitalises_but_not_its_first_word_acronyms_o
     assert names("Which GPUs does AWS rent? And what do European rules say?") == []
     assert names("What Did They Say About Funding Rounds?") == []      # Title Case tells nothing
     assert names("what about sora") == []
+
+
+def test_the_speaker_a_follow_up_names_is_the_one_it_asks_about():
+    from rag.query import named_speaker, speaker_aliases
+
+    aliases = speaker_aliases(["Natalie Pistunovich"], ["Michael Quigley", "Will Ramey"])
+    assert named_speaker("Does Natalie go along with that?", aliases) == "Natalie Pistunovich"
+    assert named_speaker("And what's Quigley doing about it?", aliases) == "Michael Quigley"
+    assert named_speaker("Will that always be true?", aliases) is None          # a sentence's first word
+    assert named_speaker("So can Will say anything about it?", aliases) is None  # "will" is a stopword first
+    assert named_speaker("Did Natalie or Michael agree?", aliases) is None       # two people: no one scope
+    assert named_speaker("Why does he think so?", aliases) is None

@@ -37,7 +37,14 @@ ACROSS_MARGIN = 0.2
 RERANK_DEPTH = 6
 RERANK_WEIGHT = 1.0
 CROSS_SCALE = 20.0
-CONTINUATION = 0.1  # a follow-up's bonus for going on from the last answer; dev follow-ups: quote support 0.33 -> 0.42 (0.2: the same)
+# A follow-up about the last answer ("Why would that help?", "And after that?") is most often
+# answered soon after it: in the listeners' train conversations the second turn's gold quote starts
+# within six sentences after the first turn's in two of three. A stretch that starts up to
+# FOLLOW_ON_S after a time the last answer cited scores up to FOLLOW_ON more, falling off linearly;
+# chosen on the train conversations (the plateau runs from 90 to 240 s and 0.1 to 0.2). It replaces
+# a bonus for the sentence right after the last quote alone. Figures: docs/experiments.md.
+FOLLOW_ON = 0.1
+FOLLOW_ON_S = 120.0
 
 
 # The sentence selector: which stretch of the retrieved passages the answer quotes. A stretch is up
@@ -167,17 +174,18 @@ class ExtractiveAnswerer:
         if not hits:
             return self._refuse(text, hits)
         said = (question.previous.answer,) if question.previous is not None else ()
-        # What comes right after the last answer: first place when the question only asks to go
-        # on, a small bonus for a follow-up about that answer, none for one on a new topic.
-        go_on = (1.0 if said and asks_to_go_on(question.text)
-                 else CONTINUATION if leans_on_last_answer(question) else 0.0)
+        # What comes right after the last answer takes first place when the question only asks to
+        # go on; what comes soon after it scores a little more for a follow-up about that answer
+        # (``FOLLOW_ON``), and nothing for one on a new topic.
+        go_on = bool(said) and asks_to_go_on(question.text)
+        after = question.previous.times if not go_on and leans_on_last_answer(question) else ()
         if evidence.signals.absent:
             # A name no passage uses ("What do they think of Sora?"). Chosen on listeners' train
             # questions; `bench/retrievers.py`: listeners' validation refusal recall 0.356 -> 0.429
             # (false refusals 0.026 -> 0.034), #260 dev 0.531 -> 0.594 (0.010 both).
             return self._refuse(text, hits, evidence.signals.absent)
         spans, answer_prob = self._scored(text, hits, said, ACROSS_PASSAGES if question.across else self.passages,
-                                          go_on=go_on)
+                                          go_on=go_on, after=after)
         if confidence(evidence, self.policy, answer_prob) < self.policy.threshold:
             return self._refuse(text, hits)
         picked = self._pick_across(spans) if question.across else self._pick(spans)
@@ -206,7 +214,7 @@ class ExtractiveAnswerer:
                       citations=tuple(citations), hits=hits)
 
     def _scored(self, question: str, hits: tuple[Hit, ...], said: Sequence[str] = (),
-                passages: int | None = None, go_on: float = 0.0):
+                passages: int | None = None, go_on: bool = False, after: Sequence[float] = ()):
         """Every candidate stretch of the top passages with its score, best first, and the
         reranker's probability that the best one answers (None without a reranker).
 
@@ -219,10 +227,10 @@ class ExtractiveAnswerer:
         """
         qwords = set(keywords(question))
         hosts = frozenset() if self._about_host.search(question) else self.hosts
-        # ``go_on``: what comes right after the last answer (``said``) scores this much more: a
-        # small bonus for any follow-up, first place when the question only asks to go on.
+        # ``go_on``: what comes right after the last answer (``said``) comes first; ``after``: the
+        # times the last answer cited, soon after which a stretch scores a little more.
         hits = hits[: passages or self.passages]
-        spans = self._spans(qwords, hosts, hits, said, go_on) or self._spans(qwords, hosts, hits, (), 0.0)
+        spans = self._spans(qwords, hosts, hits, said, go_on, after) or self._spans(qwords, hosts, hits)
         spans.sort(key=lambda s: -s[0])
         if self.reranker is None or not spans:
             return spans, None
@@ -239,7 +247,7 @@ class ExtractiveAnswerer:
         (what ``rag train --readers`` fits the selector on)."""
         qwords = set(keywords(question))
         hosts = frozenset() if self._about_host.search(question) else self.hosts
-        found = self._spans(qwords, hosts, tuple(hits)[: self.passages], (), 0.0, with_features=True)
+        found = self._spans(qwords, hosts, tuple(hits)[: self.passages], with_features=True)
         return [(features, hit, span) for _, hit, span, features in found]
 
     def _pick(self, spans):
@@ -277,15 +285,23 @@ class ExtractiveAnswerer:
                 break
         return [(hit, sentence) for _, hit, sentences in picked.values() for sentence in sentences]
 
-    def _spans(self, qwords: set[str], hosts: frozenset[str], hits: tuple[Hit, ...], said: Sequence[str],
-               continuation: float, with_features: bool = False):
+    def _spans(self, qwords: set[str], hosts: frozenset[str], hits: tuple[Hit, ...], said: Sequence[str] = (),
+               go_on: bool = False, after: Sequence[float] = (), with_features: bool = False):
         """(score, hit, sentences) for every span of the top passages; a sentence an earlier
-        answer quoted (``said``) or a host's (they ask and introduce; they do not answer) breaks it."""
+        answer quoted (``said``) or a host's (they ask and introduce; they do not answer) breaks it.
+        ``go_on``: a span that goes on from a quoted sentence comes first; ``after``: a span that
+        starts soon after one of these times scores up to ``FOLLOW_ON`` more (in an index of several
+        episodes, only in an episode whose passages here hold a sentence the last answer quoted:
+        its times say nothing of another episode's)."""
         out = []
+        said_in = {hit.chunk.id: [any(s.text in text for text in said) for s in hit.chunk.sentences] for hit in hits}
+        if self.episode_labels:
+            episodes = {hit.chunk.episode for hit in hits if any(said_in[hit.chunk.id])}
         for rank, hit in enumerate(hits):
             scores = {int(si): sim for si, sim in hit.scores.get("sentence_scores", {}).items()}
             sentences = hit.chunk.sentences
-            quoted = [any(s.text in text for text in said) for s in sentences]
+            quoted = said_in[hit.chunk.id]
+            near = after if not self.episode_labels or hit.chunk.episode in episodes else ()
             asks = handing_over(sentences, hosts)
             usable = [si in scores and not s.context and not asks[si] and not quoted[si]
                       for si, s in enumerate(sentences)]
@@ -310,8 +326,9 @@ class ExtractiveAnswerer:
                 features = span_features(sims, overlap, rank, span, lo, sentences,
                                          float(hit.scores.get("dense", 0.0)))
                 score = self.selector.score(features)
-                if lo and quoted[lo - 1] and sentences[lo - 1].speaker == span[0].speaker:
-                    score += continuation
+                if go_on and lo and quoted[lo - 1] and sentences[lo - 1].speaker == span[0].speaker:
+                    score += 1.0
+                score += follow_on(span[0].start_s, near)
                 out.append((score, hit, span) if not with_features else (score, hit, span, features))
         return out
 
@@ -345,6 +362,12 @@ def handing_over(sentences: Sequence[Sentence], hosts: frozenset[str]) -> list[b
             out[start:end] = [True] * (end - start)
         start = end
     return out
+
+
+def follow_on(start_s: float, after: Sequence[float]) -> float:
+    """A stretch's bonus for starting soon after the nearest earlier of these times."""
+    gaps = [start_s - t for t in after if start_s > t]
+    return FOLLOW_ON * max(0.0, 1.0 - min(gaps) / FOLLOW_ON_S) if gaps else 0.0
 
 
 def _nearest_sentence(hit: Hit) -> Sentence:

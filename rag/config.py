@@ -131,11 +131,14 @@ class ChunkSettings:
     question_context_tokens: int = 60  # room kept for the host's question in front of an answer
 
     def to_json(self) -> dict:
-        # The timing rules are part of how passages are cut and dated: an index built under
-        # other ones is rebuilt, like one built with other settings.
+        # The timing rules are part of how passages are cut and dated, and the word rules of what
+        # BM25 and the vocabulary hold: an index built under other ones is rebuilt, like one built
+        # with other settings.
+        from .query import WORDS_VERSION
         from .timing import TIMING_VERSION
         return {"max_tokens": self.max_tokens, "overlap_sentences": self.overlap_sentences,
-                "question_context_tokens": self.question_context_tokens, "timing": TIMING_VERSION}
+                "question_context_tokens": self.question_context_tokens, "timing": TIMING_VERSION,
+                "words": WORDS_VERSION}
 
 
 @dataclass(frozen=True)

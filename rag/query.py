@@ -86,10 +86,29 @@ def stem(word: str) -> str:
     return word
 
 
+# How text becomes the words an index holds (BM25, the vocabulary): an index built with other
+# rules is rebuilt (``config.ChunkSettings.to_json``). 2: numbered names are words too.
+WORDS_VERSION = 2
+
+# A numbered name: "Gen-2", "GPT-3.5", "covid-19", or capitalised with a space, "Llama 2", "Vue 3".
+# Its word and number are also one word ("gen2"), or "Gen-1" and "Gen-4" would read as "gen",
+# the same as "Gen-2". Not a count of something ("Minute 25", "Version 2", "Top 10").
+_NUMBERED = re.compile(r"\b([A-Za-z]{2,})(-| )(\d{1,2})(?![\d:])")
+_COUNTED = frozenset("hour hours second seconds min mins sec secs day days week weeks month months year years "
+                     "number version step page level season round phase top".split())
+
+
 def content_words(text: str) -> list[str]:
-    """Lower-cased content words, as written (no stopwords, no single letters)."""
+    """Lower-cased content words, as written (no stopwords, no single letters), then the numbered
+    names joined ("What is Gen-2?" -> ["gen", "gen2"])."""
     words = [w.split("'")[0] for w in _WORD.findall(text.lower())]
-    return [w for w in words if w not in STOPWORDS and len(w) > 1]
+    words = [w for w in words if w not in STOPWORDS and len(w) > 1]
+    if any(c.isdigit() for c in text):
+        for m in _NUMBERED.finditer(text):
+            name = m.group(1).lower()
+            if (m.group(2) == "-" or m.group(1)[0].isupper()) and name not in STOPWORDS and name not in _COUNTED:
+                words.append(name + m.group(3))
+    return words
 
 
 # A name as a question writes it: capitalised words in a run ("Stable Diffusion", "Fly.io",
@@ -109,10 +128,10 @@ def names(text: str) -> list[str]:
     """The names a question uses, as written: "What does he think of OpenAI's Sora?" -> ["OpenAI",
     "Sora"]. Not acronyms of up to four letters ("AWS", "LLMs": speakers spell them out), nor
     words for peoples and languages ("French", "Southeast Asian"). None in a question Written In
-    Title Case, where a capital tells nothing."""
+    Title Case (of four words or more), where a capital tells nothing."""
     words = re.findall(r"[^\W\d_]+", text)
-    if sum(w[0].isupper() for w in words) > len(words) / 2:
-        return []
+    if len(words) >= 4 and sum(w[0].isupper() for w in words) > len(words) / 2:
+        return []   # three words are too few to tell: "What about Sora?" names Sora
     runs: list[list[str]] = []
     end = -1
     for match in _CAPITALISED.finditer(text):

@@ -86,6 +86,12 @@ def test_a_name_the_interview_never_says_is_refused_alone_and_after_a_question(a
     both = assistant.ask("How does Runway's video generation compare with Pika or Midjourney?")
     assert both.refused and "It never mentions Pika or Midjourney." in both.text
     assert not assistant.ask("Why did Runway build its own research team?").refused
+    # A numbered name is said with its number: Gen-1 and Gen-2 are, Gen-4 is not.
+    session = assistant.chat()
+    assert not session.ask("What is Gen-2?").refused
+    later = session.ask("What about Gen-4?")
+    assert later.refused and "It never mentions Gen-4." in later.text
+    assert not assistant.ask("What about Gen-1?").refused
 
 
 def test_a_question_about_the_host_quotes_the_host_on_that_topic(assistant):

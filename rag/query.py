@@ -86,29 +86,38 @@ def stem(word: str) -> str:
     return word
 
 
-# How text becomes the words an index holds (BM25, the vocabulary): an index built with other
-# rules is rebuilt (``config.ChunkSettings.to_json``). 2: numbered names are words too.
+def content_words(text: str) -> list[str]:
+    """Lower-cased content words, as written (no stopwords, no single letters)."""
+    words = [w.split("'")[0] for w in _WORD.findall(text.lower())]
+    return [w for w in words if w not in STOPWORDS and len(w) > 1]
+
+
+# How text becomes the words BM25 indexes (``index_words``): an index built under other rules is
+# rebuilt (``config.ChunkSettings.to_json``). 2: numbered names are words too.
 WORDS_VERSION = 2
 
 # A numbered name: "Gen-2", "GPT-3.5", "covid-19", or capitalised with a space, "Llama 2", "Vue 3".
-# Its word and number are also one word ("gen2"), or "Gen-1" and "Gen-4" would read as "gen",
-# the same as "Gen-2". Not a count of something ("Minute 25", "Version 2", "Top 10").
+# Its word and number are one word too ("gen2"), or "Gen-1" and "Gen-4" would read as "gen", the
+# same as "Gen-2". Not a count of something ("Minute 25", "Version 2", "Top 10").
 _NUMBERED = re.compile(r"\b([A-Za-z]{2,})(-| )(\d{1,2})(?![\d:])")
 _COUNTED = frozenset("hour hours second seconds min mins sec secs day days week weeks month months year years "
                      "number version step page level season round phase top".split())
 
 
-def content_words(text: str) -> list[str]:
-    """Lower-cased content words, as written (no stopwords, no single letters), then the numbered
-    names joined ("What is Gen-2?" -> ["gen", "gen2"])."""
-    words = [w.split("'")[0] for w in _WORD.findall(text.lower())]
-    words = [w for w in words if w not in STOPWORDS and len(w) > 1]
-    if any(c.isdigit() for c in text):
-        for m in _NUMBERED.finditer(text):
-            name = m.group(1).lower()
-            if (m.group(2) == "-" or m.group(1)[0].isupper()) and name not in STOPWORDS and name not in _COUNTED:
-                words.append(name + m.group(3))
-    return words
+def numbered_names(text: str) -> list[str]:
+    """The numbered names a text uses, each as one word: "Is Gen-2 better than Llama 2?" ->
+    ["gen2", "llama2"]. Only what BM25 indexes and searches holds them: a question's coverage
+    counts "Gen-2" once, as "gen"."""
+    if not any(c.isdigit() for c in text):
+        return []
+    return [m.group(1).lower() + m.group(3) for m in _NUMBERED.finditer(text)
+            if (m.group(2) == "-" or m.group(1)[0].isupper()) and m.group(1).lower() not in STOPWORDS
+            and m.group(1).lower() not in _COUNTED]
+
+
+def index_words(text: str) -> list[str]:
+    """What BM25 indexes and searches for: the stemmed content words, then the numbered names."""
+    return keywords(text) + numbered_names(text)
 
 
 # A name as a question writes it: capitalised words in a run ("Stable Diffusion", "Fly.io",
@@ -237,6 +246,11 @@ def topic_words(question: str, scope: Scope) -> list[str]:
         words = [w for w in words if not w.isdigit() and w not in _NUMBER_WORDS
                  and w not in ("half", "hour", "min")]
     return words
+
+
+def search_words(question: str, scope: Scope) -> list[str]:
+    """What BM25 searches for: the topic words, then the numbered names ("Gen-2": gen, gen2)."""
+    return topic_words(question, scope) + numbered_names(question)
 
 
 def match_chapter(question: str, chapters: list[str]) -> str | None:

@@ -17,8 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from .embedding import Embedder
-from .query import (Scope, content_words, keywords, leans_on_last_answer, named_speaker, names, own_words,
-                    parse_scope, speaker_aliases, stem, topic_words, without_speaker)
+from .query import (Scope, content_words, keywords, leans_on_last_answer, named_speaker, names, numbered_names,
+                    own_words, parse_scope, search_words, speaker_aliases, stem, topic_words, without_speaker)
 from .stores import Store
 from .stores.files import ANN_MIN, ANN_CANDIDATES
 from .shows import same_show
@@ -241,7 +241,7 @@ class Retriever:
         """A question that names a time ("around the 25-minute mark") searches the passages within
         ``TIME_WINDOWS[0]`` seconds of it, its topic ranking them; the window widens only when no
         passage in it uses one of the topic's words, and past the last width the time is a boost."""
-        words = topic_words(query, scope)
+        words = search_words(query, scope)
         bm25 = self.lexical.passage_scores(words) if words else None
         t = scope.time_s
         spans = (self.starts <= t) & (self.ends >= t)            # a long passage said across it
@@ -283,8 +283,8 @@ class Retriever:
         topic = set(topic_words(question.text, scope))
         unseen = {stem(w) for w in self.unseen_words(question.text, scope)}
         return tuple(name for name in names(question.text)
-                     if (parts := {stem(w) for w in content_words(name) if not w.isdigit()})
-                     and parts <= topic and parts & unseen)
+                     if (parts := {stem(w) for w in content_words(name) if not w.isdigit()}) and parts <= topic
+                     and (parts & unseen or any(n not in self.doc_freq for n in numbered_names(name))))
 
     def neighbours(self, word: str) -> tuple[tuple[str, float], ...]:
         """The transcript words whose vectors are nearest this word's: what the speakers may have
@@ -381,7 +381,7 @@ class Retriever:
         """Fused scores of every passage for one wording, with the signals behind them."""
         w = self.weights
         q = self.embedder.embed_query(query).astype(np.float32)
-        qwords = topic_words(query, scope)  # "at the very beginning" is scope, not topic
+        qwords = search_words(query, scope)  # "at the very beginning" is scope, not topic
         bm25 = self.lexical.passage_scores(qwords) if qwords else np.zeros(len(self.chunks), np.float32)
         sent_lex = np.zeros(len(self.chunks), dtype=np.float32)
         # Not across a catalog (a large index: see Store.large): there the best window's BM25

@@ -196,14 +196,14 @@ class Lexical:
     @classmethod
     def build(cls, chunks: Sequence[Chunk], rows) -> "Lexical":
         bm25s = quiet_bm25s()
-        from ..query import keywords
+        from ..query import index_words
 
         # One string object per distinct word: a catalog's 1.4 million windows hold ~20 million
         # words, which as separate strings would take over a gigabyte while BM25 is built.
         seen: dict[str, str] = {}
 
         def tokens(text: str) -> list[str]:
-            return [seen.setdefault(w, w) for w in keywords(text)] or ["_empty_"]
+            return [seen.setdefault(w, w) for w in index_words(text)] or ["_empty_"]
 
         bm25 = bm25s.BM25()
         bm25.index([tokens(f"{c.chapter or ''} {c.text}") for c in chunks] or [["_empty_"]], show_progress=False)
@@ -214,7 +214,7 @@ class Lexical:
                             show_progress=False)
         doc_freq: dict[str, int] = {}
         for c in chunks:
-            for word in set(keywords(c.text)):
+            for word in set(index_words(c.text)):
                 doc_freq[word] = doc_freq.get(word, 0) + 1
         return cls(bm25, sentence_bm25, doc_freq)
 

@@ -304,9 +304,9 @@ def database(config: Config) -> Database:
 
 
 def _tokens(text: str) -> list[str]:
-    from ..query import keywords
+    from ..query import index_words
 
-    return keywords(text) or ["_empty_"]
+    return index_words(text) or ["_empty_"]
 
 
 @dataclass(frozen=True)
@@ -322,7 +322,7 @@ class _Passage:
 
 
 def _prepare(chunks: Sequence[Chunk], vectors, pooled) -> list[_Passage]:
-    from ..query import keywords
+    from ..query import index_words
 
     out = []
     for c, v, w in zip(chunks, vectors, pooled):
@@ -332,7 +332,7 @@ def _prepare(chunks: Sequence[Chunk], vectors, pooled) -> list[_Passage]:
             sentences=own, speakers=[c.sentences[i].speaker for i in own],
             terms=_tokens(f"{c.chapter or ''} {c.text}"),
             window_terms=[_tokens(sentence_window(c, i)) for i in own],
-            text_terms=sorted(set(keywords(c.text)))))
+            text_terms=sorted(set(index_words(c.text)))))
     return out
 
 

@@ -21,8 +21,9 @@ Transcripts other than #260 come from the catalog (RAG_CATALOG).
 Rows: ``dense`` is 200-word windows searched with the model alone (the generic pipeline); ``hybrid``
 is rag's retrieval and its extractive answers. Columns: hit@5, hit within 1,200 words, MRR, quote
 support, refusal recall, false refusals, answer latency p50. A second table: the conversations' second
-turns (hit@5 and quote support), the figures of follow-ups. Markdown on stdout, and in ``--out``
-when given.
+turns (hit@5 and quote support), the figures of follow-ups, and the unanswerable questions' refusal
+recall alone and asked after a first turn (an uncovered follow-up should be refused as it is alone).
+Markdown on stdout, and in ``--out`` when given.
 """
 
 from __future__ import annotations
@@ -109,14 +110,24 @@ def model_list(names: str):
         yield label, adapter, passages, reranker
 
 
+def after_a_turn(items: list[dict]) -> list[dict]:
+    """Each unanswerable question, asked after the group's first answerable one: is an uncovered
+    follow-up refused as it is alone?"""
+    first = next((it["question"] for it in items if it["answerable"] and not it.get("history")), None)
+    return [] if first is None else [
+        {**it, "id": f"{it['id']}-after", "history": [first], "history_gold_quotes": []}
+        for it in items if it["answerable"] is False and not it.get("history")]
+
+
 def evaluate_set(groups, config: Config, *, dense: bool, built: set):
-    """Every group's items through rag (its own index each), results pooled. ``built``: the
+    """Every group's items through rag (its own index each), results pooled, and the refusal recall
+    of its unanswerable questions asked after a first turn (``after_a_turn``). ``built``: the
     (folder, index) pairs already built in this run (a selector row reuses its adapter's)."""
     from rag.api import Assistant, build_index
-    from rag.evaluation import runner
+    from rag.evaluation import metrics as M, runner
     from rag.evaluation.baselines import build_baselines
 
-    results = []
+    results, after = [], []
     for index, source, items in groups:
         if source is not None and (config.index_dir, index) not in built:
             build_index([source], name=index, config=config)
@@ -125,7 +136,9 @@ def evaluate_set(groups, config: Config, *, dense: bool, built: set):
         baselines = [b for b in build_baselines(assistant, assistant.retriever.embedder)
                      if b.name == "window200-dense"] if dense else None
         results += runner.evaluate(assistant, items, k=5, backend="extractive", baselines=baselines)
-    return runner.aggregate(results)
+        after += runner.evaluate(assistant, after_a_turn(items), k=5, backend="extractive")
+    uncovered = M.refusal_stats([(False, r["refused"]) for r in after]).get("refusal_recall") if after else None
+    return runner.aggregate(results), uncovered
 
 
 def main(argv=None) -> int:
@@ -148,7 +161,7 @@ def main(argv=None) -> int:
                 t0 = time.monotonic()
                 # A row with a trained reranker has its adapter's dense row.
                 dense = not args.no_dense and reranker is None and passages is None
-                result = evaluate_set(groups, config, dense=dense, built=built)
+                result, uncovered = evaluate_set(groups, config, dense=dense, built=built)
                 g = result["overall"]
                 ref = g["refusal"]
                 n = f"{set_name} ({len(groups)} ep, {g['n']} q)" if groups[0][0] else set_name
@@ -156,7 +169,8 @@ def main(argv=None) -> int:
                     f = result["by_type"]["followup"]
                     followups.append((f"{set_name} ({f['n']} conversations)", label,
                                       result.get("followup_turn1", {}).get("hit@5"), f["retrieval"]["hit@5"],
-                                      f["quote_support"], f["latency_p50_s"] * 1000))
+                                      f["quote_support"], ref.get("refusal_recall"), uncovered,
+                                      f["latency_p50_s"] * 1000))
                 if dense:
                     r = g["baselines"]["window200-dense"]
                     rows.append((n, f"{label}, dense", r["hit@5"], r["budget@1200"], r["mrr"],
@@ -172,9 +186,11 @@ def main(argv=None) -> int:
     lines = [head] + ["| " + " | ".join([s, sysname] + [fmt(v) for v in vals]) + " |"
                       for s, sysname, *vals in rows]
     if followups:
-        lines += ["", "Follow-ups: the second turn of each conversation, asked after the first one's answer.", "",
-                  "| set | retrieval | first turn hit@5 | hit@5 | quote support | answer p50 ms |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "Follow-ups: the second turn of each conversation, asked after the first one's answer; and "
+                  "the set's unanswerable questions refused alone and asked after its first answerable one.", "",
+                  "| set | retrieval | first turn hit@5 | hit@5 | quote support | uncovered refused: alone "
+                  "| after a turn | answer p50 ms |",
+                  "|---|---|---|---|---|---|---|---|"]
         lines += ["| " + " | ".join([s, sysname] + [fmt(v) for v in vals]) + " |" for s, sysname, *vals in followups]
     text = "\n".join(lines)
     print(text)

@@ -73,7 +73,7 @@ def run_item(assistant, item: dict, *, k: int = 5, backend=None) -> dict:
     res["needs_all"] = needs_all
     res["gold_quotes"] = quotes
     history = []
-    if item.get("type") == "followup" and item.get("history"):
+    if item.get("history"):  # a conversation's second turn, or any question asked after a first one
         first = item["history"][0]
         t1 = _turn(assistant, first, item.get("history_gold_quotes") or [], False, k=k, backend=backend)
         history = [(first, t1["answer"])]

@@ -132,8 +132,8 @@ class ChunkSettings:
 
     def to_json(self) -> dict:
         # The timing rules are part of how passages are cut and dated, and the word rules of what
-        # BM25 and the vocabulary hold: an index built under other ones is rebuilt, like one built
-        # with other settings.
+        # BM25 holds: an index built under other ones is rebuilt, like one built with other
+        # settings.
         from .query import WORDS_VERSION
         from .timing import TIMING_VERSION
         return {"max_tokens": self.max_tokens, "overlap_sentences": self.overlap_sentences,

@@ -295,13 +295,12 @@ class ExtractiveAnswerer:
         its times say nothing of another episode's)."""
         out = []
         said_in = {hit.chunk.id: [any(s.text in text for text in said) for s in hit.chunk.sentences] for hit in hits}
-        if self.episode_labels:
-            episodes = {hit.chunk.episode for hit in hits if any(said_in[hit.chunk.id])}
+        quoted_in = {hit.chunk.episode for hit in hits if any(said_in[hit.chunk.id])}
         for rank, hit in enumerate(hits):
             scores = {int(si): sim for si, sim in hit.scores.get("sentence_scores", {}).items()}
             sentences = hit.chunk.sentences
             quoted = said_in[hit.chunk.id]
-            near = after if not self.episode_labels or hit.chunk.episode in episodes else ()
+            near = after if not self.episode_labels or hit.chunk.episode in quoted_in else ()
             asks = handing_over(sentences, hosts)
             usable = [si in scores and not s.context and not asks[si] and not quoted[si]
                       for si, s in enumerate(sentences)]

@@ -419,9 +419,16 @@ def cited_times(text: str) -> list[float]:
     return out
 
 
+# An answer that says the interview does not cover the question cites nothing, whatever times it
+# lists after that (the extractive refusal shows the nearest passages with theirs).
+_REFUSED = re.compile(r"^\W*the interview does(?:n['\u2019]t| not) cover\b", re.I)
+
+
 def exchange(question: str, answer: str) -> "Exchange":
     """An earlier turn known only by its text (a client's ``messages``, an API caller's ``history``):
-    the times its answer cited are read from it, once, where it comes in."""
+    the times its answer cited are read from it, once, where it comes in. A refusal cited none, as
+    ``Exchange.of`` says of the same answer in a ``ChatSession``."""
     from .types import Exchange
 
-    return Exchange(question=question, answer=answer, times=tuple(cited_times(answer)))
+    times = () if _REFUSED.match(answer or "") else tuple(cited_times(answer))
+    return Exchange(question=question, answer=answer, times=times)

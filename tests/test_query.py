@@ -166,3 +166,16 @@ def test_the_speaker_a_follow_up_names_is_the_one_it_asks_about():
     assert named_speaker("So can Will say anything about it?", aliases) is None  # "will" is a stopword first
     assert named_speaker("Did Natalie or Michael agree?", aliases) is None       # two people: no one scope
     assert named_speaker("Why does he think so?", aliases) is None
+
+
+def test_a_refusal_known_by_its_text_cited_no_times_as_in_a_chat_session():
+    """Over HTTP or MCP the last turn arrives as text: the nearest passages a refusal lists are not
+    what it cited, so a follow-up is not drawn to them (a ChatSession's ``Exchange.of`` agrees)."""
+    refusal = ("The interview doesn't cover that. It never mentions Sora.\nThe nearest passages are:\n"
+               "- [28:49] Runway today (Anastasis Germanidis): So essentially, it takes a description\n"
+               "- [31:57] Other players (Anastasis Germanidis): So I think that's the number one aspect")
+    assert exchange("What about Sora?", refusal).times == ()
+    assert exchange("Anything on Sora?", "The interview doesn\u2019t cover this.").times == ()
+    refused = Answer(question="What about Sora?", text=refusal, backend="extractive", refused=True)
+    assert Exchange.of(refused).times == exchange("What about Sora?", refusal).times
+    assert exchange("What is Gen-2?", "Anastasis ~[28:44]: \u201cGen-2 is a text to video model.\u201d").times == (1724.0,)

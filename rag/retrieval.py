@@ -279,7 +279,7 @@ class Retriever:
         transcript that never says a name says nothing about it. Only the names typed in this turn
         (not those of the earlier question a follow-up is searched with), and only among its topic
         words (not a chapter or speaker it is scoped to). A numbered name is judged with its number
-        ("Gen-4" is not said where "Gen-2" is: ``query.content_words``)."""
+        ("Gen-4" is not said where "Gen-2" is: ``query.numbered_names``)."""
         topic = set(topic_words(question.text, scope))
         unseen = {stem(w) for w in self.unseen_words(question.text, scope)}
         return tuple(name for name in names(question.text)

@@ -93,25 +93,33 @@ def _assistant(index: str, config, budget: str, model):
     return Assistant.load(index, config=replace(config, context_tokens=int(budget)), chat_model=model)
 
 
-def cmd_ask(args) -> int:
+def indexed(episodes: list[str], index_dir: str | None):
+    """The config a user gets (the shipped adapter and the defaults, not this run's environment),
+    with an index of each episode in ``index_dir`` (a temporary folder when None)."""
     from rag.api import build_index
-    from rag.chat_models import OpenAIChatModel
     from rag.config import Config, catalog_path
     from rag.evaluation import readers as R
+
+    folder = Path(index_dir) if index_dir else Path(tempfile.mkdtemp(prefix="rag-chat-"))
+    config = Config.from_env({"RAG_INDEX_DIR": str(folder)})
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, (episode, text) in enumerate(R.transcripts(episodes, catalog_path()), 1):
+            if not (folder / episode).exists():
+                source = Path(tmp) / f"{episode}.md"
+                source.write_text(text, encoding="utf-8")
+                print(f"indexing {episode} ({n}/{len(episodes)})", file=sys.stderr)
+                build_index([source], name=episode, config=config)
+    return config
+
+
+def cmd_ask(args) -> int:
+    from rag.chat_models import OpenAIChatModel
 
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
     items = questions(run, args.questions, args.episodes, args.split)
     episodes = sorted({it["episode"] for it in items})
-    index_dir = Path(args.index_dir) if args.index_dir else Path(tempfile.mkdtemp(prefix="rag-chat-"))
-    config = Config(index_dir=index_dir)   # the shipped adapter, as a user gets it
-    with tempfile.TemporaryDirectory() as tmp:
-        for episode, text in R.transcripts(episodes, catalog_path()):
-            if not (index_dir / episode).exists():
-                source = Path(tmp) / f"{episode}.md"
-                source.write_text(text, encoding="utf-8")
-                print(f"indexing {episode}", file=sys.stderr)
-                build_index([source], name=episode, config=config)
+    config = indexed(episodes, args.index_dir)
     record = Record(run)
     with StandIn(record) as url:
         model = OpenAIChatModel(CHAT_MODEL, base_url=url, api_key="stand-in", backoff=0)

@@ -56,6 +56,7 @@ class Record:
         self.replies: dict[str, str] = {}
         self._lock = threading.Lock()
         self._new = False
+        self.asked: set[str] = set()   # the keys requested since this record was opened
         if self.requests_path.exists():
             with lzma.open(self.requests_path, "rt", encoding="utf-8") as f:
                 for line in f:
@@ -73,6 +74,7 @@ class Record:
         messages = body.get("messages") or []
         key = request_key(messages)
         with self._lock:
+            self.asked.add(key)
             if key not in self.requests:
                 system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
                 kind = "judge" if system.startswith("You grade") else "answer"
@@ -103,6 +105,21 @@ class Record:
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
             tmp.replace(self.requests_path)
             self._new = False
+
+    def keep_only_asked(self) -> int:
+        """Forget the requests (and their replies) that this run did not ask: what a change to
+        the pipeline left behind. Returns how many went."""
+        with self._lock:
+            stale = set(self.requests) - self.asked
+            for key in stale:
+                self.requests.pop(key)
+                self.replies.pop(key, None)
+            if stale:
+                self._new = True
+                rows = [json.dumps({"key": k, "reply": v}, ensure_ascii=False) for k, v in sorted(self.replies.items())]
+                self.replies_path.write_text("\n".join(rows) + ("\n" if rows else ""), encoding="utf-8")
+        self.save()
+        return len(stale)
 
     def pending(self, kind: str | None = None) -> list[dict]:
         return [r for k, r in sorted(self.requests.items())

@@ -143,6 +143,11 @@ class ChunkSettings:
 
 @dataclass(frozen=True)
 class Config:
+    """Every setting, read from the environment once (``from_env``: what the CLI, the servers and
+    ``Assistant.load`` without a config use). ``Config()`` itself reads nothing and loads the plain
+    MiniLM; ``Config.from_env({"RAG_INDEX_DIR": ...})`` is what a user gets, the shipped adapter
+    included, whatever this process's environment holds."""
+
     index_dir: Path = field(default_factory=default_index_dir)
     embed_model: str = DEFAULT_MODEL
     chat_model: str = "gpt-4o-mini"

@@ -91,9 +91,12 @@ class Record:
                 if key in self.requests and self.replies.get(key) != text:
                     self.replies[key] = text
                     added += 1
-            rows = [json.dumps({"key": k, "reply": v}, ensure_ascii=False) for k, v in sorted(self.replies.items())]
-            self.replies_path.write_text("\n".join(rows) + ("\n" if rows else ""), encoding="utf-8")
+            self._write_replies()
         return added
+
+    def _write_replies(self) -> None:
+        rows = [json.dumps({"key": k, "reply": v}, ensure_ascii=False) for k, v in sorted(self.replies.items())]
+        self.replies_path.write_text("\n".join(rows) + ("\n" if rows else ""), encoding="utf-8")
 
     def save(self) -> None:
         with self._lock:
@@ -116,8 +119,7 @@ class Record:
                 self.replies.pop(key, None)
             if stale:
                 self._new = True
-                rows = [json.dumps({"key": k, "reply": v}, ensure_ascii=False) for k, v in sorted(self.replies.items())]
-                self.replies_path.write_text("\n".join(rows) + ("\n" if rows else ""), encoding="utf-8")
+                self._write_replies()
         self.save()
         return len(stale)
 

@@ -70,8 +70,7 @@ def uncovered(splits, per_episode: int) -> list[dict]:
             if first is None:
                 continue
             for it in [it for it in items if it.get("answerable") is False and not it.get("turns")][:per_episode]:
-                base = {"id": it["id"], "split": split, "episode": episode, "question": it["question"],
-                        "answerable": False, "gold_quotes": [], "answer": ""}
+                base = {"id": it["id"], "split": split, "episode": episode, "question": it["question"]}
                 out += [{**base, "kind": "alone"},
                         {**base, "id": f"{it['id']}-after", "kind": "after", "history": [first["question"]]}]
     return out
@@ -106,8 +105,7 @@ def _row(item: dict, stage: str, res: dict | None = None) -> dict:
             "standalone": res["standalone"], "answer": res["answer"], "refused": res["refused"],
             "backend": res["backend"], "hit@5": hits.get("hit@5"),
             "quote_support": res["quote_support"], "citation_support": res["citation_support"],
-            "first_quote_support": bool(res["turn1"]["citations"]) and any(
-                c["holds_gold"] for c in res["turn1"]["citations"]),
+            "first_citation_support": any(c["holds_gold"] for c in res["turn1"]["citations"]),
             "citations": [{k: c[k] for k in ("start", "quote", "holds_gold") if k in c}
                           for c in res["citations"]]})
     return row
@@ -173,7 +171,7 @@ def score(rows: list[dict]) -> dict:
         "quote_support_all": mean([float(bool(r["quote_support"])) for r in done]),
         "citation_support": mean([float(r["citation_support"]) for r in answered]),
         "refused": mean([float(r["refused"]) for r in done]),
-        "first_quote_support": mean([float(r["first_quote_support"]) for r in done]),
+        "first_citation_support": mean([float(r["first_citation_support"]) for r in done]),
         "fallbacks": sum(r["backend"] != "openai" for r in done),
     }
 
@@ -192,7 +190,7 @@ def cmd_score(args) -> int:
         s = score([r for r in rows if r["split"] == split])
         lines.append(f"| {names.get(split, split)} | {s['n']} ({s['done']}) | {f(s['hit@5'])} | "
                      f"{f(s['quote_support'])} | {f(s['quote_support_all'])} | {f(s['citation_support'])} | "
-                     f"{f(s['refused'])} | {f(s['first_quote_support'])} | {s['fallbacks']} |")
+                     f"{f(s['refused'])} | {f(s['first_citation_support'])} | {s['fallbacks']} |")
     path = run / "uncovered.jsonl"
     refusals = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()] if path.exists() else []
     if refusals:

@@ -183,49 +183,99 @@ class Scope:
 _NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
     "sixteen seventeen eighteen nineteen".split())}
-_NUMBER_WORDS.update({w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety"
-                                                      .split(), 2)})
-_NUMBER = (r"\d{1,3}(?:\.\d+)?|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-]+(?:one|two|"
-           r"three|four|five|six|seven|eight|nine))?|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)))
-_MINUTE_MARK = re.compile(
-    r"\b(?:around|about|near|at|by|roughly|approximately)?\s*(?:the\s+)?"
-    rf"\b({_NUMBER})[\s-]*(?:minute|min)s?(?:[\s-]*(?:mark|point|in))?", re.I)
+_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_NUMBER_WORDS.update(_TENS)
+_UNITS = "one two three four five six seven eight nine"
 
 
-def number_value(text: str) -> float:
-    """"22", "22.5", "ten", "twenty-two" -> the number (spoken questions spell small numbers out)."""
-    text = text.lower().strip()
-    try:
-        return float(text)
-    except ValueError:
-        return float(sum(_NUMBER_WORDS.get(w, 0) for w in re.split(r"[\s-]+", text)))
+def spelled_digits(text: str) -> str:
+    """Number words up to ninety-nine as digits: "twenty-five minutes in" -> "25 minutes in"
+    (spoken questions spell small numbers out)."""
+    def tens(m):
+        return str(_TENS[m[1].lower()] + (_NUMBER_WORDS[m[2].lower()] if m[2] else 0))
+    text = re.sub(r"\b(%s)(?:[\s-]+(%s))?\b" % ("|".join(_TENS), _UNITS.replace(" ", "|")), tens, text, flags=re.I)
+    return re.sub(r"\b(%s)\b" % "|".join(_NUMBER_WORDS), lambda m: str(_NUMBER_WORDS[m[1].lower()]), text,
+                  flags=re.I)
+
+
+# The ways a question names a point in the episode (on its text with numbers as digits), each with
+# how to read it in seconds. A number of minutes alone is a length as often as a time ("it renders
+# in 5 minutes", "they spent 20 minutes on it"), so it is a time only with a word that places it:
+# "at/around/about/... N minutes", "N minutes in/into", "the N-minute mark".
 _CLOCK = re.compile(r"\b(\d{1,2}:\d{2}(?::\d{2})?)\b")
-_HALF = re.compile(r"\b(?:half(?:\s+an?)?|an?\s+half)[\s-]*hour\b", re.I)
+_MIN = r"(?:minutes?|mins?)\b"
+_AN_HOUR = r"(?:an?|1)[\s-]+hours?"
+_PLACED = r"(?:(?:at|around|about|near|by|roughly|approximately|past|after|until|till)\s+(?:the\s+)?)"
+_INTO = r"(?:\s+(?:in|into)\b|[\s-]+(?:mark|point)\b)"
+_NOT_LENGTH = r"(?![\s-]*(?:long|later|ago|earlier|each|per|or\b|of\b))"   # "an hour-long talk", "5 minutes later"
+# ... nor after a verb of length: "does a render take about 5 minutes", "they spent an hour".
+_LENGTH_BEFORE = re.compile(r"\b(?:takes?|took|taking|lasts?|lasted|spen[dt]s?|spending|for|within|under|over|only|"
+                            r"just|every|each|waited|wait)\s+(?:about|around|roughly|approximately|nearly|almost|"
+                            r"over|under|just|only|the\s+)?\s*$", re.I)
+_SPOKEN_TIMES = (
+    (re.compile(rf"\b(?:{_AN_HOUR}|(\d)[\s-]*hours?)(?:,?\s+and)?\s+(\d{{1,2}})[\s-]*{_MIN}", re.I),
+     lambda m: int(m[1] or 1) * 3600 + int(m[2]) * 60),                   # an hour and ten minutes in
+    (re.compile(r"\b(\d)h\s*(\d{1,2})(?:m|min)?\b", re.I),
+     lambda m: int(m[1]) * 3600 + int(m[2]) * 60),                        # 1h05
+    (re.compile(rf"\b{_AN_HOUR}\s+and\s+a\s+half\b", re.I), lambda m: 5400.0),
+    (re.compile(r"\bminute\s+(\d{1,3})\b", re.I), lambda m: int(m[1]) * 60),          # minute 32
+    (re.compile(rf"\b(\d{{1,3}})(?:st|nd|rd|th)\s+{_MIN}", re.I), lambda m: int(m[1]) * 60),  # the 30th minute
+    (re.compile(rf"\b{_PLACED}?(\d{{1,3}}(?:\.\d+)?)[\s-]*{_MIN}{_INTO}", re.I),     # 25 minutes in, the 25-minute mark
+     lambda m: float(m[1]) * 60),
+    (re.compile(rf"\b{_PLACED}(\d{{1,3}}(?:\.\d+)?)[\s-]*{_MIN}{_NOT_LENGTH}", re.I),
+     lambda m: float(m[1]) * 60),                        # around 25 minutes
+    (re.compile(rf"\b(?:half(?:\s+an?)?|an?\s+half)[\s-]*hours?{_INTO}|\b{_PLACED}(?:half(?:\s+an?)?|an?\s+half)"
+                rf"[\s-]*hours?\b{_NOT_LENGTH}", re.I), lambda m: 1800.0),              # half an hour in
+    (re.compile(rf"\b(?:{_AN_HOUR}|(\d)[\s-]*hours?){_INTO}|\b{_PLACED}(?:{_AN_HOUR}|(\d)[\s-]*hours?)\b{_NOT_LENGTH}",
+                re.I),
+     lambda m: int(m[1] or m[2] or 1) * 3600.0),                          # an hour in, around the one hour mark
+)
+# "in the first ten minutes", "the last few minutes": the start or the end, not a minute.
+_OPENING_MINUTES = re.compile(r"\b(?:first|opening)\s+(?:\d+\s+|few\s+|couple(?:\s+of)?\s+)?" + _MIN, re.I)
+_CLOSING_MINUTES = re.compile(r"\b(?:last|final|closing)\s+(?:\d+\s+|few\s+|couple(?:\s+of)?\s+)?" + _MIN, re.I)
+
+
+def time_asked(question: str) -> float | None:
+    """The point in the episode a question names, in seconds: "at 12:30", "around minute 32", "about
+    25 minutes in", "the 20-minute mark", "an hour and four minutes in", "half an hour in"; None for
+    none, and for a length ("did it take 5 minutes?") or a stretch ("in the last ten minutes",
+    which ``position_asked`` reads)."""
+    m = _CLOCK.search(question)
+    if m:
+        try:
+            return parse_time(m.group(1))
+        except ValueError:
+            pass
+    text = spelled_digits(question)
+    if _OPENING_MINUTES.search(text) or _CLOSING_MINUTES.search(text):
+        return None
+    for pattern, seconds in _SPOKEN_TIMES:
+        for m in pattern.finditer(text):
+            if not _LENGTH_BEFORE.search(text[:m.start()]):
+                return float(seconds(m))
+    return None
+
+
+def position_asked(question: str) -> str | None:
+    """"start" or "end" when the question places itself at either end of the episode."""
+    text = spelled_digits(question)
+    if re.search(r"\b(?:at|near|towards?|by) the (?:very )?end\b|\bwrap(?:ping)? up\b|\bclosing\b", text, re.I) \
+            or _CLOSING_MINUTES.search(text):
+        return "end"
+    if re.search(r"\b(?:at|near) the (?:very )?(?:start|beginning)\b|\bopening\b|\bintro\b", text, re.I) \
+            or _OPENING_MINUTES.search(text):
+        return "start"
+    return None
+
+
 _SPEAKER_VERBS = r"(?:ask|asked|asks|say|said|says|wonder|wondered|mention|mentioned|want|wanted|bring|brought|raise|raised|question|questioned|suggest|suggested|think|thinks|thought|open|opened|introduce|introduced|describe|described|compare|compared)"
 
 
 def parse_scope(question: str, chapters: list[str], speakers: dict[str, str]) -> Scope:
     """``speakers`` maps a lower-case alias ("chris", "the host", "anastasis") to a speaker name."""
-    time_s = None
-    m = _CLOCK.search(question)
-    if m:
-        try:
-            time_s = parse_time(m.group(1))
-        except ValueError:
-            time_s = None
-    if time_s is None:
-        m = _MINUTE_MARK.search(question)
-        if m and re.search(r"minute|min\b", m.group(0), re.I):
-            time_s = number_value(m.group(1)) * 60
-    if time_s is None and _HALF.search(question):
-        time_s = 1800.0
-    position = None
-    if re.search(r"\b(?:at|near|towards?|by) the (?:very )?end\b|\bwrap(?:ping)? up\b|\bclosing\b", question, re.I):
-        position = "end"
-    elif re.search(r"\b(?:at|near) the (?:very )?(?:start|beginning)\b|\bopening\b|\bintro\b", question, re.I):
-        position = "start"
+    time_s = time_asked(question)
     return Scope(time_s=time_s, chapter=match_chapter(question, chapters),
-                 speaker=match_speaker(question, speakers), position=position)
+                 speaker=match_speaker(question, speakers), position=position_asked(question))
 
 
 _SPEAKER_VERB_STEMS = frozenset(stem(w) for w in re.findall(r"[a-z]+", _SPEAKER_VERBS))
@@ -236,6 +286,8 @@ _POSITION_WORDS = frozenset(stem(w) for w in "end start beginning begin opening 
 def topic_words(question: str, scope: Scope) -> list[str]:
     """The question's content words once its scope is taken out: "What do they talk about at the
     end?" has none, so only the scope can say where to look."""
+    if scope.position:  # "in the first ten minutes": where, not what
+        question = _CLOSING_MINUTES.sub(" ", _OPENING_MINUTES.sub(" ", spelled_digits(question)))
     words = keywords(question)
     if scope.speaker:  # "what did Chris ask about X": the name and the verb say who, not what
         who = set(keywords(scope.speaker)) | _SPEAKER_VERB_STEMS
@@ -243,7 +295,7 @@ def topic_words(question: str, scope: Scope) -> list[str]:
     if scope.position:
         words = [w for w in words if w not in _POSITION_WORDS]
     if scope.time_s is not None:
-        words = [w for w in words if not w.isdigit() and w not in _NUMBER_WORDS
+        words = [w for w in words if not re.fullmatch(r"\d+(?:st|nd|rd|th|h|m)?", w) and w not in _NUMBER_WORDS
                  and w not in ("half", "hour", "min")]
     return words
 

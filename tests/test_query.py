@@ -3,7 +3,8 @@
 import pytest
 
 from rag.query import (Scope, cited_times, condense, content_words, exchange, index_words, is_follow_up, keywords,
-                       names, numbered_names, own_words, parse_scope, speaker_aliases, topic_words, without_speaker)
+                       names, numbered_names, own_words, parse_scope, position_asked, speaker_aliases, time_asked,
+                       topic_words, without_speaker)
 from rag.types import Answer, Citation, Exchange, Question
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
@@ -16,6 +17,32 @@ def test_minute_marks_digits_words_and_clock():
     assert parse_scope("around twenty-two minutes in", [], {}).time_s == 1320
     assert parse_scope("What did he say at 12:30?", [], {}).time_s == 750
     assert parse_scope("What is a video model?", [], {}).time_s is None
+
+
+@pytest.mark.parametrize("question, seconds", [
+    # 198 of the listeners' time-scoped questions say "Around minute 8", which named no time before.
+    ("What was discussed around minute 30?", 1800), ("what happened at minute thirty-two", 1920),
+    ("What was said at the 30th minute?", 1800),
+    # An hour and some minutes was read as the minutes alone (4 minutes, not 64).
+    ("About an hour and four minutes in, what license?", 3840), ("1 hour 10 minutes in, what?", 4200),
+    ("What did he say at the 1h05 mark?", 3900), ("What were they discussing an hour in?", 3600),
+    ("Around the one hour mark, which license?", 3600), ("half an hour in, what?", 1800),
+    ("What happened 90 minutes in?", 5400), ("What did they say twenty five minutes in?", 1500),
+    # A length is not a time; the first or last minutes are the episode's ends (``position_asked``).
+    ("Does a render take about 5 minutes?", None), ("Did they talk for 5 minutes about pricing?", None),
+    ("After an hour-long walkthrough, what habit did he drop?", None), ("They spent an hour on it?", None),
+    ("What did they say about 5 minutes later?", None), ("How much is Go In 5 Minutes?", None),
+    ("What did they say in the last 5 minutes?", None), ("What came up in the first ten minutes?", None),
+])
+def test_the_time_a_question_names(question, seconds):
+    assert time_asked(question) == seconds
+
+
+def test_the_first_and_last_minutes_are_the_ends_of_the_episode():
+    assert position_asked("What did they say in the last 5 minutes?") == "end"
+    assert position_asked("What was said in the final few minutes?") == "end"
+    assert position_asked("What came up in the first ten minutes?") == "start"
+    assert position_asked("What is Gen-2?") is None
 
 
 def test_chapter_speaker_and_position():

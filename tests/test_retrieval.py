@@ -58,6 +58,16 @@ def test_time_scope_boost(assistant):
     assert hit.chunk.start_s <= 15 * 60 + 60 and hit.chunk.end_s >= 15 * 60 - 60
 
 
+@pytest.mark.parametrize("question, minute", [("What was discussed around minute 15?", 15),
+                                              ("At minute ten, what did they talk about?", 10),
+                                              ("What did they talk about in the first five minutes?", 0)])
+def test_minute_n_searches_near_that_minute(assistant, question, minute):
+    """"Around minute 30" named no time (on #260 it ranked 21:01, 6:30 and 22:53 first), and "the
+    first five minutes" was the 5-minute mark."""
+    top = assistant.search(question, k=1)[0].chunk
+    assert top.start_s - 60 <= minute * 60 <= top.end_s + 60
+
+
 def test_a_question_that_is_only_scope_is_ranked_by_the_scope(assistant):
     # Nothing topical to match: the passages at the stated time / the end come first.
     top = assistant.search("What were they discussing around the 10-minute mark?", k=1)[0].chunk

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ..query import time_asked
+
 ANSWERABLE_TYPES = ("listener", "paraphrase", "factual", "why", "opinion", "time-scoped",
                     "multi-passage")
 STYLES = ("typed", "spoken")          # a question written as people type or speak it
@@ -177,38 +179,11 @@ def load(path: str | Path) -> list[dict]:
     return out
 
 
-_UNITS = "one two three four five six seven eight nine".split()
-_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
-         "eighty": 80, "ninety": 90}
-_NUMBER = {**{w: i for i, w in enumerate(_UNITS, 1)}, **{w: i for i, w in enumerate(_TEENS, 10)}, **_TENS}
-
-
-def _digits(text: str) -> str:
-    """"twenty-five minutes" -> "25 minutes" (number words up to ninety-nine)."""
-    def tens(m):
-        return str(_TENS[m[1]] + (_NUMBER[m[2]] if m[2] else 0))
-    text = re.sub(r"\b(%s)(?:[- ](%s))?\b" % ("|".join(_TENS), "|".join(_UNITS)), tens, text)
-    return re.sub(r"\b(%s)\b" % "|".join(_UNITS + _TEENS), lambda m: str(_NUMBER[m[1]]), text)
-
-
 def minute_asked(question: str) -> float | None:
-    """The minute a time-scoped question names: "around the 20-minute mark", "minute 32",
-    "about 25 minutes in", "at 1:05:10", "an hour and ten minutes in"."""
-    q = _digits(question.lower())
-    m = re.search(r"\b(\d{1,2}):(\d{2}):(\d{2})\b", q)
-    if m:
-        return int(m[1]) * 60 + int(m[2]) + int(m[3]) / 60
-    m = re.search(r"\b(\d{1,3}):(\d{2})\b", q)
-    if m:
-        return int(m[1]) + int(m[2]) / 60
-    hour = re.search(r"\b(an|one|1) hour\b", q)
-    m = re.search(r"\b(\d{1,3})(?:\s*|-)(?:minutes?|mins?|min)\b|\bminute\s+(\d{1,3})\b", q)
-    if m:
-        return int(m[1] or m[2]) + (60 if hour else 0)
-    if hour:
-        return 60.0
-    return None
+    """The minute a time-scoped question names ("around minute 32", "an hour and ten minutes in"),
+    read as rag reads it when it searches (``rag.query.time_asked``)."""
+    seconds = time_asked(question)
+    return None if seconds is None else seconds / 60
 
 
 def _stamp_minutes(stamp) -> float | None:

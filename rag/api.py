@@ -20,7 +20,7 @@ from .answer.refusal import CATALOG_EPISODES, RefusalPolicy, policy_for
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
-from .query import condense, exchange, not_a_question, spans_episodes
+from .query import condense, exchange, not_a_question, past_the_end, spans_episodes
 from .retrieval import Retriever, Weights
 from .stores import open_store
 from .stores.files import StoredIndex
@@ -434,13 +434,15 @@ class Assistant:
         reason = not_a_question(standalone)
         if reason is not None:           # "the", an emoji, a question in French: told so, no quote
             self.question(text, k=k, **filters)   # its k and filters checked as any question's
-            yield reason
-            yield Answer(question=text, text=reason, backend=self.extractive.name, refused=True,
-                         standalone_question=standalone, notes=tuple(n for n in (self.notice,) if n))
+            yield from self._told(text, standalone, reason)
             return
         variants, rewrite_note = self.rewrites(standalone, deadline=deadline)
         asked = self.question(text, k=k, previous=previous, standalone=standalone, variants=variants,
                               deadline=deadline, **filters)
+        late = self.retriever.past_end(asked)
+        if late is not None:             # "an hour in", of a 41-minute episode: told where it ends
+            yield from self._told(text, standalone, past_the_end(*late))
+            return
         asked = replace(asked, depth=getattr(answerer, "depth", 0))   # a chat model reads its budget's worth
         for event in answerer.stream(asked, self.retriever.search(asked)):
             if isinstance(event, Answer):
@@ -448,6 +450,12 @@ class Assistant:
                 event = replace(event, question=text, standalone_question=standalone, notes=notes,
                                 search_queries=tuple(variants))
             yield event
+
+    def _told(self, text: str, standalone: str, reply: str) -> AnswerStream:
+        """A reply without a search's quotes: what the question is told about itself."""
+        yield reply
+        yield Answer(question=text, text=reply, backend=self.extractive.name, refused=True,
+                     standalone_question=standalone, notes=tuple(n for n in (self.notice,) if n))
 
     def ask(self, question: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (),
             backend: str | None = None, previous: Exchange | None = None, **filters) -> Answer:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .timecode import parse_time
+from .timecode import format_time, parse_time
 
 if TYPE_CHECKING:
     from .types import Exchange, Question
@@ -35,6 +35,16 @@ NOT_A_QUESTION = ("That doesn't look like a question about the episode. Ask abou
                   "it, e.g. \u201cWhat does the guest work on?\u201d")
 OTHER_LANGUAGE = ("The episode, its transcript and the model that searches it are in English: please "
                   "ask in English.")
+
+
+def past_the_end(asked_s: float, end_s: float, episodes: int = 1) -> str:
+    """What a question that names a time after the last words is told ("an hour in", of a
+    41-minute episode): where the talk ends, not a quote from its start."""
+    ends = "The episode ends" if episodes == 1 else f"All {episodes} episodes searched end"
+    return (f"{ends} at about {format_time(end_s)}, so nothing is said at {format_time(asked_s)}. "
+            "Ask about a time before the end.")
+
+
 _INTERROGATIVE = frozenset("what who whom whose why how when where which tell explain describe summarize "
                            "summarise list name give is are was were do does did can could would should "
                            "will has have".split())

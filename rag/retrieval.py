@@ -50,6 +50,9 @@ def _tops(signals: Sequence[np.ndarray], n: int | None = None) -> list[np.ndarra
 # A question that names a time searches within this many seconds of it, then within the next width
 # when nothing there is about its topic (see ``Retriever._near_time``).
 TIME_WINDOWS = (180.0, 480.0)
+# A time named this far past the last words is past the end (``Retriever.past_end``): the audio runs on
+# a little after them (goodbyes, outro music), and estimated times may be a minute off.
+PAST_END_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,20 @@ class Retriever:
 
     def scope(self, query: str) -> Scope:
         return parse_scope(query, self.chapters, self.aliases)
+
+    def past_end(self, question: Question) -> tuple[float, float, int] | None:
+        """(the time named, the end of the last words, the episodes) when the question names a
+        time after the last words of every episode it may search ("an hour in", of a 41-minute
+        episode); None otherwise. Estimated times and the outro leave a margin (``PAST_END_S``)."""
+        t = self.scope(question.standalone).time_s
+        if t is None or not self.chunks:
+            return None
+        allowed = self._allowed(question.filters)
+        if not allowed.any():
+            return None
+        end = float(self.ends[allowed].max())
+        episodes = len(np.unique(self.columns.episode[allowed])) if len(self.columns.episode) else 1
+        return (t, end, episodes) if t > end + PAST_END_S else None
 
     def search(self, question: Question, candidates: int = 40) -> Evidence:
         """The question's passages, best first: ``question.k`` of them (``question.depth`` for an

@@ -274,6 +274,11 @@ def test_ask_answers_a_non_question_with_a_note_not_a_quote(env, capsys):
     assert code == 0 and "doesn't look like a question" in data["answer"] and not data["citations"]
     code, out, _ = run(capsys, "ask", "Qu'est-ce que Gen-2 ?")
     assert "ask in English" in out and "[" not in out
+    # #260 ends at 41:19: "an hour in" quoted "Thanks so much for having me." [00:40].
+    code, out, _ = run(capsys, "ask", "About an hour in, what did they say?", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["refused"] and not data["citations"]
+    assert data["answer"].startswith("The episode ends at about 41:")
 
 
 def test_estimated_times_are_marked_in_json_and_in_the_answer(env, capsys):

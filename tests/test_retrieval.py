@@ -68,6 +68,18 @@ def test_minute_n_searches_near_that_minute(assistant, question, minute):
     assert top.start_s - 60 <= minute * 60 <= top.end_s + 60
 
 
+@pytest.mark.parametrize("question", ["About an hour in, what did they say?", "What was said at 45:00?",
+                                      "What did they discuss around minute 30?"])
+def test_a_time_past_the_end_is_told_where_the_episode_ends(assistant, question):
+    """The episode's last words are at 20:10: "an hour in" quoted its opening ("Welcome to the show")."""
+    answer = assistant.ask(question)
+    assert answer.refused and not answer.citations
+    assert answer.text.startswith("The episode ends at about 20:") and "Ask about a time before the end" in answer.text
+    # A time within the episode, or within the margin after its last words, is searched as before.
+    assert not assistant.ask("What did they say around the 20-minute mark?").refused
+    assert assistant.retriever.past_end(assistant.question("What was said at 22:00?")) is None
+
+
 def test_a_question_that_is_only_scope_is_ranked_by_the_scope(assistant):
     # Nothing topical to match: the passages at the stated time / the end come first.
     top = assistant.search("What were they discussing around the 10-minute mark?", k=1)[0].chunk

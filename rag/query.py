@@ -421,6 +421,15 @@ def asks_to_go_on(question: str) -> bool:
     return bool(_GO_ON.search(question))
 
 
+# "What else about Gen-2?", "Any other examples?": something the last answer did not say.
+_SOMETHING_ELSE = re.compile(r"\b(?:else|other|others|another|besides)\b", re.I)
+
+
+def asks_for_something_new(question: str) -> bool:
+    """"Can you say more?", "What else about Gen-2?": the last answer's sentences are no answer."""
+    return asks_to_go_on(question) or bool(_SOMETHING_ELSE.search(question))
+
+
 def is_follow_up(question: str) -> bool:
     words = question.split()
     if len(words) <= 3:

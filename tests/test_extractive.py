@@ -165,25 +165,37 @@ def test_a_catalog_index_refuses_by_the_policy_fitted_across_the_archive():
     assert not ExtractiveAnswerer(policy=PODCAST_CATALOG_POLICY).answer(*asked("When did the compiler ship?", found)).refused
 
 
-def test_a_follow_up_gets_new_sentences_not_the_ones_already_quoted():
+def test_a_follow_up_gets_new_sentences_unless_a_quoted_one_answers_clearly_better():
     first = Sentence(text="We started Runway at art school in New York.", speaker="Guest", start_s=61.0,
                      estimated=False)
     second = Sentence(text="Because we wanted to make tools for artists ourselves.", speaker="Guest",
                       start_s=70.0, estimated=False)
     chunk = Chunk(id="c1", episode="e", chapter=None, speakers=("Guest",), start_s=60.0, end_s=90.0,
                   sentences=(first, second))
-    h = Hit(chunk=chunk, score=0.05, rank=1, matched=(0, 1), scores={
-        "dense": 0.6, "sentence": 0.6, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": 1,
-        "bm25_rank": 1, "sentence_scores": {0: 0.7, 1: 0.5}})
-    answerer = ExtractiveAnswerer(policy=MINILM_POLICY, margin=0.5)
-    q = "Why did they start Runway at art school?"
-    alone = answerer.answer(*asked(q, [h]))
-    assert first.text in alone.text
-    previous = alone.text
-    follow = answerer.answer(*asked(q, [h], previous=Exchange("Q", previous.replace(second.text, ""))))
+
+    def passage(sims):
+        return Hit(chunk=chunk, score=0.05, rank=1, matched=(0, 1), scores={
+            "dense": 0.6, "sentence": 0.6, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": 1,
+            "bm25_rank": 1, "sentence_scores": dict(enumerate(sims))})
+
+    answerer = ExtractiveAnswerer(policy=MINILM_POLICY, margin=0.0)
+    q = "What was the reason behind it?"          # none of the sentences' words: similarity decides
+    said = Exchange("Q", first.text)
+    # The new sentence answers nearly as well (0.65 against 0.7): it alone is quoted.
+    close = passage([0.7, 0.65])
+    assert first.text in answerer.answer(*asked(q, [close])).text
+    follow = answerer.answer(*asked(q, [close], previous=said))
     assert first.text not in follow.text and second.text in follow.text
+    # The quoted sentence answers clearly better (0.9 against 0.3): it is quoted again, with the
+    # new one after it; shutting it out quoted the new sentence alone (SAID_AGAIN).
+    clear = passage([0.9, 0.3])
+    follow = answerer.answer(*asked(q, [clear], previous=said))
+    assert first.text in follow.text and second.text in follow.text
+    # ...but not to a question that asks to go on: that gets what comes after the last answer.
+    more = answerer.answer(*asked("Can you say more?", [clear], previous=said))
+    assert first.text not in more.text and second.text in more.text
     # when everything relevant was already said, repeating beats an empty answer
-    again = answerer.answer(*asked(q, [h], previous=Exchange("Q", first.text + " " + second.text)))
+    again = answerer.answer(*asked(q, [clear], previous=Exchange("Q", first.text + " " + second.text)))
     assert not again.refused and again.citations
 
 

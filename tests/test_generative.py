@@ -239,7 +239,7 @@ def test_fallback_in_a_follow_up_quotes_new_sentences():
     assert not first.refused
     model = FakeChatModel().fail_next(message="server down")
     again = collect(ChatAnswerer(model, fallback=extractive).stream(
-        *on("What is Gen-2?", hits, previous=Exchange("What is Gen-2?", first.text))))
+        *on("What else about Gen-2?", hits, previous=Exchange("What is Gen-2?", first.text))))
     assert again.backend == "extractive" and again.text != first.text
     assert {c.quote for c in again.citations}.isdisjoint(c.quote for c in first.citations)
 

@@ -431,17 +431,17 @@ class Assistant:
         answerer = self.extractive if backend == "extractive" else self.answerer
         deadline = self.deadline() if self.chat_model is not None else None
         standalone = self.standalone(text, history, deadline=deadline, previous=previous)
-        reason = not_a_question(standalone)
-        if reason is not None:           # "the", an emoji, a question in French: told so, no quote
-            self.question(text, k=k, **filters)   # its k and filters checked as any question's
-            yield from self._told(text, standalone, reason)
-            return
-        variants, rewrite_note = self.rewrites(standalone, deadline=deadline)
+        reason = not_a_question(standalone)      # "the", an emoji, a question in French
+        variants, rewrite_note = self.rewrites(standalone, deadline=deadline) if reason is None else ([], None)
         asked = self.question(text, k=k, previous=previous, standalone=standalone, variants=variants,
-                              deadline=deadline, **filters)
-        late = self.retriever.past_end(asked)
-        if late is not None:             # "an hour in", of a 41-minute episode: told where it ends
-            yield from self._told(text, standalone, past_the_end(*late))
+                              deadline=deadline, **filters)   # its k and filters checked in any case
+        late = self.retriever.past_end(asked) if reason is None else None
+        if late is not None:                     # "an hour in", of a 41-minute episode: where it ends
+            reason = past_the_end(*late)
+        if reason is not None:                   # told so, with no quote
+            yield reason
+            yield Answer(question=text, text=reason, backend=self.extractive.name, refused=True,
+                         standalone_question=standalone, notes=tuple(n for n in (self.notice,) if n))
             return
         asked = replace(asked, depth=getattr(answerer, "depth", 0))   # a chat model reads its budget's worth
         for event in answerer.stream(asked, self.retriever.search(asked)):
@@ -450,12 +450,6 @@ class Assistant:
                 event = replace(event, question=text, standalone_question=standalone, notes=notes,
                                 search_queries=tuple(variants))
             yield event
-
-    def _told(self, text: str, standalone: str, reply: str) -> AnswerStream:
-        """A reply without a search's quotes: what the question is told about itself."""
-        yield reply
-        yield Answer(question=text, text=reply, backend=self.extractive.name, refused=True,
-                     standalone_question=standalone, notes=tuple(n for n in (self.notice,) if n))
 
     def ask(self, question: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (),
             backend: str | None = None, previous: Exchange | None = None, **filters) -> Answer:

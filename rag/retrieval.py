@@ -9,23 +9,22 @@ calibrating their scales against each other (see ``_fuse`` for why not reciproca
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 
+from .coverage import Coverage
 from .embedding import Embedder
-from .query import (Scope, content_words, keywords, leans_on_last_answer, named_speaker, names, numbered_names,
-                    own_words, parse_scope, search_words, speaker_aliases, stem, topic_words, without_speaker)
+from .query import (Scope, leans_on_last_answer, named_speaker, own_words, parse_scope, search_words,
+                    speaker_aliases, without_speaker)
 from .stores import Store
 from .stores.files import ANN_MIN, ANN_CANDIDATES
 from .shows import same_show
-from .types import Chunk, Evidence, Filters, Hit, Question, Signals
+from .types import Evidence, Filters, Hit, Question, Signals
 
 Z_SCALE = 0.01  # fused z-scores -> the scale of the scope/follow-up boosts in Weights
-NEIGHBOURS = 3  # transcript words kept for each question word the transcript never uses
 
 
 EXACT_SENTENCES = 50_000    # up to this many sentence windows, a question scores every one
@@ -109,7 +108,6 @@ class Retriever:
         cols = index.columns
         self.columns = cols
         self.lexical = index.lexical
-        self.doc_freq = self.lexical.doc_freq
         self.chapters = [c["title"] for t in index.transcripts for c in t.get("chapters", [])
                          if not c.get("sponsor")]
         hosts = [h for t in index.transcripts for h in t["episode"].get("hosts", [])]
@@ -123,9 +121,8 @@ class Retriever:
         self.chunk_episodes = np.char.lower(cols.episodes)[cols.episode] if len(cols.episode) else cols.episodes
         self.chunk_shows = cols.shows[cols.show] if len(cols.show) else cols.shows
         self.starts, self.ends = cols.start_s, cols.end_s
-        self.vocabulary = index.vocabulary
-        self.vocabulary_vecs = index.vocabulary_vectors
-        self._neighbours: dict[str, tuple[tuple[str, float], ...]] = {}
+        self.words = Coverage(len(self.chunks), self.lexical.doc_freq, index.vocabulary,
+                              index.vocabulary_vectors, embedder)
         adapter = getattr(embedder, "adapter", None)
         self.answer_head = (adapter.meta.get("answer_head") or None) if adapter is not None else None
 
@@ -180,11 +177,11 @@ class Retriever:
 
         def measure() -> Signals:
             asked = own_words(question, scope)
-            return Signals(coverage=self.coverage(asked, scope=scope),
-                           local_coverage=self.coverage(asked, [self.chunks[i] for i in picked[:3]], scope=scope),
-                           semantic_coverage=self.semantic_coverage(asked, scope=scope),
+            return Signals(coverage=self.words.coverage(asked, scope=scope),
+                           local_coverage=self.words.coverage(asked, [self.chunks[i] for i in picked[:3]], scope=scope),
+                           semantic_coverage=self.words.semantic_coverage(asked, scope=scope),
                            answer=self.answer_probability(dense, allowed),
-                           absent=self.absent_names(question, scope))
+                           absent=self.words.absent_names(question, scope))
 
         return Evidence(question, hits, measure)
 
@@ -284,70 +281,6 @@ class Retriever:
 
         top = np.sort(dense[allowed])[::-1]
         return head_probability(self.answer_head, float(top[0]), float(top[1] if len(top) > 1 else top[0]))
-
-    def unseen_words(self, query: str, scope: Scope) -> list[str]:
-        """The question's topic words (as written) that no passage uses, even in another form."""
-        topic = set(topic_words(query, scope))
-        return [w for w in dict.fromkeys(content_words(query))
-                if not w.isdigit() and stem(w) in topic and stem(w) not in self.doc_freq]
-
-    def absent_names(self, question: Question, scope: Scope) -> tuple[str, ...]:
-        """The names the question uses that no passage does ("What do they think of Sora?"): a
-        transcript that never says a name says nothing about it. Only the names typed in this turn
-        (not those of the earlier question a follow-up is searched with), and only among its topic
-        words (not a chapter or speaker it is scoped to). A numbered name is judged with its number
-        ("Gen-4" is not said where "Gen-2" is: ``query.numbered_names``)."""
-        topic = set(topic_words(question.text, scope))
-        unseen = {stem(w) for w in self.unseen_words(question.text, scope)}
-        return tuple(name for name in names(question.text)
-                     if (parts := {stem(w) for w in content_words(name) if not w.isdigit()}) and parts <= topic
-                     and (parts & unseen or any(n not in self.doc_freq for n in numbered_names(name))))
-
-    def neighbours(self, word: str) -> tuple[tuple[str, float], ...]:
-        """The transcript words whose vectors are nearest this word's: what the speakers may have
-        said instead ("money" -> "funding"). Cached: questions repeat their words."""
-        found = self._neighbours.get(word)
-        if found is None:
-            if not len(self.vocabulary):
-                return ()
-            sims = self.vocabulary_vecs @ self.embedder.embed_query(word).astype(np.float32)
-            top = np.argsort(-sims)[:NEIGHBOURS]
-            found = tuple((self.vocabulary[i], float(sims[i])) for i in top)
-            if len(self._neighbours) > 4096:  # a server's threads share it: bounded, never read twice
-                self._neighbours.clear()
-            self._neighbours[word] = found
-        return found
-
-    def semantic_coverage(self, query: str, scope: Scope | None = None) -> float:
-        """``coverage`` where a word the transcript never uses still counts by how close the nearest
-        transcript word comes to it: a paraphrase ("staff" for "employees") keeps most of its
-        credit, a specific the interview never touches ("Sora", "headquarters") keeps little."""
-        scope = scope or Scope()
-        words = [w for w in dict.fromkeys(topic_words(query, scope)) if not w.isdigit()]
-        if not words:
-            return 1.0
-        n = len(self.chunks)
-        weight = {w: math.log(1 + n / (1 + self.doc_freq.get(w, 0))) for w in words}
-        credit = {w: 1.0 for w in words if w in self.doc_freq}
-        for word in self.unseen_words(query, scope):
-            near = self.neighbours(word)
-            credit[stem(word)] = max(0.0, near[0][1]) if near else 0.0
-        return sum(weight[w] * credit.get(w, 0.0) for w in words) / sum(weight.values())
-
-    def coverage(self, query: str, passages: list[Chunk] | None = None,
-                 scope: Scope | None = None) -> float:
-        """IDF-weighted share of the question's content words that occur in the index, or only in
-        ``passages`` (the top ones: an on-topic question the interview does not answer tends to
-        find its topic words there but not its specifics). Scope words ("near the end") don't count."""
-        words = keywords(query) if scope is None else topic_words(query, scope)
-        words = [w for w in dict.fromkeys(words) if not w.isdigit()]
-        if not words:
-            return 1.0
-        n = len(self.chunks)
-        present = (set(self.doc_freq) if passages is None
-                   else {w for c in passages for w in keywords(c.text)})
-        weight = {w: math.log(1 + n / (1 + self.doc_freq.get(w, 0))) for w in words}
-        return sum(weight[w] for w in words if w in present) / sum(weight.values())
 
     def _rank(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray,
               k: int, candidates: int, variants: Sequence[str] = (), per_episode: int | None = None):

@@ -135,8 +135,8 @@ def test_mmr_skips_near_duplicates(assistant):
 
 def test_coverage_counts_words_missing_from_the_transcript(assistant):
     r = assistant.retriever
-    assert r.coverage("video generation models") == pytest.approx(1.0)
-    assert r.coverage("quarterly revenue spreadsheet") == 0.0
+    assert r.words.coverage("video generation models") == pytest.approx(1.0)
+    assert r.words.coverage("quarterly revenue spreadsheet") == 0.0
     evidence = r.search(Question("video models", k=1))
     assert evidence.signals.coverage == pytest.approx(1.0) and evidence.signals.local_coverage == pytest.approx(1.0)
     assert "coverage" not in evidence.hits[0].scores          # once for the question, not in every hit
@@ -158,19 +158,19 @@ def test_semantic_coverage_credits_a_word_by_its_nearest_transcript_word(tmp_pat
     config = Config(index_dir=tmp_path / "idx", chunking=ChunkSettings(max_tokens=40, question_context_tokens=0))
     build_index([src], name="ep", config=config, embedder=SynonymEmbedder())
     r = Assistant.load("ep", config=config, embedder=SynonymEmbedder(), backend="extractive").retriever
-    assert "money" in r.vocabulary and "cash" not in r.vocabulary and len(r.vocabulary_vecs) == len(r.vocabulary)
+    assert "money" in r.words.vocabulary and "cash" not in r.words.vocabulary and len(r.words.vocabulary_vecs) == len(r.words.vocabulary)
     scope = r.scope("cash")
-    assert r.unseen_words("How did they get cash?", scope) == ["cash"]
-    assert r.neighbours("cash")[0] == ("money", pytest.approx(1.0))
+    assert r.words.unseen_words("How did they get cash?", scope) == ["cash"]
+    assert r.words.neighbours("cash")[0] == ("money", pytest.approx(1.0))
     # "cash" is absent from the transcript, but "money" stands in for it: full credit
-    assert r.coverage("cash investors") < 1.0
-    assert r.semantic_coverage("cash investors") == pytest.approx(1.0)
+    assert r.words.coverage("cash investors") < 1.0
+    assert r.words.semantic_coverage("cash investors") == pytest.approx(1.0)
     # a word with no near transcript word keeps only its (low) nearest similarity
-    far = r.neighbours("sora")[0][1]
+    far = r.words.neighbours("sora")[0][1]
     assert far < 0.9
-    assert r.semantic_coverage("sora") == pytest.approx(max(0.0, far))
+    assert r.words.semantic_coverage("sora") == pytest.approx(max(0.0, far))
     calls = []
-    r.semantic_coverage = lambda *a, **kw: calls.append(a) or 1.0
+    r.words.semantic_coverage = lambda *a, **kw: calls.append(a) or 1.0
     evidence = r.search(Question("cash investors", k=1))
     assert evidence.hits and calls == []                      # a search that lists passages never pays for it
     assert evidence.signals.semantic_coverage == 1.0 and evidence.signals.semantic_coverage == 1.0

@@ -177,8 +177,9 @@ class Retriever:
 
         def measure() -> Signals:
             asked = own_words(question, scope)
+            best = [self.chunks[i] for i in picked[:3]]
             return Signals(coverage=self.words.coverage(asked, scope=scope),
-                           local_coverage=self.words.coverage(asked, [self.chunks[i] for i in picked[:3]], scope=scope),
+                           local_coverage=self.words.coverage(asked, best, scope=scope),
                            semantic_coverage=self.words.semantic_coverage(asked, scope=scope),
                            answer=self.answer_probability(dense, allowed),
                            absent=self.words.absent_names(question, scope))

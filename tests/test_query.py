@@ -2,7 +2,8 @@
 
 import pytest
 
-from rag.query import (Scope, cited_times, condense, content_words, exchange, index_words, is_follow_up, keywords,
+from rag.query import (Scope, asks_for_something_new, cited_times, condense, content_words, exchange, index_words,
+                       is_follow_up, keywords,
                        names, numbered_names, own_words, parse_scope, position_asked, speaker_aliases, time_asked,
                        topic_words, without_speaker)
 from rag.types import Answer, Citation, Exchange, Question
@@ -206,3 +207,12 @@ def test_a_refusal_known_by_its_text_cited_no_times_as_in_a_chat_session():
     refused = Answer(question="What about Sora?", text=refusal, backend="extractive", refused=True)
     assert Exchange.of(refused).times == exchange("What about Sora?", refusal).times
     assert exchange("What is Gen-2?", "Anastasis ~[28:44]: \u201cGen-2 is a text to video model.\u201d").times == (1724.0,)
+
+
+@pytest.mark.parametrize("question, new", [
+    ("Can you say more?", True), ("What else about Gen-2?", True), ("Any other examples?", True),
+    ("Who else did they hire?", True), ("Is there another way?", True),
+    ("Why?", False), ("What's his objection to it?", False), ("How did they deal with it?", False)])
+def test_a_follow_up_that_asks_for_something_new(question, new):
+    """What the last answer quoted is no answer to these (``ExtractiveAnswerer`` never quotes it again)."""
+    assert asks_for_something_new(question) is new

@@ -47,10 +47,10 @@ FOLLOW_ON = 0.1
 FOLLOW_ON_S = 120.0
 # The last answer's sentences are not quoted again where others answer nearly as well: a stretch
 # scores SAID_AGAIN less per share of its sentences the last answer quoted (all of them: 0.12 off;
-# the best stretch of a follow-up leads the fifth by 0.08 in the median). In the listeners' validation conversations
-# one follow-up in nine is answered by a sentence the first answer had quoted; shutting them all out
-# quoted the answer in 0.357 of the second turns, 0.1-0.15 off in 0.414-0.429 (0.08: 0.457, but one
-# answer in 14 then repeated the last one whole). Figures: docs/evaluation.md.
+# a follow-up's best stretch leads its fifth by 0.08 in the median). One listeners' validation
+# follow-up in nine is answered by a sentence the first answer had quoted; shutting them all out
+# quoted the answer in 0.357 of the second turns, 0.1-0.15 off in 0.414-0.429 (0.08: 0.457, but
+# one answer in 14 then repeated the last one whole). Figures: docs/experiments.md.
 SAID_AGAIN = 0.12
 
 
@@ -256,7 +256,8 @@ class ExtractiveAnswerer:
         rescored.sort(key=lambda s: -s[0])
         return rescored, self.reranker.probability(float(np.max(cross)))
 
-    def _said_again(self, qwords, hosts, hits, said, after, fresh):
+    def _said_again(self, qwords: set[str], hosts: frozenset[str], hits: tuple[Hit, ...], said: Sequence[str],
+                    after: Sequence[float], fresh: list) -> list:
         """The stretches that hold sentences the last answer quoted, each scored ``SAID_AGAIN`` less
         per share of them (the ones ``fresh`` already holds left out): "What's his objection to it?"
         is often answered by a sentence the answer about his book quoted. A follow-up that asks for
@@ -264,9 +265,9 @@ class ExtractiveAnswerer:
         seen = {(hit.chunk.id, span[0].start_s, len(span)) for _, hit, span in fresh}
         out = []
         for score, hit, span in self._spans(qwords, hosts, hits, (), False, after):
-            again = sum(any(s.text in text for text in said) for s in span)
-            if again and (hit.chunk.id, span[0].start_s, len(span)) not in seen:
-                out.append((score - SAID_AGAIN * again / len(span), hit, span))
+            repeated = sum(any(s.text in text for text in said) for s in span)
+            if repeated and (hit.chunk.id, span[0].start_s, len(span)) not in seen:
+                out.append((score - SAID_AGAIN * repeated / len(span), hit, span))
         return out
 
     def candidates(self, question: str, hits: Sequence[Hit]) -> list[tuple[dict, Hit, list]]:

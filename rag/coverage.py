@@ -74,8 +74,7 @@ class Coverage:
         words = [w for w in dict.fromkeys(topic_words(query, scope)) if not w.isdigit()]
         if not words:
             return 1.0
-        n = self.passages
-        weight = {w: math.log(1 + n / (1 + self.doc_freq.get(w, 0))) for w in words}
+        weight = self._idf(words)
         credit = {w: 1.0 for w in words if w in self.doc_freq}
         for word in self.unseen_words(query, scope):
             near = self.neighbours(word)
@@ -91,8 +90,11 @@ class Coverage:
         words = [w for w in dict.fromkeys(words) if not w.isdigit()]
         if not words:
             return 1.0
-        n = self.passages
         present = (set(self.doc_freq) if passages is None
                    else {w for c in passages for w in keywords(c.text)})
-        weight = {w: math.log(1 + n / (1 + self.doc_freq.get(w, 0))) for w in words}
+        weight = self._idf(words)
         return sum(weight[w] for w in words if w in present) / sum(weight.values())
+
+    def _idf(self, words: list[str]) -> dict[str, float]:
+        """Each word's weight: rare words say more about what a question asks."""
+        return {w: math.log(1 + self.passages / (1 + self.doc_freq.get(w, 0))) for w in words}

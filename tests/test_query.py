@@ -3,9 +3,8 @@
 import pytest
 
 from rag.query import (Scope, asks_for_something_new, cited_times, condense, content_words, exchange, index_words,
-                       is_follow_up, keywords,
-                       names, numbered_names, own_words, parse_scope, position_asked, speaker_aliases, time_asked,
-                       topic_words, without_speaker)
+                       is_follow_up, keywords, names, numbered_names, own_words, parse_scope, position_asked,
+                       speaker_aliases, time_asked, topic_words, without_speaker)
 from rag.types import Answer, Citation, Exchange, Question
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])

@@ -310,6 +310,13 @@ def topic_words(question: str, scope: Scope) -> list[str]:
     return words
 
 
+def only_scope(question: str, scope: Scope) -> bool:
+    """The question says where to look (a time, an end of the episode, a chapter, a speaker) and
+    nothing of what: "What did they discuss near the end?", "What did Chris say?"."""
+    named = scope.time_s is not None or scope.chapter or scope.speaker or scope.position
+    return bool(named) and not topic_words(question, scope)
+
+
 def search_words(question: str, scope: Scope) -> list[str]:
     """What BM25 searches for: the topic words, then the numbered names ("Gen-2": gen, gen2)."""
     return topic_words(question, scope) + numbered_names(question)

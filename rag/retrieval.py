@@ -17,8 +17,8 @@ import numpy as np
 
 from .coverage import Coverage
 from .embedding import Embedder
-from .query import (Scope, leans_on_last_answer, named_speaker, own_words, parse_scope, search_words,
-                    speaker_aliases, without_speaker)
+from .query import (Scope, leans_on_last_answer, named_speaker, only_scope, own_words, parse_scope,
+                    search_words, speaker_aliases, without_speaker)
 from .stores import Store
 from .stores.files import ANN_MIN, ANN_CANDIDATES
 from .shows import same_show
@@ -182,7 +182,8 @@ class Retriever:
                            local_coverage=self.words.coverage(asked, best, scope=scope),
                            semantic_coverage=self.words.semantic_coverage(asked, scope=scope),
                            answer=self.answer_probability(dense, allowed),
-                           absent=self.words.absent_names(question, scope))
+                           absent=self.words.absent_names(question, scope),
+                           only_scope=only_scope(asked, scope))
 
         return Evidence(question, hits, measure)
 

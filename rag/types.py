@@ -386,6 +386,7 @@ class Signals:
     semantic_coverage: float           # coverage that credits a word by its nearest transcript word
     answer: float | None               # the adapter's answer head: P(the answer is among the passages)
     absent: tuple[str, ...] = ()       # names the question uses that no passage does ("Sora")
+    only_scope: bool = False           # it names where to look, nothing of what ("what came up near the end?")
 
 
 @dataclass(frozen=True)

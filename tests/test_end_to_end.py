@@ -98,3 +98,14 @@ def test_a_question_about_the_host_quotes_the_host_on_that_topic(assistant):
     answer = assistant.ask("What did Chris ask about competitors?")
     assert answer.citations and all(c.speaker == "Chris Benson" for c in answer.citations)
     assert any("competitors" in c.quote for c in answer.citations)
+
+
+@pytest.mark.parametrize("question", ["What did they discuss near the end?",
+                                      "What did they talk about in the last five minutes?"])
+def test_the_end_is_answered_by_what_was_said_before_the_goodbyes(assistant, question):
+    # It quoted the host's "Appreciate your perspective..." and "Thanks for coming on..." [41:01].
+    answer = assistant.ask(question)
+    assert not answer.refused and answer.citations
+    assert {c.speaker for c in answer.citations} == {"Anastasis Germanidis"}
+    assert all(38 * 60 < c.start_s < 40 * 60 + 57 for c in answer.citations)
+    assert not any(re.search(r"thank|appreciate", c.quote, re.I) for c in answer.citations)

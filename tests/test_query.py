@@ -3,8 +3,8 @@
 import pytest
 
 from rag.query import (Scope, asks_for_something_new, cited_times, condense, content_words, exchange, index_words,
-                       is_follow_up, keywords, names, numbered_names, own_words, parse_scope, position_asked,
-                       speaker_aliases, time_asked, topic_words, without_speaker)
+                       is_follow_up, keywords, names, numbered_names, only_scope, own_words, parse_scope,
+                       position_asked, speaker_aliases, time_asked, topic_words, without_speaker)
 from rag.types import Answer, Citation, Exchange, Question
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
@@ -43,6 +43,16 @@ def test_the_first_and_last_minutes_are_the_ends_of_the_episode():
     assert position_asked("What was said in the final few minutes?") == "end"
     assert position_asked("What came up in the first ten minutes?") == "start"
     assert position_asked("What is Gen-2?") is None
+
+
+def test_a_question_that_names_only_where_to_look():
+    assert only_scope("What did they discuss near the end?", parse_scope("What did they discuss near the end?", [], {}))
+    assert only_scope("What was said at 12:00?", parse_scope("What was said at 12:00?", [], {}))
+    q = "What did Chris say?"
+    assert only_scope(q, parse_scope(q, CHAPTERS, ALIASES))
+    q = "What did they say near the end about young artists?"
+    assert not only_scope(q, parse_scope(q, [], {}))
+    assert not only_scope("What did they discuss?", Scope())   # no place named: not a scoped question
 
 
 def test_chapter_speaker_and_position():

@@ -52,6 +52,22 @@ FOLLOW_ON_S = 120.0
 # quoted the answer in 0.357 of the second turns, 0.1-0.15 off in 0.414-0.429 (0.08: 0.457, but
 # one answer in 14 then repeated the last one whole). Figures: docs/experiments.md.
 SAID_AGAIN = 0.12
+# Thanks and goodbyes ("Thanks for coming on and talking about Runway.", "Appreciate your
+# perspective...") answer nothing but a question about thanks, and they crowd an episode's end:
+# "What did they discuss near the end?" quoted the host's thanks. A sentence opening with one is
+# never quoted unless the question speaks of thanks (the listeners' validation questions quote the
+# answer as often without them: 0.460 of singles, 0.429 of second turns, either way).
+THANKS = re.compile(r"^(?:(?:well|and|so|okay|ok|yeah|oh|again|but)\W+)*(?:[A-Z][a-z]+\W+)?"
+                    r"(?:thanks\b(?! to)|thank you\b|(?:i |we )?(?:really |truly |definitely )?appreciate"
+                    r"(?: (?:it|you|your|that|having|the (?:time|opportunity|invite|invitation|chance))\b|\W*$)"
+                    r"|(?:it was|it's been|this (?:was|has been)) (?:great|fun|a (?:pleasure|blast)|awesome)\b"
+                    r"|(?:good|great|nice) (?:to (?:have|see|talk)|having|talking)\b|take care\b|bye\b|see you\b)",
+                    re.I)
+_THANKS_WORDS = frozenset({"thank", "appreciate", "appreci"})   # stemmed
+# A question that names only where to look ("What did they discuss near the end?": ``Signals.only_scope``)
+# says nothing that tells an answer from a remark, so its answer is a stretch of at least this many
+# words: "That was fantastic guidance." is a reaction, not what was discussed.
+SUBSTANCE_WORDS = 12
 
 
 # The sentence selector: which stretch of the retrieved passages the answer quotes. A stretch is up
@@ -194,7 +210,8 @@ class ExtractiveAnswerer:
             return self._refuse(text, hits, evidence.signals.absent)
         spans, answer_prob = self._scored(text, hits, said, ACROSS_PASSAGES if question.across else self.passages,
                                           go_on=go_on, after=after,
-                                          again=bool(said) and not asks_for_something_new(question.text))
+                                          again=bool(said) and not asks_for_something_new(question.text),
+                                          min_words=SUBSTANCE_WORDS if evidence.signals.only_scope else 0)
         if confidence(evidence, self.policy, answer_prob) < self.policy.threshold:
             return self._refuse(text, hits)
         picked = self._pick_across(spans) if question.across else self._pick(spans)
@@ -224,7 +241,7 @@ class ExtractiveAnswerer:
 
     def _scored(self, question: str, hits: tuple[Hit, ...], said: Sequence[str] = (),
                 passages: int | None = None, go_on: bool = False, after: Sequence[float] = (),
-                again: bool = False):
+                again: bool = False, min_words: int = 0):
         """Every candidate stretch of the top passages with its score, best first, and the
         reranker's probability that the best one answers (None without a reranker).
 
@@ -239,9 +256,10 @@ class ExtractiveAnswerer:
         hosts = frozenset() if self._about_host.search(question) else self.hosts
         # ``go_on``: what comes right after the last answer (``said``) comes first; ``after``: the
         # times the last answer cited, soon after which a stretch scores a little more; ``again``:
-        # its sentences may be quoted again, for less (``SAID_AGAIN``).
+        # its sentences may be quoted again, for less (``SAID_AGAIN``); ``min_words``: the fewest
+        # words a stretch may have (``SUBSTANCE_WORDS``).
         hits = hits[: passages or self.passages]
-        spans = self._spans(qwords, hosts, hits, said, go_on, after)
+        spans = self._spans(qwords, hosts, hits, said, go_on, after, min_words=min_words)
         if again:   # a question about the last answer may be answered by a sentence it quoted
             spans += self._said_again(qwords, hosts, hits, said, after, spans)
         spans = spans or self._spans(qwords, hosts, hits)
@@ -314,9 +332,12 @@ class ExtractiveAnswerer:
         return [(hit, sentence) for _, hit, sentences in picked.values() for sentence in sentences]
 
     def _spans(self, qwords: set[str], hosts: frozenset[str], hits: tuple[Hit, ...], said: Sequence[str] = (),
-               go_on: bool = False, after: Sequence[float] = (), with_features: bool = False):
+               go_on: bool = False, after: Sequence[float] = (), with_features: bool = False,
+               min_words: int = 0):
         """(score, hit, sentences) for every span of the top passages; a sentence an earlier
-        answer quoted (``said``) or a host's (they ask and introduce; they do not answer) breaks it.
+        answer quoted (``said``) or a host's (they ask and introduce; they do not answer) breaks it,
+        and so do thanks (``THANKS``) unless the question speaks of them; ``min_words``: a shorter
+        span is left out.
         ``go_on``: a span that goes on from a quoted sentence comes first; ``after``: a span that
         starts soon after one of these times scores up to ``FOLLOW_ON`` more (in an index of several
         episodes, only in an episode whose passages here hold a sentence the last answer quoted:
@@ -324,6 +345,7 @@ class ExtractiveAnswerer:
         out = []
         said_in = {hit.chunk.id: [any(s.text in text for text in said) for s in hit.chunk.sentences] for hit in hits}
         quoted_in = {hit.chunk.episode for hit in hits if any(said_in[hit.chunk.id])}
+        polite = not (qwords & _THANKS_WORDS)   # thanks break a span
         for rank, hit in enumerate(hits):
             scores = {int(si): sim for si, sim in hit.scores.get("sentence_scores", {}).items()}
             sentences = hit.chunk.sentences
@@ -331,7 +353,7 @@ class ExtractiveAnswerer:
             near = after if not self.episode_labels or hit.chunk.episode in quoted_in else ()
             asks = handing_over(sentences, hosts)
             usable = [si in scores and not s.context and not asks[si] and not quoted[si]
-                      for si, s in enumerate(sentences)]
+                      and not (polite and THANKS.match(s.text)) for si, s in enumerate(sentences)]
             for lo in range(len(sentences)):
                 # "Yeah." or "Right." opens many replies: a span starts and ends on sentences that say something.
                 if len(sentences[lo].text.split()) < 4:
@@ -347,6 +369,8 @@ class ExtractiveAnswerer:
                 while len(sentences[hi - 1].text.split()) < 4:
                     hi -= 1
                 span = sentences[lo:hi]
+                if min_words and sum(len(s.text.split()) for s in span) < min_words:
+                    continue
                 sims = [scores[i] for i in range(lo, hi)]
                 words = {w for s in span for w in keywords(s.text)}
                 overlap = len(qwords & words) / len(qwords) if qwords else 0.0

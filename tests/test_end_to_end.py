@@ -94,6 +94,16 @@ def test_a_name_the_interview_never_says_is_refused_alone_and_after_a_question(a
     assert not assistant.ask("What about Gen-1?").refused
 
 
+def test_a_numbered_name_is_answered_where_it_is_said(assistant):
+    # "What about Gen-1?" after "What is Gen-2?" quoted "The broad vision of the company...", then
+    # "Especially these days..."; alone, the definition of Gen-2. Gen-1 is said once, at 20:44.
+    for session in (assistant.chat(), None):
+        if session is not None:
+            session.ask("What is Gen-2?")
+        answer = (session or assistant).ask("What about Gen-1?")
+        assert not answer.refused and any("Gen-1" in c.quote for c in answer.citations)
+
+
 def test_a_question_about_the_host_quotes_the_host_on_that_topic(assistant):
     answer = assistant.ask("What did Chris ask about competitors?")
     assert answer.citations and all(c.speaker == "Chris Benson" for c in answer.citations)

@@ -348,6 +348,20 @@ def test_a_question_that_names_only_where_to_look_gets_a_stretch_that_says_somet
         "Build things today and follow your curiosity, plan less and tinker more."]
 
 
+def test_a_numbered_name_the_question_uses_wins_over_its_sibling():
+    gen2 = _reply(("Gen-2 is a text to video model from Runway.", 0.8))
+    gen1 = _reply(("We built editing tools long before we released Gen-1 to artists.", 0.75))
+    gen1 = replace(gen1, chunk=replace(gen1.chunk, id="c2"), rank=2)
+    answerer = ExtractiveAnswerer(policy=DEFAULT_POLICY)
+    alone = answerer.answer(*asked("What about Gen-1?", [gen2, gen1]))
+    assert [c.passage_id for c in alone.citations] == ["c2"]
+    previous = Exchange("What is Gen-2?", "Guest [01:05]: \u201cGen-2 is a text to video model.\u201d")
+    follow_up = Question("What about Gen-1?", "What about Gen-1? (following up on: What is Gen-2?)", previous)
+    answer = answerer.answer(*asked(follow_up, [gen2, gen1]))
+    assert [c.passage_id for c in answer.citations] == ["c2"]   # the numbered name it asks about, not the last one
+    assert [c.passage_id for c in answerer.answer(*asked("What is Gen-2?", [gen2, gen1])).citations] == ["c1"]
+
+
 def test_say_more_goes_on_from_where_the_last_answer_stopped():
     h = _reply(("Gen-2 turns a text prompt into a short video clip.", 0.9),
                ("It is the best known of the models at Runway.", 0.2),

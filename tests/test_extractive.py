@@ -236,12 +236,14 @@ def test_a_follow_up_about_the_last_answer_is_answered_soon_after_it():
 
 def test_a_refusal_shows_each_near_passages_best_sentence_with_its_time():
     sentences = (Sentence(text="Yeah.", speaker="Guest", start_s=61.0, estimated=False),
+                 Sentence(text="Thanks so much for having me on.", speaker="Guest", start_s=62.0, estimated=False),
                  Sentence(text="Gen-2 turns a short text prompt into a video clip.", speaker="Guest",
                           start_s=66.0, estimated=False))
     chunk = Chunk(id="c1", episode="e", chapter="Runway today", speakers=("Guest",), start_s=60.0,
                   end_s=90.0, sentences=sentences)
-    near = Hit(chunk=chunk, score=0.01, rank=1, matched=(0, 1), scores={
-        "dense": 0.1, "sentence": 0.1, "dense_rank": 1, "bm25_rank": 1, "sentence_scores": {0: 0.1, 1: 0.1}})
+    near = Hit(chunk=chunk, score=0.01, rank=1, matched=(0, 1, 2), scores={
+        "dense": 0.1, "sentence": 0.1, "dense_rank": 1, "bm25_rank": 1,
+        "sentence_scores": {0: 0.1, 1: 0.1, 2: 0.1}})
     answer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=99.0)).answer(*asked("How big is the team?", [near]))
     assert answer.refused
     assert answer.text.splitlines()[-1] == ("- [01:06] Runway today (Guest): Gen-2 turns a short text "

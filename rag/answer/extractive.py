@@ -448,9 +448,11 @@ def follow_on(start_s: float, after: Sequence[float]) -> float:
 
 def _nearest_sentence(hit: Hit) -> Sentence:
     """What a refusal shows of a near passage: its best-matching sentence that says something
-    (a passage's first sentence is often "Yeah."), else its first own sentence."""
+    (a passage's first sentence is often "Yeah."; thanks say nothing of it), else its first own
+    sentence."""
     own = [i for i, s in enumerate(hit.chunk.sentences) if not s.context]
     for i in list(hit.matched) + own:
-        if i in own and len(hit.chunk.sentences[i].text.split()) >= 4:
+        text = hit.chunk.sentences[i].text
+        if i in own and len(text.split()) >= 4 and not THANKS.match(text):
             return hit.chunk.sentences[i]
     return hit.chunk.sentences[own[0] if own else 0]

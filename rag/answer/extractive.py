@@ -52,22 +52,21 @@ FOLLOW_ON_S = 120.0
 # quoted the answer in 0.357 of the second turns, 0.1-0.15 off in 0.414-0.429 (0.08: 0.457, but
 # one answer in 14 then repeated the last one whole). Figures: docs/experiments.md.
 SAID_AGAIN = 0.12
-# Thanks and goodbyes ("Thanks for coming on and talking about Runway.", "Appreciate your
-# perspective...") answer nothing but a question about thanks, and they crowd an episode's end:
-# "What did they discuss near the end?" quoted the host's thanks. A sentence opening with one is
-# never quoted unless the question speaks of thanks (the listeners' validation questions quote the
-# answer as often without them: 0.460 of singles, 0.429 of second turns, either way).
+# A question that names only where to look ("What did they discuss near the end?", "What did
+# Chris say?": ``Signals.only_scope``) says nothing that tells an answer from a remark: #260's end
+# was answered with the host's "Appreciate your perspective..." and "Thanks for coming on...", and
+# without them with "That was fantastic guidance.". Its answer is a stretch of at least
+# SUBSTANCE_WORDS words with no thanks or goodbye in it (a sentence that opens with one: THANKS).
+# Any other question is left to its words: leaving thanks out of every answer changed nothing on
+# listeners' validation and lost one test follow-up whose answer opens "So thank you all for
+# bearing with me on this one, and I'm excited to have Chris back...".
+SUBSTANCE_WORDS = 12
 THANKS = re.compile(r"^(?:(?:well|and|so|okay|ok|yeah|oh|again|but)\W+)*(?:[A-Z][a-z]+\W+)?"
                     r"(?:thanks\b(?! to)|thank you\b|(?:i |we )?(?:really |truly |definitely )?appreciate"
                     r"(?: (?:it|you|your|that|having|the (?:time|opportunity|invite|invitation|chance))\b|\W*$)"
                     r"|(?:it was|it's been|this (?:was|has been)) (?:great|fun|a (?:pleasure|blast)|awesome)\b"
-                    r"|(?:good|great|nice) (?:to (?:have|see|talk)|having|talking)\b|take care\b|bye\b|see you\b)",
-                    re.I)
-_THANKS_WORDS = frozenset({"thank", "appreciate", "appreci"})   # stemmed
-# A question that names only where to look ("What did they discuss near the end?": ``Signals.only_scope``)
-# says nothing that tells an answer from a remark, so its answer is a stretch of at least this many
-# words: "That was fantastic guidance." is a reaction, not what was discussed.
-SUBSTANCE_WORDS = 12
+                    r"|(?:good|great|nice) (?:to (?:have|see|talk)|having|talking)\b|hope you (?:all )?have a"
+                    r"|take care\b|bye\b|see you\b)", re.I)
 # A numbered name is a name of its own: asked "What about Gen-1?", the stretch that says "Gen-1"
 # (once, 20:44) lost to the one that defines Gen-2 (0.347 against 0.465: the model reads the two
 # alike, and the word overlap counts "gen" in both). A stretch that says a numbered name the
@@ -80,12 +79,12 @@ NUMBERED = 0.15
 @dataclass(frozen=True)
 class _Asked:
     """What a stretch is scored against: the question's stemmed words and numbered names, the
-    hosts whose sentences it may not quote, and the fewest words a stretch may have."""
+    hosts whose sentences it may not quote, and whether it names only where to look."""
 
     words: frozenset[str]
     numbered: frozenset[str]
     hosts: frozenset[str]
-    min_words: int = 0
+    only_scope: bool = False
 
 
 # The sentence selector: which stretch of the retrieved passages the answer quotes. A stretch is up
@@ -229,7 +228,7 @@ class ExtractiveAnswerer:
         spans, answer_prob = self._scored(text, hits, said, ACROSS_PASSAGES if question.across else self.passages,
                                           go_on=go_on, after=after,
                                           again=bool(said) and not asks_for_something_new(question.text),
-                                          min_words=SUBSTANCE_WORDS if evidence.signals.only_scope else 0,
+                                          only_scope=evidence.signals.only_scope,
                                           own=question.text)
         if confidence(evidence, self.policy, answer_prob) < self.policy.threshold:
             return self._refuse(text, hits)
@@ -260,7 +259,7 @@ class ExtractiveAnswerer:
 
     def _scored(self, question: str, hits: tuple[Hit, ...], said: Sequence[str] = (),
                 passages: int | None = None, go_on: bool = False, after: Sequence[float] = (),
-                again: bool = False, min_words: int = 0, own: str | None = None):
+                again: bool = False, only_scope: bool = False, own: str | None = None):
         """Every candidate stretch of the top passages with its score, best first, and the
         reranker's probability that the best one answers (None without a reranker).
 
@@ -271,11 +270,11 @@ class ExtractiveAnswerer:
         reranker, the best ``rerank_depth`` of them are
         read together with the question and rescored (see ``RERANK_WEIGHT``); the rest drop out.
         """
-        asked = self._asked(question, min_words, own)
+        asked = self._asked(question, only_scope, own)
         # ``go_on``: what comes right after the last answer (``said``) comes first; ``after``: the
         # times the last answer cited, soon after which a stretch scores a little more; ``again``:
-        # its sentences may be quoted again, for less (``SAID_AGAIN``); ``min_words``: the fewest
-        # words a stretch may have (``SUBSTANCE_WORDS``); ``own``: a follow-up's words as typed.
+        # its sentences may be quoted again, for less (``SAID_AGAIN``); ``only_scope``: the question
+        # names only where to look (``SUBSTANCE_WORDS``); ``own``: a follow-up's words as typed.
         hits = hits[: passages or self.passages]
         spans = self._spans(asked, hits, said, go_on, after)
         if again:   # a question about the last answer may be answered by a sentence it quoted
@@ -292,12 +291,12 @@ class ExtractiveAnswerer:
         rescored.sort(key=lambda s: -s[0])
         return rescored, self.reranker.probability(float(np.max(cross)))
 
-    def _asked(self, question: str, min_words: int = 0, own: str | None = None) -> _Asked:
+    def _asked(self, question: str, only_scope: bool = False, own: str | None = None) -> _Asked:
         """``own``: a follow-up's words as typed, whose numbered names are the ones it asks about
         ("What about Gen-1?" after "What is Gen-2?" is searched with both)."""
         hosts = frozenset() if self._about_host.search(question) else self.hosts
         numbered = frozenset(numbered_names(own or question))
-        return _Asked(frozenset(keywords(question)), numbered, hosts, min_words)
+        return _Asked(frozenset(keywords(question)), numbered, hosts, only_scope)
 
     def _said_again(self, asked: _Asked, hits: tuple[Hit, ...], said: Sequence[str], after: Sequence[float],
                     fresh: list) -> list:
@@ -358,9 +357,9 @@ class ExtractiveAnswerer:
                after: Sequence[float] = (), with_features: bool = False):
         """(score, hit, sentences) for every span of the top passages; a sentence an earlier
         answer quoted (``said``) or a host's (they ask and introduce; they do not answer) breaks it,
-        and so do thanks (``THANKS``) unless the question speaks of them; a span shorter than
-        ``asked.min_words`` is left out, and one that says a numbered name the question uses scores
-        ``NUMBERED`` more.
+        and for a question that names only where to look so do thanks (``THANKS``), and a span
+        shorter than ``SUBSTANCE_WORDS`` is left out; one that says a numbered name the question
+        uses scores ``NUMBERED`` more.
         ``go_on``: a span that goes on from a quoted sentence comes first; ``after``: a span that
         starts soon after one of these times scores up to ``FOLLOW_ON`` more (in an index of several
         episodes, only in an episode whose passages here hold a sentence the last answer quoted:
@@ -368,7 +367,6 @@ class ExtractiveAnswerer:
         out = []
         said_in = {hit.chunk.id: [any(s.text in text for text in said) for s in hit.chunk.sentences] for hit in hits}
         quoted_in = {hit.chunk.episode for hit in hits if any(said_in[hit.chunk.id])}
-        polite = not (asked.words & _THANKS_WORDS)   # thanks break a span
         for rank, hit in enumerate(hits):
             scores = {int(si): sim for si, sim in hit.scores.get("sentence_scores", {}).items()}
             sentences = hit.chunk.sentences
@@ -376,7 +374,7 @@ class ExtractiveAnswerer:
             near = after if not self.episode_labels or hit.chunk.episode in quoted_in else ()
             asks = handing_over(sentences, asked.hosts)
             usable = [si in scores and not s.context and not asks[si] and not quoted[si]
-                      and not (polite and THANKS.match(s.text)) for si, s in enumerate(sentences)]
+                      and not (asked.only_scope and THANKS.match(s.text)) for si, s in enumerate(sentences)]
             for lo in range(len(sentences)):
                 # "Yeah." or "Right." opens many replies: a span starts and ends on sentences that say something.
                 if len(sentences[lo].text.split()) < 4:
@@ -392,7 +390,7 @@ class ExtractiveAnswerer:
                 while len(sentences[hi - 1].text.split()) < 4:
                     hi -= 1
                 span = sentences[lo:hi]
-                if asked.min_words and sum(len(s.text.split()) for s in span) < asked.min_words:
+                if asked.only_scope and sum(len(s.text.split()) for s in span) < SUBSTANCE_WORDS:
                     continue
                 sims = [scores[i] for i in range(lo, hi)]
                 words = {w for s in span for w in keywords(s.text)}

@@ -293,9 +293,17 @@ _POSITION_WORDS = frozenset(stem(w) for w in "end start beginning begin opening 
                             "wrapping very near toward towards".split())
 
 
+# Saying that something was said, not what: "What came up near the end?", "Did they mention Rust?",
+# "What did Natalie bring up?" ("come up with" is inventing, and stays). "Discuss", "talk" and "say"
+# are stop words already.
+_DISCUSSING = re.compile(r"\b(?:(?:came|come|comes|coming)\s+up\b(?!\s+with)|(?:brought|bring|brings|bringing)"
+                         r"\s+up\b|(?:touched|touch|touches|touching)\s+(?:on|upon)\b|mention(?:s|ed|ing)?\b)", re.I)
+
+
 def topic_words(question: str, scope: Scope) -> list[str]:
-    """The question's content words once its scope is taken out: "What do they talk about at the
-    end?" has none, so only the scope can say where to look."""
+    """The question's content words once its scope and its verbs of discussing are taken out:
+    "What do they talk about at the end?" has none, so only the scope can say where to look."""
+    question = _DISCUSSING.sub(" ", question)
     if scope.position:  # "in the first ten minutes": where, not what
         question = _CLOSING_MINUTES.sub(" ", _OPENING_MINUTES.sub(" ", spelled_digits(question)))
     words = keywords(question)

@@ -111,7 +111,8 @@ def test_a_question_about_the_host_quotes_the_host_on_that_topic(assistant):
 
 
 @pytest.mark.parametrize("question", ["What did they discuss near the end?",
-                                      "What did they talk about in the last five minutes?"])
+                                      "What did they talk about in the last five minutes?",
+                                      "What topics came up at the very end of the episode?"])
 def test_the_end_is_answered_by_what_was_said_before_the_goodbyes(assistant, question):
     # It quoted the host's "Appreciate your perspective..." and "Thanks for coming on..." [41:01].
     answer = assistant.ask(question)

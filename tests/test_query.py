@@ -55,6 +55,17 @@ def test_a_question_that_names_only_where_to_look():
     assert not only_scope("What did they discuss?", Scope())   # no place named: not a scoped question
 
 
+def test_saying_that_something_was_said_is_not_a_topic():
+    for q, topic in (("What topics came up at the very end of the episode?", []),
+                     ("What was brought up near the end?", []),
+                     ("Did they mention Rust?", ["rust"]),
+                     ("What did they touch on about testing?", ["test"]),
+                     ("Who came up with the idea?", ["came", "up", "idea"])):   # inventing is a topic
+        assert topic_words(q, parse_scope(q, [], {})) == topic, q
+    q = "What topics came up at the very end of the episode?"
+    assert only_scope(q, parse_scope(q, [], {}))
+
+
 def test_chapter_speaker_and_position():
     s = parse_scope("In the part about funding and customers, what did Chris ask?", CHAPTERS, ALIASES)
     assert s.chapter == "Navigating funding and customers" and s.speaker == "Chris Benson"

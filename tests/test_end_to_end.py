@@ -118,5 +118,5 @@ def test_the_end_is_answered_by_what_was_said_before_the_goodbyes(assistant, que
     answer = assistant.ask(question)
     assert not answer.refused and answer.citations
     assert {c.speaker for c in answer.citations} == {"Anastasis Germanidis"}
-    assert all(38 * 60 < c.start_s < 40 * 60 + 57 for c in answer.citations)
+    assert all(35 * 60 < c.start_s < 40 * 60 + 57 for c in answer.citations)   # the goodbyes start at 40:57
     assert not any(re.search(r"thank|appreciate", c.quote, re.I) for c in answer.citations)

@@ -342,6 +342,11 @@ def test_a_question_that_names_only_where_to_look_gets_a_stretch_that_says_somet
     question = Question("When is Chris back?")
     answer = answerer.answer(question, Evidence.of(question, [closing], signals))
     assert answer.citations[0].quote.startswith("So thank you all")
+    # Where nothing says enough, the best stretch is still quoted rather than nothing.
+    short = _reply(("Video models learn physics.", 0.5), ("They predict the next frame.", 0.6))
+    question = Question("What did they say around the 20-minute mark?")
+    answer = answerer.answer(question, Evidence.of(question, [short], replace(signals, only_scope=True)))
+    assert not answer.refused and answer.citations
 
 
 def test_a_numbered_name_the_question_uses_wins_over_its_sibling():

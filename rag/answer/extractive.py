@@ -8,7 +8,7 @@ question and lists the nearest passages instead of guessing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -279,7 +279,8 @@ class ExtractiveAnswerer:
         spans = self._spans(asked, hits, said, go_on, after)
         if again:   # a question about the last answer may be answered by a sentence it quoted
             spans += self._said_again(asked, hits, said, after, spans)
-        spans = spans or self._spans(asked, hits)
+        # Nothing left (every sentence said, or none of substance): any stretch, as if asked plainly.
+        spans = spans or self._spans(replace(asked, only_scope=False), hits)
         spans.sort(key=lambda s: -s[0])
         if self.reranker is None or not spans:
             return spans, None

@@ -349,6 +349,20 @@ def test_a_question_that_names_only_where_to_look_gets_a_stretch_that_says_somet
     assert not answer.refused and answer.citations
 
 
+def test_a_stretch_of_a_few_words_is_a_reaction_not_an_answer():
+    # Go Time: "What was Joe's non-tech hot take?" was answered "It sounds really hot."
+    said = (Sentence(text="It sounds really hot.", speaker="Joe Davidson", start_s=61.0, estimated=False),
+            Sentence(text="For casual footwear people are looking for peak breathability, so sandals win.",
+                     speaker="Kris Brandow", start_s=64.0, estimated=False))
+    chunk = Chunk(id="c1", episode="e", chapter=None, speakers=("Joe Davidson", "Kris Brandow"), start_s=60.0,
+                  end_s=90.0, sentences=said)
+    near = Hit(chunk=chunk, score=0.05, rank=1, matched=(0, 1), scores={
+        "dense": 0.6, "sentence": 0.7, "coverage": 1.0, "local_coverage": 1.0, "sentence_scores": {0: 0.9, 1: 0.5},
+        "dense_rank": 1, "bm25_rank": 1})
+    answer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0)).answer(*asked("What was the hot take?", [near]))
+    assert [c.speaker for c in answer.citations] == ["Kris Brandow"]
+
+
 def test_a_numbered_name_the_question_uses_wins_over_its_sibling():
     gen2 = _reply(("Gen-2 is a text to video model from Runway.", 0.8))
     gen1 = _reply(("We built editing tools long before we released Gen-1 to artists.", 0.75))

@@ -158,7 +158,9 @@ def test_semantic_coverage_credits_a_word_by_its_nearest_transcript_word(tmp_pat
     config = Config(index_dir=tmp_path / "idx", chunking=ChunkSettings(max_tokens=40, question_context_tokens=0))
     build_index([src], name="ep", config=config, embedder=SynonymEmbedder())
     r = Assistant.load("ep", config=config, embedder=SynonymEmbedder(), backend="extractive").retriever
-    assert "money" in r.words.vocabulary and "cash" not in r.words.vocabulary and len(r.words.vocabulary_vecs) == len(r.words.vocabulary)
+    words = r.words
+    assert "money" in words.vocabulary and "cash" not in words.vocabulary
+    assert len(words.vocabulary_vecs) == len(words.vocabulary)
     scope = r.scope("cash")
     assert r.words.unseen_words("How did they get cash?", scope) == ["cash"]
     assert r.words.neighbours("cash")[0] == ("money", pytest.approx(1.0))

@@ -74,6 +74,16 @@ def test_a_follow_up_on_a_new_topic_is_judged_on_its_own_words(assistant):
     assert abs(more.citations[0].start_s - first.citations[0].start_s) < 180  # near the first answer
 
 
+def test_a_follow_up_asks_for_what_its_own_words_ask_for(assistant):
+    # "What is Gen-2?" after "When was it founded?" was refused: it is three words, so it is
+    # searched with the last question, whose "when ... founded" then wanted a date in the answer.
+    session = assistant.chat()
+    session.ask("When was it founded?")
+    answer = session.ask("What is Gen-2?")
+    assert "following up on" in answer.standalone_question
+    assert not answer.refused and any("Gen-2 is a text to video" in c.quote for c in answer.citations)
+
+
 def test_a_name_the_interview_never_says_is_refused_alone_and_after_a_question(assistant):
     """"What did they say about Sora?" quoted the goodbyes: no passage names Sora, so the answer
     says so, and says which name, asked alone or after a covered question."""

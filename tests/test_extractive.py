@@ -47,6 +47,12 @@ def test_number_questions_need_a_number():
     # a number the question itself names is no answer: "Gen-2" does not say how long training took
     assert type_mismatch("How long did it take to train Gen-2?", [hit("We trained Gen-2 on video.")])
     assert not type_mismatch("How long did it take to train Gen-2?", [hit("Training Gen-2 took three weeks.")])
+    # a follow-up asks for what its own words ask for, on the topic its standalone form carries
+    asked = "What is Gen-2? (following up on: When was it founded?)"
+    assert type_mismatch(asked, [hit("Gen-2 is a text to video model.")])
+    assert not type_mismatch(asked, [hit("Gen-2 is a text to video model.")], asks="What is Gen-2?")
+    assert type_mismatch("When? (following up on: What is Gen-2?)", [hit("Gen-2 is a text to video model.")],
+                         asks="When was it released?")
 
 
 def test_each_answer_type_needs_its_own_evidence():

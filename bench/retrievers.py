@@ -1,7 +1,8 @@
 """The embedding models and the hybrid side by side on every question set, in one run.
 
     python bench/retrievers.py [--models base,shipped,shipped+DIR,shipped@DIR,DIR...]
-                               [--sets dev,test,84,readers-validation,...] [--episodes N] [--out FILE]
+                               [--sets dev,test,84,readers-validation,...] [--episodes N]
+                               [--questions REGEX] [--out FILE]
 
 Models: ``base`` (the plain packaged all-MiniLM-L6-v2), ``shipped`` (with the adapter in
 rag/models/podcast-minilm/) and any folder holding an ``adapter.safetensors`` (what ``rag train
@@ -15,7 +16,9 @@ Sets: #260's ``dev`` and ``test`` splits (eval/questions.jsonl), the held-out ``
 (eval/episodes/practical-ai-84/), and the listeners' corpus (eval/readers/): ``readers-validation``
 (tune on it), ``readers-test`` and ``readers-held-out`` (two shows no training saw). A listeners'
 set is asked episode by episode, each episode in an index of its own, as a user asks one episode;
-``--episodes N`` keeps the first N episodes of each (a quick look; the table says so).
+``--episodes N`` keeps the first N episodes of each (a quick look; the table says so);
+``--questions REGEX`` keeps the questions that match it (case-ignored; a conversation by its second
+turn), to measure one kind of question ("who(?:'s| is) the guest").
 Transcripts other than #260 come from the catalog (RAG_CATALOG).
 
 Rows: ``dense`` is 200-word windows searched with the model alone (the generic pipeline); ``hybrid``
@@ -29,6 +32,7 @@ Markdown on stdout, and in ``--out`` when given.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -43,8 +47,21 @@ READERS_SETS = {"readers-validation": "validation", "readers-test": "test",
                 "readers-held-out": "held_out_shows"}
 
 
-def question_sets(names, tmp: Path, episodes: int | None):
-    """(set name, [(index name or None for #260, transcript path or None, items)])."""
+def question_sets(names, tmp: Path, episodes: int | None, questions: str | None = None):
+    """(set name, [(index name or None for #260, transcript path or None, items)]); with
+    ``questions``, only the items whose question matches it, and the groups that keep one."""
+    for name, groups in _question_sets(names, tmp, episodes):
+        if questions:
+            wanted = re.compile(questions, re.I)
+            groups = [(index, source, kept) for index, source, items in groups
+                      if (kept := [it for it in items if wanted.search(it["question"])])]
+            if not groups:
+                print(f"{name}: no question matches {questions!r}", file=sys.stderr)
+                continue
+        yield name, groups
+
+
+def _question_sets(names, tmp: Path, episodes: int | None):
     from rag.evaluation import readers as R
     from rag.evaluation.metrics import load_items
 
@@ -147,12 +164,13 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default="dev,test,84,readers-validation,readers-test,readers-held-out")
     ap.add_argument("--episodes", type=int, default=None, help="first N episodes of a listeners' set")
     ap.add_argument("--no-dense", action="store_true", help="skip the dense-only rows")
+    ap.add_argument("--questions", default=None, metavar="REGEX", help="only the questions that match (case-ignored)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     rows, followups, built = [], [], set()
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         tmp = Path(tmp)
-        sets = list(question_sets(args.sets.split(","), tmp, args.episodes))
+        sets = list(question_sets(args.sets.split(","), tmp, args.episodes, args.questions))
         folders: dict = {}            # one index folder per adapter: the selector does not change the index
         for label, adapter, passages, reranker in model_list(args.models):
             folder = folders.setdefault(str(adapter), tmp / f"idx-{len(folders)}")

@@ -164,7 +164,8 @@ def _answerers(retriever: Retriever, config: Config, chat_model=None, reranker=N
     if trained.get("policy") and episodes < CATALOG_EPISODES:   # fitted with the selector's probability
         policy = RefusalPolicy(**trained["policy"])
     extractive = ExtractiveAnswerer(policy=policy, selector=fitted.selector or DEFAULT_SELECTOR,
-                                    hosts=retriever.hosts, episode_labels=several, reranker=reranker,
+                                    hosts=retriever.hosts, guests=retriever.guests, episode_labels=several,
+                                    reranker=reranker,
                                     **({"rerank_depth": int(trained["depth"])} if "depth" in trained else {}),
                                     **({"rerank_weight": float(trained["weight"])} if "weight" in trained else {}))
     if chat_model is None:

@@ -281,11 +281,28 @@ def position_asked(question: str) -> str | None:
 _SPEAKER_VERBS = r"(?:ask|asked|asks|say|said|says|wonder|wondered|mention|mentioned|want|wanted|bring|brought|raise|raised|question|questioned|suggest|suggested|think|thinks|thought|open|opened|introduce|introduced|describe|described|compare|compared)"
 
 
+# "Who is the guest?", "Who's Jerod's guest this week?", "Who are the two guests on this one?",
+# "Who's on the show?": asked where a guest is introduced, not wherever the guest speaks.
+_WHO_IS_ON = re.compile(r"\bwho(?:'s|s| is| are| was| were)\s+(?:(?:the|this|this week's|today's|our|[a-z]+'s)\s+)?"
+                        r"(?:(?:main|special|returning|two|three|other|new|featured|first)\s+)*(?:[\w-]+\s+)?guests?\b"
+                        r"(?!'s|-|\s+hosts?\b)|"
+                        r"\bwho(?:'s|s| is| are| was| were)\s+on\s+(?:the\s+show|this\s+(?:episode|one|show|week))\b|"
+                        r"^\W*(?:the\s+)?guests?\s+on\s+this\b", re.I)
+
+
+def asks_who_is_on(question: str) -> bool:
+    """"Who is the guest?": answered where the guest is introduced (the episode's opening)."""
+    return bool(_WHO_IS_ON.search(question))
+
+
 def parse_scope(question: str, chapters: list[str], speakers: dict[str, str]) -> Scope:
-    """``speakers`` maps a lower-case alias ("chris", "the host", "anastasis") to a speaker name."""
+    """``speakers`` maps a lower-case alias ("chris", "the host", "anastasis") to a speaker name.
+    "Who is the guest?" looks at the start, in anyone's words: the host introduces the guest."""
     time_s = time_asked(question)
+    introduced = asks_who_is_on(question)
     return Scope(time_s=time_s, chapter=match_chapter(question, chapters),
-                 speaker=match_speaker(question, speakers), position=position_asked(question))
+                 speaker=None if introduced else match_speaker(question, speakers),
+                 position=position_asked(question) or ("start" if introduced and time_s is None else None))
 
 
 _SPEAKER_VERB_STEMS = frozenset(stem(w) for w in re.findall(r"[a-z]+", _SPEAKER_VERBS))

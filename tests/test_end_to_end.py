@@ -130,3 +130,12 @@ def test_the_end_is_answered_by_what_was_said_before_the_goodbyes(assistant, que
     assert {c.speaker for c in answer.citations} == {"Anastasis Germanidis"}
     assert all(35 * 60 < c.start_s < 40 * 60 + 57 for c in answer.citations)   # the goodbyes start at 40:57
     assert not any(re.search(r"thank|appreciate", c.quote, re.I) for c in answer.citations)
+
+
+@pytest.mark.parametrize("question", ["Who is the guest?", "Who's the guest on this one and what does he do?"])
+def test_who_the_guest_is_is_answered_by_his_introduction(assistant, question):
+    # It quoted "Thanks so much for having me." and the host's goodbyes.
+    answer = assistant.ask(question)
+    assert not answer.refused
+    assert answer.citations[0].quote.startswith("So I'd to introduce Anastasis Germanidis")
+    assert round(answer.citations[0].start_s) == 27

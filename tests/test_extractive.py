@@ -443,3 +443,29 @@ def test_a_question_asked_of_many_episodes_quotes_each_of_them():
     one = answerer.answer(*asked("Which guest said pgvector keeps embeddings in Postgres?", hits))
     assert {c.episode for c in one.citations} <= {"ship-it-104", "practical-ai-234"}
     assert len({c.episode for c in one.citations}) <= 2
+
+
+def test_who_the_guest_is_is_answered_where_the_host_introduces_her():
+    # "Who is the guest?" quoted the guest's "Thanks so much for having me." A host's lead-in that
+    # names a guest is the answer (not the question that hands over), even where the refusal would
+    # refuse; without a guest's name in the passages it is a question like any other.
+    def sentence(text, speaker, at):
+        return Sentence(text=text, speaker=speaker, start_s=at, estimated=False)
+    intro = (sentence("We have a great show for you this week, with a very special guest.", "Chris Benson", 10.0),
+             sentence("With us is Jane Doe, who is the CTO and co-founder at Acme Video.", "Chris Benson", 15.0),
+             sentence("Welcome to the show, how are you doing today?", "Chris Benson", 20.0),
+             sentence("Thanks so much for having me on the show, Chris.", "Jane Doe", 25.0))
+    chunk = Chunk(id="c1", episode="e", chapter=None, speakers=("Chris Benson", "Jane Doe"), start_s=10.0,
+                  end_s=30.0, sentences=intro)
+    opening = Hit(chunk=chunk, score=0.05, rank=1, matched=(0, 1, 2, 3), scores={
+        "dense": 0.3, "sentence": 0.5, "coverage": 0.0, "local_coverage": 0.0, "dense_rank": 1, "bm25_rank": 1,
+        "sentence_scores": {0: 0.5, 1: 0.2, 2: 0.4, 3: 0.5}})
+    answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=0.5), hosts=("Chris Benson",), guests=("Jane Doe",))
+    for question in ("Who is the guest?", "Who's the guest this week, and what does she do?"):
+        answer = answerer.answer(*asked(question, [opening]))
+        assert not answer.refused, question
+        assert answer.citations[0].quote.startswith("With us is Jane Doe"), question
+        assert not any(c.quote.endswith("?") for c in answer.citations), question
+    assert answerer.answer(*asked("What does the guest think of video models?", [opening])).refused
+    assert ExtractiveAnswerer(policy=RefusalPolicy(threshold=0.5), hosts=("Chris Benson",)).answer(
+        *asked("Who is the guest?", [opening])).refused

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag.query import (Scope, asks_for_something_new, cited_times, condense, content_words, exchange, index_words,
+from rag.query import (Scope, asks_for_something_new, asks_who_is_on, cited_times, condense, content_words, exchange, index_words,
                        is_follow_up, keywords, names, numbered_names, only_scope, own_words, parse_scope,
                        position_asked, speaker_aliases, time_asked, topic_words, without_speaker)
 from rag.types import Answer, Citation, Exchange, Question
@@ -53,6 +53,22 @@ def test_a_question_that_names_only_where_to_look():
     q = "What did they say near the end about young artists?"
     assert not only_scope(q, parse_scope(q, [], {}))
     assert not only_scope("What did they discuss?", Scope())   # no place named: not a scoped question
+
+
+@pytest.mark.parametrize("question, asks", [
+    ("Who is the guest?", True), ("Who's the guest this time and where does he work?", True),
+    ("Who is Jerod's guest on this Backstage episode?", True), ("who were the esri guests on this one", True),
+    ("Who is this week's special guest, and what was his role?", True), ("Who's on the show?", True),
+    ("guest on this backstage episode", True),
+    ("Who is the guest's co-founder?", False), ("Who are the other co-founders the guest names?", False),
+    ("Who are the people the guest thanks?", False), ("who is the recurring guest host", False),
+    ("What does the guest think of Sora?", False)])
+def test_who_the_guest_is_is_asked_of_the_opening(question, asks):
+    assert asks_who_is_on(question) is asks
+    scope = parse_scope(question, CHAPTERS, ALIASES)
+    if asks:   # the host introduces the guest: at the start, in anyone's words
+        assert scope.position == "start" and scope.speaker is None
+    assert parse_scope("Who is the guest, around minute 12?", CHAPTERS, ALIASES).position is None
 
 
 def test_saying_that_something_was_said_is_not_a_topic():

@@ -277,7 +277,7 @@ def test_a_refusal_fitted_beside_the_adapter_applies_with_a_selector_that_only_c
 
         class embedder:
             name = "all-MiniLM-L6-v2+podcast"
-        hosts = frozenset()
+        hosts = guests = frozenset()
 
     class Calibrated(FakeReranker):   # a probability of its own replaces the answer head's
         def probability(self, best):

@@ -81,7 +81,7 @@ def test_the_answerer_reads_the_depth_weight_and_refusal_a_trained_selector_carr
 
         class embedder:
             name = "all-MiniLM-L6-v2+podcast"
-        hosts = frozenset()
+        hosts = guests = frozenset()
 
     extractive, answerer = _answerers(Retriever, Config(), reranker=Trained())
     assert answerer is extractive

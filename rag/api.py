@@ -474,7 +474,7 @@ class ChatSession:
             previous = Exchange.of(self.answers[-1]) if self.answers else None
             for event in self.assistant.stream(question, k=k, history=list(self.history), previous=previous):
                 if isinstance(event, Answer):
-                    self.history.append((event.standalone_question or event.question, event.text))
+                    self.history.append((event.question, event.text))   # as asked, as over HTTP
                     self.answers.append(event)
                 yield event
 

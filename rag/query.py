@@ -476,12 +476,21 @@ def condense(question: str, previous: "Exchange | None") -> str:
     """Make a follow-up standalone by carrying the previous question's topic along.
 
     Deterministic rule: when the new question leans on the conversation (short, starts with "and"/
-    "why", or is mostly pronouns), the previous standalone question rides along, so retrieval sees
-    both. Where the last answer was (its cited times) travels in ``Question.previous``, not here."""
+    "why", or is mostly pronouns), the previous question rides along (``carried``), so retrieval
+    sees both. Where the last answer was (its cited times) travels in ``Question.previous``, not here."""
     question = question.strip()
     if previous is None or not is_follow_up(question):
         return question
-    return f"{question} (following up on: {previous.question.strip()})"
+    return f"{question} (following up on: {carried(previous)})"
+
+
+def carried(previous: "Exchange") -> str:
+    """What a follow-up carries of the last turn: its question as asked, not all the turns that
+    question carried in turn (a chat of follow-ups searched "... (following up on: ... (following
+    up on: ...))" with every topic since its start); where that question names no topic of its own
+    ("When?", "Why is that?"), the form it was searched in, which says what it was about."""
+    asked = previous.question.strip()
+    return previous.searched.strip() if previous.searched and not keywords(asked) else asked
 
 
 def new_topic(question: "Question", scope: Scope | None = None) -> bool:

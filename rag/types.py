@@ -336,17 +336,19 @@ class Filters:
 class Exchange:
     """An earlier turn of a conversation, as the next question reads it."""
 
-    question: str                      # as it was searched (its standalone form)
+    question: str                      # as it was asked
     answer: str = ""                   # the answer's text
     times: tuple[float, ...] = ()      # the times the answer cited, in order
     passages: tuple[str, ...] = ()     # the passages it cited (ids; none when only its text is known)
+    searched: str = ""                 # as it was searched (its standalone form), when known
 
     @classmethod
     def of(cls, answer: "Answer") -> "Exchange":
         """The turn an ``Answer`` was: its citations say where it was, without reading its text."""
-        return cls(question=answer.standalone_question or answer.question, answer=answer.text,
+        return cls(question=answer.question, answer=answer.text,
                    times=tuple(dict.fromkeys(c.start_s for c in answer.citations)),
-                   passages=tuple(dict.fromkeys(c.passage_id for c in answer.citations)))
+                   passages=tuple(dict.fromkeys(c.passage_id for c in answer.citations)),
+                   searched=answer.standalone_question or "")
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def test_bot_example_runs(tmp_path, monkeypatch):
     assert follow
     session = namespace["sessions"]["ana"]
     assert len(session.history) == 2
-    assert "following up on" in session.history[1][0]
+    assert session.history[1][0] == "And why?" and "following up on" in session.last.standalone_question
     assert reply("ana", "   ").startswith("Sorry, the question is empty")
     assert reply("bob", "Who hosts the show?")
     assert set(namespace["sessions"]) == {"ana", "bob"}

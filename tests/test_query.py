@@ -114,7 +114,19 @@ def test_condense_carries_the_topic_and_the_times_travel_typed():
                     citations=(Citation(passage_id="p1", start_s=670.0, chapter=None, speaker="A", quote="x"),
                                Citation(passage_id="p2", start_s=679.0, chapter=None, speaker="A", quote="y"),
                                Citation(passage_id="p1", start_s=670.0, chapter=None, speaker="A", quote="z")))
-    assert Exchange.of(answer) == Exchange("Q?", "no times in this text", (670.0, 679.0), ("p1", "p2"))
+    assert Exchange.of(answer) == Exchange("q", "no times in this text", (670.0, 679.0), ("p1", "p2"), "Q?")
+
+
+def test_a_chat_of_follow_ups_carries_the_last_question_not_all_of_them():
+    # Each follow-up carried the whole chain: the fourth searched "What is his advice for young
+    # artists? (following up on: What did he study? (following up on: Where did they meet? (...)))".
+    studied = Exchange("What did he study?", searched="What did he study? (following up on: Where did they meet?)")
+    assert condense("What is his advice for young artists?", studied) == \
+        "What is his advice for young artists? (following up on: What did he study?)"
+    # A question that names no topic of its own says what it was about only as it was searched.
+    why = Exchange("Why?", searched="Why? (following up on: What does Runway build?)")
+    assert condense("How?", why) == "How? (following up on: Why? (following up on: What does Runway build?))"
+    assert condense("How?", Exchange("Why?")) == "How? (following up on: Why?)"   # known only by its text
 
 
 def test_cited_times():

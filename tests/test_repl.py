@@ -83,8 +83,10 @@ def test_follow_up_is_condensed_and_reset_clears(assistant):
     history = repl.session.history
     assert len(history) == 2
     assert history[0][0] == ANSWERABLE
-    assert history[1][0].startswith("And why?") and ANSWERABLE in history[1][0]
+    assert history[1][0] == "And why?"                  # kept as asked, as an HTTP client's messages are
     assert repl.session.last.question == "And why?"
+    assert repl.session.last.standalone_question.startswith("And why?") and \
+        ANSWERABLE in repl.session.last.standalone_question
 
     repl, out, _ = drive(assistant, ANSWERABLE, "/reset", "And why?")
     assert "(conversation cleared)" in out

@@ -295,11 +295,13 @@ def asks_who_is_on(question: str) -> bool:
     return bool(_WHO_IS_ON.search(question))
 
 
-def parse_scope(question: str, chapters: list[str], speakers: dict[str, str]) -> Scope:
+def parse_scope(question: str, chapters: list[str], speakers: dict[str, str], asked: str | None = None) -> Scope:
     """``speakers`` maps a lower-case alias ("chris", "the host", "anastasis") to a speaker name.
-    "Who is the guest?" looks at the start, in anyone's words: the host introduces the guest."""
+    "Who is the guest?" looks at the start, in anyone's words: the host introduces the guest.
+    ``asked``: a follow-up's own words, which alone say that ("What does his company do?" after
+    "Who is the guest?" is searched with both, and asks about the company, not the opening)."""
     time_s = time_asked(question)
-    introduced = asks_who_is_on(question)
+    introduced = asks_who_is_on(question if asked is None else asked)
     return Scope(time_s=time_s, chapter=match_chapter(question, chapters),
                  speaker=None if introduced else match_speaker(question, speakers),
                  position=position_asked(question) or ("start" if introduced and time_s is None else None))

@@ -127,8 +127,8 @@ class Retriever:
         adapter = getattr(embedder, "adapter", None)
         self.answer_head = (adapter.meta.get("answer_head") or None) if adapter is not None else None
 
-    def scope(self, query: str) -> Scope:
-        return parse_scope(query, self.chapters, self.aliases)
+    def scope(self, query: str, asked: str | None = None) -> Scope:
+        return parse_scope(query, self.chapters, self.aliases, asked)
 
     def past_end(self, question: Question) -> tuple[float, float, int] | None:
         """(the time named, the end of the last words, the episodes) when the question names a
@@ -158,7 +158,7 @@ class Retriever:
         if not self.chunks:
             return Evidence(question, (), lambda: NOTHING)
         query = question.standalone
-        scope = self.scope(query)
+        scope = self.scope(query, question.text)
         if question.follows_up:
             # Whom a follow-up names is whom it asks about, not whom the last question named
             # ("Does Natalie go along with that?" after "What does Michael wish existed?").

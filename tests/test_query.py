@@ -69,6 +69,10 @@ def test_who_the_guest_is_is_asked_of_the_opening(question, asks):
     if asks:   # the host introduces the guest: at the start, in anyone's words
         assert scope.position == "start" and scope.speaker is None
     assert parse_scope("Who is the guest, around minute 12?", CHAPTERS, ALIASES).position is None
+    # a follow-up searched with "Who is the guest?" asks what its own words ask
+    carried = "What does his company do? (following up on: Who is the guest?)"
+    assert parse_scope(carried, CHAPTERS, ALIASES, asked="What does his company do?").position is None
+    assert parse_scope(carried, CHAPTERS, ALIASES).position == "start"
 
 
 def test_saying_that_something_was_said_is_not_a_topic():

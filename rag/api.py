@@ -20,7 +20,7 @@ from .answer.refusal import CATALOG_EPISODES, RefusalPolicy, policy_for
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
-from .query import condense, exchange, not_a_question, past_the_end, spans_episodes
+from .query import asks_for_a_summary, condense, exchange, not_a_question, outline, past_the_end, spans_episodes
 from .retrieval import Retriever, Weights
 from .stores import open_store
 from .stores.files import StoredIndex
@@ -433,6 +433,8 @@ class Assistant:
         deadline = self.deadline() if self.chat_model is not None else None
         standalone = self.standalone(text, history, deadline=deadline, previous=previous)
         reason = not_a_question(standalone)      # "the", an emoji, a question in French
+        if reason is None and answerer is self.extractive and asks_for_a_summary(text):
+            reason = outline(self.chapters if len(self.index.transcripts) == 1 else ())   # no quote is one
         variants, rewrite_note = self.rewrites(standalone, deadline=deadline) if reason is None else ([], None)
         asked = self.question(text, k=k, previous=previous, standalone=standalone, variants=variants,
                               deadline=deadline, **filters)   # its k and filters checked in any case

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from .timecode import format_time, parse_time
 
 if TYPE_CHECKING:
-    from .types import Exchange, Question
+    from collections.abc import Sequence
+
+    from .types import Chapter, Exchange, Question
 
 STOPWORDS = frozenset("""
 a an the and or but if then so of to in on at by for with about from into over after before as is
@@ -295,13 +297,55 @@ def asks_who_is_on(question: str) -> bool:
     return bool(_WHO_IS_ON.search(question))
 
 
+# "What's this episode about?", "What's the topic of this week's show?", "...and what's the
+# subject?": the host says so at the start ("Today we're talking about reflection in Go").
+_ABOUT_THE_EPISODE = re.compile(
+    r"\bwhat(?:'s|s| is| was)\s+(?:this|the|today's|this week's)\s+(?:[\w-]+\s+){0,2}(?:episode|show)\s+about\b|"
+    r"\b(?:topic|subject)\s+of\s+(?:this|today's|this week's|the)\s+(?:[\w-]+\s+)?(?:episode|show)\b|"
+    r"\bwhat(?:'s|s| is| was)\s+the\s+(?:main\s+)?(?:topic|subject)\b(?!\s+of\s+(?!this\b|today|the\s+(?:episode|show)))",
+    re.I)
+
+
+def asks_about_the_episode(question: str) -> bool:
+    """"Who is the guest?", "What's this episode about?": asked of the episode's opening, where the
+    host says who is on and what about."""
+    return asks_who_is_on(question) or bool(_ABOUT_THE_EPISODE.search(question))
+
+
+# "Summarize the episode", "tl;dr?", "What are the main topics?": asked of the whole episode, which
+# no quote answers. The extractive answer says so and lists the chapters (``outline``).
+_SUMMARY = re.compile(r"\b(?:summar(?:y|ies|ize|ise|izing|ising)|tl;?\s?dr|recap|overview|outline|gist|"
+                      r"(?:main|key|big) (?:topics?|points?|takeaways?|themes?|ideas?))\b", re.I)
+_SUMMARY_WORDS = frozenset(stem(w) for w in (
+    "summary summaries summarize summarise summarizing summarising tl dr recap overview outline gist main "
+    "key big topic topics point points takeaway takeaways theme themes idea ideas episode show interview "
+    "podcast conversation discussion talk give brief quick short whole entire please cover covered"
+    ).split())
+
+
+def asks_for_a_summary(question: str) -> bool:
+    """"Summarize the episode", "What are the main topics?"; not "Summarize what he said about
+    Gen-2" (a topic: answered like any question)."""
+    return bool(_SUMMARY.search(question)) and not set(keywords(question)) - _SUMMARY_WORDS
+
+
+def outline(chapters: Sequence[Chapter]) -> str:
+    """What a request for a summary is told by the extractive answer: it quotes, and where to look."""
+    told = "I quote the episode rather than summarize it."
+    parts = [c for c in chapters if not c.sponsor]
+    if not parts:
+        return told + " Ask about a topic, a speaker or a moment (\u201cWhat did they discuss 20 minutes in?\u201d)."
+    listed = "; ".join(f"[{format_time(c.start_s)}] {c.title}" for c in parts)
+    return f"{told} Its chapters: {listed}. Ask about any of them."
+
+
 def parse_scope(question: str, chapters: list[str], speakers: dict[str, str], asked: str | None = None) -> Scope:
     """``speakers`` maps a lower-case alias ("chris", "the host", "anastasis") to a speaker name.
-    "Who is the guest?" looks at the start, in anyone's words: the host introduces the guest.
-    ``asked``: a follow-up's own words, which alone say that ("What does his company do?" after
-    "Who is the guest?" is searched with both, and asks about the company, not the opening)."""
+    "Who is the guest?" and "What's this episode about?" look at the start, in anyone's words: the
+    host says so. ``asked``: a follow-up's own words, which alone say that ("What does his company
+    do?" after "Who is the guest?" is searched with both, and asks about the company)."""
     time_s = time_asked(question)
-    introduced = asks_who_is_on(question if asked is None else asked)
+    introduced = asks_about_the_episode(question if asked is None else asked)
     return Scope(time_s=time_s, chapter=match_chapter(question, chapters),
                  speaker=None if introduced else match_speaker(question, speakers),
                  position=position_asked(question) or ("start" if introduced and time_s is None else None))

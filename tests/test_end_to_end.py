@@ -139,3 +139,19 @@ def test_who_the_guest_is_is_answered_by_his_introduction(assistant, question):
     assert not answer.refused
     assert answer.citations[0].quote.startswith("So I'd to introduce Anastasis Germanidis")
     assert round(answer.citations[0].start_s) == 27
+
+
+def test_what_the_episode_is_about_is_answered_from_its_opening(assistant):
+    # It quoted the host's goodbye: "Thanks for coming on and talking about Runway..." [41:07].
+    answer = assistant.ask("What is this episode about?")
+    assert not answer.refused and answer.citations
+    assert all(c.start_s < 90 for c in answer.citations)
+
+
+def test_a_request_for_a_summary_gets_the_chapters_not_a_refusal(assistant):
+    # "Summarize the episode" was told "The interview doesn't cover that."
+    answer = assistant.ask("Summarize the episode")
+    assert answer.refused and not answer.citations          # no quote is a summary
+    assert "doesn't cover" not in answer.text
+    assert "[28:06] Runway today" in answer.text and "[38:35] Guidance for young listeners" in answer.text
+    assert not assistant.ask("Summarize what he said about Gen-2").refused   # a topic: answered by quotes

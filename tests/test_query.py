@@ -2,10 +2,11 @@
 
 import pytest
 
-from rag.query import (Scope, asks_for_something_new, asks_who_is_on, cited_times, condense, content_words, exchange, index_words,
-                       is_follow_up, keywords, names, numbered_names, only_scope, own_words, parse_scope,
-                       position_asked, speaker_aliases, time_asked, topic_words, without_speaker)
-from rag.types import Answer, Citation, Exchange, Question
+from rag.query import (Scope, asks_about_the_episode, asks_for_a_summary, asks_for_something_new, asks_who_is_on,
+                       cited_times, condense, content_words, exchange, index_words, is_follow_up, keywords, names,
+                       numbered_names, only_scope, outline, own_words, parse_scope, position_asked, speaker_aliases,
+                       time_asked, topic_words, without_speaker)
+from rag.types import Answer, Chapter, Citation, Exchange, Question
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
 CHAPTERS = ["Navigating funding and customers", "Where video generation is heading"]
@@ -73,6 +74,29 @@ def test_who_the_guest_is_is_asked_of_the_opening(question, asks):
     carried = "What does his company do? (following up on: Who is the guest?)"
     assert parse_scope(carried, CHAPTERS, ALIASES, asked="What does his company do?").position is None
     assert parse_scope(carried, CHAPTERS, ALIASES).position == "start"
+
+
+@pytest.mark.parametrize("question, asks", [
+    ("What's this Backstage episode about?", True), ("what is this go time episode about", True),
+    ("What's the topic of this week's show?", True), ("Who's the guest this time, and what's the subject?", True),
+    ("What's the subject of the longer piece he's writing next?", False),
+    ("What was that earlier episode about?", False), ("What is Gen-2 about?", False)])
+def test_what_the_episode_is_about_is_asked_of_the_opening(question, asks):
+    assert asks_about_the_episode(question) is asks
+    assert (parse_scope(question, CHAPTERS, ALIASES).position == "start") is asks
+
+
+def test_a_request_for_a_summary_is_told_where_to_look():
+    for q in ("Summarize the episode", "tl;dr?", "What are the main topics?", "Give me a quick summary of the interview"):
+        assert asks_for_a_summary(q), q
+    for q in ("Summarize what he said about Gen-2", "What are the key takeaways from the Gen-2 discussion?",
+              "What is Gen-2?"):
+        assert not asks_for_a_summary(q), q
+    chapters = [Chapter("Welcome", 0.0, 1), Chapter("Sponsor", 60.0, 2, sponsor=True), Chapter("Runway today", 1686.0, 3)]
+    told = outline(chapters)
+    assert told.startswith("I quote the episode rather than summarize it.")
+    assert "[00:00] Welcome; [28:06] Runway today" in told and "Sponsor" not in told
+    assert "Ask about a topic" in outline([])
 
 
 def test_saying_that_something_was_said_is_not_a_topic():

@@ -13,7 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..query import asks_for_something_new, asks_to_go_on, asks_who_is_on, keywords, leans_on_last_answer, numbered_names
+from ..query import (asks_about_the_episode, asks_for_something_new, asks_to_go_on, asks_who_is_on, keywords,
+                     leans_on_last_answer, numbered_names)
 from ..retrieval import ACROSS_PASSAGES
 from ..timecode import format_time
 from ..types import Answer, Citation, Evidence, Hit, Question, Sentence
@@ -102,6 +103,7 @@ class _Asked:
     only_scope: bool = False
     fewest: int = MIN_WORDS
     introduced: re.Pattern | None = None
+    opening: bool = False            # it asks who is on or what about: a host's lead-in may answer
 
 
 # The sentence selector: which stretch of the retrieved passages the answer quotes. A stretch is up
@@ -320,10 +322,11 @@ class ExtractiveAnswerer:
         """``own``: a follow-up's words as typed, whose numbered names are the ones it asks about
         ("What about Gen-1?" after "What is Gen-2?" is searched with both)."""
         introduced = self._guest_named if asks_who_is_on(own or question) else None
-        hosts = frozenset() if introduced or self._about_host.search(question) else self.hosts
+        opening = asks_about_the_episode(own or question)
+        hosts = frozenset() if opening or self._about_host.search(question) else self.hosts
         numbered = frozenset(numbered_names(own or question))
         return _Asked(frozenset(keywords(question)), numbered, hosts, only_scope,
-                      SUBSTANCE_WORDS if only_scope else MIN_WORDS, introduced)
+                      SUBSTANCE_WORDS if only_scope else MIN_WORDS, introduced, opening)
 
     def _said_again(self, asked: _Asked, hits: tuple[Hit, ...], said: Sequence[str], after: Sequence[float],
                     fresh: list) -> list:
@@ -399,8 +402,8 @@ class ExtractiveAnswerer:
             sentences = hit.chunk.sentences
             quoted = said_in[hit.chunk.id]
             near = after if not self.episode_labels or hit.chunk.episode in quoted_in else ()
-            # Introducing a guest, a host's question is left out but not the lead-in to it.
-            asks = handing_over(sentences, asked.hosts) if not asked.introduced else \
+            # Saying who is on and what about, a host's question is left out but not the lead-in to it.
+            asks = handing_over(sentences, asked.hosts) if not asked.opening else \
                 [s.speaker in self.hosts and s.text.rstrip().endswith("?") for s in sentences]
             usable = [si in scores and not s.context and not asks[si] and not quoted[si]
                       and not (asked.only_scope and THANKS.match(s.text)) for si, s in enumerate(sentences)]

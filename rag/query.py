@@ -285,10 +285,10 @@ _SPEAKER_VERBS = r"(?:ask|asked|asks|say|said|says|wonder|wondered|mention|menti
 
 # "Who is the guest?", "Who's Jerod's guest this week?", "Who are the two guests on this one?",
 # "Who's on the show?": asked where a guest is introduced, not wherever the guest speaks.
-_WHO_IS_ON = re.compile(r"\bwho(?:'s|s| is| are| was| were)\s+(?:(?:the|this|this week's|today's|our|[a-z]+'s)\s+)?"
+_WHO_IS_ON = re.compile(r"\bwho(?:['\u2019]s|s| is| are| was| were)\s+(?:(?:the|this|this week['\u2019]s|today['\u2019]s|our|[a-z]+['\u2019]s)\s+)?"
                         r"(?:(?:main|special|returning|two|three|other|new|featured|first)\s+)*(?:[\w-]+\s+)?guests?\b"
-                        r"(?!'s|-|\s+hosts?\b)|"
-                        r"\bwho(?:'s|s| is| are| was| were)\s+on\s+(?:the\s+show|this\s+(?:episode|one|show|week))\b|"
+                        r"(?!['\u2019]s|-|\s+hosts?\b)|"
+                        r"\bwho(?:['\u2019]s|s| is| are| was| were)\s+on\s+(?:the\s+show|this\s+(?:episode|one|show|week))\b|"
                         r"^\W*(?:the\s+)?guests?\s+on\s+this\b", re.I)
 
 
@@ -300,9 +300,9 @@ def asks_who_is_on(question: str) -> bool:
 # "What's this episode about?", "What's the topic of this week's show?", "...and what's the
 # subject?": the host says so at the start ("Today we're talking about reflection in Go").
 _ABOUT_THE_EPISODE = re.compile(
-    r"\bwhat(?:'s|s| is| was)\s+(?:this|the|today's|this week's)\s+(?:[\w-]+\s+){0,2}(?:episode|show)\s+about\b|"
-    r"\b(?:topic|subject)\s+of\s+(?:this|today's|this week's|the)\s+(?:[\w-]+\s+)?(?:episode|show)\b|"
-    r"\bwhat(?:'s|s| is| was)\s+the\s+(?:main\s+)?(?:topic|subject)\b(?!\s+of\s+(?!this\b|today|the\s+(?:episode|show)))",
+    r"\bwhat(?:['\u2019]s|s| is| was)\s+(?:this|the|today['\u2019]s|this week['\u2019]s)\s+(?:[\w-]+\s+){0,2}(?:episode|show)\s+about\b|"
+    r"\b(?:topic|subject)\s+of\s+(?:this|today['\u2019]s|this week['\u2019]s|the)\s+(?:[\w-]+\s+)?(?:episode|show)\b|"
+    r"\bwhat(?:['\u2019]s|s| is| was)\s+the\s+(?:main\s+)?(?:topic|subject)\b(?!\s+of\s+(?!this\b|today|the\s+(?:episode|show)))",
     re.I)
 
 
@@ -345,10 +345,10 @@ def parse_scope(question: str, chapters: list[str], speakers: dict[str, str], as
     host says so. ``asked``: a follow-up's own words, which alone say that ("What does his company
     do?" after "Who is the guest?" is searched with both, and asks about the company)."""
     time_s = time_asked(question)
-    introduced = asks_about_the_episode(question if asked is None else asked)
+    opening = asks_about_the_episode(question if asked is None else asked)
     return Scope(time_s=time_s, chapter=match_chapter(question, chapters),
-                 speaker=None if introduced else match_speaker(question, speakers),
-                 position=position_asked(question) or ("start" if introduced and time_s is None else None))
+                 speaker=None if opening else match_speaker(question, speakers),
+                 position=position_asked(question) or ("start" if opening and time_s is None else None))
 
 
 _SPEAKER_VERB_STEMS = frozenset(stem(w) for w in re.findall(r"[a-z]+", _SPEAKER_VERBS))

@@ -60,7 +60,7 @@ def test_a_question_that_names_only_where_to_look():
     ("Who is the guest?", True), ("Who's the guest this time and where does he work?", True),
     ("Who is Jerod's guest on this Backstage episode?", True), ("who were the esri guests on this one", True),
     ("Who is this week's special guest, and what was his role?", True), ("Who's on the show?", True),
-    ("guest on this backstage episode", True),
+    ("guest on this backstage episode", True), ("Who\u2019s the guest?", True),   # a phone's apostrophe
     ("Who is the guest's co-founder?", False), ("Who are the other co-founders the guest names?", False),
     ("Who are the people the guest thanks?", False), ("who is the recurring guest host", False),
     ("What does the guest think of Sora?", False)])
@@ -78,6 +78,7 @@ def test_who_the_guest_is_is_asked_of_the_opening(question, asks):
 
 @pytest.mark.parametrize("question, asks", [
     ("What's this Backstage episode about?", True), ("what is this go time episode about", True),
+    ("What\u2019s this episode about?", True),
     ("What's the topic of this week's show?", True), ("Who's the guest this time, and what's the subject?", True),
     ("What's the subject of the longer piece he's writing next?", False),
     ("What was that earlier episode about?", False), ("What is Gen-2 about?", False)])

@@ -20,7 +20,7 @@ from .answer.refusal import CATALOG_EPISODES, RefusalPolicy, policy_for
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
-from .query import asks_for_a_summary, condense, exchange, not_a_question, outline, past_the_end, spans_episodes
+from .query import asks_for_a_summary, condense, last_turn, not_a_question, outline, past_the_end, spans_episodes
 from .retrieval import Retriever, Weights
 from .stores import open_store
 from .stores.files import StoredIndex
@@ -163,9 +163,8 @@ def _answerers(retriever: Retriever, config: Config, chat_model=None, reranker=N
         policy = fitted.policy
     if trained.get("policy") and episodes < CATALOG_EPISODES:   # fitted with the selector's probability
         policy = RefusalPolicy(**trained["policy"])
-    extractive = ExtractiveAnswerer(policy=policy, selector=fitted.selector or DEFAULT_SELECTOR,
+    extractive = ExtractiveAnswerer(policy=policy, selector=fitted.selector or DEFAULT_SELECTOR, reranker=reranker,
                                     hosts=retriever.hosts, guests=retriever.guests, episode_labels=several,
-                                    reranker=reranker,
                                     **({"rerank_depth": int(trained["depth"])} if "depth" in trained else {}),
                                     **({"rerank_weight": float(trained["weight"])} if "weight" in trained else {}))
     if chat_model is None:
@@ -313,7 +312,7 @@ class Assistant:
         retrieval found for it, without the chat model's rewrites (what evaluation and training
         score)."""
         history = check_history(history)
-        previous = exchange(*history[-1]) if history else None
+        previous = last_turn(history)
         standalone = self.standalone(question, history, previous=previous)
         asked = self.question(question, k=k, previous=previous, standalone=standalone, **filters)
         return self.retriever.search(asked)   # after question(): it may have reloaded the retriever
@@ -416,7 +415,7 @@ class Assistant:
                                          deadline=deadline)
             except ChatModelError:
                 pass  # the deterministic rule below still gives a usable question
-        return condense(question, previous or exchange(*history[-1]))
+        return condense(question, previous or last_turn(history))
 
     def stream(self, question: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (),
                backend: str | None = None, previous: Exchange | None = None, **filters) -> AnswerStream:
@@ -425,14 +424,14 @@ class Assistant:
         (``ChatSession`` knows it; from text alone the times it cited are read from its answer)."""
         text = check_question(question)
         history = check_history(history)
-        if previous is None and history:
-            previous = exchange(*history[-1])
+        if previous is None:
+            previous = last_turn(history)
         if isinstance(filters.get("chapter"), str):
             self._check_chapter(clean_text(filters["chapter"]))
         answerer = self.extractive if backend == "extractive" else self.answerer
         deadline = self.deadline() if self.chat_model is not None else None
         standalone = self.standalone(text, history, deadline=deadline, previous=previous)
-        reason = not_a_question(standalone)      # "the", an emoji, a question in French
+        reason = not_a_question(text, standalone)   # "the", an emoji, a question in French
         if reason is None and answerer is self.extractive and asks_for_a_summary(text):
             reason = outline(self.chapters if len(self.index.transcripts) == 1 else ())   # no quote is one
         variants, rewrite_note = self.rewrites(standalone, deadline=deadline) if reason is None else ([], None)
@@ -473,7 +472,8 @@ class ChatSession:
 
     def stream(self, question: str, *, k: int = 5) -> AnswerStream:
         with self._lock:
-            previous = Exchange.of(self.answers[-1]) if self.answers else None
+            asked = [a for a in self.answers if not_a_question(a.question) is None]   # not "thanks!"
+            previous = Exchange.of(asked[-1]) if asked else None
             for event in self.assistant.stream(question, k=k, history=list(self.history), previous=previous):
                 if isinstance(event, Answer):
                     self.history.append((event.question, event.text))   # as asked, as over HTTP

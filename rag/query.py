@@ -61,10 +61,14 @@ che cosa perché come della sono gli quale quali dove chi não você são uma qu
 """.split())
 
 
-def not_a_question(text: str) -> str | None:
+def not_a_question(text: str, standalone: str | None = None) -> str | None:
     """What to tell an input that is no question about the episode ("the", "-", "and so", an emoji,
     a greeting) or is asked in another language; None for a question (however terse: "guest launch
-    date" is one)."""
+    date" is one). ``standalone``: a follow-up's searched form, which counts where the input goes on
+    from the last answer ("And so?"); "thanks!" or a question in French after a turn is judged on
+    its own words, not on the last question's."""
+    if standalone and _GOES_ON.search(text):
+        text = standalone
     lowered = text.lower()
     letters = [c for c in lowered if c.isalpha()]
     if not letters:
@@ -580,6 +584,14 @@ def cited_times(text: str) -> list[float]:
 # An answer that says the interview does not cover the question cites nothing, whatever times it
 # lists after that (the extractive refusal shows the nearest passages with theirs).
 _REFUSED = re.compile(r"^\W*the interview does(?:n['\u2019]t| not) cover\b", re.I)
+
+
+def last_turn(history: "Sequence[tuple[str, str]]") -> "Exchange | None":
+    """The last (question, answer) of a conversation that a follow-up can lean on: "thanks!" or
+    "ok" after an answer is no turn of its own (``not_a_question``), so "And why?" after it asks
+    about the answer before."""
+    asked = [(q, a) for q, a in history if not_a_question(q) is None]
+    return exchange(*asked[-1]) if asked else None
 
 
 def exchange(question: str, answer: str) -> "Exchange":

@@ -155,3 +155,16 @@ def test_a_request_for_a_summary_gets_the_chapters_not_a_refusal(assistant):
     assert "doesn't cover" not in answer.text
     assert "[28:06] Runway today" in answer.text and "[38:35] Guidance for young listeners" in answer.text
     assert not assistant.ask("Summarize what he said about Gen-2").refused   # a topic: answered by quotes
+
+
+def test_thanks_between_two_questions_is_no_turn_of_its_own(assistant):
+    # "thanks!" after an answer was searched as "thanks! (following up on: <the question>)" and
+    # answered with a quote; the next "And why?" then followed up on "thanks!".
+    session = assistant.chat()
+    first = session.ask("What is Gen-2?")
+    thanks = session.ask("thanks!")
+    assert thanks.refused and not thanks.citations and "doesn't look like a question" in thanks.text
+    why = session.ask("And why?")
+    assert "following up on: What is Gen-2?" in why.standalone_question
+    over_http = assistant.ask("And why?", history=[("What is Gen-2?", first.text), ("thanks!", thanks.text)])
+    assert over_http.standalone_question == why.standalone_question

@@ -222,6 +222,21 @@ def test_terse_and_plain_questions_are_questions(text):
     assert not_a_question(text) is None
 
 
+def test_after_a_turn_small_talk_and_another_language_are_judged_on_their_own_words():
+    from rag.query import NOT_A_QUESTION, OTHER_LANGUAGE, last_turn, not_a_question
+
+    # "thanks! (following up on: Why did they switch to Go?)" held the last question's words.
+    assert not_a_question("thanks!", "thanks! (following up on: Why did they switch to Go?)") == NOT_A_QUESTION
+    assert not_a_question("Qu'est-ce que Iron.io ?", "Qu'est-ce que Iron.io ? (following up on: What is Go?)") \
+        == OTHER_LANGUAGE
+    # going on from the last answer is a question
+    assert not_a_question("and so?", "and so? (following up on: Why did they switch to Go?)") is None
+    # and small talk is no turn a follow-up leans on
+    history = [("Why did they switch to Go?", "Travis [06:58]: \u201c...\u201d"), ("thanks!", "That doesn't...")]
+    assert last_turn(history).question == "Why did they switch to Go?" and last_turn(history).times == (418,)
+    assert last_turn([("thanks!", "...")]) is None and last_turn([]) is None
+
+
 def test_a_follow_up_on_a_new_topic_keeps_the_context_but_not_the_last_answers_place():
     from rag.query import leans_on_last_answer, new_topic
 

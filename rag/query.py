@@ -329,8 +329,11 @@ _SUMMARY_WORDS = frozenset(stem(w) for w in (
 
 def asks_for_a_summary(question: str) -> bool:
     """"Summarize the episode", "What are the main topics?"; not "Summarize what he said about
-    Gen-2" (a topic: answered like any question)."""
-    return bool(_SUMMARY.search(question)) and not set(keywords(question)) - _SUMMARY_WORDS
+    Gen-2" (a topic: answered like any question), nor "What's the main idea of it?" (of what the
+    last answer was about)."""
+    of_the_episode = re.sub(r"\bthis (?:episode|show|interview|podcast|conversation|one)\b", " ", question, flags=re.I)
+    return bool(_SUMMARY.search(question)) and not set(keywords(of_the_episode)) - _SUMMARY_WORDS \
+        and not _PRONOUN.search(of_the_episode)
 
 
 def outline(chapters: Sequence[Chapter]) -> str:

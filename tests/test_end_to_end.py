@@ -155,6 +155,9 @@ def test_a_request_for_a_summary_gets_the_chapters_not_a_refusal(assistant):
     assert "doesn't cover" not in answer.text
     assert "[28:06] Runway today" in answer.text and "[38:35] Guidance for young listeners" in answer.text
     assert not assistant.ask("Summarize what he said about Gen-2").refused   # a topic: answered by quotes
+    session = assistant.chat()                  # #260 dev q095: "it" is the book, not the episode
+    session.ask("What book does Runway give to every new employee?")
+    assert not session.ask("What's the main idea of it?").refused
 
 
 def test_thanks_between_two_questions_is_no_turn_of_its_own(assistant):

@@ -90,8 +90,9 @@ def test_what_the_episode_is_about_is_asked_of_the_opening(question, asks):
 def test_a_request_for_a_summary_is_told_where_to_look():
     for q in ("Summarize the episode", "tl;dr?", "What are the main topics?", "Give me a quick summary of the interview"):
         assert asks_for_a_summary(q), q
+    assert asks_for_a_summary("Can you summarize this one for me?")
     for q in ("Summarize what he said about Gen-2", "What are the key takeaways from the Gen-2 discussion?",
-              "What is Gen-2?"):
+              "What is Gen-2?", "What's the main idea of it?"):   # of the book the last answer named
         assert not asks_for_a_summary(q), q
     chapters = [Chapter("Welcome", 0.0, 1), Chapter("Sponsor", 60.0, 2, sponsor=True), Chapter("Runway today", 1686.0, 3)]
     told = outline(chapters)

@@ -546,6 +546,21 @@ def carried(previous: "Exchange") -> str:
     return previous.searched.strip() if previous.searched and not keywords(asked) else asked
 
 
+# "What about on Apple?", "And Gen-1?": a follow-up that asks nothing in words of its own.
+_BORROWED = re.compile(r"^\W*(?:(?:and|but|so)\s+)?(?:(?:what|how)\s+about\b)?")
+_WH = re.compile(r"\b(?:what|who|whom|whose|when|where|why|how|which)\b", re.I)
+
+
+def asked_for(question: "Question") -> str:
+    """The words that say what a question asks for (an amount, a date, a name...): its own, so "What
+    is Gen-2?" after "When was it founded?" wants no date; a follow-up with no question word of its
+    own borrows the last question's: "What about on Apple?" after "How fast did it appear on
+    Spotify?" asks how fast."""
+    if question.follows_up and not _WH.search(_BORROWED.sub("", question.text.lower(), count=1)):
+        return question.standalone
+    return question.text
+
+
 def new_topic(question: "Question", scope: Scope | None = None) -> bool:
     """A follow-up that names a topic of its own, holds no pronoun and does not go on from the last
     answer with "and", "so"... ("What about Gen-1?" after Gen-2, not "And what's the equivalent for

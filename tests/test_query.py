@@ -147,6 +147,19 @@ def test_condense_carries_the_topic_and_the_times_travel_typed():
     assert Exchange.of(answer) == Exchange("q", "no times in this text", (670.0, 679.0), ("p1", "p2"), "Q?")
 
 
+def test_a_follow_up_asks_for_what_its_own_words_ask_for_unless_it_borrows_them():
+    from rag.query import asked_for
+
+    last = Exchange("How fast did it appear on Spotify?")
+    def follow_up(text):
+        return Question(text, condense(text, last), last)
+    assert asked_for(follow_up("What is Gen-2?")) == "What is Gen-2?"
+    assert asked_for(follow_up("And why?")) == "And why?"
+    for borrowing in ("What about on Apple once things were working again?", "And Gen-1?", "How about Gen-1?"):
+        assert asked_for(follow_up(borrowing)).endswith("(following up on: How fast did it appear on Spotify?)")
+    assert asked_for(Question("What is Gen-2?")) == "What is Gen-2?"
+
+
 def test_a_chat_of_follow_ups_carries_the_last_question_not_all_of_them():
     # Each follow-up carried the whole chain: the fourth searched "What is his advice for young
     # artists? (following up on: What did he study? (following up on: Where did they meet? (...)))".

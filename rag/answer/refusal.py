@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..query import keywords
+from ..query import asked_for, keywords
 from ..types import Evidence, Hit
 
 __all__ = ["RefusalPolicy", "DEFAULT_POLICY", "MINILM_POLICY", "PODCAST_POLICY", "PODCAST_CATALOG_POLICY",
@@ -249,7 +249,7 @@ def features(evidence: Evidence, answer: float | None = None) -> dict[str, float
             # Agreement counts as much as the words behind it: BM25 ranking a passage first
             # for one common word ("good") is no evidence, however dense retrieval ranks it.
             "agreement": float(top["dense_rank"] <= 3 and top["bm25_rank"] <= 3) * signals.local_coverage,
-            "mismatch": float(type_mismatch(evidence.question.standalone, hits, asks=evidence.question.text))}
+            "mismatch": float(type_mismatch(evidence.question.standalone, hits, asks=asked_for(evidence.question)))}
 
 
 def confidence(evidence: Evidence, policy: RefusalPolicy = MINILM_POLICY, answer: float | None = None) -> float:

@@ -461,6 +461,8 @@ def test_who_the_guest_is_is_answered_where_the_host_introduces_her():
         "dense": 0.3, "sentence": 0.5, "coverage": 0.0, "local_coverage": 0.0, "dense_rank": 1, "bm25_rank": 1,
         "sentence_scores": {0: 0.5, 1: 0.2, 2: 0.4, 3: 0.5}})
     answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=0.5), hosts=("Chris Benson",), guests=("Jane Doe",))
+    answerer.answer(*asked("What does the guest think of video models?", [opening]))
+    assert "_guest_named" not in vars(answerer)   # a catalog's thousands of names: compiled only when asked
     for question in ("Who is the guest?", "Who's the guest this week, and what does she do?"):
         answer = answerer.answer(*asked(question, [opening]))
         assert not answer.refused, question

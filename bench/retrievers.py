@@ -23,8 +23,9 @@ Transcripts other than #260 come from the catalog (RAG_CATALOG).
 
 Rows: ``dense`` is 200-word windows searched with the model alone (the generic pipeline); ``hybrid``
 is rag's retrieval and its extractive answers. Columns: hit@5, hit within 1,200 words, MRR, quote
-support, refusal recall, false refusals, answer latency p50. A second table: the conversations' second
-turns (hit@5 and quote support), the figures of follow-ups, and the unanswerable questions' refusal
+support, the answers' median length in words (quoting more words quotes the gold more often: the two
+are read together), refusal recall, false refusals, answer latency p50. A second table: the
+conversations' second turns (hit@5, quote support and words), the figures of follow-ups, and the unanswerable questions' refusal
 recall alone and asked after a first turn (an uncovered follow-up should be refused as it is alone).
 Markdown on stdout, and in ``--out`` when given.
 """
@@ -187,28 +188,29 @@ def main(argv=None) -> int:
                     f = result["by_type"]["followup"]
                     followups.append((f"{set_name} ({f['n']} conversations)", label,
                                       result.get("followup_turn1", {}).get("hit@5"), f["retrieval"]["hit@5"],
-                                      f["quote_support"], ref.get("refusal_recall"), uncovered,
+                                      f["quote_support"], f.get("answer_words_p50"), ref.get("refusal_recall"), uncovered,
                                       f["latency_p50_s"] * 1000))
                 if dense:
                     r = g["baselines"]["window200-dense"]
                     rows.append((n, f"{label}, dense", r["hit@5"], r["budget@1200"], r["mrr"],
-                                 None, None, None, None))
+                                 None, None, None, None, None))
                 r = g["retrieval"]
                 rows.append((n, f"{label}, hybrid", r["hit@5"], r["budget@1200"], r["mrr"],
-                             g["quote_support"], ref.get("refusal_recall"), ref.get("false_refusal_rate"),
+                             g["quote_support"], g.get("answer_words_p50"), ref.get("refusal_recall"),
+                             ref.get("false_refusal_rate"),
                              g["latency_p50_s"] * 1000))
                 print(f"{n} {label}: {time.monotonic() - t0:.0f} s", file=sys.stderr)
-    head = ("| set | retrieval | hit@5 | hit within 1,200 words | MRR | quote support | refusal R | "
-            "false refusals | answer p50 ms |\n|---|---|---|---|---|---|---|---|---|")
+    head = ("| set | retrieval | hit@5 | hit within 1,200 words | MRR | quote support | answer words p50 | "
+            "refusal R | false refusals | answer p50 ms |\n|---|---|---|---|---|---|---|---|---|---|")
     fmt = lambda v: "-" if v is None else f"{v:.3f}" if v <= 1 else f"{v:.1f}"  # noqa: E731
     lines = [head] + ["| " + " | ".join([s, sysname] + [fmt(v) for v in vals]) + " |"
                       for s, sysname, *vals in rows]
     if followups:
         lines += ["", "Follow-ups: the second turn of each conversation, asked after the first one's answer; and "
                   "the set's unanswerable questions refused alone and asked after its first answerable one.", "",
-                  "| set | retrieval | first turn hit@5 | hit@5 | quote support | uncovered refused: alone "
-                  "| after a turn | answer p50 ms |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| set | retrieval | first turn hit@5 | hit@5 | quote support | answer words p50 "
+                  "| uncovered refused: alone | after a turn | answer p50 ms |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         lines += ["| " + " | ".join([s, sysname] + [fmt(v) for v in vals]) + " |" for s, sysname, *vals in followups]
     text = "\n".join(lines)
     print(text)

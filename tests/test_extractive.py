@@ -319,13 +319,40 @@ def test_the_answer_is_one_stretch_of_the_reply_in_order_without_the_hosts_quest
                ("Then we raised a seed round and hired researchers.", 0.6),
                ("Pricing is another topic entirely for us today.", 0.1),
                host_first="Why did you start Runway at art school, of all places?")
-    answer = ExtractiveAnswerer(policy=DEFAULT_POLICY, hosts=("Host",)).answer(
+    answer = ExtractiveAnswerer(policy=DEFAULT_POLICY, hosts=("Host",), max_sentences=3).answer(
         *asked("Why did they start Runway at art school?", [h]))
     quotes = [c.quote for c in answer.citations]
     assert quotes == ["We started Runway at art school in New York.",
                       "Art school gave us time to explore models freely.",
                       "Then we raised a seed round and hired researchers."]
     assert [c.start_s for c in answer.citations] == sorted(c.start_s for c in answer.citations)
+
+
+def test_a_stretch_that_answers_about_as_well_as_the_best_is_quoted_with_it_even_right_after_it():
+    # The sentence that matches the question best sets the topic; the answer is often the stretch
+    # after it (listeners' "What got him through the math class?"). Where that stretch scores
+    # within the margin, both are quoted, in the order they were said; where it scores far less,
+    # only the best.
+    def reply(sim: float) -> Hit:
+        return _reply(("Calculus was really hard for me in that math class.", 0.8),
+                      ("I had not taken college algebra or any of the prerequisites.", 0.6),
+                      ("So I struggled with it for most of the term.", 0.5),
+                      ("Thankfully, WolframAlpha helped me through that math class.", sim),
+                      ("It explained every step of the harder problems to me.", 0.45),
+                      ("That got me a passing grade in the end, somehow.", 0.4),
+                      host_first="What was the math class like?")
+
+    def quotes(sim: float) -> list[str]:
+        answerer = ExtractiveAnswerer(policy=DEFAULT_POLICY, hosts=("Host",))
+        return [c.quote for c in answerer.answer(*asked("What got him through the math class?", [reply(sim)])).citations]
+
+    close = quotes(0.72)
+    assert close[0] == "Calculus was really hard for me in that math class."
+    assert "Thankfully, WolframAlpha helped me through that math class." in close
+    assert len(close) == len(set(close)) == 6
+    assert quotes(0.3) == ["Calculus was really hard for me in that math class.",
+                           "I had not taken college algebra or any of the prerequisites.",
+                           "So I struggled with it for most of the term."]
 
 
 def test_a_question_that_names_only_where_to_look_gets_a_stretch_that_says_something():

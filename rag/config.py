@@ -131,14 +131,15 @@ class ChunkSettings:
     question_context_tokens: int = 60  # room kept for the host's question in front of an answer
 
     def to_json(self) -> dict:
-        # The timing rules are part of how passages are cut and dated, and the word rules of what
-        # BM25 holds: an index built under other ones is rebuilt, like one built with other
-        # settings.
+        # How transcripts are read into turns and timed is part of how passages are cut and dated,
+        # and the word rules of what BM25 holds: an index built under other ones is rebuilt, like
+        # one built with other settings.
+        from .parsers.markdown import PARSE_VERSION
         from .query import WORDS_VERSION
         from .timing import TIMING_VERSION
         return {"max_tokens": self.max_tokens, "overlap_sentences": self.overlap_sentences,
                 "question_context_tokens": self.question_context_tokens, "timing": TIMING_VERSION,
-                "words": WORDS_VERSION}
+                "words": WORDS_VERSION, "parse": PARSE_VERSION}
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,22 @@ def test_markdown_turns_markers_and_markup():
     assert "[" not in last.text and "\\" not in last.text
 
 
+def test_a_speakers_label_on_the_next_line_starts_a_turn_without_a_blank_line():
+    # the-changelog-651: Sugu's answer follows Adam's question on the next line; it was read as
+    # Adam's words. The corpus validator reads paragraphs the same way.
+    from rag.evaluation.readers import parse_transcript
+
+    text = ("**Ada Host:** Welcome, Bob. Where does the database world go from here?\n"
+            "**Bob Guest:** Yeah, going back to why I started this project, there is no answer yet.\n"
+            "So we keep building.\n\n"
+            "**Ada Host:** Thanks, Bob.\n")
+    tr = parse_markdown(text, "tiny-show-8.md")
+    assert [t.speaker for t in tr.turns] == ["Ada Host", "Bob Guest", "Ada Host"]
+    assert tr.turns[1].paragraphs[0].text == ("Yeah, going back to why I started this project, there is no "
+                                              "answer yet. So we keep building.")
+    assert [p.speaker for p in parse_transcript(text).paragraphs] == ["Ada Host", "Bob Guest", "Ada Host"]
+
+
 def test_markdown_odd_timestamps():
     text = "**A:** \\[00:44:03:20\\] frames. \\[1:03:50\\] hours. \\[00:06:01.01\\] fraction."
     markers = parse_markdown(text).turns[0].paragraphs[0].markers

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ..parsers.markdown import split_blocks
 from ..query import time_asked
 
 ANSWERABLE_TYPES = ("listener", "paraphrase", "factual", "why", "opinion", "time-scoped",
@@ -136,7 +137,7 @@ def parse_transcript(text: str) -> Transcript:
     """Paragraphs (blank-line blocks) with their speakers and times, read the way a writer sees them."""
     paras: list[Para] = []
     speaker, last_time, speakers = "", None, []
-    for block in re.split(r"\n\s*\n", text):
+    for block in split_blocks(text):
         block = block.strip()
         if not block or block.startswith("#"):
             continue

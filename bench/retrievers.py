@@ -25,7 +25,8 @@ Rows: ``dense`` is 200-word windows searched with the model alone (the generic p
 is rag's retrieval and its extractive answers. Columns: hit@5, hit within 1,200 words, MRR, quote
 support, the answers' median length in words (quoting more words quotes the gold more often: the two
 are read together), refusal recall, false refusals, answer latency p50. A second table: the
-conversations' second turns (hit@5, quote support and words), the figures of follow-ups, and the unanswerable questions' refusal
+conversations' second turns (hit@5, quote support and words) and, where a set has three-turn
+conversations, their third turns asked after the first two answers, the figures of follow-ups, and the unanswerable questions' refusal
 recall alone and asked after a first turn (an uncovered follow-up should be refused as it is alone).
 Markdown on stdout, and in ``--out`` when given.
 """
@@ -84,7 +85,7 @@ def _question_sets(names, tmp: Path, episodes: int | None):
             yield "#84", [("practical-ai-84", paths["practical-ai-84"],
                            load_items(REPO / "eval" / "episodes" / "practical-ai-84" / "questions.jsonl"))]
         elif name in READERS_SETS:
-            yield name, [(e, paths[e], R.as_eval_items(R.load(R.CORPUS / f"{e}.jsonl")))
+            yield name, [(e, paths[e], R.as_eval_items(R.load(R.CORPUS / f"{e}.jsonl"), longer=True))
                          for e in picked[name]]
         else:
             raise SystemExit(f"unknown set {name!r}: dev, test, 84, {', '.join(READERS_SETS)}")
@@ -145,7 +146,7 @@ def evaluate_set(groups, config: Config, *, dense: bool, built: set):
     from rag.evaluation import metrics as M, runner
     from rag.evaluation.baselines import build_baselines
 
-    results, after = [], []
+    results, after, third = [], [], []
     for index, source, items in groups:
         if source is not None and (config.index_dir, index) not in built:
             build_index([source], name=index, config=config)
@@ -153,10 +154,18 @@ def evaluate_set(groups, config: Config, *, dense: bool, built: set):
         assistant = Assistant.load(index, backend="extractive", config=config)
         baselines = [b for b in build_baselines(assistant, assistant.retriever.embedder)
                      if b.name == "window200-dense"] if dense else None
+        # Third turns are a row of their own: the set's other figures stay those of its questions
+        # and two-turn conversations.
+        longer = [it for it in items if it.get("type") == "followup-3"]
+        items = [it for it in items if it.get("type") != "followup-3"]
         results += runner.evaluate(assistant, items, k=5, backend="extractive", baselines=baselines)
         after += runner.evaluate(assistant, after_a_turn(items), k=5, backend="extractive")
+        third += runner.evaluate(assistant, longer, k=5, backend="extractive") if longer else []
     uncovered = M.refusal_stats([(False, r["refused"]) for r in after]).get("refusal_recall") if after else None
-    return runner.aggregate(results), uncovered
+    aggregate = runner.aggregate(results)
+    if third:
+        aggregate["by_type"]["followup-3"] = runner.aggregate(third)["overall"]
+    return aggregate, uncovered
 
 
 def main(argv=None) -> int:
@@ -184,12 +193,13 @@ def main(argv=None) -> int:
                 g = result["overall"]
                 ref = g["refusal"]
                 n = f"{set_name} ({len(groups)} ep, {g['n']} q)" if groups[0][0] else set_name
-                if "followup" in result["by_type"]:
-                    f = result["by_type"]["followup"]
-                    followups.append((f"{set_name} ({f['n']} conversations)", label,
-                                      result.get("followup_turn1", {}).get("hit@5"), f["retrieval"]["hit@5"],
-                                      f["quote_support"], f.get("answer_words_p50"), ref.get("refusal_recall"), uncovered,
-                                      f["latency_p50_s"] * 1000))
+                for kind, turn in (("followup", ""), ("followup-3", ", third turn")):
+                    if kind in result["by_type"]:
+                        f = result["by_type"][kind]
+                        followups.append((f"{set_name} ({f['n']} conversations{turn})", label,
+                                          result.get("followup_turn1", {}).get("hit@5") if not turn else None,
+                                          f["retrieval"]["hit@5"], f["quote_support"], f.get("answer_words_p50"),
+                                          ref.get("refusal_recall"), uncovered, f["latency_p50_s"] * 1000))
                 if dense:
                     r = g["baselines"]["window200-dense"]
                     rows.append((n, f"{label}, dense", r["hit@5"], r["budget@1200"], r["mrr"],

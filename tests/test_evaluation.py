@@ -148,6 +148,32 @@ def test_runner_writes_results_report_and_charts(run_dir):
     assert "quote support" in report and "answer words p50" in report
 
 
+def test_a_third_turn_is_asked_after_both_answers_before_it(assistant, monkeypatch):
+    """A three-turn conversation's last turn is scored as a user would reach it: the first turn,
+    then the second after its answer, then the third after both (not after the first alone)."""
+    from rag.evaluation import runner
+
+    asked = []
+    ask = type(assistant).ask
+
+    def spy(self, question, *args, history=(), **kw):
+        asked.append((question, [q for q, _ in history]))
+        return ask(self, question, *args, history=history, **kw)
+
+    monkeypatch.setattr(type(assistant), "ask", spy)
+    item = {"id": "c3", "type": "followup-3", "question": "And how far back does that interest go?",
+            "history": ["What did the guest do before Runway?", "Why did he leave?"],
+            "history_gold_quotes": [], "gold_quotes": ["My interest in AI goes back to at least high school"],
+            "answerable": True}
+    result = runner.run_item(assistant, item, k=5, backend="extractive")
+    assert [q for q, _ in asked] == ["What did the guest do before Runway?", "Why did he leave?",
+                                     "And how far back does that interest go?"]
+    assert [h for _, h in asked] == [[], ["What did the guest do before Runway?"],
+                                     ["What did the guest do before Runway?", "Why did he leave?"]]
+    assert result["turn1"]["question"] == "What did the guest do before Runway?"
+    assert runner.aggregate([result])["by_type"]["followup-3"]["n"] == 1
+
+
 def test_bm25_window_baseline_finds_a_literal_quote(assistant):
     from rag.evaluation.baselines import build_baselines
 

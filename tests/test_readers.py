@@ -110,6 +110,9 @@ def test_a_conversation_checks_every_turns_quotes():
          "answer": "Three cups."}]}
     found = problems(conv)
     assert len(found) == 1 and "turn 2" in found[0] and "not found" in found[0]
+    again = {**conv, "turns": [conv["turns"][0], {**conv["turns"][0], "question": "And then?"}]}
+    found = problems(again)
+    assert len(found) == 1 and "turn 2" in found[0] and "earlier turn's quote" in found[0]
 
 
 def test_a_complete_file_needs_its_counts_and_questions_in_a_listeners_words():
@@ -193,6 +196,14 @@ def test_items_become_eval_items_and_a_conversation_a_follow_up():
     assert [o["type"] for o in out] == ["listener", "followup", "unanswerable"]
     assert out[1]["history"] == ["What does he drink?"] and out[1]["gold_quotes"] == ["three cups before lunch"]
     assert out[2]["answerable"] is False and out[2]["gold_quotes"] == [] and out[2]["style"] == "typed"
+    # a three-turn conversation is scored on its third turn, asked after the first two
+    longer = {**conv, "id": "m1", "turns": conv["turns"] + [
+        {"question": "Why that much?", "gold_quotes": ["it keeps me awake"], "answer": "To stay awake."}]}
+    assert R.as_eval_items([longer]) == []      # left out unless asked for: fitted sets stay as they were
+    third, = R.as_eval_items([longer], longer=True)
+    assert third["type"] == "followup-3" and third["question"] == "Why that much?"
+    assert third["history"] == ["What does he drink?", "How much?"]
+    assert third["history_gold_quotes"] == ["Mostly green tea"] and third["gold_quotes"] == ["it keeps me awake"]
 
 
 def test_training_pairs_hold_their_quote_and_a_same_episode_negative(tmp_path):

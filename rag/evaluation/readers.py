@@ -314,6 +314,7 @@ class _Checker:
         if not isinstance(turns, list) or len(turns) < 2:
             self.say(where, "a conversation needs \"turns\": two or more {question, gold_quotes, answer}")
             return
+        earlier: set[str] = set()
         for n, turn in enumerate(turns, 1):
             w = f"{where} turn {n}"
             if not isinstance(turn, dict) or not isinstance(turn.get("question"), str) \
@@ -328,7 +329,10 @@ class _Checker:
                 continue
             spk = turn.get("speaker")
             for q in quotes:
+                if isinstance(q, str) and normalise(q) in earlier:
+                    self.say(w, "repeats an earlier turn's quote (each turn is answered by words of its own)")
                 self.quote(w, q, [spk] if isinstance(spk, str) and spk else None)
+            earlier |= {normalise(q) for q in quotes if isinstance(q, str)}
 
 
 def overlap(question: str, paragraph: str) -> float:
@@ -409,17 +413,24 @@ def validate_items(items: list[dict], transcript_text: str, episode: str, *,
     return c.problems
 
 
-def as_eval_items(items: Iterable[dict]) -> list[dict]:
+def as_eval_items(items: Iterable[dict], *, longer: bool = False) -> list[dict]:
     """The items in ``rag eval``'s format (eval/README.md): answerable and unanswerable questions as
-    they are, a conversation as a ``followup`` item whose history is its first turn."""
+    they are, a conversation as an item for its last turn whose history is the turns before it: a
+    ``followup`` (a second turn). ``longer``: a conversation of three turns too, as a ``followup-3``
+    item (``bench/retrievers.py``); without it they are left out, so that what was fitted and
+    recorded on the corpus before they were written reads the same items."""
     out = []
     for it in items:
         base = {"id": it["id"], "episode": it.get("episode"), "style": it.get("style")}
         if it.get("turns"):
-            first, second = it["turns"][0], it["turns"][-1]
-            out.append({**base, "type": "followup", "question": second["question"], "answerable": True,
-                        "gold_quotes": list(second["gold_quotes"]), "answer": second.get("answer", ""),
-                        "history": [first["question"]],
+            turns = it["turns"]
+            if len(turns) > 2 and not longer:
+                continue
+            first, last = turns[0], turns[-1]
+            out.append({**base, "type": "followup" if len(turns) == 2 else f"followup-{len(turns)}",
+                        "question": last["question"], "answerable": True,
+                        "gold_quotes": list(last["gold_quotes"]), "answer": last.get("answer", ""),
+                        "history": [t["question"] for t in turns[:-1]],
                         "history_gold_quotes": list(first["gold_quotes"])})
         elif it.get("answerable"):
             out.append({**base, "type": it.get("type", "listener"), "question": it["question"],

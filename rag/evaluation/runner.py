@@ -2,8 +2,8 @@
 
 For each item we time ``assistant.ask`` (the answer, its citations, refusal) and, separately,
 rank passages with ``assistant.search(standalone_question, k=DEPTH)`` for the retrieval metrics
-(hit@k, MRR, context-budget hits). Follow-ups are asked as a two-turn conversation: turn 1 with no
-history, turn 2 with ``history=[(first_question, first_answer_text)]``.
+(hit@k, MRR, context-budget hits). Follow-ups are asked as the conversation they end: turn 1 with
+no history, turn 2 with ``history=[(first_question, first_answer_text)]``, a third turn after both.
 """
 
 from __future__ import annotations
@@ -73,12 +73,14 @@ def run_item(assistant, item: dict, *, k: int = 5, backend=None) -> dict:
     res["needs_all"] = needs_all
     res["gold_quotes"] = quotes
     history = []
-    if item.get("history"):  # a conversation's second turn, or any question asked after a first one
-        first = item["history"][0]
+    if item.get("history"):  # a conversation's later turn, or any question asked after a first one
+        first, *between = item["history"]
         t1 = _turn(assistant, first, item.get("history_gold_quotes") or [], False, k=k, backend=backend)
         history = [(first, t1["answer"])]
         t1.pop("_answer")
         res["turn1"] = {"question": first, **t1}
+        for question in between:  # the turns in between, each asked after the answers before it
+            history.append((question, assistant.ask(question, k=k, history=history, backend=backend).text))
     res.update(_turn(assistant, item["question"], quotes, needs_all, k=k, history=history,
                      backend=backend))
     answered = res["answerable"] and not res["refused"]
@@ -167,7 +169,7 @@ def aggregate(results: list[dict]) -> dict:
     types = sorted({r["type"] for r in results})
     out = {"overall": _group(results), "by_type": {t: _group([r for r in results if r["type"] == t])
                                                    for t in types}}
-    t1 = [r["turn1"] for r in results if r.get("turn1")]
+    t1 = [r["turn1"] for r in results if r.get("turn1") and r["type"] == "followup"]  # second turns' first
     if t1:
         out["followup_turn1"] = _retrieval([t["metrics"] for t in t1])
     return out

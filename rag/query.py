@@ -8,7 +8,7 @@ condensation better (see api.py), and these rules are the offline fallback.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .timecode import format_time, parse_time
@@ -537,13 +537,27 @@ def condense(question: str, previous: "Exchange | None") -> str:
     return f"{question} (following up on: {carried(previous)})"
 
 
+# "How did it work?", "Were they happy with that?": a question that points back at a thing the
+# last answer named. "What did he study?" points at a person, in an interview most often the guest.
+_THING = re.compile(r"\b(?:it|its|that|this|those|these|there)\b", re.I)
+
+
 def carried(previous: "Exchange") -> str:
-    """What a follow-up carries of the last turn: its question as asked, not all the turns that
-    question carried in turn (a chat of follow-ups searched "... (following up on: ... (following
-    up on: ...))" with every topic since its start); where that question names no topic of its own
-    ("When?", "Why is that?"), the form it was searched in, which says what it was about."""
+    """What a follow-up carries of the last turn: its question as asked; where that question
+    leaned on the one before it by naming no topic of its own ("When?") or by pointing back at a
+    thing ("How did it work?" after "What was the coolest thing he built at Microsoft?"), that one
+    too, as asked, and never more: a chat of follow-ups searched "... (following up on: ...
+    (following up on: ...))" with every topic since its start."""
     asked = previous.question.strip()
-    return previous.searched.strip() if previous.searched and not keywords(asked) else asked
+    if previous.before and (not keywords(asked) or _THING.search(asked)):
+        return f"{asked} (following up on: {previous.before})"
+    return asked
+
+
+def leaned_on(question: str, before: "Exchange | None") -> str:
+    """The question ``question`` followed up on, as asked: ``before``'s when it was a follow-up
+    (``is_follow_up``), else "" (it stood alone)."""
+    return before.question.strip() if before is not None and is_follow_up(question.strip()) else ""
 
 
 # "What about on Apple?", "And Gen-1?": a follow-up that asks nothing in words of its own.
@@ -609,7 +623,10 @@ def last_turn(history: "Sequence[tuple[str, str]]") -> "Exchange | None":
     "ok" after an answer is no turn of its own (``not_a_question``), so "And why?" after it asks
     about the answer before."""
     asked = [(q, a) for q, a in history if not_a_question(q) is None]
-    return exchange(*asked[-1]) if asked else None
+    if not asked:
+        return None
+    last = exchange(*asked[-1])
+    return replace(last, before=leaned_on(last.question, exchange(*asked[-2]) if len(asked) > 1 else None))
 
 
 def exchange(question: str, answer: str) -> "Exchange":

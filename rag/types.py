@@ -340,15 +340,14 @@ class Exchange:
     answer: str = ""                   # the answer's text
     times: tuple[float, ...] = ()      # the times the answer cited, in order
     passages: tuple[str, ...] = ()     # the passages it cited (ids; none when only its text is known)
-    searched: str = ""                 # as it was searched (its standalone form), when known
+    before: str = ""                   # the question it followed up on, as asked ("" if it stood alone)
 
     @classmethod
-    def of(cls, answer: "Answer") -> "Exchange":
+    def of(cls, answer: "Answer", before: str = "") -> "Exchange":
         """The turn an ``Answer`` was: its citations say where it was, without reading its text."""
         return cls(question=answer.question, answer=answer.text,
                    times=tuple(dict.fromkeys(c.start_s for c in answer.citations)),
-                   passages=tuple(dict.fromkeys(c.passage_id for c in answer.citations)),
-                   searched=answer.standalone_question or "")
+                   passages=tuple(dict.fromkeys(c.passage_id for c in answer.citations)), before=before)
 
 
 @dataclass(frozen=True)

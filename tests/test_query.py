@@ -3,7 +3,7 @@
 import pytest
 
 from rag.query import (Scope, asks_about_the_episode, asks_for_a_summary, asks_for_something_new, asks_who_is_on,
-                       cited_times, condense, content_words, exchange, index_words, is_follow_up, keywords, names,
+                       cited_times, condense, content_words, exchange, index_words, is_follow_up, keywords, last_turn, names,
                        numbered_names, only_scope, outline, own_words, parse_scope, position_asked, speaker_aliases,
                        time_asked, topic_words, without_speaker)
 from rag.types import Answer, Chapter, Citation, Exchange, Question
@@ -144,7 +144,8 @@ def test_condense_carries_the_topic_and_the_times_travel_typed():
                     citations=(Citation(passage_id="p1", start_s=670.0, chapter=None, speaker="A", quote="x"),
                                Citation(passage_id="p2", start_s=679.0, chapter=None, speaker="A", quote="y"),
                                Citation(passage_id="p1", start_s=670.0, chapter=None, speaker="A", quote="z")))
-    assert Exchange.of(answer) == Exchange("q", "no times in this text", (670.0, 679.0), ("p1", "p2"), "Q?")
+    assert Exchange.of(answer) == Exchange("q", "no times in this text", (670.0, 679.0), ("p1", "p2"))
+    assert Exchange.of(answer, before="What came first?").before == "What came first?"
 
 
 def test_a_follow_up_asks_for_what_its_own_words_ask_for_unless_it_borrows_them():
@@ -163,13 +164,30 @@ def test_a_follow_up_asks_for_what_its_own_words_ask_for_unless_it_borrows_them(
 def test_a_chat_of_follow_ups_carries_the_last_question_not_all_of_them():
     # Each follow-up carried the whole chain: the fourth searched "What is his advice for young
     # artists? (following up on: What did he study? (following up on: Where did they meet? (...)))".
-    studied = Exchange("What did he study?", searched="What did he study? (following up on: Where did they meet?)")
+    studied = Exchange("What did he study?", before="Where did they meet?")
     assert condense("What is his advice for young artists?", studied) == \
         "What is his advice for young artists? (following up on: What did he study?)"
-    # A question that names no topic of its own says what it was about only as it was searched.
-    why = Exchange("Why?", searched="Why? (following up on: What does Runway build?)")
+    # A question that names no topic of its own, or points back at a thing the last answer named,
+    # carries the one it followed up on: two questions, never more.
+    why = Exchange("Why?", before="What does Runway build?")
     assert condense("How?", why) == "How? (following up on: Why? (following up on: What does Runway build?))"
-    assert condense("How?", Exchange("Why?")) == "How? (following up on: Why?)"   # known only by its text
+    assert condense("How?", Exchange("Why?")) == "How? (following up on: Why?)"   # nothing before it
+    worked = Exchange("How did it work?", before="What was the coolest thing Kyle built at Microsoft?")
+    assert condense("and is he using that idea for anything now", worked) == (
+        "and is he using that idea for anything now (following up on: How did it work? "
+        "(following up on: What was the coolest thing Kyle built at Microsoft?))")
+
+
+def test_a_third_turn_over_http_carries_what_the_second_leaned_on():
+    # Known only by its text (HTTP ``messages``, an API caller's ``history``), a conversation says
+    # what each turn followed up on by the turns before it.
+    history = [("What was the coolest thing Kyle built at Microsoft?", "Kyle [31:53]: \u201cA builder.\u201d"),
+               ("How did it work?", "Kyle [33:00]: \u201cIt leveraged ptrace.\u201d")]
+    last = last_turn(history)
+    assert last.question == "How did it work?" and last.before == history[0][0]
+    assert "What was the coolest thing Kyle built at Microsoft?" in condense("and is he using that idea now", last)
+    alone = last_turn([history[0], ("What did Kyle say about Kubernetes security?", "...")])
+    assert alone.before == ""        # it stood alone: nothing before it rides along
 
 
 def test_cited_times():

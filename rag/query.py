@@ -537,19 +537,15 @@ def condense(question: str, previous: "Exchange | None") -> str:
     return f"{question} (following up on: {carried(previous)})"
 
 
-# "How did it work?", "Were they happy with that?": a question that points back at a thing the
-# last answer named. "What did he study?" points at a person, in an interview most often the guest.
-_THING = re.compile(r"\b(?:it|its|that|this|those|these|there)\b", re.I)
-
-
 def carried(previous: "Exchange") -> str:
-    """What a follow-up carries of the last turn: its question as asked; where that question
-    leaned on the one before it by naming no topic of its own ("When?") or by pointing back at a
-    thing ("How did it work?" after "What was the coolest thing he built at Microsoft?"), that one
-    too, as asked, and never more: a chat of follow-ups searched "... (following up on: ...
-    (following up on: ...))" with every topic since its start."""
+    """What a follow-up carries of the last turn: its question as asked, not all the turns that
+    question carried in turn (a chat of follow-ups searched "... (following up on: ... (following
+    up on: ...))" with every topic since its start); where that question names no topic of its own
+    ("When?", "Why is that?"), the question it followed up on too, which says what it was about.
+    (Also carrying that one after a question that points back at a thing, "How did it work?", was
+    tried on the three-turn conversations and left out: docs/evaluation.md.)"""
     asked = previous.question.strip()
-    if previous.before and (not keywords(asked) or _THING.search(asked)):
+    if previous.before and not keywords(asked):
         return f"{asked} (following up on: {previous.before})"
     return asked
 

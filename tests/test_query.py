@@ -167,26 +167,26 @@ def test_a_chat_of_follow_ups_carries_the_last_question_not_all_of_them():
     studied = Exchange("What did he study?", before="Where did they meet?")
     assert condense("What is his advice for young artists?", studied) == \
         "What is his advice for young artists? (following up on: What did he study?)"
-    # A question that names no topic of its own, or points back at a thing the last answer named,
-    # carries the one it followed up on: two questions, never more.
+    # A question that names no topic of its own carries the one it followed up on: two questions,
+    # never more.
     why = Exchange("Why?", before="What does Runway build?")
     assert condense("How?", why) == "How? (following up on: Why? (following up on: What does Runway build?))"
     assert condense("How?", Exchange("Why?")) == "How? (following up on: Why?)"   # nothing before it
     worked = Exchange("How did it work?", before="What was the coolest thing Kyle built at Microsoft?")
-    assert condense("and is he using that idea for anything now", worked) == (
-        "and is he using that idea for anything now (following up on: How did it work? "
-        "(following up on: What was the coolest thing Kyle built at Microsoft?))")
+    assert condense("and is he using that idea for anything now", worked) == \
+        "and is he using that idea for anything now (following up on: How did it work?)"
 
 
 def test_a_third_turn_over_http_carries_what_the_second_leaned_on():
     # Known only by its text (HTTP ``messages``, an API caller's ``history``), a conversation says
-    # what each turn followed up on by the turns before it.
-    history = [("What was the coolest thing Kyle built at Microsoft?", "Kyle [31:53]: \u201cA builder.\u201d"),
-               ("How did it work?", "Kyle [33:00]: \u201cIt leveraged ptrace.\u201d")]
+    # what each turn followed up on by the turns before it, as a chat session does: "How?" after
+    # "When?" after "When was Runway founded?" was searched with "When?" alone over HTTP.
+    history = [("When was Runway founded?", "Anastasis [02:26]: \u201cWe started five years ago.\u201d"),
+               ("Why then?", "Anastasis [02:40]: \u201cThe models got good.\u201d")]
     last = last_turn(history)
-    assert last.question == "How did it work?" and last.before == history[0][0]
-    assert "What was the coolest thing Kyle built at Microsoft?" in condense("and is he using that idea now", last)
-    alone = last_turn([history[0], ("What did Kyle say about Kubernetes security?", "...")])
+    assert last.question == "Why then?" and last.before == history[0][0]
+    assert condense("How?", last) == "How? (following up on: Why then? (following up on: When was Runway founded?))"
+    alone = last_turn([history[0], ("What did Anastasis say about Gen-2 training?", "...")])
     assert alone.before == ""        # it stood alone: nothing before it rides along
 
 

@@ -20,7 +20,7 @@ from .answer.refusal import CATALOG_EPISODES, RefusalPolicy, policy_for
 from .config import DEFAULT_INDEX, Config
 from .embedding import Embedder, make_embedder
 from .errors import IndexNotFound, InputError, StaleIndex
-from .query import (asks_for_a_summary, condense, last_turn, leaned_on, not_a_question, outline, past_the_end,
+from .query import (asks_for_a_summary, chat_turn, condense, last_turn, not_a_question, outline, past_the_end,
                     spans_episodes)
 from .retrieval import Retriever, Weights
 from .stores import open_store
@@ -473,9 +473,7 @@ class ChatSession:
 
     def stream(self, question: str, *, k: int = 5) -> AnswerStream:
         with self._lock:
-            asked = [a for a in self.answers if not_a_question(a.question) is None]   # not "thanks!"
-            before = Exchange.of(asked[-2]) if len(asked) > 1 else None
-            previous = Exchange.of(asked[-1], before=leaned_on(asked[-1].question, before)) if asked else None
+            previous = chat_turn(self.answers)   # what its answers cited says where they were
             for event in self.assistant.stream(question, k=k, history=list(self.history), previous=previous):
                 if isinstance(event, Answer):
                     self.history.append((event.question, event.text))   # as asked, as over HTTP

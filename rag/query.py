@@ -16,7 +16,7 @@ from .timecode import format_time, parse_time
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .types import Chapter, Exchange, Question
+    from .types import Answer, Chapter, Exchange, Question
 
 STOPWORDS = frozenset("""
 a an the and or but if then so of to in on at by for with about from into over after before as is
@@ -623,6 +623,18 @@ def last_turn(history: "Sequence[tuple[str, str]]") -> "Exchange | None":
         return None
     last = exchange(*asked[-1])
     return replace(last, before=leaned_on(last.question, exchange(*asked[-2]) if len(asked) > 1 else None))
+
+
+def chat_turn(answers: "Sequence[Answer]") -> "Exchange | None":
+    """``last_turn`` for a chat that kept its answers (``ChatSession``): what they cited says where
+    they were, without reading their text."""
+    from .types import Exchange
+
+    asked = [a for a in answers if not_a_question(a.question) is None]   # not "thanks!"
+    if not asked:
+        return None
+    before = Exchange.of(asked[-2]) if len(asked) > 1 else None
+    return Exchange.of(asked[-1], before=leaned_on(asked[-1].question, before))
 
 
 def exchange(question: str, answer: str) -> "Exchange":

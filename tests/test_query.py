@@ -3,9 +3,9 @@
 import pytest
 
 from rag.query import (Scope, asks_about_the_episode, asks_for_a_summary, asks_for_something_new, asks_who_is_on,
-                       cited_times, condense, content_words, exchange, index_words, is_follow_up, keywords, last_turn, names,
-                       numbered_names, only_scope, outline, own_words, parse_scope, position_asked, speaker_aliases,
-                       time_asked, topic_words, without_speaker)
+                       chat_turn, cited_times, condense, content_words, exchange, index_words, is_follow_up, keywords,
+                       last_turn, names, numbered_names, only_scope, outline, own_words, parse_scope, position_asked,
+                       speaker_aliases, time_asked, topic_words, without_speaker)
 from rag.types import Answer, Chapter, Citation, Exchange, Question
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
@@ -188,6 +188,11 @@ def test_a_third_turn_over_http_carries_what_the_second_leaned_on():
     assert condense("How?", last) == "How? (following up on: Why then? (following up on: When was Runway founded?))"
     alone = last_turn([history[0], ("What did Anastasis say about Gen-2 training?", "...")])
     assert alone.before == ""        # it stood alone: nothing before it rides along
+    # A chat that kept its answers knows the same, and "thanks!" between them is no turn.
+    answers = [Answer(question=q, text=a, backend="x") for q, a in history]
+    chat = chat_turn([answers[0], answers[1], Answer(question="thanks!", text="-", backend="x")])
+    assert (chat.question, chat.before) == ("Why then?", "When was Runway founded?")
+    assert chat_turn([]) is None
 
 
 def test_cited_times():

@@ -140,8 +140,9 @@ PARSE_VERSION = 2
 # episodes 150 turns follow the one before on the next line ("...for a while there\n**Sugu
 # Sougoumarane:** Yeah, going back to why I started this project"), and were read as the words of
 # the speaker before.
-TURN_LINE_RE = re.compile(r"^[ \t]*\*\*[^*\n]{1,60}?\s*:\s*\*\*", re.M)
-BLOCK_BREAK_RE = re.compile(r"\n\s*\n|\n(?=[ \t]*\*\*[^*\n]{1,60}?\s*:\s*\*\*)")
+_TURN_LABEL = r"[ \t]*\*\*[^*\n]{1,60}?\s*:\s*\*\*"
+TURN_LINE_RE = re.compile("^" + _TURN_LABEL)
+BLOCK_BREAK_RE = re.compile(r"\n\s*\n|\n(?=%s)" % _TURN_LABEL)   # a blank line, or a line like that
 
 
 def split_blocks(text: str) -> list[str]:

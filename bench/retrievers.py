@@ -26,8 +26,9 @@ is rag's retrieval and its extractive answers. Columns: hit@5, hit within 1,200 
 support, the answers' median length in words (quoting more words quotes the gold more often: the two
 are read together), refusal recall, false refusals, answer latency p50. A second table: the
 conversations' second turns (hit@5, quote support and words) and, where a set has three-turn
-conversations, their third turns asked after the first two answers, the figures of follow-ups, and the unanswerable questions' refusal
-recall alone and asked after a first turn (an uncovered follow-up should be refused as it is alone).
+conversations, their third turns asked after the first two answers, the figures of follow-ups, and
+the unanswerable questions' refusal recall alone and asked after a first turn (an uncovered
+follow-up should be refused as it is alone).
 Markdown on stdout, and in ``--out`` when given.
 """
 

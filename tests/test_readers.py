@@ -204,6 +204,9 @@ def test_items_become_eval_items_and_a_conversation_a_follow_up():
     assert third["type"] == "followup-3" and third["question"] == "Why that much?"
     assert third["history"] == ["What does he drink?", "How much?"]
     assert third["history_gold_quotes"] == ["Mostly green tea"] and third["gold_quotes"] == ["it keeps me awake"]
+    # training reads a two-turn conversation's first turn, and leaves the three-turn ones out too
+    from rag.training.readers import questions_of
+    assert questions_of([conv, longer]) == [("What does he drink?", ["Mostly green tea"], False)]
 
 
 def test_training_pairs_hold_their_quote_and_a_same_episode_negative(tmp_path):

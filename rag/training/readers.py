@@ -43,11 +43,14 @@ def corpus_items(splits: Iterable[str], corpus: Path = R.CORPUS) -> dict[str, li
 
 
 def questions_of(items: Sequence[dict]) -> list[tuple[str, list[str], bool]]:
-    """(question, gold quotes, needs_all) of every answerable question, conversations' first turns
-    included."""
+    """(question, gold quotes, needs_all) of every answerable question, two-turn conversations' first
+    turns included (the three-turn ones came after the shipped adapter: left out, as
+    ``as_eval_items`` leaves them, so that its recipe reads what it was trained on)."""
     out = []
     for it in items:
         if it.get("turns"):
+            if len(it["turns"]) > 2:
+                continue
             first = it["turns"][0]
             out.append((first["question"], list(first.get("gold_quotes") or ()), False))
         elif it.get("answerable"):

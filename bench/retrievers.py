@@ -28,7 +28,8 @@ are read together), refusal recall, false refusals, answer latency p50. A second
 conversations' second turns (hit@5, quote support and words) and, where a set has three-turn
 conversations, their third turns asked after the first two answers, the figures of follow-ups, and
 the unanswerable questions' refusal recall alone and asked after a first turn (an uncovered
-follow-up should be refused as it is alone).
+follow-up should be refused as it is alone), and the other answerable questions' hit@5 alone and
+asked after that turn (a new question after an unrelated answer should be found as it is alone).
 Markdown on stdout, and in ``--out`` when given.
 """
 
@@ -130,13 +131,14 @@ def model_list(names: str):
         yield label, adapter, passages, reranker
 
 
-def after_a_turn(items: list[dict]) -> list[dict]:
-    """Each unanswerable question, asked after the group's first answerable one: is an uncovered
-    follow-up refused as it is alone?"""
-    first = next((it["question"] for it in items if it["answerable"] and not it.get("history")), None)
+def after_a_turn(items: list[dict], answerable: bool = False) -> list[dict]:
+    """Each unanswerable question (or, with ``answerable``, each answerable one but the first),
+    asked after the group's first answerable one: is an uncovered follow-up refused as it is alone,
+    and is a new question found as it is alone?"""
+    first = next((it for it in items if it["answerable"] and not it.get("history")), None)
     return [] if first is None else [
-        {**it, "id": f"{it['id']}-after", "history": [first], "history_gold_quotes": []}
-        for it in items if it["answerable"] is False and not it.get("history")]
+        {**it, "id": f"{it['id']}-after", "history": [first["question"]], "history_gold_quotes": []}
+        for it in items if it["answerable"] is answerable and not it.get("history") and it is not first]
 
 
 def evaluate_set(groups, config: Config, *, dense: bool, built: set):
@@ -147,7 +149,7 @@ def evaluate_set(groups, config: Config, *, dense: bool, built: set):
     from rag.evaluation import metrics as M, runner
     from rag.evaluation.baselines import build_baselines
 
-    results, after, third = [], [], []
+    results, after, third, switched = [], [], [], []
     for index, source, items in groups:
         if source is not None and (config.index_dir, index) not in built:
             build_index([source], name=index, config=config)
@@ -161,11 +163,17 @@ def evaluate_set(groups, config: Config, *, dense: bool, built: set):
         items = [it for it in items if it.get("type") != "followup-3"]
         results += runner.evaluate(assistant, items, k=5, backend="extractive", baselines=baselines)
         after += runner.evaluate(assistant, after_a_turn(items), k=5, backend="extractive")
+        switched += runner.evaluate(assistant, after_a_turn(items, answerable=True), k=5, backend="extractive")
         third += runner.evaluate(assistant, longer, k=5, backend="extractive") if longer else []
     uncovered = M.refusal_stats([(False, r["refused"]) for r in after]).get("refusal_recall") if after else None
     aggregate = runner.aggregate(results)
     if third:
         aggregate["by_type"]["followup-3"] = runner.aggregate(third)["overall"]
+    if switched:    # the same questions' hit@5 alone and after an unrelated turn
+        asked = {r["id"] + "-after" for r in switched}
+        aggregate["new_after_a_turn"] = (
+            runner.aggregate([r for r in results if r["id"] in asked])["overall"]["retrieval"]["hit@5"],
+            runner.aggregate(switched)["overall"]["retrieval"]["hit@5"])
     return aggregate, uncovered
 
 
@@ -194,13 +202,15 @@ def main(argv=None) -> int:
                 g = result["overall"]
                 ref = g["refusal"]
                 n = f"{set_name} ({len(groups)} ep, {g['n']} q)" if groups[0][0] else set_name
+                alone, switched = result.get("new_after_a_turn", (None, None))
                 for kind, turn in (("followup", ""), ("followup-3", ", third turn")):
                     if kind in result["by_type"]:
                         f = result["by_type"][kind]
                         followups.append((f"{set_name} ({f['n']} conversations{turn})", label,
                                           result.get("followup_turn1", {}).get("hit@5") if not turn else None,
                                           f["retrieval"]["hit@5"], f["quote_support"], f.get("answer_words_p50"),
-                                          ref.get("refusal_recall"), uncovered, f["latency_p50_s"] * 1000))
+                                          ref.get("refusal_recall"), uncovered, alone, switched,
+                                          f["latency_p50_s"] * 1000))
                 if dense:
                     r = g["baselines"]["window200-dense"]
                     rows.append((n, f"{label}, dense", r["hit@5"], r["budget@1200"], r["mrr"],
@@ -217,11 +227,13 @@ def main(argv=None) -> int:
     lines = [head] + ["| " + " | ".join([s, sysname] + [fmt(v) for v in vals]) + " |"
                       for s, sysname, *vals in rows]
     if followups:
-        lines += ["", "Follow-ups: the second turn of each conversation, asked after the first one's answer; and "
-                  "the set's unanswerable questions refused alone and asked after its first answerable one.", "",
+        lines += ["", "Follow-ups: the second turn of each conversation, asked after the first one's answer; "
+                  "the set's unanswerable questions refused alone and asked after its first answerable one; "
+                  "and its other answerable questions, a new question after that turn: hit@5 alone and after it.", "",
                   "| set | retrieval | first turn hit@5 | hit@5 | quote support | answer words p50 "
-                  "| uncovered refused: alone | after a turn | answer p50 ms |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| uncovered refused: alone | after a turn | new question hit@5: alone | after a turn "
+                  "| answer p50 ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         lines += ["| " + " | ".join([s, sysname] + [fmt(v) for v in vals]) + " |" for s, sysname, *vals in followups]
     text = "\n".join(lines)
     print(text)

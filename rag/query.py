@@ -470,8 +470,12 @@ def speaker_aliases(hosts: list[str], guests: list[str]) -> dict[str, str]:
 
 # --- follow-ups ------------------------------------------------------------------------------
 
-_FOLLOWUP_START = re.compile(r"^\s*(?:and|but|so|also|then|what about|how about|why|how come|really|"
+_FOLLOWUP_START = re.compile(r"^\s*(?:and|but|so|also|then|what about|how about|really|"
                              r"what else|anything else|tell me more|go on|and then)\b", re.I)
+# "Why" opens follow-ups ("Why is that?", "Why does Jerod think that one did so well?") and new
+# questions alike ("Why did Matt start a podcast just for people inside Grafana?"): it leans on
+# the last turn only when it is short or points back with a pronoun.
+_WHY_START = re.compile(r"^\s*(?:why|how come)\b", re.I)
 # A follow-up that starts so goes on from the last answer, whatever it names ("And what's the
 # equivalent for video?", "Anything else?"); "what about X" may change the subject.
 _GOES_ON = re.compile(r"^\s*(?:and|but|so|also|then|why|how come|really|what else|anything else|"
@@ -522,7 +526,10 @@ def is_follow_up(question: str) -> bool:
     if _FOLLOWUP_START.search(question) or _GO_ON.search(question):
         return True
     content = keywords(question)
-    return bool(_PRONOUN.search(question)) and len(content) <= 3
+    pronoun = bool(_PRONOUN.search(question))
+    if _WHY_START.search(question):
+        return pronoun or len(content) <= 3
+    return pronoun and len(content) <= 3
 
 
 def condense(question: str, previous: "Exchange | None") -> str:

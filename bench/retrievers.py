@@ -170,7 +170,7 @@ def evaluate_set(groups, config: Config, *, dense: bool, built: set):
     if third:
         aggregate["by_type"]["followup-3"] = runner.aggregate(third)["overall"]
     if switched:    # the same questions' hit@5 alone and after an unrelated turn
-        asked = {r["id"] + "-after" for r in switched}
+        asked = {r["id"].removesuffix("-after") for r in switched}
         aggregate["new_after_a_turn"] = (
             runner.aggregate([r for r in results if r["id"] in asked])["overall"]["retrieval"]["hit@5"],
             runner.aggregate(switched)["overall"]["retrieval"]["hit@5"])

@@ -520,6 +520,9 @@ def asks_for_something_new(question: str) -> bool:
 
 
 def is_follow_up(question: str) -> bool:
+    """Does ``question`` lean on the last turn: three words or fewer ("When?"), an opening that goes
+    on ("and", "so", "what about"), a request to go on, a "why" that is short or points back with a
+    pronoun, or a pronoun among at most three keywords ("What did he mean by that?")."""
     words = question.split()
     if len(words) <= 3:
         return True

@@ -66,14 +66,26 @@ def check_span(start_s: float | None, end_s: float | None) -> None:
                          f"({format_time(end_s)}); swap them, or leave one out")
 
 
-def check_history(history: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Earlier (question, answer) turns, as two strings each, with invalid Unicode replaced."""
+def check_history(history) -> list[tuple[str, str]]:
+    """Earlier turns of a conversation, oldest first: (question, answer) pairs, or
+    ``{"question", "answer"}`` objects as JSON clients send them; two strings each, with invalid
+    Unicode replaced. Every door (Python, HTTP ``/ask``, MCP ``ask_interview``) reads history here."""
+    if history is None:
+        return []
+    if isinstance(history, (str, bytes, dict)) or not isinstance(history, Sequence):
+        raise InputError("history must be a list of [question, answer] pairs")
     turns = []
-    for i, turn in enumerate(history or ()):
-        if not (isinstance(turn, (tuple, list)) and len(turn) == 2
-                and all(isinstance(t, str) for t in turn)):
-            raise InputError(f"history[{i}] must be a (question, answer) pair of two strings")
-        turns.append((clean_text(turn[0]), clean_text(turn[1])))
+    for i, turn in enumerate(history):
+        if isinstance(turn, dict):
+            q, a = turn.get("question"), turn.get("answer")
+        elif isinstance(turn, (tuple, list)) and len(turn) == 2:
+            q, a = turn
+        else:
+            q = a = None
+        if not (isinstance(q, str) and isinstance(a, str)):
+            raise InputError(f"history[{i}] must be [question, answer] or "
+                             "{\"question\": ..., \"answer\": ...} with two strings")
+        turns.append((clean_text(q), clean_text(a)))
     return turns
 
 

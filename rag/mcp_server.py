@@ -1,7 +1,7 @@
 """`rag mcp`: the interview as Model Context Protocol tools, served over stdio.
 
     search_transcript(query, k=5, chapter=None, speaker=None, start_s=None, end_s=None, show=None, episode=None)
-    ask_interview(question)
+    ask_interview(question, history=None, k=5, show=None, episode=None, per_episode=None)
     list_episodes(show=None)
     list_chapters()
 
@@ -33,6 +33,7 @@ def build_server(assistant):
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
+    from .api import check_history
     from .errors import RagError
     from .text import clean_text
     from .threads import ModelThreads, calls_model
@@ -66,11 +67,19 @@ def build_server(assistant):
         return {"query": clean_text(query), "passages": [h.to_json() for h in hits]}
 
     @server.tool()
-    async def ask_interview(question: str) -> dict[str, Any]:
+    async def ask_interview(question: str, history: list[Any] | None = None, k: int = 5,
+                            show: str | None = None, episode: str | None = None,
+                            per_episode: int | None = None) -> dict[str, Any]:
         """Answer a question about the interview from its transcript. The answer cites [MM:SS]
         timestamps; "citations" map each to its chapter, speaker and quote, and "refused" is true
-        when the interview does not cover the question."""
-        answer = await call(assistant.ask, question, _uses_model=calls_model(assistant))
+        when the interview does not cover the question. Optional: history, the conversation's
+        earlier turns, oldest first, each [question, answer] with the answer as ask_interview
+        returned it: a follow-up ("And why?", "What about Gen-1?") is then read against the last
+        answer, and a question about something new is answered as if asked alone; k, show, episode
+        and per_episode as for search_transcript."""
+        turns = await call(check_history, history)
+        answer = await call(assistant.ask, question, history=turns, k=k, show=show, episode=episode,
+                            per_episode=per_episode, _uses_model=calls_model(assistant, None, turns))
         return answer.to_json()
 
     @server.tool()

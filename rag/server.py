@@ -126,27 +126,6 @@ async def _send_json(send, status: int, body: dict, extra: dict | None = None) -
 
 # --- request values ----------------------------------------------------------------------------
 
-def _history(raw: Any) -> list[tuple[str, str]]:
-    """[[q, a], ...] or [{"question", "answer"}, ...] -> [(q, a), ...]."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise InputError("history must be a list of [question, answer] pairs")
-    turns = []
-    for i, item in enumerate(raw):
-        if isinstance(item, dict):
-            q, a = item.get("question"), item.get("answer")
-        elif isinstance(item, (list, tuple)) and len(item) == 2:
-            q, a = item
-        else:
-            q = a = None
-        if not isinstance(q, str) or not isinstance(a, str):
-            raise InputError(f"history[{i}] must be [question, answer] or "
-                             "{\"question\": ..., \"answer\": ...} with two strings")
-        turns.append((q, a))
-    return turns
-
-
 def _content(message: dict, i: int) -> str:
     content = message.get("content")
     if isinstance(content, str):
@@ -204,6 +183,7 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
     # Answers that call the chat model run on their own threads (``threads.ModelThreads``), so a
     # model server that hangs cannot take the workers that serve /health (on the event loop),
     # /search and extractive answers (the default thread pool).
+    from .api import check_history
     from .threads import ModelThreads, calls_model as _calls_model
 
     threads = ModelThreads(model_workers)
@@ -227,7 +207,7 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
 
     @app.post("/ask")
     async def ask(body: AskBody):
-        history, backend = _history(body.history), _check_backend(body.backend)
+        history, backend = check_history(body.history), _check_backend(body.backend)
         answer = await run(lambda: assistant.ask(body.question, k=body.k, history=history,
                                                  backend=backend, show=body.show, episode=body.episode,
                                                  per_episode=body.per_episode),

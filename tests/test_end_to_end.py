@@ -171,3 +171,21 @@ def test_thanks_between_two_questions_is_no_turn_of_its_own(assistant):
     assert "following up on: What is Gen-2?" in why.standalone_question
     over_http = assistant.ask("And why?", history=[("What is Gen-2?", first.text), ("thanks!", thanks.text)])
     assert over_http.standalone_question == why.standalone_question
+
+
+def test_history_is_read_the_same_way_at_every_door(assistant):
+    """The Python API takes history as HTTP's /ask and MCP's ask_interview do: [question, answer]
+    pairs or {"question", "answer"} objects (``api.check_history``); anything else is one clear
+    error, not a character-by-character complaint about a string."""
+    from rag.errors import InputError
+
+    first = assistant.ask("What is Gen-2?")
+    as_pairs = assistant.ask("What about Gen-1?", history=[("What is Gen-2?", first.text)])
+    as_objects = assistant.ask("What about Gen-1?", history=[{"question": "What is Gen-2?", "answer": first.text}])
+    assert as_pairs.standalone_question == as_objects.standalone_question == \
+        "What about Gen-1? (following up on: What is Gen-2?)"
+    assert as_pairs.text == as_objects.text
+    with pytest.raises(InputError, match=r"history must be a list of \[question, answer\] pairs"):
+        assistant.ask("And why?", history="What is Gen-2?")
+    with pytest.raises(InputError, match=r"history\[0\] must be \[question, answer\]"):
+        assistant.ask("And why?", history=[{"question": "What is Gen-2?"}])

@@ -65,6 +65,18 @@ async def _session_run(tmp_path) -> dict:
                         "search_transcript", {"query": "funding", "k": 3, "per_episode": 1})
                     out["bad_per_episode"] = await session.call_tool(
                         "search_transcript", {"query": "funding", "per_episode": 0})
+                    first = await session.call_tool("ask_interview", {"question": "What is Gen-2?"})
+                    turn = ["What is Gen-2?", first.structured_content["answer"]]
+                    out["follow_up"] = await session.call_tool(
+                        "ask_interview", {"question": "What about Gen-1?", "history": [turn]})
+                    out["as_objects"] = await session.call_tool(
+                        "ask_interview", {"question": "And why?",
+                                          "history": [{"question": turn[0], "answer": turn[1]}]})
+                    out["new_topic"] = await session.call_tool(
+                        "ask_interview", {"question": "What did Anastasis study at art school?",
+                                          "history": [turn]})
+                    out["bad_history"] = await session.call_tool(
+                        "ask_interview", {"question": "And why?", "history": [["only the question"]]})
     return out
 
 
@@ -80,6 +92,7 @@ def test_four_tools_listed_with_schemas(mcp_run):
     assert search["required"] == ["query"]
     assert {"query", "k", "chapter", "speaker", "start_s", "end_s", "show", "episode"} <= set(search["properties"])
     assert tools["ask_interview"].input_schema["required"] == ["question"]
+    assert {"history", "k", "show", "episode", "per_episode"} <= set(tools["ask_interview"].input_schema["properties"])
     assert all(t.description for t in tools.values())
     assert "Runway" in (mcp_run["init"].instructions or "")
 
@@ -167,6 +180,19 @@ def test_stdout_to_stderr_catches_python_and_c_level_writes(tmp_path):
 def test_an_input_that_is_no_question_is_told_so_without_a_quote(mcp_run):
     answer = _payload(mcp_run["not_a_question"])
     assert "doesn't look like a question" in answer["answer"] and not answer["citations"]
+
+
+def test_a_follow_up_is_read_against_the_history_it_is_sent_as_over_http(mcp_run):
+    """Issue 25, section 2: follow-ups over MCP as in `rag chat` and HTTP's /ask (the same
+    history shapes, validated by the same function)."""
+    follow_up = _payload(mcp_run["follow_up"])
+    assert follow_up["standalone_question"] == "What about Gen-1? (following up on: What is Gen-2?)"
+    assert _payload(mcp_run["as_objects"])["standalone_question"].endswith("(following up on: What is Gen-2?)")
+    new_topic = _payload(mcp_run["new_topic"])   # about something new: searched as asked
+    assert "standalone_question" not in new_topic
+    assert new_topic["question"] == "What did Anastasis study at art school?"
+    bad = mcp_run["bad_history"]
+    assert bad.is_error and "history[0] must be [question, answer]" in bad.content[0].text
 
 
 def test_search_takes_a_per_episode_limit_validated_as_everywhere(mcp_run):

@@ -441,11 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("ask", "search") and not args.batch:
             # Cheap checks first: a bad question must not wait for an index build.
-            from .api import check_question
+            from .inputs import check_question
 
             check_question(args.question)
         if args.command == "search":
-            from .api import check_span
+            from .inputs import check_span
 
             check_span(args.start, args.end)
         if getattr(args, "k", 1) is not None and not 1 <= getattr(args, "k", 1) <= 100:

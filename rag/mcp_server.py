@@ -33,7 +33,7 @@ def build_server(assistant):
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from .api import check_history
+    from .inputs import check_history
     from .errors import RagError
     from .text import clean_text
     from .threads import ModelThreads, calls_model

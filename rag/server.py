@@ -183,7 +183,7 @@ def create_app(assistant, *, api_key: str | None = None, max_body_bytes: int = 6
     # Answers that call the chat model run on their own threads (``threads.ModelThreads``), so a
     # model server that hangs cannot take the workers that serve /health (on the event loop),
     # /search and extractive answers (the default thread pool).
-    from .api import check_history
+    from .inputs import check_history
     from .threads import ModelThreads, calls_model as _calls_model
 
     threads = ModelThreads(model_workers)

@@ -175,7 +175,7 @@ def test_thanks_between_two_questions_is_no_turn_of_its_own(assistant):
 
 def test_history_is_read_the_same_way_at_every_door(assistant):
     """The Python API takes history as HTTP's /ask and MCP's ask_interview do: [question, answer]
-    pairs or {"question", "answer"} objects (``api.check_history``); anything else is one clear
+    pairs or {"question", "answer"} objects (``inputs.check_history``); anything else is one clear
     error, not a character-by-character complaint about a string."""
     from rag.errors import InputError
 

@@ -17,7 +17,8 @@ import sys
 import httpx
 import pytest
 
-from rag.api import Assistant, build_index, check_question
+from rag.api import Assistant, build_index
+from rag.inputs import check_question
 from rag.config import Config
 from rag.embedding import FakeEmbedder
 from rag.errors import InputError

@@ -355,6 +355,30 @@ def test_a_stretch_that_answers_about_as_well_as_the_best_is_quoted_with_it_even
                            "So I struggled with it for most of the term."]
 
 
+def test_two_stretches_far_apart_are_read_best_first_and_near_ones_in_the_order_said():
+    # "Who are Runway's customers?" read the guest's background [01:36] before the film studios
+    # adopting Runway [29:24], its best stretch, because an answer was always read in time order.
+    def passage(pid: str, start: float, texts_and_sims) -> Hit:
+        sentences = tuple(Sentence(text=t, speaker="Guest", start_s=start + 6 * i, estimated=False)
+                          for i, (t, _) in enumerate(texts_and_sims))
+        chunk = Chunk(id=pid, episode="e", chapter=None, speakers=("Guest",), start_s=start,
+                      end_s=start + 60, sentences=sentences)
+        return Hit(chunk=chunk, score=0.05, rank=1, matched=tuple(range(len(sentences))), scores={
+            "dense": 0.6, "sentence": 0.6, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": 1,
+            "bm25_rank": 1, "sentence_scores": {i: sim for i, (_, sim) in enumerate(texts_and_sims)}})
+
+    customers = ("Film studios and ad agencies have been adopting Runway this year.", 0.8)
+    background = ("Runway came out of my background, a hybrid of engineering and art.", 0.78)
+    answerer = ExtractiveAnswerer(policy=DEFAULT_POLICY, max_sentences=1)
+
+    def quotes(background_at: float) -> list[str]:
+        hits = [passage("late", 1764.0, [customers]), passage("early", background_at, [background])]
+        return [c.quote for c in answerer.answer(*asked("Who are Runway's customers?", hits)).citations]
+
+    assert quotes(80.0) == [customers[0], background[0]]      # 28 minutes apart: the best first
+    assert quotes(1740.0) == [background[0], customers[0]]    # 24 s apart: in the order said
+
+
 def test_a_question_that_names_only_where_to_look_gets_a_stretch_that_says_something():
     # The end of an episode: a thanks, a reaction, the last thing said, more thanks.
     closing = _reply(("So thank you all for bearing with me, and Chris is back next week.", 0.9),

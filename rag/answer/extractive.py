@@ -90,6 +90,9 @@ NUMBERED = 0.15
 # validation questions quoted the gold 0.33 / 0.30 before; 0.43 / 0.60 at 0.05, 0.53 / 0.60 at
 # 0.1, 0.57 / 0.70 at 0.2, 0.61 / 0.70 at 0.3, 0.63 / 0.70 from 0.5 on (always the first such stretch).
 INTRODUCED = 0.5
+# Two stretches of an answer starting this close (or in one passage) are read in the order said;
+# farther apart, the best comes first (``reading_order``).
+NEAR_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -271,13 +274,10 @@ class ExtractiveAnswerer:
             and bool(self._guest_named.search(spans[0][2][0].text))
         if not introduced and confidence(evidence, self.policy, answer_prob) < self.policy.threshold:
             return self._refuse(text, hits)
-        picked = self._pick_across(spans) if question.across else self._pick(spans)
-        if not picked:
+        stretches = self._pick_across(spans) if question.across else self._pick(spans)
+        if not stretches:
             return self._refuse(text, hits)
-        # Read them in the order they were said: an answer that jumps back in time is confusing.
-        # Across episodes: the best-matching episode first, each in its own order.
-        episodes = list(dict.fromkeys(hit.chunk.episode for hit, _ in picked))
-        picked.sort(key=lambda p: (episodes.index(p[0].chunk.episode), p[1].start_s))
+        picked = reading_order(stretches)
         citations = []
         lines: list[str] = []
         last_speaker = None
@@ -382,7 +382,7 @@ class ExtractiveAnswerer:
         across = self.episode_labels and second is not None and second[1].chunk.episode != best[1].chunk.episode
         if second is not None and second[0] >= best[0] - (OTHER_EPISODE_MARGIN if across else self.margin):
             picked.append(second)
-        return [(hit, sentence) for _, hit, sentences in picked for sentence in sentences]
+        return [[(hit, sentence) for sentence in sentences] for _, hit, sentences in picked]
 
     def _pick_across(self, spans):
         """The best stretch of each of up to ``ACROSS_EPISODES`` episodes, the best first, while
@@ -397,7 +397,7 @@ class ExtractiveAnswerer:
                 picked[episode] = span
             if len(picked) == ACROSS_EPISODES:
                 break
-        return [(hit, sentence) for _, hit, sentences in picked.values() for sentence in sentences]
+        return [[(hit, sentence) for sentence in sentences] for _, hit, sentences in picked.values()]
 
     def _spans(self, asked: _Asked, hits: tuple[Hit, ...], said: Sequence[str] = (), go_on: bool = False,
                after: Sequence[float] = (), with_features: bool = False):
@@ -471,6 +471,27 @@ class ExtractiveAnswerer:
                 lines.append(f"- [{format_time(shown.start_s)}] {where}({shown.speaker}): {snippet}")
         return Answer(question=question, text="\n".join(lines), backend=self.name, hits=hits,
                       refused=True)
+
+
+def reading_order(stretches: list[list[tuple[Hit, Sentence]]]) -> list[tuple[Hit, Sentence]]:
+    """The sentences of the answer's stretches (best first) in the order they are read. Stretches
+    near each other (one passage, or starting within ``NEAR_S``) are read in the order they were
+    said: an answer that jumps back a few seconds is confusing. Stretches far apart keep the best
+    first: "Who are Runway's customers?" opened with the guest's background [01:36] before the
+    film studios adopting Runway [29:24]. Across episodes, the best-matching episode's first."""
+    def near(a, b) -> bool:
+        (hit_a, first_a), (hit_b, first_b) = a[0], b[0]
+        return hit_a.chunk.episode == hit_b.chunk.episode and (
+            hit_a.chunk.id == hit_b.chunk.id or abs(first_a.start_s - first_b.start_s) <= NEAR_S)
+
+    groups: list[list] = []
+    for stretch in stretches:
+        home = next((g for g in groups if near(g[0], stretch)), None)
+        if home is None:
+            groups.append([stretch])
+        else:
+            home.append(stretch)
+    return [p for group in groups for stretch in sorted(group, key=lambda s: s[0][1].start_s) for p in stretch]
 
 
 def handing_over(sentences: Sequence[Sentence], hosts: frozenset[str]) -> list[bool]:

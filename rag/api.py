@@ -377,9 +377,10 @@ class Assistant:
 
     def stream(self, question: str, *, k: int = 5, history: Sequence[tuple[str, str]] = (),
                backend: str | None = None, previous: Exchange | None = None, **filters) -> AnswerStream:
-        """Yield text deltas, then the final Answer. ``history``: earlier (question, answer)
-        turns; ``previous``: the last of them as an ``Exchange`` (what it cited), when known
-        (``ChatSession`` knows it; from text alone the times it cited are read from its answer)."""
+        """Yield text deltas, then the final Answer. ``history``: earlier (question, answer) turns,
+        oldest first (pairs or ``{"question", "answer"}`` dicts: ``inputs.check_history``);
+        ``previous``: the last of them as an ``Exchange`` (what it cited), when known (``ChatSession``
+        knows it; from text alone the times it cited are read from its answer)."""
         text = check_question(question)
         history = check_history(history)
         if previous is None:

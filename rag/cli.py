@@ -77,6 +77,25 @@ def _passage_lines(hits, width: int = 100, full: bool = False, show_episode: boo
     return lines
 
 
+def source_runs(citations) -> list[list]:
+    """The citations as the sources list shows them: each run of consecutive quotes from one
+    passage and one speaker is one source (``~[01:40]–~[02:03] chapter · speaker``), not a line
+    per sentence; a time cited twice is listed once."""
+    runs: list[list] = []
+    seen = set()
+    for c in citations:
+        if (c.passage_id, c.start_s) in seen:
+            continue
+        seen.add((c.passage_id, c.start_s))
+        last = runs[-1][-1] if runs else None
+        if last is not None and (last.passage_id, last.speaker) == (c.passage_id, c.speaker) \
+                and c.start_s >= last.start_s:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return runs
+
+
 def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool = False,
                  err=None, verbose: bool = False) -> None:
     """The answer, then its sources (time, [episode,] chapter, speaker), then each note once on
@@ -88,17 +107,15 @@ def print_answer(answer, stream=None, streamed: bool = False, show_episode: bool
         print(answer.text, file=stream)
     if answer.citations:
         print("\nSources:", file=stream)
-        seen = set()
-        for c in answer.citations:
-            if (c.passage_id, c.start_s) in seen:
-                continue
-            seen.add((c.passage_id, c.start_s))
-            chunk = chunk_of.get(c.passage_id)
-            label = c.label
-            if show_episode and chunk is not None and not c.episode:
-                label = f"[{chunk.episode} {c.start}]"
+        for run in source_runs(answer.citations):
+            first, last = run[0], run[-1]
+            chunk = chunk_of.get(first.passage_id)
+            label = first.label
+            if show_episode and chunk is not None and not first.episode:
+                label = f"[{chunk.episode} {first.start}]"
+            span = f"{first.mark}{label}" + (f"–{last.mark}[{last.start}]" if last is not first else "")
             link = f" · {chunk.url}" if show_episode and chunk is not None and chunk.url else ""
-            print(f"  {c.mark}{label} {_where(None, c.chapter)}{c.speaker}{link}", file=stream)
+            print(f"  {span} {_where(None, first.chapter)}{first.speaker}{link}", file=stream)
     for note in dict.fromkeys(answer.notes):
         print(f"note: {note}", file=err or sys.stderr)
     if verbose:

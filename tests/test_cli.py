@@ -1,6 +1,7 @@
 """The CLI contract: JSON shapes, batch mode, human output, and one clear line for every error."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -163,6 +164,31 @@ def test_sources_without_a_chapter_read_cleanly():
     assert "  [01:01] Guest\n" in out.getvalue() and "  [02:05] Intro · Host\n" in out.getvalue()
 
 
+def test_sources_list_a_stretch_of_one_speaker_once_with_its_first_and_last_time():
+    """Six quoted sentences from two stretches were six source lines, each repeating the chapter
+    and speaker; now one line a stretch, its times from first to last (estimated ones marked)."""
+    import io
+
+    from rag.cli import print_answer, source_runs
+    from rag.types import Answer, Citation
+
+    def cite(pid, t, speaker="Guest", chapter="Intro", estimated=True):
+        return Citation(passage_id=pid, start_s=t, chapter=chapter, speaker=speaker, quote="x.",
+                        estimated=estimated)
+
+    cites = (cite("p1", 100.0), cite("p1", 115.0), cite("p1", 123.0, estimated=False),
+             cite("p9", 900.0, chapter="Later"), cite("p9", 912.0, chapter="Later"),
+             cite("p9", 930.0, speaker="Host", chapter="Later"), cite("p1", 100.0))
+    assert [len(run) for run in source_runs(cites)] == [3, 2, 1]
+    out = io.StringIO()
+    print_answer(Answer(question="q", text="…", backend="extractive", citations=cites), stream=out)
+    assert out.getvalue().split("Sources:\n")[1] == ("  ~[01:40]–[02:03] Intro · Guest\n"
+                                                     "  ~[15:00]–~[15:12] Later · Guest\n"
+                                                     "  ~[15:30] Later · Host\n")
+    # a quote that goes back in time within a passage starts a source of its own
+    assert [len(run) for run in source_runs((cite("p1", 120.0), cite("p1", 100.0)))] == [1, 1]
+
+
 def test_sources_name_the_episode_when_the_index_has_several():
     import io
 
@@ -291,8 +317,10 @@ def test_estimated_times_are_marked_in_json_and_in_the_answer(env, capsys):
         assert (shown in data["answer"]) == c["estimated"]
     code, out, _ = run(capsys, "ask", "Why did Runway build an in-house research team?")
     sources = out.split("Sources:")[1]
-    for c in data["citations"]:
-        assert (f"~[{c['start']}]" in sources) == c["estimated"]
+    for line in sources.strip().splitlines():   # each source: its first time, then its last
+        times = re.findall(r"(~?)\[(\d+:\d+)\]", line)
+        for mark, start in times:
+            assert (mark == "~") == next(c["estimated"] for c in data["citations"] if c["start"] == start)
 
 
 def test_per_episode_limits_search_and_ask_and_is_validated(env, capsys):

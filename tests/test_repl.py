@@ -59,7 +59,7 @@ def test_answer_has_citations_and_sources_block(assistant):
     assert TIME.search(out.split("Sources:")[0])
     sources = out.split("Sources:")[1]
     first = answer.citations[0]
-    assert f"[{first.start}] {first.chapter} · {first.speaker}" in sources
+    assert f"[{first.start}]" in sources and f" {first.chapter} · {first.speaker}" in sources
     assert f"> {ANSWERABLE}" in out  # the piped question is echoed after the prompt
 
 

@@ -1,6 +1,7 @@
 """`rag mcp`: the interview as Model Context Protocol tools, served over stdio.
 
-    search_transcript(query, k=5, chapter=None, speaker=None, start_s=None, end_s=None, show=None, episode=None)
+    search_transcript(query, k=5, chapter=None, speaker=None, start_s=None, end_s=None, show=None, episode=None,
+                      per_episode=None)
     ask_interview(question, history=None, k=5, show=None, episode=None, per_episode=None)
     list_episodes(show=None)
     list_chapters()

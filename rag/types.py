@@ -116,7 +116,7 @@ class Transcript:
     chapters: tuple[Chapter, ...] = ()
     turns: tuple[Turn, ...] = ()
     source: str = ""             # path(s) it was read from
-    format: str = ""             # "markdown", "page", "vtt", "srt", "merged"
+    format: str = ""             # "markdown", "page", "plain", "vtt", "srt", "merged"
 
     def chapter(self, title: str) -> Chapter | None:
         return next((c for c in self.chapters if c.title == title), None)

@@ -323,6 +323,23 @@ def test_estimated_times_are_marked_in_json_and_in_the_answer(env, capsys):
             assert (mark == "~") == next(c["estimated"] for c in data["citations"] if c["start"] == start)
 
 
+def test_an_otter_export_is_indexed_and_answered_with_its_times(env, capsys):
+    """A transcription service's export ("Name  0:00", the words below) was refused as "not a
+    transcript"; now it is indexed, and answers cite the times its labels give."""
+    path = env / "interview.txt"
+    path.write_text("Jane Doe  0:00\nWelcome to the show. Today we talk about compilers with John.\n\n"
+                    "John Smith  0:12\nThanks for having me. I started writing compilers in 2009 in Berlin.\n\n"
+                    "Jane Doe  1:05\nWhy did you pick Rust for the new backend?\n\n"
+                    "John Smith  1:10\nMostly for memory safety. We had too many crashes in the C++ version.\n")
+    code, out, err = run(capsys, "index", str(path), "--name", "otter")
+    assert code == 0, err
+    code, out, _ = run(capsys, "ask", "Why Rust for the backend? Memory safety?", "--index", "otter", "--json")
+    data = json.loads(out)
+    assert code == 0 and not data["refused"]
+    cited = {(c["start"], c["speaker"], c["estimated"]) for c in data["citations"]}
+    assert ("01:10", "John Smith", False) in cited
+
+
 def test_per_episode_limits_search_and_ask_and_is_validated(env, capsys):
     code, out, _ = run(capsys, "search", "video generation models", "--json", "--k", "5", "--per-episode", "2")
     assert code == 0 and len(json.loads(out)["passages"]) == 2   # the shipped index is one episode

@@ -323,3 +323,73 @@ Break: \\[01:00\\] to \\[01:30\\]
     assert paras[1].markers == (Marker(0, 90.0),)
     assert paras[2].break_before and paras[2].break_s == 120.0    # the talk stopped at the break
     assert paras[2].markers == (Marker(0, 190.0), Marker(3, 200.5, note=True))
+
+
+# What transcription services export, and what people type: before these were read, each was
+# refused with "this does not look like a transcript".
+OTTER = """Jane Doe  0:00
+Welcome to the show. Today we talk about compilers with John.
+
+John Smith  0:12
+Thanks for having me. I started writing compilers in 2009 at a small startup in Berlin.
+
+And then I moved to Lisbon.
+
+Jane Doe  1:05
+Why did you pick Rust for the new backend?
+
+John Smith  1:10
+Mostly for memory safety. Python: it was never an option for us.
+"""
+REV = """Jane Doe (00:00:00):
+Welcome to the show. Today we talk about compilers with John.
+
+John Smith (00:00:12):
+Thanks for having me. I started writing compilers in 2009 at a small startup in Berlin.
+And then I moved to Lisbon.
+
+Jane Doe (00:01:05):
+Why did you pick Rust for the new backend?
+
+John Smith (00:01:10):
+Mostly for memory safety. Python: it was never an option for us.
+"""
+DESCRIPT = """[00:00:00] Jane Doe: Welcome to the show. Today we talk about compilers with John.
+[00:00:12] John Smith: Thanks for having me. I started writing compilers in 2009 at a small startup in Berlin. And then I moved to Lisbon.
+[00:01:05] Jane Doe: Why did you pick Rust for the new backend?
+[00:01:10] John Smith: Mostly for memory safety. Python: it was never an option for us.
+"""
+
+
+@pytest.mark.parametrize("name,text", [("otter.txt", OTTER), ("rev.txt", REV), ("descript.txt", DESCRIPT),
+                                       ("descript.md", DESCRIPT), ("rev", REV)])
+def test_speaker_labelled_exports_are_read_with_the_times_their_labels_give(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    transcript = load_transcript(path)
+    assert transcript.format == "plain"
+    assert [t.speaker for t in transcript.turns] == ["Jane Doe", "John Smith", "Jane Doe", "John Smith"]
+    assert [t.paragraphs[0].start_s for t in transcript.turns] == [0.0, 12.0, 65.0, 70.0]
+    assert not any(t.paragraphs[0].estimated for t in transcript.turns)
+    said = " ".join(p.text for t in transcript.turns for p in t.paragraphs)
+    assert "Lisbon" in said and "Python: it was never an option for us." in said  # words, not a speaker
+    assert transcript.episode.hosts == ("Jane Doe",) and transcript.episode.guests == ("John Smith",)
+
+
+def test_a_script_without_times_takes_names_that_label_two_lines_and_its_heading_as_title(tmp_path):
+    path = tmp_path / "script.md"
+    path.write_text("# Compilers with John\n\nJANE: Welcome. What do you build?\n\nJOHN: Compilers.\n"
+                    "Note: mostly in Rust.\n\nJANE: Why Rust?\n\nJOHN: Memory safety.\n")
+    transcript = load_transcript(path)
+    assert transcript.episode.title == "Compilers with John"
+    assert [t.speaker for t in transcript.turns] == ["JANE", "JOHN", "JANE", "JOHN"]
+    assert transcript.turns[1].paragraphs[0].text == "Compilers. Note: mostly in Rust."
+    assert all(p.estimated for t in transcript.turns for p in t.paragraphs)   # no time was given
+
+
+def test_prose_with_a_label_or_two_is_still_not_a_transcript(tmp_path):
+    path = tmp_path / "post.txt"
+    path.write_text("A blog post about compilers.\n\nNote: it is not a transcript.\n\n"
+                    "Update: we wrote it in 2020.\n\nAnother paragraph with more words.\n")
+    with pytest.raises(TranscriptError, match="does not look like a transcript.*'Jane Doe: \\.\\.\\.'"):
+        parse_file(path)

@@ -4,8 +4,9 @@
     parse_file(path)        detect and parse only (paragraph times still None, except subtitles)
     load_default_episode()  the shipped Practical AI #260: page + Markdown merged, then timed
 
-Formats: ``.md`` Changelog Markdown, ``.txt`` episode-page text, ``.vtt`` WebVTT, ``.srt`` SubRip;
-other extensions are sniffed from the content. Everything here is stdlib-only so that
+Formats: ``.md`` Changelog Markdown, ``.txt`` episode-page text, ``.vtt`` WebVTT, ``.srt`` SubRip,
+and speaker-labelled text in any of them (``plain.py``: Otter, Rev, Descript exports, "Name: text"
+lines); other extensions are sniffed from the content. Everything here is stdlib-only so that
 ``rag transcript FILE`` starts instantly.
 """
 
@@ -20,14 +21,16 @@ from ..types import Transcript, replace
 from .markdown import parse_markdown
 from .merge import merge
 from .page import parse_page
+from .plain import looks_plain, parse_plain
 from .subtitles import parse_srt, parse_vtt
 
 __all__ = ["load_transcript", "parse_file", "parse_text", "load_default_episode", "default_sources",
-           "detect_format", "parse_markdown", "parse_page", "parse_vtt", "parse_srt", "merge"]
+           "detect_format", "parse_markdown", "parse_page", "parse_plain", "parse_vtt", "parse_srt", "merge"]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "practical-ai-260"
 DEFAULT_EPISODE_ID = "practical-ai-260"
-PARSERS = {"markdown": parse_markdown, "page": parse_page, "vtt": parse_vtt, "srt": parse_srt}
+PARSERS = {"markdown": parse_markdown, "page": parse_page, "plain": parse_plain, "vtt": parse_vtt,
+           "srt": parse_srt}
 EXTENSIONS = {".md": "markdown", ".markdown": "markdown", ".txt": "page", ".vtt": "vtt",
               ".srt": "srt"}
 FORMAT_ALIASES = {"md": "markdown", "txt": "page", "webvtt": "vtt", "subrip": "srt"}
@@ -44,6 +47,8 @@ def sniff_format(text: str) -> str:
         return "markdown"
     if re.search(r"^Transcript\s*$", text, re.M) or re.search(r"Episode #\d+", head):
         return "page"
+    if looks_plain(text):
+        return "plain"
     return "markdown"
 
 
@@ -57,8 +62,10 @@ def detect_format(path: Path, text: str, fmt: str | None = None) -> str:
     by_extension = EXTENSIONS.get(path.suffix.lower())
     sniffed = sniff_format(text)
     # A .txt file may be a plain Markdown export; trust the content when it clearly disagrees.
-    if by_extension == "page" and sniffed in ("markdown", "vtt", "srt") and \
+    if by_extension == "page" and sniffed in ("markdown", "plain", "vtt", "srt") and \
             not re.search(r"^Transcript\s*$", text, re.M):
+        return sniffed
+    if by_extension == "markdown" and sniffed == "plain":   # "Name: text" lines, no **bold** labels
         return sniffed
     return by_extension or sniffed
 
@@ -109,7 +116,9 @@ def parse_text(text: str, source: str, fmt: str | None = None) -> Transcript:
     if not looks_like_transcript(transcript, text):
         raise TranscriptError("this does not look like a transcript: no speaker labels, no "
                               "timestamps and no chapters were found (expected Changelog Markdown "
-                              "with **Speaker:** lines, an episode page's text, WebVTT or SRT)",
+                              "with **Speaker:** lines, lines that start with a speaker's name such "
+                              "as 'Jane Doe: ...' or 'Jane Doe (00:01:05):', an episode page's "
+                              "text, WebVTT or SRT)",
                               source)
     return transcript
 

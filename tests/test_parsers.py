@@ -393,3 +393,40 @@ def test_prose_with_a_label_or_two_is_still_not_a_transcript(tmp_path):
                     "Update: we wrote it in 2020.\n\nAnother paragraph with more words.\n")
     with pytest.raises(TranscriptError, match="does not look like a transcript.*'Jane Doe: \\.\\.\\.'"):
         parse_file(path)
+
+
+# yt-dlp --write-auto-subs: each cue opens with a line of spaces, word timings in tags, and every
+# line shown again at the top of the next cue (and alone for 10 ms).
+YOUTUBE_VTT = """WEBVTT
+Kind: captions
+Language: en
+
+00:00:00.000 --> 00:00:02.500 align:start position:0%
+ 
+welcome<00:00:00.480><c> to</c><00:00:00.640><c> the</c><00:00:00.800><c> show</c>
+
+00:00:02.500 --> 00:00:02.510 align:start position:0%
+welcome to the show
+ 
+
+00:00:02.510 --> 00:00:05.000 align:start position:0%
+welcome to the show
+today<00:00:03.000><c> we</c><00:00:03.200><c> talk</c><00:00:03.400><c> about</c><00:00:03.600><c> compilers</c>
+
+00:00:05.000 --> 00:00:05.010 align:start position:0%
+today we talk about compilers
+ 
+
+00:00:05.010 --> 00:00:08.000 align:start position:0%
+today we talk about compilers
+i<00:00:05.500><c> picked</c><00:00:05.700><c> rust</c>
+"""
+
+
+def test_youtube_captions_are_read_once_each_from_their_first_cue():
+    """Before: the first cue's words were lost (its line of spaces ended it) and every later line
+    was read two or three times."""
+    transcript = parse_vtt(YOUTUBE_VTT, "talk.vtt")
+    said = [(p.start_s, p.text) for p in paragraphs(transcript)]
+    assert said == [(0.0, "welcome to the show"), (2.51, "today we talk about compilers"),
+                    (5.01, "i picked rust")]

@@ -35,11 +35,15 @@ def cue_seconds(text: str) -> float:
 
 
 def blocks_with_lines(text: str):
-    """Yield lists of (line_number, line) for each blank-line-separated block."""
+    """Yield lists of (line_number, line) for each blank-line-separated block. A line of spaces
+    right after a cue's timing line is the cue's (empty) first line, not the end of the cue:
+    YouTube's captions open every cue so, and the words come on the line after it."""
     block: list[tuple[int, str]] = []
     for number, line in enumerate(text.lstrip("\ufeff").splitlines(), 1):
         if line.strip():
             block.append((number, line.rstrip()))
+        elif line and block and "-->" in block[-1][1]:
+            continue
         elif block:
             yield block
             block = []
@@ -66,19 +70,31 @@ def parse_cue(block, source: str, kind: str):
     if end < start:
         raise TranscriptError(f"cue ends ({m.group(2)}) before it starts ({m.group(1)}); fix the "
                               f"timing line", source or None, number)
-    raw = " ".join(line.strip() for _, line in block[timing_at + 1:])
-    voice = VOICE_RE.search(raw)
+    raw = [line.strip() for _, line in block[timing_at + 1:]]
+    voice = VOICE_RE.search(" ".join(raw))
     speaker = voice.group(1).strip() if voice else None
-    text = " ".join(TAG_RE.sub("", raw).split())
-    if speaker is None:
-        prefix = PREFIX_RE.match(text)
+    lines = [words for words in (" ".join(TAG_RE.sub("", line).split()) for line in raw) if words]
+    if speaker is None and lines:
+        prefix = PREFIX_RE.match(lines[0])
         if prefix:
-            speaker, text = prefix.group(1), text[prefix.end():]
-    return start, end, speaker, text, number + 1
+            speaker, lines[0] = prefix.group(1), lines[0][prefix.end():]
+    return start, end, speaker, lines, number + 1
+
+
+def new_lines(lines: list[str], before: list[str]) -> list[str]:
+    """``lines`` less the lines the cue before already showed. Rolling captions (YouTube's
+    automatic ones) repeat the last cue's bottom line at the top of the next, and hold each line
+    again for a moment in a cue of its own: read as they come, every sentence was said two or
+    three times."""
+    for k in range(min(len(lines), len(before)), 0, -1):
+        if lines[:k] == before[-k:]:
+            return lines[k:]
+    return lines
 
 
 def parse_subtitles(text: str, source: str, kind: str) -> Transcript:
     turns: list[Turn] = []
+    shown: list[str] = []           # the lines of the cue before
     for block in blocks_with_lines(text):
         first = block[0][1].strip()
         if kind == "vtt" and (first.startswith(("WEBVTT", "NOTE", "STYLE", "REGION"))
@@ -96,7 +112,10 @@ def parse_subtitles(text: str, source: str, kind: str) -> Transcript:
                 raise TranscriptError(f"malformed cue timing {found.strip()!r}; expected e.g. "
                                       f"'00:00:01,000 --> 00:00:04,000'", source or None, number)
             continue
-        start, end, speaker, words, line = cue
+        start, end, speaker, lines, line = cue
+        fresh = new_lines(lines, shown)
+        shown = lines
+        words = " ".join(fresh)
         if not words:
             continue
         para = Paragraph(words, start_s=start, end_s=end, estimated=False,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import TranscriptError
-from rag.parsers import (default_sources, load_default_episode, load_transcript, merge,
+from rag.parsers import (default_sources, load_default_episode, load_transcript, merge, parse_text,
                          parse_file, parse_markdown, parse_page, parse_srt, parse_vtt)
 from rag.timing import assign_times
 from rag.types import Marker
@@ -430,3 +430,14 @@ def test_youtube_captions_are_read_once_each_from_their_first_cue():
     said = [(p.start_s, p.text) for p in paragraphs(transcript)]
     assert said == [(0.0, "welcome to the show"), (2.51, "today we talk about compilers"),
                     (5.01, "i picked rust")]
+
+
+def test_whisper_lines_are_paragraphs_of_one_voice_until_a_diarized_name_changes():
+    plain = parse_text("[00:00.000 --> 00:02.500]  Welcome to the show.\n"
+                       "[00:02.500 --> 00:06.000]  I picked Rust for memory safety.\n", "talk.txt")
+    assert [(t.speaker, t.speaker_inferred, [p.markers[0].seconds for p in t.paragraphs])
+            for t in plain.turns] == [("Unknown", True, [0.0, 2.5])]
+    diarized = parse_text("[00:00.000 --> 00:02.500] SPEAKER_00: Welcome to the show.\n"
+                          "[00:02.500 --> 00:06.000] SPEAKER_01: I picked Rust for memory safety.\n"
+                          "[00:06.000 --> 00:09.000] SPEAKER_01: And we shipped faster.\n", "talk.txt")
+    assert [(t.speaker, len(t.paragraphs)) for t in diarized.turns] == [("SPEAKER_00", 1), ("SPEAKER_01", 2)]

@@ -3,6 +3,7 @@
     Jane Doe  0:00                         Otter: the speaker and the time on a line, the words below
     Jane Doe (00:01:05):                   Rev: the same with the time in brackets
     [00:01:05] Jane Doe: Why Rust?         Descript, Zoom and others: time, speaker and words on a line
+    [01:05.000 --> 01:09.500] Why Rust?    Whisper (``SPEAKER_00: `` after the times when diarized)
     Jane Doe: Why did you pick Rust?       a script or a hand-typed transcript: no times at all
 
 A label starts a turn; the lines under it, up to the next label, are its paragraphs (a blank line
@@ -25,6 +26,8 @@ _TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
 # O'Neil", "JANE DOE"), at most 40 characters.
 _NAME = r"[A-Z\u00c0-\u024f][\w.'\u2019-]*(?: (?:[A-Z\u00c0-\u024f0-9][\w.'\u2019-]*|de|van|von|da|di|le|la)){0,3}"
 _LABELS = (
+    # [00:01.000 --> 00:04.000] SPEAKER_00: words   |   [00:01.000 --> 00:04.000]  words   (Whisper)
+    re.compile(rf"^\[(?P<time>{_TIME})\s*-->\s*{_TIME}\]\s*(?:(?P<name>{_NAME})\s*:\s+)?(?P<text>.*)$"),
     # Jane Doe  0:00   |   Jane Doe 1:02:03   (Otter: the words follow on the next lines)
     re.compile(rf"^(?P<name>{_NAME})\s+(?P<time>{_TIME})\s*$"),
     # Jane Doe (00:01:05):   |   Jane Doe [01:05]: words
@@ -35,6 +38,7 @@ _LABELS = (
     re.compile(rf"^(?P<name>{_NAME})\s*:\s*(?P<text>.*)$"),
 )
 _MAX_NAME = 40
+UNKNOWN = "Unknown"             # a line with a time and no name: the speaker is not known
 
 
 def label(line: str) -> tuple[str, float | None, str] | None:
@@ -43,9 +47,10 @@ def label(line: str) -> tuple[str, float | None, str] | None:
     line = line.strip()
     for pattern in _LABELS:
         m = pattern.match(line)
-        if m and len(m.group("name")) <= _MAX_NAME:
+        if m and len(m.group("name") or "") <= _MAX_NAME:
             time = m.groupdict().get("time")
-            return m.group("name"), parse_marker_time(time) if time else None, m.groupdict().get("text") or ""
+            return (m.group("name") or UNKNOWN, parse_marker_time(time) if time else None,
+                    m.groupdict().get("text") or "")
     return None
 
 
@@ -88,7 +93,7 @@ def parse_plain(text: str, source: str = "") -> Transcript:
         nonlocal paragraphs
         close_paragraph()
         if speaker is not None and paragraphs:
-            turns.append(Turn(speaker, tuple(paragraphs), speaker_inferred=speaker == "Unknown"))
+            turns.append(Turn(speaker, tuple(paragraphs), speaker_inferred=speaker == UNKNOWN))
         paragraphs = []
 
     # Where the labels carry times (Otter, Rev, Descript), a line whose label has none is words
@@ -111,16 +116,19 @@ def parse_plain(text: str, source: str = "") -> Transcript:
             found = None
         if found is not None:
             name, seconds, rest = found
-            close_turn()
+            if name == speaker:
+                close_paragraph()   # the same voice again (Whisper's lines): a new paragraph of its turn
+            else:
+                close_turn()
             speaker = name
-            if name not in speakers:
+            if name not in speakers and name != UNKNOWN:
                 speakers.append(name)
             pending_time = seconds
             if rest.strip():
                 start_line, lines = number_, [rest.strip()]
             continue
         if speaker is None:
-            speaker = "Unknown"      # words before the first label: a preamble, kept as spoken
+            speaker = UNKNOWN        # words before the first label: a preamble, kept as spoken
         if not lines:
             start_line = number_
         lines.append(raw.strip())
@@ -130,5 +138,5 @@ def parse_plain(text: str, source: str = "") -> Transcript:
                               "'Jane Doe: text' or 'Jane Doe (00:01:05):' followed by text", source or None)
     hosts = speakers[:1] + co_hosts(turns[:2], speakers[1:])
     episode = Episode(id=episode_id, title=title, number=number, hosts=tuple(hosts),
-                      guests=tuple(s for s in speakers if s not in hosts and s != "Unknown"))
+                      guests=tuple(s for s in speakers if s not in hosts))
     return Transcript(episode=episode, turns=tuple(turns), source=source, format="plain")

@@ -441,3 +441,10 @@ def test_whisper_lines_are_paragraphs_of_one_voice_until_a_diarized_name_changes
                           "[00:02.500 --> 00:06.000] SPEAKER_01: I picked Rust for memory safety.\n"
                           "[00:06.000 --> 00:09.000] SPEAKER_01: And we shipped faster.\n", "talk.txt")
     assert [(t.speaker, len(t.paragraphs)) for t in diarized.turns] == [("SPEAKER_00", 1), ("SPEAKER_01", 2)]
+
+
+def test_a_dialogue_with_long_hard_wrapped_turns_is_a_transcript():
+    turn = "\n".join(["and a line of words wrapped at a fixed width, as editors save them"] * 8)
+    text = f"Ada: Hello.\n{turn}\n\nBob: Hi.\n{turn}\n\nAda: So?\n{turn}\n\nBob: Yes.\n{turn}\n"
+    transcript = parse_text(text, "chat.txt")
+    assert transcript.format == "plain" and [t.speaker for t in transcript.turns] == ["Ada", "Bob", "Ada", "Bob"]

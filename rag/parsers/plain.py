@@ -55,17 +55,17 @@ def label(line: str) -> tuple[str, float | None, str] | None:
 
 
 def looks_plain(text: str) -> bool:
-    """Do speaker labels start lines often enough to be a transcript: some speaker labelled at
-    least twice, and labels on at least two lines in ten of the text's non-blank lines (or times
-    in the labels)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    found = [found for found in map(label, lines[:2000]) if found is not None]
-    if len(found) < 2:
-        return False
+    """Do speaker labels start lines as in a transcript: labels with times, some name labelling two
+    lines or more; or two names that each label two lines or more (a dialogue, however long its
+    turns); or one such name on at least one line in five."""
+    lines = [line for line in text.splitlines() if line.strip()][:2000]
+    found = [found for found in map(label, lines) if found is not None]
     names = [name for name, _, _ in found]
-    repeated = max(names.count(n) for n in set(names)) >= 2
+    repeated = [n for n in set(names) if names.count(n) >= 2]
+    if not repeated:
+        return False
     timed = sum(seconds is not None for _, seconds, _ in found) >= 2
-    return repeated and (timed or len(found) * 10 >= 2 * min(len(lines), 2000))
+    return timed or len(repeated) >= 2 or len(found) * 5 >= len(lines)
 
 
 def parse_plain(text: str, source: str = "") -> Transcript:

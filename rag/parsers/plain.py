@@ -8,14 +8,16 @@
 
 A label starts a turn; the lines under it, up to the next label, are its paragraphs (a blank line
 between two paragraphs). Where labels carry times, a label without one is words; without times, a
-name must label two lines or more. A Markdown heading before the talk is the title. A label's time is a marker at the turn's first word, so the timing stage
-treats it as it treats ``\\[06:01\\]`` in Changelog Markdown. Text is only read this way when
-labels repeat (``looks_plain``): one "Note: ..." line in prose is no transcript.
+name must label two lines or more. A Markdown heading before the talk is the title. A label's time
+is a marker at the turn's first word, so the timing stage treats it as it treats ``\\[06:01\\]`` in
+Changelog Markdown. Text is only read this way when labels repeat (``looks_plain``): one
+"Note: ..." line in prose is no transcript.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from ..errors import TranscriptError
 from ..types import Episode, Marker, Paragraph, Transcript, Turn
@@ -60,8 +62,7 @@ def looks_plain(text: str) -> bool:
     turns); or one such name on at least one line in five."""
     lines = [line for line in text.splitlines() if line.strip()][:2000]
     found = [found for found in map(label, lines) if found is not None]
-    names = [name for name, _, _ in found]
-    repeated = [n for n in set(names) if names.count(n) >= 2]
+    repeated = [n for n, count in Counter(name for name, _, _ in found).items() if count >= 2]
     if not repeated:
         return False
     timed = sum(seconds is not None for _, seconds, _ in found) >= 2
@@ -102,7 +103,7 @@ def parse_plain(text: str, source: str = "") -> Transcript:
     # speaker, "Python: it was never an option." inside his turn is words).
     labelled = [found for found in map(label, text.splitlines()) if found is not None]
     timed = sum(seconds is not None for _, seconds, _ in labelled) * 2 > len(labelled)
-    names = [name for name, _, _ in labelled]
+    names = Counter(name for name, _, _ in labelled)
     title = ""
     for number_, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
@@ -112,7 +113,7 @@ def parse_plain(text: str, source: str = "") -> Transcript:
             title = raw.lstrip("#").strip()      # a Markdown heading before the talk: the title
             continue
         found = label(raw)
-        if found is not None and (found[1] is None if timed else names.count(found[0]) < 2):
+        if found is not None and (found[1] is None if timed else names[found[0]] < 2):
             found = None
         if found is not None:
             name, seconds, rest = found

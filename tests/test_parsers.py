@@ -448,3 +448,9 @@ def test_a_dialogue_with_long_hard_wrapped_turns_is_a_transcript():
     text = f"Ada: Hello.\n{turn}\n\nBob: Hi.\n{turn}\n\nAda: So?\n{turn}\n\nBob: Yes.\n{turn}\n"
     transcript = parse_text(text, "chat.txt")
     assert transcript.format == "plain" and [t.speaker for t in transcript.turns] == ["Ada", "Bob", "Ada", "Bob"]
+
+
+def test_two_voices_saying_the_same_words_in_turn_are_both_kept():
+    vtt = ("WEBVTT\n\n00:01.000 --> 00:02.000\n<v Ada>Yes.\n\n00:02.000 --> 00:03.000\n<v Bob>Yes.\n\n"
+           "00:03.000 --> 00:04.000\n<v Bob>Yes.\n")
+    assert [(t.speaker, len(t.paragraphs)) for t in parse_vtt(vtt, "x.vtt").turns] == [("Ada", 1), ("Bob", 1)]

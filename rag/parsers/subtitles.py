@@ -94,7 +94,8 @@ def new_lines(lines: list[str], before: list[str]) -> list[str]:
 
 def parse_subtitles(text: str, source: str, kind: str) -> Transcript:
     turns: list[Turn] = []
-    shown: list[str] = []           # the lines of the cue before
+    shown: list[str] = []           # the lines of the cue before, and its speaker
+    shown_by: str | None = None
     for block in blocks_with_lines(text):
         first = block[0][1].strip()
         if kind == "vtt" and (first.startswith(("WEBVTT", "NOTE", "STYLE", "REGION"))
@@ -113,8 +114,9 @@ def parse_subtitles(text: str, source: str, kind: str) -> Transcript:
                                       f"'00:00:01,000 --> 00:00:04,000'", source or None, number)
             continue
         start, end, speaker, lines, line = cue
-        fresh = new_lines(lines, shown)
-        shown = lines
+        # Only one voice's captions roll: "Yes." / "Yes." of two speakers in turn are two answers.
+        fresh = new_lines(lines, shown) if speaker == shown_by else lines
+        shown, shown_by = lines, speaker
         words = " ".join(fresh)
         if not words:
             continue

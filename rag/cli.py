@@ -256,8 +256,9 @@ def cmd_episodes(args) -> int:
     for e in episodes:
         # "Go Time #3" only repeats the show and number: shown for JSON and the web page, not here
         title = f" “{e['title']}”" if e["title"] and e["title"] != f"{e['show']} #{e['number']}" else ""
-        who = (f"guests: {', '.join(e['guests'])}" if e["guests"] else f"hosts: {', '.join(e['hosts'])}")
-        print(f"{e['id']}  {e['show'] or '-'}{title}  {format_time(e['duration_s'])}  "
+        who = (f"  guests: {', '.join(e['guests'])}" if e["guests"] else
+               f"  hosts: {', '.join(e['hosts'])}" if e["hosts"] else "")   # captions name no one
+        print(f"{e['id']}  {e['show'] or '-'}{title}  {format_time(e['duration_s'])}"
               f"{who}{'  ' + e['url'] if e['url'] else ''}")
     return 0
 

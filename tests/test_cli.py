@@ -340,6 +340,15 @@ def test_an_otter_export_is_indexed_and_answered_with_its_times(env, capsys):
     assert ("01:10", "John Smith", False) in cited
 
 
+def test_episodes_of_captions_that_name_no_one_list_no_empty_hosts(env, capsys):
+    path = env / "talk.vtt"
+    path.write_text("WEBVTT\n\n00:01.000 --> 00:04.000\nwelcome to the show about compilers\n\n"
+                    "00:04.000 --> 00:08.000\nwe picked rust for memory safety\n")
+    assert run(capsys, "index", str(path), "--name", "captions")[0] == 0
+    code, out, _ = run(capsys, "episodes", "--index", "captions")
+    assert code == 0 and out.startswith("talk  -  00:0") and "hosts:" not in out and not out.endswith(" \n")
+
+
 def test_per_episode_limits_search_and_ask_and_is_validated(env, capsys):
     code, out, _ = run(capsys, "search", "video generation models", "--json", "--k", "5", "--per-episode", "2")
     assert code == 0 and len(json.loads(out)["passages"]) == 2   # the shipped index is one episode

@@ -24,9 +24,11 @@ from ..types import Episode, Marker, Paragraph, Transcript, Turn
 from .markdown import co_hosts, episode_from_source, parse_marker_time, split_markers
 
 _TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
-# A name: one to four words, each starting with a capital or a digit ("Speaker 1", "Dr. Jane
-# O'Neil", "JANE DOE"), at most 40 characters.
-_NAME = r"[A-Z\u00c0-\u024f][\w.'\u2019-]*(?: (?:[A-Z\u00c0-\u024f0-9][\w.'\u2019-]*|de|van|von|da|di|le|la)){0,3}"
+# A name: one to four words, the first starting with a capital, the others with a capital, a
+# digit or a particle ("Speaker 1", "Dr. Jane O'Neil", "JANE DOE", "Ana de Souza"), at most 40
+# characters.
+_NAME = (r"[A-Z\u00c0-\u024f][\w.'\u2019-]*"
+         r"(?: (?:[A-Z\u00c0-\u024f0-9][\w.'\u2019-]*|de|van|von|da|di|le|la)){0,3}")
 _LABELS = (
     # [00:01.000 --> 00:04.000] SPEAKER_00: words   |   [00:01.000 --> 00:04.000]  words   (Whisper)
     re.compile(rf"^\[(?P<time>{_TIME})\s*-->\s*{_TIME}\]\s*(?:(?P<name>{_NAME})\s*:\s+)?(?P<text>.*)$"),

@@ -103,18 +103,19 @@ def parse_plain(text: str, source: str = "") -> Transcript:
     # ("Python: it just worked."), not a new speaker.
     # Without times, a name labels a turn only where it labels two or more ("JOHN: ..." is a
     # speaker, "Python: it was never an option." inside his turn is words).
-    labelled = [found for found in map(label, text.splitlines()) if found is not None]
+    rows = text.splitlines()
+    labels = [label(raw) for raw in rows]
+    labelled = [found for found in labels if found is not None]
     timed = sum(seconds is not None for _, seconds, _ in labelled) * 2 > len(labelled)
     names = Counter(name for name, _, _ in labelled)
     title = ""
-    for number_, raw in enumerate(text.splitlines(), 1):
+    for number_, (raw, found) in enumerate(zip(rows, labels), 1):
         if not raw.strip():
             close_paragraph()
             continue
-        if raw.startswith("#") and not turns and speaker is None and not title:
+        if raw.startswith("#") and speaker is None and not title:
             title = raw.lstrip("#").strip()      # a Markdown heading before the talk: the title
             continue
-        found = label(raw)
         if found is not None and (found[1] is None if timed else names[found[0]] < 2):
             found = None
         if found is not None:

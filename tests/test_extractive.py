@@ -522,3 +522,31 @@ def test_who_the_guest_is_is_answered_where_the_host_introduces_her():
     assert answerer.answer(*asked("What does the guest think of video models?", [opening])).refused
     assert ExtractiveAnswerer(policy=RefusalPolicy(threshold=0.5), hosts=("Chris Benson",)).answer(
         *asked("Who is the guest?", [opening])).refused
+
+
+def test_a_follow_up_is_not_answered_with_only_what_the_last_answer_quoted():
+    """"What was it supposed to tell people?" after an answer about a sign on a door quoted the same
+    sentences about the sign again, word for word. They may still lead where they answer clearly
+    best, but the best stretch that says something new comes with them."""
+    def passage(pid, start, text, sim):
+        s = Sentence(text=text, speaker="Guest", start_s=start + 1.0, estimated=False)
+        chunk = Chunk(id=pid, episode="e", chapter=None, speakers=("Guest",), start_s=start,
+                      end_s=start + 30.0, sentences=(s,))
+        return Hit(chunk=chunk, score=0.05, rank=1, matched=(0,), scores={
+            "dense": 0.6, "sentence": sim, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": 1,
+            "bm25_rank": 1, "sentence_scores": {0: sim}})
+
+    sign = passage("sign", 1940.0, "My old boss taped a sign to his door that said In Barbados.", 0.9)
+    meant = passage("meant", 1975.0, "You don't interrupt me, I need to get this thing done.", 0.55)
+    answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), margin=0.0)
+    said = Exchange("What did her boss hang on his door?", f"Guest [32:21]: \u201c{sign.chunk.sentences[0].text}\u201d",
+                    times=(1941.0,))
+    follow = Question("What was it supposed to tell people?",
+                      standalone="What was it supposed to tell people? (following up on: ...)", previous=said)
+    answer = answerer.answer(follow, evidence(follow, [sign, meant]))
+    assert [c.passage_id for c in answer.citations] == ["sign", "meant"]
+    # Asked alone, the best stretch alone (margin 0).
+    alone = Question("What was it supposed to tell people?")
+    assert [c.passage_id for c in answerer.answer(alone, evidence(alone, [sign, meant])).citations] == ["sign"]
+    # With nothing new left, the repeat stands alone rather than no answer.
+    assert [c.passage_id for c in answerer.answer(follow, evidence(follow, [sign])).citations] == ["sign"]

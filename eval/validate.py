@@ -15,6 +15,7 @@ Importable (pure stdlib):
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import re
 import sys
@@ -104,11 +105,13 @@ def normalise(text: str) -> str:
     """Normalise transcript text or a quote for robust exact matching.
 
     Strips Markdown speaker labels (``**Name:**``, ``**Break**:``), inline
-    ``\\[..\\]`` markers, backslashes and asterisks; unifies curly/straight
-    quotes and apostrophes, dashes (en/em dash, ``--``, ``-``) and ellipses;
-    collapses whitespace; lower-cases.
+    ``\\[..\\]`` markers, backslashes and asterisks; reads HTML entities
+    (``&#39;``: some archive files hold them, and quotes copied from those do,
+    while rag's parser reads them as the characters they stand for); unifies
+    curly/straight quotes and apostrophes, dashes (en/em dash, ``--``, ``-``)
+    and ellipses; collapses whitespace; lower-cases.
     """
-    t = _LABEL_RE.sub(" ", text)
+    t = _LABEL_RE.sub(" ", html.unescape(text))
     t = _MARKER_RE.sub(" ", t)
     t = t.replace("\\", "").replace("*", "")
     t = t.translate(_QUOTE_MAP)

@@ -66,6 +66,17 @@ def test_normalise_unifies_markup_quotes_dashes_ellipses():
     assert n("a \u2013 b") == n("a - b") == n("a -- b")
 
 
+def test_a_quote_copied_with_html_entities_is_held_by_the_text_the_parser_reads():
+    """Some archive files write "there&#39;s"; rag's parser reads "there's", and a listener's gold
+    quote copied from the raw file kept the entity, so the answer that quoted it was not counted."""
+    from rag.evaluation.metrics import holds
+
+    n = validate_mod.normalise
+    assert n("there&#39;s a &quot;reference&quot; &amp; more") == n('there\'s a "reference" & more')
+    assert holds("We ended up at Block, because there's a reference to the Square shape.",
+                 "we ended up at Block, because there&#39;s a reference to the Square shape")
+
+
 def test_catches_quote_not_in_transcript(tmp_path):
     lines = _lines()
     i = _first_index(lines, _answerable)

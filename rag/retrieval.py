@@ -179,10 +179,15 @@ class Retriever:
         def measure() -> Signals:
             asked = own_words(question, scope)
             best = [self.chunks[i] for i in picked[:3]]
+            # A follow-up on a new topic is judged on its own words, as if asked alone: "What about
+            # music?" after a question on Sora is searched with both but is about music alone.
+            own = None if asked == query else self._similarities(asked, scope, allowed)
             return Signals(coverage=self.words.coverage(asked, scope=scope),
                            local_coverage=self.words.coverage(asked, best, scope=scope),
                            semantic_coverage=self.words.semantic_coverage(asked, scope=scope),
-                           answer=self.answer_probability(dense, allowed),
+                           answer=self.answer_probability(dense if own is None else own[0], allowed),
+                           dense=None if own is None else float(own[0][allowed].max()),
+                           sentence=None if own is None else float(own[1][allowed].max()),
                            absent=self.words.absent_names(question, scope),
                            only_scope=only_scope(asked, scope))
 
@@ -226,6 +231,13 @@ class Retriever:
                 "sentence_scores": {int(si): float(s) for si, s in self._sentence_scores(i, answer_sims)},
             }))
         return hits
+
+    def _similarities(self, text: str, scope: Scope, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every passage's similarity to ``text`` and its best sentence window's."""
+        with self.index.reading():
+            dense, _, sent_best, _ = self._dense(self.embedder.embed_query(text).astype(np.float32), text, scope,
+                                                allowed=allowed)
+        return dense, sent_best
 
     def _sentence_sims(self, text: str, scope: Scope, allowed: np.ndarray) -> np.ndarray:
         return self._dense(self.embedder.embed_query(text).astype(np.float32), text, scope, allowed=allowed)[1]

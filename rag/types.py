@@ -388,6 +388,10 @@ class Signals:
     answer: float | None               # the adapter's answer head: P(the answer is among the passages)
     absent: tuple[str, ...] = ()       # names the question uses that no passage does ("Sora")
     only_scope: bool = False           # it names where to look, nothing of what ("what came up near the end?")
+    # A question judged on other words than were searched (a follow-up on a new topic): the best
+    # passage and sentence-window similarity to its own words; None: the top passages' own scores.
+    dense: float | None = None
+    sentence: float | None = None
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,36 @@ def test_a_follow_up_on_a_new_topic_is_judged_on_its_own_words(assistant):
     assert abs(more.citations[0].start_s - first.citations[0].start_s) < 180  # near the first answer
 
 
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """The assistant a user gets: the shipped adapter, its answer head and fitted weights."""
+    config = Config.from_env({"RAG_INDEX_DIR": str(tmp_path_factory.mktemp("shipped"))})
+    return Assistant.load(backend="extractive", config=config)
+
+
+def test_a_follow_up_on_a_new_topic_is_refused_as_it_is_alone_whatever_came_before(shipped):
+    """"What about music?" is searched with the last question's words, and was judged on their
+    similarity too: after the (refused) "What did they say about Sora?" it quoted the host's
+    goodbyes, while alone it is refused. Its refusal now reads its own words' similarities."""
+    from rag.answer.refusal import features
+
+    assert shipped.retriever.answer_head is not None
+    alone = shipped.evidence("What about music?")
+    assert shipped.ask("What about music?").refused
+    for first in ("What did they say about Sora?", "How did Runway get started?", "What is Gen-2?"):
+        session = shipped.chat()
+        session.ask(first)
+        assert session.ask("What about music?").refused, first
+        after = shipped.evidence("What about music?", history=[(first, "")])
+        assert after.question.follows_up and after.signals.answer == pytest.approx(alone.signals.answer)
+        assert features(after) == pytest.approx(features(alone), abs=0.02)
+    # A follow-up on the last answer is still judged on what it carries, and answered.
+    session = shipped.chat()
+    session.ask("What is Gen-2?")
+    assert not session.ask("What about Gen-1?").refused
+    assert not session.ask("And why did they build it?").refused
+
+
 def test_a_follow_up_asks_for_what_its_own_words_ask_for(assistant):
     # "What is Gen-2?" after "When was it founded?" was refused: it is three words, so it is
     # searched with the last question, whose "when ... founded" then wanted a date in the answer.

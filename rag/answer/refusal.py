@@ -241,8 +241,8 @@ def features(evidence: Evidence, answer: float | None = None) -> dict[str, float
     top = hits[0].scores
     head = signals.answer if answer is None else answer
     return {"answer": float(head or 0.0),
-            "sentence": max(h.scores["sentence"] for h in hits[:5]),
-            "dense": max(h.scores["dense"] for h in hits[:5]),
+            "sentence": max(h.scores["sentence"] for h in hits[:5]) if signals.sentence is None else signals.sentence,
+            "dense": max(h.scores["dense"] for h in hits[:5]) if signals.dense is None else signals.dense,
             "coverage": signals.coverage,
             "local_coverage": signals.local_coverage,
             "semantic_coverage": signals.semantic_coverage,

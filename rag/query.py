@@ -483,6 +483,12 @@ _GOES_ON = re.compile(r"^\s*(?:and|but|so|also|then|why|how come|really|what els
 _PRONOUN = re.compile(r"\b(?:he|him|his|she|her|they|them|their|it|its|that|this|those|these|there|"
                       r"then|one|ones)\b", re.I)
 
+# "What did they say about testing?", "What does he think of Rust?": the pronoun is whoever speaks in
+# the episode and the question names its topic, so it stands alone; "What did he say about that?"
+# points back (its topic is a pronoun). No second turn of the listeners' corpus has this shape.
+_SAYS_ABOUT = re.compile(r"\b(?:he|she|they)\s+(?:\w+\s+)?(?:say|says|said|think|thinks|thought|talk|talks|"
+                         r"talked|feel|feels|felt|mention|mentions|mentioned|discuss|discussed|believe|believes)"
+                         r"\s+(?:about|of|on)\s+(?P<topic>[^?.!]+)", re.I)
 
 # "Can you say more?", "Could you elaborate?", "More on that, please": asks to go on, names no topic.
 _GO_ON = re.compile(r"\b(?:say|tell (?:me|us)|talk|explain|hear|know|go into|dig into)\b.{0,20}\bmore\b"
@@ -522,14 +528,19 @@ def asks_for_something_new(question: str) -> bool:
 def is_follow_up(question: str) -> bool:
     """Does ``question`` lean on the last turn: three words or fewer ("When?"), an opening that goes
     on ("and", "so", "what about"), a request to go on, a "why" that is short or points back with a
-    pronoun, or a pronoun among at most three keywords ("What did he mean by that?")."""
+    pronoun, or a pronoun among at most three keywords ("What did he mean by that?") unless it is only
+    the one who speaks of a topic the question names (``_SAYS_ABOUT``)."""
     words = question.split()
     if len(words) <= 3:
         return True
     if _FOLLOWUP_START.search(question) or _GO_ON.search(question):
         return True
     content = keywords(question)
-    pronoun = bool(_PRONOUN.search(question))
+    said = _SAYS_ABOUT.search(question)
+    if said and keywords(said.group("topic")) and not _PRONOUN.search(said.group("topic")):
+        pronoun = bool(_PRONOUN.search(question[:said.start()]))   # the speaker's pronoun points nowhere
+    else:
+        pronoun = bool(_PRONOUN.search(question))
     if _WHY_START.search(question):
         return pronoun or len(content) <= 3
     return pronoun and len(content) <= 3

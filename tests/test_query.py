@@ -141,6 +141,18 @@ def test_a_why_question_that_says_what_it_is_about_stands_alone():
         assert is_follow_up(q), q
 
 
+def test_what_they_said_about_a_named_topic_stands_alone():
+    """"What did they say about testing?" after "Who are the guests?" was searched with that question
+    and near the guests' introduction: "they" are the episode's speakers, and it names its topic."""
+    previous = Exchange("Who are the guests?", "[00:24]")
+    for q in ("What did they say about testing?", "What does he think about Rust?",
+              "What did she say about hiring juniors?", "What do they think of generics?"):
+        assert not is_follow_up(q) and condense(q, previous) == q, q
+    for q in ("What did he say about that?", "What did they say about it?", "What does he think of those?",
+              "Why did he say that about testing?", "And what did they say about testing?"):
+        assert is_follow_up(q), q
+
+
 def test_condense_carries_the_topic_and_the_times_travel_typed():
     previous = exchange("What did artists do with the tool?", 'Anastasis [11:10]: "x" [11:19]: "y"')
     assert previous.times == (670, 679)                    # read from the answer's text, once, at the door

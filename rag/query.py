@@ -483,13 +483,13 @@ _GOES_ON = re.compile(r"^\s*(?:and|but|so|also|then|why|how come|really|what els
 _PRONOUN = re.compile(r"\b(?:he|him|his|she|her|they|them|their|it|its|that|this|those|these|there|"
                       r"then|one|ones)\b", re.I)
 
-# "What did they say about testing?", "Does she mention any books?": the pronoun is whoever speaks in
-# the episode and the question names its topic, so it stands alone; "What did he say about that?"
+# "What did they say about testing?", "How does he see the future of film?": the pronoun is whoever
+# speaks in the episode and the question names its topic, so it stands alone; "What did he say about that?"
 # points back (its topic is a pronoun). No second turn of the listeners' corpus has this shape.
 _SAYS_ABOUT = re.compile(r"\b(?:he|she|they)\s+(?:\w+\s+)?(?:(?:say|says|said|think|thinks|thought|talk|talks|"
                          r"talked|feel|feels|felt|discuss|discussed|believe|believes)\s+(?:about|of|on)|"
-                         r"(?:mention|mentions|mentioned|recommend|recommends|recommended|suggest|suggests|"
-                         r"suggested)(?:\s+(?:about|of|on))?)\s+(?P<topic>[^?.!]+)", re.I)
+                         r"(?:see|sees|view|views|mention|mentions|mentioned|recommend|recommends|recommended|"
+                         r"suggest|suggests|suggested)(?:\s+(?:about|of|on))?)\s+(?P<topic>[^?.!]+)", re.I)
 
 # "Can you say more?", "Could you elaborate?", "More on that, please": asks to go on, names no topic.
 _GO_ON = re.compile(r"\b(?:say|tell (?:me|us)|talk|explain|hear|know|go into|dig into)\b.{0,20}\bmore\b"

@@ -147,11 +147,12 @@ def test_what_they_said_about_a_named_topic_stands_alone():
     previous = Exchange("Who are the guests?", "[00:24]")
     for q in ("What did they say about testing?", "What does he think about Rust?",
               "What did she say about hiring juniors?", "What do they think of generics?",
-              "Does she mention any books?", "Did they recommend a database?"):
+              "Does she mention any books?", "Did they recommend a database?",
+              "How does he see the future of filmmaking?"):
         assert not is_follow_up(q) and condense(q, previous) == q, q
     for q in ("What did he say about that?", "What did they say about it?", "What does he think of those?",
               "Why did he say that about testing?", "And what did they say about testing?",
-              "Did he mention it?", "Does she recommend that one?"):
+              "Did he mention it?", "Does she recommend that one?", "How does he see it?"):
         assert is_follow_up(q), q
 
 

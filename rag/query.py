@@ -485,7 +485,8 @@ _PRONOUN = re.compile(r"\b(?:he|him|his|she|her|they|them|their|it|its|that|this
 
 # "What did they say about testing?", "How does he see the future of film?": the pronoun is whoever
 # speaks in the episode and the question names its topic, so it stands alone; "What did he say about that?"
-# points back (its topic is a pronoun). No second turn of the listeners' corpus has this shape.
+# points back (its topic is a pronoun). None of the 670 second turns of the listeners' train and
+# validation conversations has this shape; 30 of their 8,192 other questions do.
 _SAYS_ABOUT = re.compile(r"\b(?:he|she|they)\s+(?:\w+\s+)?(?:(?:say|says|said|think|thinks|thought|talk|talks|"
                          r"talked|feel|feels|felt|discuss|discussed|believe|believes)\s+(?:about|of|on)|"
                          r"(?:see|sees|view|views|mention|mentions|mentioned|recommend|recommends|recommended|"

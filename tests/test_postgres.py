@@ -112,6 +112,11 @@ def test_the_same_passages_and_scores_as_the_file_store(config, tmp_path):
         a, b = pg.search(q, k=10), files.search(q, k=10)
         assert ids(a) == ids(b), q
         assert [round(h.score, 4) for h in a] == [round(h.score, 4) for h in b]
+    # A follow-up on a new topic is judged on its own words, read in a snapshot of its own.
+    history = [("What did they say about the seed round?", "")]
+    a, b = (s.evidence("What about the film festival?", history=history) for s in (pg, files))
+    assert a.question.follows_up and a.signals.dense is not None
+    assert (a.signals.dense, a.signals.sentence) == pytest.approx((b.signals.dense, b.signals.sentence), abs=1e-5)
     # Filters go through the same arrays.
     a = pg.search("seed round", k=5, episode="show-3")
     assert a and {h.chunk.episode for h in a} == {"show-3"}

@@ -187,7 +187,7 @@ class Retriever:
                            semantic_coverage=self.words.semantic_coverage(asked, scope=scope),
                            answer=self.answer_probability(dense if own is None else own[0], allowed),
                            dense=None if own is None else float(own[0][allowed].max()),
-                           sentence=None if own is None else float(own[1][allowed].max()),
+                           sentence=None if own is None else float(own[2][allowed].max()),
                            absent=self.words.absent_names(question, scope),
                            only_scope=only_scope(asked, scope))
 
@@ -232,15 +232,14 @@ class Retriever:
             }))
         return hits
 
-    def _similarities(self, text: str, scope: Scope, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every passage's similarity to ``text`` and its best sentence window's."""
+    def _similarities(self, text: str, scope: Scope, allowed: np.ndarray):
+        """``_dense`` for other words than were searched: the passages', the sentence windows' and
+        each passage's best window's similarities to ``text``."""
         with self.index.reading():
-            dense, _, sent_best, _ = self._dense(self.embedder.embed_query(text).astype(np.float32), text, scope,
-                                                allowed=allowed)
-        return dense, sent_best
+            return self._dense(self.embedder.embed_query(text).astype(np.float32), text, scope, allowed=allowed)
 
     def _sentence_sims(self, text: str, scope: Scope, allowed: np.ndarray) -> np.ndarray:
-        return self._dense(self.embedder.embed_query(text).astype(np.float32), text, scope, allowed=allowed)[1]
+        return self._similarities(text, scope, allowed)[1]
 
     def _allowed(self, filters: Filters) -> np.ndarray:
         """The passages the filters admit. Show and episode (a catalog's usual filters) are array

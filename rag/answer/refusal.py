@@ -240,9 +240,12 @@ def features(evidence: Evidence, answer: float | None = None) -> dict[str, float
     signals = evidence.signals
     top = hits[0].scores
     head = signals.answer if answer is None else answer
+    # The question's own best similarities where it is judged on other words than were searched.
+    sentence = max(h.scores["sentence"] for h in hits[:5]) if signals.sentence is None else signals.sentence
+    dense = max(h.scores["dense"] for h in hits[:5]) if signals.dense is None else signals.dense
     return {"answer": float(head or 0.0),
-            "sentence": max(h.scores["sentence"] for h in hits[:5]) if signals.sentence is None else signals.sentence,
-            "dense": max(h.scores["dense"] for h in hits[:5]) if signals.dense is None else signals.dense,
+            "sentence": sentence,
+            "dense": dense,
             "coverage": signals.coverage,
             "local_coverage": signals.local_coverage,
             "semantic_coverage": signals.semantic_coverage,

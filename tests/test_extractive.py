@@ -22,6 +22,16 @@ def hit(text: str, sim: float = 0.6, coverage: float = 1.0, local: float | None 
         "dense_rank": ranks[0], "bm25_rank": ranks[1]})
 
 
+def spoken(pid: str, start: float, text: str, sim: float) -> Hit:
+    """A passage of one sentence the guest says a second into it, at similarity ``sim``."""
+    s = Sentence(text=text, speaker="Guest", start_s=start + 1.0, estimated=False)
+    chunk = Chunk(id=pid, episode="e", chapter=None, speakers=("Guest",), start_s=start,
+                  end_s=start + 30.0, sentences=(s,))
+    return Hit(chunk=chunk, score=0.05, rank=1, matched=(0,), scores={
+        "dense": 0.6, "sentence": sim, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": 1,
+        "bm25_rank": 1, "sentence_scores": {0: sim}})
+
+
 def evidence(question, hits, previous: Exchange | None = None, across: bool = False) -> Evidence:
     """What retrieval would hand over: the question and its hits, the signals as the top hit says."""
     if not isinstance(question, Question):
@@ -210,16 +220,8 @@ def test_a_follow_up_about_the_last_answer_is_answered_soon_after_it():
     stretch starting soon after a time the last answer cited beats one a little more like the
     question elsewhere in the episode. A new question, or a follow-up without that answer's times,
     is judged on similarity alone."""
-    def passage(pid, start, text, sim):
-        s = Sentence(text=text, speaker="Guest", start_s=start + 1.0, estimated=False)
-        chunk = Chunk(id=pid, episode="e", chapter=None, speakers=("Guest",), start_s=start,
-                      end_s=start + 30.0, sentences=(s,))
-        return Hit(chunk=chunk, score=0.05, rank=1, matched=(0,), scores={
-            "dense": 0.6, "sentence": sim, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": 1,
-            "bm25_rank": 1, "sentence_scores": {0: sim}})
-
-    far = passage("far", 900.0, "Eating habits are hard to change for almost everyone we see.", 0.62)
-    soon = passage("soon", 130.0, "It makes the other option less desirable, so you skip it.", 0.58)
+    far = spoken("far", 900.0, "Eating habits are hard to change for almost everyone we see.", 0.62)
+    soon = spoken("soon", 130.0, "It makes the other option less desirable, so you skip it.", 0.58)
     answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), margin=0.0)
     said = Exchange("What does she ask patients to do?", "Guest [02:00]: \u201cPut the snacks away.\u201d",
                     times=(120.0,))
@@ -234,7 +236,7 @@ def test_a_follow_up_about_the_last_answer_is_answered_soon_after_it():
     assert [c.passage_id for c in answerer.answer(untimed, evidence(untimed, [far, soon])).citations] == ["far"]
     # Across episodes, a time says where only in the episode the last answer quoted.
     catalog = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), margin=0.0, episode_labels=True)
-    quoted = passage("quoted", 115.0, "Put the snacks away.", 0.1)
+    quoted = spoken("quoted", 115.0, "Put the snacks away.", 0.1)
     assert catalog.answer(follow, evidence(follow, [far, soon, quoted])).citations[0].passage_id == "soon"
     elsewhere = replace(soon, chunk=replace(soon.chunk, episode="other"))
     assert catalog.answer(follow, evidence(follow, [far, elsewhere, quoted])).citations[0].passage_id == "far"
@@ -528,16 +530,8 @@ def test_a_follow_up_is_not_answered_with_only_what_the_last_answer_quoted():
     """"What was it supposed to tell people?" after an answer about a sign on a door quoted the same
     sentences about the sign again, word for word. They may still lead where they answer clearly
     best, but the best stretch that says something new comes with them."""
-    def passage(pid, start, text, sim):
-        s = Sentence(text=text, speaker="Guest", start_s=start + 1.0, estimated=False)
-        chunk = Chunk(id=pid, episode="e", chapter=None, speakers=("Guest",), start_s=start,
-                      end_s=start + 30.0, sentences=(s,))
-        return Hit(chunk=chunk, score=0.05, rank=1, matched=(0,), scores={
-            "dense": 0.6, "sentence": sim, "coverage": 1.0, "local_coverage": 1.0, "dense_rank": 1,
-            "bm25_rank": 1, "sentence_scores": {0: sim}})
-
-    sign = passage("sign", 1940.0, "My old boss taped a sign to his door that said In Barbados.", 0.9)
-    meant = passage("meant", 1975.0, "You don't interrupt me, I need to get this thing done.", 0.55)
+    sign = spoken("sign", 1940.0, "My old boss taped a sign to his door that said In Barbados.", 0.9)
+    meant = spoken("meant", 1975.0, "You don't interrupt me, I need to get this thing done.", 0.55)
     answerer = ExtractiveAnswerer(policy=RefusalPolicy(threshold=-99.0), margin=0.0)
     said = Exchange("What did her boss hang on his door?", f"Guest [32:21]: \u201c{sign.chunk.sentences[0].text}\u201d",
                     times=(1941.0,))

@@ -92,3 +92,49 @@ def head_probability(head: dict | None, best: float, second: float) -> float | N
     (w_best, w_margin), bias = head["weights"], head["bias"]
     z = w_best * best + w_margin * (best - second) + bias
     return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+
+SENTENCE_HEAD_FILE = "sentences.safetensors"   # beside an adapter: its sentence head
+SENTENCE_HEAD_FORMAT = "rag-sentence-head/1"
+
+
+@dataclass(frozen=True)
+class SentenceHead:
+    """Which sentences answer a question, learnt from listeners' questions: the question's vector is
+    mapped by ``W = I + U V^T`` (rank ``U.shape[1]``) before it is compared with the sentence
+    windows, so a sentence that answers scores above one that only shares the question's topic
+    (``training/sentences.py`` fits it; ``Retriever`` scores the answer's sentences with it)."""
+
+    u: np.ndarray            # [dim, rank] float32
+    v: np.ndarray            # [dim, rank] float32
+    meta: dict
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        mapped = q + self.u @ (self.v.T @ q)
+        return (mapped / max(float(np.linalg.norm(mapped)), 1e-12)).astype(np.float32)
+
+
+def sentence_head_for(adapter: Adapter | None) -> SentenceHead | None:
+    """The sentence head beside ``adapter`` (``SENTENCE_HEAD_FILE``); None where there is none."""
+    if adapter is None or not (adapter.path.parent / SENTENCE_HEAD_FILE).is_file():
+        return None
+    return load_sentence_head(adapter.path.parent / SENTENCE_HEAD_FILE)
+
+
+def load_sentence_head(path: str | Path) -> SentenceHead:
+    from safetensors import safe_open
+
+    from .errors import ModelError
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            info = json.loads((f.metadata() or {}).get("rag", "{}"))
+            u, v = f.get_tensor("u").astype(np.float32), f.get_tensor("v").astype(np.float32)
+        if info.get("format") != SENTENCE_HEAD_FORMAT:
+            raise ValueError(f"format {info.get('format')!r}, expected {SENTENCE_HEAD_FORMAT!r}")
+        if u.shape != v.shape or u.ndim != 2:
+            raise ValueError(f"u {u.shape} and v {v.shape} are not two [dim, rank] matrices")
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise ModelError(f"cannot read the sentence head {path}: {e}; rebuild it with "
+                         "`python -m rag.training.sentences` or remove it") from e
+    return SentenceHead(u=u, v=v, meta=info)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 
+from .adapters import sentence_head_for
 from .coverage import Coverage
 from .embedding import Embedder
 from .query import (Scope, leans_on_last_answer, named_speaker, only_scope, own_words, parse_scope,
@@ -29,6 +31,7 @@ Z_SCALE = 0.01  # fused z-scores -> the scale of the scope/follow-up boosts in W
 
 EXACT_SENTENCES = 50_000    # up to this many sentence windows, a question scores every one
 SENTENCE_CANDIDATES = 300   # past it, the windows of each signal's top passages (see Retriever._dense)
+SPEAKER_BONUS = 0.08        # "What did Chris ask about X": that speaker's sentences about X beat the other's
 EPISODE_POOL = 400  # a search capped per episode picks its candidates from this many of the best passages
 
 
@@ -126,9 +129,27 @@ class Retriever:
                               index.vocabulary_vectors, embedder)
         adapter = getattr(embedder, "adapter", None)
         self.answer_head = (adapter.meta.get("answer_head") or None) if adapter is not None else None
+        self.sentence_head = sentence_head_for(adapter)
+        # A question's vector is asked for up to three times a search (its passages, which of
+        # their sentences answer, its refusal's similarities): encoded once.
+        self.query_vector = lru_cache(maxsize=256)(self._encode)
+
+    def _encode(self, text: str) -> np.ndarray:
+        q = self.embedder.embed_query(text).astype(np.float32)
+        q.flags.writeable = False
+        return q
 
     def scope(self, query: str, asked: str | None = None) -> Scope:
         return parse_scope(query, self.chapters, self.aliases, asked)
+
+    def scope_of(self, question: Question) -> Scope:
+        """Where ``question`` asks to look, as searched: whom a follow-up names is whom it asks
+        about, not whom the last question named ("Does Natalie go along with that?" after "What
+        does Michael wish existed?")."""
+        scope = self.scope(question.standalone, question.text)
+        if question.follows_up:
+            scope = replace(scope, speaker=named_speaker(question.text, self.aliases) or scope.speaker)
+        return scope
 
     def past_end(self, question: Question) -> tuple[float, float, int] | None:
         """(the time named, the end of the last words, the episodes) when the question names a
@@ -158,11 +179,7 @@ class Retriever:
         if not self.chunks:
             return Evidence(question, (), lambda: NOTHING)
         query = question.standalone
-        scope = self.scope(query, question.text)
-        if question.follows_up:
-            # Whom a follow-up names is whom it asks about, not whom the last question named
-            # ("Does Natalie go along with that?" after "What does Michael wish existed?").
-            scope = replace(scope, speaker=named_speaker(question.text, self.aliases) or scope.speaker)
+        scope = self.scope_of(question)
         allowed = self._allowed(question.filters)
         if not allowed.any():
             return Evidence(question, (), lambda: NOTHING)
@@ -170,10 +187,10 @@ class Retriever:
             allowed = self._near_time(query, scope, allowed)
         anchor_times = list(question.previous.times[:3]) if leans_on_last_answer(question, scope) else []
         with self.index.reading():
-            picked, (fused, dense, sent_sims, sent_best, bm25) = self._rank(
+            picked, (fused, dense, _, sent_best, bm25) = self._rank(
                 query, scope, anchor_times, allowed, k, candidates, question.variants, per_episode)
             own = question.text if question.follows_up else None
-            hits = tuple(self._hits(query, scope, allowed, picked, fused, dense, sent_sims, sent_best, bm25,
+            hits = tuple(self._hits(query, scope, picked, fused, dense, sent_best, bm25,
                                     own=own))
 
         def measure() -> Signals:
@@ -193,8 +210,7 @@ class Retriever:
 
         return Evidence(question, hits, measure)
 
-    def _hits(self, query, scope, allowed, picked, fused, dense, sent_sims, sent_best, bm25,
-              own: str | None = None) -> list[Hit]:
+    def _hits(self, query, scope, picked, fused, dense, sent_best, bm25, own: str | None = None) -> list[Hit]:
         """The picked passages as hits, each with its sentences scored for how well they answer.
 
         Which sentences answer is judged on what is asked, not on all that is searched:
@@ -206,15 +222,11 @@ class Retriever:
           after a question on a contest quoted the contest again. Its sentences are judged on the
           mean of both (chosen on the listeners' train and validation conversations; its own
           words alone quoted as well but refused more). `bench/retrievers.py`, second turns'
-          quote support: validation 0.254 -> 0.271, test 0.344 -> 0.355, hit@5 unchanged."""
-        answer_sims = sent_sims
-        if scope.speaker or own:
-            plain = without_speaker(query, scope.speaker, self.aliases) if scope.speaker else query
-            if plain != query:
-                answer_sims = self._sentence_sims(plain, scope, allowed)
-            if own:
-                own = without_speaker(own, scope.speaker, self.aliases) if scope.speaker else own
-                answer_sims = (answer_sims + self._sentence_sims(own, scope, allowed)) / 2
+          quote support: validation 0.254 -> 0.271, test 0.344 -> 0.355, hit@5 unchanged.
+        - Through the adapter's sentence head, where there is one: a map of the question's vector
+          learnt from listeners' questions, toward the sentences that answer rather than those that
+          only share its topic (``adapters.SentenceHead``, docs/experiments.md)."""
+        answer_sims = self._answer_sims(self.answer_texts(query, scope, own), scope, picked)
         hits = []
         shown = np.inf
         for rank, i in enumerate(picked, 1):
@@ -232,14 +244,39 @@ class Retriever:
             }))
         return hits
 
+    def answer_texts(self, query: str, scope: Scope, own: str | None = None) -> list[str]:
+        """What a sentence's answer score is measured against (``_hits`` says why): the question as
+        searched without the speaker it is scoped to, and a follow-up's own words."""
+        texts = [query, own] if own else [query]
+        return [without_speaker(t, scope.speaker, self.aliases) if scope.speaker else t for t in texts]
+
+    def _answer_sims(self, texts: list[str], scope: Scope, picked: Sequence[int]) -> np.ndarray:
+        """How well each sentence window of the ``picked`` passages answers: its similarity to each
+        of ``texts`` (averaged), the question's vector mapped by the adapter's sentence head where
+        there is one (``adapters.SentenceHead``), plus the scoped speaker's bonus; NaN elsewhere."""
+        rows = self.window_rows(picked)
+        sims = np.full(len(self.sent_rows), np.nan, dtype=np.float32)
+        if not len(rows):
+            return sims
+        head = self.sentence_head or (lambda q: q)
+        queries = np.stack([head(self.query_vector(t)) for t in texts])
+        with self.index.reading():
+            sims[rows] = (self.index.window_vectors(rows) @ queries.T).mean(axis=1)
+        if scope.speaker:
+            sims[rows] += SPEAKER_BONUS * (self.columns.sentence_speaker[rows] == self._speaker_code(scope.speaker))
+        return sims
+
+    def window_rows(self, passages: Sequence[int]) -> np.ndarray:
+        """The rows of the sentence windows of ``passages`` (chunk numbers), in their order."""
+        if not len(passages):
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([np.arange(self.sent_start[i], self.sent_start[i + 1]) for i in passages])
+
     def _similarities(self, text: str, scope: Scope, allowed: np.ndarray):
         """``_dense`` for other words than were searched: the passages', the sentence windows' and
         each passage's best window's similarities to ``text``."""
         with self.index.reading():
-            return self._dense(self.embedder.embed_query(text).astype(np.float32), text, scope, allowed=allowed)
-
-    def _sentence_sims(self, text: str, scope: Scope, allowed: np.ndarray) -> np.ndarray:
-        return self._similarities(text, scope, allowed)[1]
+            return self._dense(self.query_vector(text), text, scope, allowed=allowed)
 
     def _allowed(self, filters: Filters) -> np.ndarray:
         """The passages the filters admit. Show and episode (a catalog's usual filters) are array
@@ -344,7 +381,7 @@ class Retriever:
     def _score(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray):
         """Fused scores of every passage for one wording, with the signals behind them."""
         w = self.weights
-        q = self.embedder.embed_query(query).astype(np.float32)
+        q = self.query_vector(query)
         qwords = search_words(query, scope)  # "at the very beginning" is scope, not topic
         bm25 = self.lexical.passage_scores(qwords) if qwords else np.zeros(len(self.chunks), np.float32)
         sent_lex = np.zeros(len(self.chunks), dtype=np.float32)
@@ -410,7 +447,7 @@ class Retriever:
                 sent_sims[scored] = self.index.window_vectors(scored) @ q
         if scope.speaker and len(sent_sims):
             # "What did Chris ask about X": that speaker's sentences about X beat the other's.
-            sent_sims = sent_sims + 0.08 * (self.columns.sentence_speaker == self._speaker_code(scope.speaker))
+            sent_sims = sent_sims + SPEAKER_BONUS * (self.columns.sentence_speaker == self._speaker_code(scope.speaker))
         sent_best = np.full(len(self.chunks), -np.inf, dtype=np.float32)
         if len(sent_sims):
             np.maximum.at(sent_best, self.sent_rows[scored, 0], sent_sims[scored])

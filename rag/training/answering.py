@@ -406,15 +406,21 @@ def refit_refusal(adapter: Path, archive: Path, work: Path, corpus: Path = R.COR
     return out
 
 
+def corpus_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options of a fit on the listeners' corpus: where its transcripts, scratch files and
+    question files are, and how many episodes of each split."""
+    ap.add_argument("--catalog", type=Path, default=None, help="the transcripts (default RAG_CATALOG)")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default MODEL_DIR/work)")
+    ap.add_argument("--limit", type=int, default=None, help="first N episodes of each split (a probe)")
+    ap.add_argument("--corpus", type=Path, default=R.CORPUS, help="question files (default eval/readers/)")
+
+
 def main(argv=None) -> int:
     from ..config import catalog_path
 
     ap = argparse.ArgumentParser(description="fit the sentence selector and the refusal on the listeners' corpus")
     ap.add_argument("--model-dir", default=None, help="the adapter's folder (default: none, the plain model)")
-    ap.add_argument("--catalog", type=Path, default=None, help="the transcripts (default RAG_CATALOG)")
-    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default MODEL_DIR/work)")
-    ap.add_argument("--limit", type=int, default=None, help="first N episodes of each split (a probe)")
-    ap.add_argument("--corpus", type=Path, default=R.CORPUS, help="question files (default eval/readers/)")
+    corpus_arguments(ap)
     ap.add_argument("--ship", default=",".join(SHIPPED_PARTS),
                     help=f"which fitted parts rag uses ({', '.join(PARTS)}; default: {', '.join(SHIPPED_PARTS)}); "
                          "the others are kept in the file as not_used")

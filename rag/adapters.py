@@ -103,7 +103,8 @@ class SentenceHead:
     """Which sentences answer a question, learnt from listeners' questions: the question's vector is
     mapped by ``W = I + U V^T`` (rank ``U.shape[1]``) before it is compared with the sentence
     windows, so a sentence that answers scores above one that only shares the question's topic
-    (``training/sentences.py`` fits it; ``Retriever`` scores the answer's sentences with it)."""
+    (``training/sentences.py`` fits it; ``Retriever`` scores every sentence window with it: the
+    hybrid's sentence signal, and which sentences the answer quotes)."""
 
     u: np.ndarray            # [dim, rank] float32
     v: np.ndarray            # [dim, rank] float32

@@ -4,13 +4,13 @@ sentence windows, fused as z-scores, nudged by the scope the question states, di
 Why each signal: all-MiniLM-L6-v2 over whole chunks misses paraphrased questions whose answer is
 one sentence inside a long passage; matching sentences finds that sentence and returns its passage;
 BM25 catches names and rare words the small model blurs; z-score fusion combines them without
-calibrating their scales against each other (see ``_fuse`` for why not reciprocal rank fusion).
+calibrating their scales against each other (``fusion.py``: why not reciprocal rank fusion).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from typing import Sequence
 
@@ -19,6 +19,7 @@ import numpy as np
 from .adapters import sentence_head_for
 from .coverage import Coverage
 from .embedding import Embedder
+from .fusion import Weights, fuse
 from .query import (Scope, leans_on_last_answer, named_speaker, only_scope, own_words, parse_scope,
                     search_words, speaker_aliases, without_speaker)
 from .stores import Store
@@ -26,7 +27,6 @@ from .stores.files import ANN_MIN, ANN_CANDIDATES
 from .shows import same_show
 from .types import Evidence, Filters, Hit, Question, Signals
 
-Z_SCALE = 0.01  # fused z-scores -> the scale of the scope/follow-up boosts in Weights
 
 
 EXACT_SENTENCES = 50_000    # up to this many sentence windows, a question scores every one
@@ -55,23 +55,6 @@ TIME_WINDOWS = (180.0, 480.0)
 # A time named this far past the last words is past the end (``Retriever.past_end``): the audio runs on
 # a little after them (goodbyes, outro music), and estimated times may be a minute off.
 PAST_END_S = 120.0
-
-
-@dataclass(frozen=True)
-class Weights:
-    # Signal weights from a grid over {0.5, 1, 1.5} for each on the dev split (96 answerable items):
-    # lexical at half the dense weight beat all four equal (hit@5 0.802 -> 0.833, hit within 1,200
-    # words 0.865 -> 0.885, MRR 0.661 -> 0.681); BM25 alone ranks better than dense alone, but its
-    # mistakes are the confident ones (one rare shared word), and fused they cost more.
-    dense: float = 1.0
-    sentence: float = 1.0
-    bm25: float = 0.5
-    sentence_bm25: float = 0.5  # BM25 over sentence windows, best window per passage
-    time: float = 0.03       # scope boosts on the fused scale: 0.01 = one standard deviation on one signal
-    chapter: float = 0.025
-    speaker: float = 0.01
-    followup: float = 0.015  # near the times the previous answer cited (soft: topic still decides)
-    mmr_lambda: float = 0.75
 
 
 # A question asked of many episodes ("what have guests said about X", ``query.spans_episodes``)
@@ -190,8 +173,7 @@ class Retriever:
             picked, (fused, dense, _, sent_best, bm25) = self._rank(
                 query, scope, anchor_times, allowed, k, candidates, question.variants, per_episode)
             own = question.text if question.follows_up else None
-            hits = tuple(self._hits(query, scope, picked, fused, dense, sent_best, bm25,
-                                    own=own))
+            hits = tuple(self._hits(query, scope, picked, fused, dense, sent_best, bm25, own=own))
 
         def measure() -> Signals:
             asked = own_words(question, scope)
@@ -401,7 +383,7 @@ class Retriever:
     def _dense(self, q: np.ndarray, query: str, scope: Scope, lexical: Sequence[np.ndarray] = (),
                allowed: np.ndarray | None = None):
         """Passage similarities, sentence-window similarities, each passage's best window, and the
-        population statistics of the first and third where they are estimated (see ``_fuse``).
+        population statistics of the first and third where they are estimated (see ``fusion.fuse``).
 
         Up to ``ANN_MIN`` passages every passage vector is scored. Past that (a catalog) the
         candidates are the HNSW graph's ``ANN_CANDIDATES`` nearest and the top of either BM25
@@ -415,7 +397,12 @@ class Retriever:
         windows: 179 MB a question, ~15 ms), so only the windows of the passages that the passage
         vectors or either BM25 (``lexical``) rank in their top ``SENTENCE_CANDIDATES`` are scored:
         the others' windows are NaN, and their best window is guessed from their passage similarity.
+
+        The windows are compared with the question's vector as the sentence head maps it, where there
+        is one (``adapters.SentenceHead``): a passage whose best sentence answers ranks higher
+        (`bench/retrievers.py`, listeners' validation hit@5 0.842 -> 0.850; docs/experiments.md).
         """
+        qs = self.sentence_head(q) if self.sentence_head is not None else q
         stats: dict[str, tuple[float, float]] = {}
         cand, narrow = None, False
         if self.index.scans:
@@ -433,7 +420,7 @@ class Retriever:
             sample = self._sample @ q
             stats["dense"] = (float(sample.mean()), float(sample.std()))
         if self.index.scans and len(self.sent_rows) <= EXACT_SENTENCES:
-            sent_sims = self.index.sentence_vectors @ q if len(self.sent_rows) else np.zeros(0, np.float32)
+            sent_sims = self.index.sentence_vectors @ qs if len(self.sent_rows) else np.zeros(0, np.float32)
             scored = slice(None)
         else:
             # With the graph, the passage candidates are already the top of each signal.
@@ -444,7 +431,7 @@ class Retriever:
             scored = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
             sent_sims = np.full(len(self.sent_rows), np.nan, dtype=np.float32)
             if len(scored):
-                sent_sims[scored] = self.index.window_vectors(scored) @ q
+                sent_sims[scored] = self.index.window_vectors(scored) @ qs
         if scope.speaker and len(sent_sims):
             # "What did Chris ask about X": that speaker's sentences about X beat the other's.
             sent_sims = sent_sims + SPEAKER_BONUS * (self.columns.sentence_speaker == self._speaker_code(scope.speaker))
@@ -465,7 +452,7 @@ class Retriever:
                  anchor_times: list[float], allowed: np.ndarray, stats: dict | None = None) -> np.ndarray:
         w = self.weights
         stats = stats or {}
-        fused = self._fuse([(w.dense, dense, stats.get("dense")), (w.sentence, sent_best, stats.get("sentence")),
+        fused = fuse(len(self.chunks), [(w.dense, dense, stats.get("dense")), (w.sentence, sent_best, stats.get("sentence")),
                             (w.bm25, bm25, None), (w.sentence_bm25, sent_lex, None)])
         boost = self._scope_boost(scope)
         if boost.any() and not topical:
@@ -478,25 +465,6 @@ class Retriever:
             fused += w.followup * self._near(anchor_times, 180.0)
         fused[~allowed] = -np.inf
         return fused
-
-    def _fuse(self, signals: list[tuple[float, np.ndarray, tuple[float, float] | None]]) -> np.ndarray:
-        """Distribution-based score fusion: each signal's scores as z-scores over the passages.
-
-        Reciprocal rank fusion (tried first) credits a rank whatever the score behind it, so a
-        passage that shares one common word with the question got a full BM25 vote and beat the
-        passage both dense signals ranked first; z-scores keep "how far above the rest" and a flat,
-        uninformative signal contributes next to nothing. Measured on the dev split: hit@5 0.86 -> 0.90,
-        hit within 1,200 words 0.90 -> 0.95 (`rag eval --split dev`).
-        """
-        fused = np.zeros(len(self.chunks), dtype=np.float64)
-        for weight, scores, known in signals:
-            # ``known``: the mean and spread when they are estimated (a catalog: see ``_dense``)
-            mean, std = known or ((float(scores.mean()), float(scores.std())) if len(scores) else (0.0, 0.0))
-            if weight == 0 or std == 0.0:
-                continue
-            fused += weight * (scores - mean) / std
-        # One standard deviation on one signal weighs about what the scope boosts are sized for.
-        return fused * Z_SCALE
 
     def _near(self, times: list[float], width: float) -> np.ndarray:
         """1 for passages spanning one of ``times``, falling off as a Gaussian of the distance."""

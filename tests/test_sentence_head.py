@@ -90,7 +90,8 @@ def assistant(tmp_path):
 
 def test_the_retriever_scores_the_answers_sentences_through_the_head(assistant):
     """A head that maps every question onto one sentence's window makes that sentence the best
-    match in its passage; without a head the question's own vector decides."""
+    match in its passage, and the passage's sentence signal in the ranking its score; without a head
+    the question's own vector decides."""
     retriever = assistant.retriever
     assert retriever.sentence_head is None              # the fake embedder has no adapter
     question = "What does the film festival show?"
@@ -106,6 +107,8 @@ def test_the_retriever_scores_the_answers_sentences_through_the_head(assistant):
                         meta={})
     retriever.sentence_head = head
     mapped = assistant.search(question, k=1)[0]
-    assert mapped.chunk.id == plain.chunk.id            # the head never moves the ranking
+    assert mapped.chunk.id == plain.chunk.id
     assert mapped.matched[0] == target
     assert mapped.scores["sentence_scores"][target] == pytest.approx(float(window @ head(q)), abs=1e-5)
+    assert mapped.scores["sentence"] == pytest.approx(float(window @ head(q)), abs=1e-5)
+    assert mapped.scores["sentence"] > plain.scores["sentence"]

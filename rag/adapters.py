@@ -5,7 +5,7 @@ An adapter holds, for each adapted linear layer ``W`` ([out, in], HF layout), tw
 graph builder, the NumPy encoder and the rerankers merge it here, so a tuned model at query time
 needs no torch and nothing of ``training/``, which writes these files (``training/lora.py``). The
 adapter's answer head (three numbers in its metadata, fitted by ``training/head.py``) is read here
-too.
+too, and the sentence head beside it (``SentenceHead``, fitted by ``training/sentences.py``).
 """
 
 from __future__ import annotations

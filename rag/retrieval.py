@@ -27,8 +27,6 @@ from .stores.files import ANN_MIN, ANN_CANDIDATES
 from .shows import same_show
 from .types import Evidence, Filters, Hit, Question, Signals
 
-
-
 EXACT_SENTENCES = 50_000    # up to this many sentence windows, a question scores every one
 SENTENCE_CANDIDATES = 300   # past it, the windows of each signal's top passages (see Retriever._dense)
 SPEAKER_BONUS = 0.08        # "What did Chris ask about X": that speaker's sentences about X beat the other's

@@ -204,6 +204,9 @@ def main(argv=None) -> int:
     archive = args.catalog or catalog_path()
     train = windowsfor(adapter, "train", archive, work, args.corpus, args.limit)
     validation = windowsfor(adapter, "validation", archive, work, args.corpus, args.limit)
+    if not train or not validation:
+        raise SystemExit(f"no {'train' if not train else 'validation'} question has its gold quote in its top five "
+                         f"passages: check --corpus ({args.corpus}) and --catalog ({archive})")
     _say(f"fitting on {len(train)} train questions")
     head = fit(train)
     recipe = {"rank": RANK, "l2": L2, "tau": TAU, "steps": STEPS, "batch": BATCH, "lr": LR, "seed": 0,

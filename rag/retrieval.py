@@ -450,8 +450,9 @@ class Retriever:
                  anchor_times: list[float], allowed: np.ndarray, stats: dict | None = None) -> np.ndarray:
         w = self.weights
         stats = stats or {}
-        fused = fuse(len(self.chunks), [(w.dense, dense, stats.get("dense")), (w.sentence, sent_best, stats.get("sentence")),
-                            (w.bm25, bm25, None), (w.sentence_bm25, sent_lex, None)])
+        fused = fuse(len(self.chunks), [(w.dense, dense, stats.get("dense")),
+                                        (w.sentence, sent_best, stats.get("sentence")),
+                                        (w.bm25, bm25, None), (w.sentence_bm25, sent_lex, None)])
         boost = self._scope_boost(scope)
         if boost.any() and not topical:
             # Nothing to match but the scope ("what do they talk about at the end?"): the scope

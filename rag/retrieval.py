@@ -230,21 +230,25 @@ class Retriever:
         texts = [query, own] if own else [query]
         return [without_speaker(t, scope.speaker, self.aliases) if scope.speaker else t for t in texts]
 
-    def _answer_sims(self, texts: list[str], scope: Scope, picked: Sequence[int]) -> np.ndarray:
-        """How well each sentence window of the ``picked`` passages answers: its similarity to each
-        of ``texts`` (averaged), the question's vector mapped by the adapter's sentence head where
-        there is one (``adapters.SentenceHead``), plus the scoped speaker's bonus; NaN elsewhere."""
+    def _answer_sims(self, texts: list[str], scope: Scope, picked: Sequence[int]) -> dict[int, float]:
+        """How well each sentence window of the ``picked`` passages answers (window row -> score):
+        its similarity to each of ``texts`` (averaged), the question's vector mapped by the adapter's
+        sentence head where there is one (``adapters.SentenceHead``), plus the scoped speaker's bonus."""
         rows = self.window_rows(picked)
-        sims = np.full(len(self.sent_rows), np.nan, dtype=np.float32)
         if not len(rows):
-            return sims
+            return {}
         head = self.sentence_head or (lambda q: q)
         queries = np.stack([head(self.query_vector(t)) for t in texts])
         with self.index.reading():
-            sims[rows] = (self.index.window_vectors(rows) @ queries.T).mean(axis=1)
-        if scope.speaker:
-            sims[rows] += SPEAKER_BONUS * (self.columns.sentence_speaker[rows] == self._speaker_code(scope.speaker))
-        return sims
+            sims = (self.index.window_vectors(rows) @ queries.T).mean(axis=1) + self.speaker_bonus(scope, rows)
+        return dict(zip(rows.tolist(), sims.tolist()))
+
+    def speaker_bonus(self, scope: Scope, rows=slice(None)) -> np.ndarray:
+        """What each window (of ``rows``) adds to its similarity for being the scoped speaker's: "What
+        did Chris ask about X": his sentences about X beat the other's. Zeros without a speaker."""
+        speakers = self.columns.sentence_speaker[rows]
+        ours = speakers == self._speaker_code(scope.speaker) if scope.speaker else np.zeros(len(speakers), bool)
+        return (SPEAKER_BONUS * ours).astype(np.float32)
 
     def window_rows(self, passages: Sequence[int]) -> np.ndarray:
         """The rows of the sentence windows of ``passages`` (chunk numbers), in their order."""
@@ -431,8 +435,7 @@ class Retriever:
             if len(scored):
                 sent_sims[scored] = self.index.window_vectors(scored) @ qs
         if scope.speaker and len(sent_sims):
-            # "What did Chris ask about X": that speaker's sentences about X beat the other's.
-            sent_sims = sent_sims + SPEAKER_BONUS * (self.columns.sentence_speaker == self._speaker_code(scope.speaker))
+            sent_sims = sent_sims + self.speaker_bonus(scope)
         sent_best = np.full(len(self.chunks), -np.inf, dtype=np.float32)
         if len(sent_sims):
             np.maximum.at(sent_best, self.sent_rows[scored, 0], sent_sims[scored])
@@ -511,10 +514,10 @@ class Retriever:
             redundancy = np.maximum(redundancy, sims[best])
         return [order[j] for j in picked]
 
-    def _sentence_scores(self, chunk_no: int, sent_sims: np.ndarray) -> list[tuple[int, float]]:
+    def _sentence_scores(self, chunk_no: int, sims: dict[int, float]) -> list[tuple[int, float]]:
         rows = range(self.sent_start[chunk_no], self.sent_start[chunk_no + 1])
-        return [(int(self.sent_rows[r, 1]), float(sent_sims[r])) for r in rows if not np.isnan(sent_sims[r])]
+        return [(int(self.sent_rows[r, 1]), sims[r]) for r in rows if r in sims]
 
-    def _sentence_order(self, chunk_no: int, sent_sims: np.ndarray) -> tuple[int, ...]:
-        scored = sorted(self._sentence_scores(chunk_no, sent_sims), key=lambda x: -x[1])
+    def _sentence_order(self, chunk_no: int, sims: dict[int, float]) -> tuple[int, ...]:
+        scored = sorted(self._sentence_scores(chunk_no, sims), key=lambda x: -x[1])
         return tuple(si for si, _ in scored)

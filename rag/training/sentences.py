@@ -54,7 +54,6 @@ def collect(adapter: Path | None, split: str, work: Path, corpus: Path = R.CORPU
     top five passages, the scoped speaker's bonus, and which windows hold a gold quote."""
     from ..api import Assistant
     from ..config import Config
-    from ..retrieval import SPEAKER_BONUS
 
     items = corpus_items([split], corpus)
     episodes = _first(items, limit)
@@ -63,6 +62,9 @@ def collect(adapter: Path | None, split: str, work: Path, corpus: Path = R.CORPU
     for n, episode in enumerate(episodes, 1):
         assistant = Assistant.load(episode, backend="extractive", config=config)
         retriever = assistant.retriever
+        # Asked as without a head: a head already beside the adapter (the one being refitted)
+        # would choose the passages and the earlier turns' answers the new one learns from.
+        retriever.sentence_head = None
         number = {chunk.id: i for i, chunk in enumerate(retriever.chunks)}
         for it in R.as_eval_items(items[episode], longer=True):
             if not it["answerable"]:
@@ -83,14 +85,10 @@ def collect(adapter: Path | None, split: str, work: Path, corpus: Path = R.CORPU
                               for t in sentences])
             if not label.any():
                 continue
-            bonus = np.zeros(len(windows), np.float32)
-            if scope.speaker:
-                bonus += SPEAKER_BONUS * (retriever.columns.sentence_speaker[windows]
-                                          == retriever._speaker_code(scope.speaker))
             rows.append({"id": it["id"], "episode": episode,
                          "queries": np.stack([retriever.query_vector(t) for t in texts]),
                          "windows": retriever.index.window_vectors(windows).astype(np.float16),
-                         "bonus": bonus, "label": label})
+                         "bonus": retriever.speaker_bonus(scope, windows), "label": label})
         eta = (time.monotonic() - t0) / n * (len(episodes) - n)
         _say(f"  {split}: {n}/{len(episodes)} episodes, {len(rows)} questions, "
              f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")

@@ -233,6 +233,15 @@ def test_rag_train_on_listeners_questions_writes_an_adapter_its_fitted_answering
     assert guard["fitted"]["answerable"] > 0 and guard["fitted"]["false_refusals"] <= guard["max_false_refusals"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "listeners' questions" in card and "answering.json" in card and "CC BY-SA 4.0" in card
+    # The sentence head is fitted with it, beside the adapter, and rag's retriever reads it there.
+    from rag.adapters import load_adapter, load_sentence_head, sentence_head_for
+
+    head = load_sentence_head(out / "sentences.safetensors")
+    assert head.u.shape == (384, 8) and "CC BY-SA 4.0" in head.meta["licence"]
+    assert head.meta["figures"]["validation"]["with"]["questions"] > 0
+    assert figures["sentence_head"]["recipe"]["questions"] == head.meta["recipe"]["questions"]
+    assert "## The sentence head" in card
+    assert sentence_head_for(load_adapter(out / "adapter.safetensors")) is not None
 
     # `rag train --selector`: the sentence selector for that adapter, on the same questions, its
     # depth and weight chosen on the validation episodes; rag reads it from beside the adapter and

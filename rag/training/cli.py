@@ -171,6 +171,10 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
         _say("fitting the sentence selector and the refusal on the listeners' questions")
         figures["answering"] = fit_answering(out / "adapter.safetensors", source, work,
                                              corpus=readers[2])["figures"]
+        from .sentences import fit_beside
+
+        _say("fitting the sentence head (which sentences answer) on the listeners' questions")
+        figures["sentence_head"] = fit_beside(out / "adapter.safetensors", source, work, corpus=readers[2])
     (out / "figures.json").write_text(json.dumps(figures, indent=2))
     card = readers_card(figures, name=name) if readers is not None else \
         model_card(figures, counts_by_show(splits), name=name)
@@ -323,6 +327,7 @@ many more answerable questions of #260 (`EXPERIMENTS.md`).
 | the sentence selector | train ({a['questions']['train']} questions) | best stretch holds a gold quote | {sel['hand-tuned rule']['all']:.3f} | {sel['fitted']['all']:.3f} |
 | the refusal | train; threshold on validation | refusal recall at false refusals {ref['fitted']['false_refusals']:.3f} | {ref['policy before']['refusal_recall']:.3f} | {ref['fitted']['refusal_recall']:.3f} |
 """
+    fitted += sentence_head_section(figures.get("sentence_head"))
     return f"""# {name}: a retrieval adapter for all-MiniLM-L6-v2, trained on listeners' questions
 
 A LoRA adapter (rank {r['rank']}, alpha {r['alpha']:g}, all 36 linear layers) for the packaged
@@ -362,6 +367,26 @@ Recipes compared and the figures on every question set: `EXPERIMENTS.md` beside 
 ## Licence and attribution
 
 {ATTRIBUTION} The base model, all-MiniLM-L6-v2, is Apache-2.0.
+"""
+
+
+def sentence_head_section(head: dict | None) -> str:
+    """The card's section on ``sentences.safetensors``, when ``rag train --readers`` fitted one."""
+    if not head:
+        return ""
+    v, rec = head["figures"]["validation"], head["recipe"]
+    return f"""
+## The sentence head (`sentences.safetensors`)
+
+A map of the question's vector, `W = I + U V^T` (rank {rec['rank']}), fitted so that among the
+sentence windows of a question's top five passages the ones holding its gold quote score highest
+(`python -m rag.training.sentences`; {rec['questions']} train questions from {rec['episodes']}
+episodes). rag scores the answer's sentences, and the ranking's sentence signal, through it.
+
+| on the validation split ({v['with']['questions']} questions) | without | with |
+|---|---|---|
+| the best-scoring window holds the gold quote | {v['without']['top1']:.3f} | {v['with']['top1']:.3f} |
+| MRR of the best gold window | {v['without']['mrr']:.3f} | {v['with']['mrr']:.3f} |
 """
 
 

@@ -12,7 +12,8 @@ time it costs one small matrix product a question (``adapters.SentenceHead``).
 
 Fitted on the train split of the listeners' corpus (every answerable question and every
 conversation's later turns, each asked as rag asks it, after the turns before it), judged on the
-validation split (episodes it never saw). Written beside the adapter as ``sentences.safetensors``::
+validation split (episodes it never saw). Written beside the adapter as ``sentences.safetensors``,
+by ``rag train --readers`` after the adapter, or alone for an adapter already trained::
 
     python -m rag.training.sentences --model-dir rag/models/podcast-minilm
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..adapters import SENTENCE_HEAD_FILE, SENTENCE_HEAD_FORMAT, SentenceHead
+from ..errors import InputError
 from ..evaluation import readers as R
 from ..evaluation.metrics import holds
 from .answering import _first, build_indexes, corpus_arguments, rows_key
@@ -187,6 +189,29 @@ def write(head: SentenceHead, path: Path) -> None:
     tmp.replace(path)
 
 
+def fit_beside(adapter: Path, archive: Path, work: Path, corpus: Path = R.CORPUS,
+               limit: int | None = None) -> dict:
+    """Fit the head for ``adapter`` on the listeners' train split, write it beside the adapter
+    (``sentences.safetensors``) and return its recipe and its figures on validation and train."""
+    train = windowsfor(adapter, "train", archive, work, corpus, limit)
+    validation = windowsfor(adapter, "validation", archive, work, corpus, limit)
+    if not train or not validation:
+        raise InputError(f"no {'train' if not train else 'validation'} question has its gold quote in its top "
+                         f"five passages: check the question files ({corpus}) and the transcripts ({archive})")
+    _say(f"sentence head: fitting on {len(train)} train questions")
+    head = fit(train)
+    recipe = {"rank": RANK, "l2": L2, "tau": TAU, "steps": STEPS, "batch": BATCH, "lr": LR, "seed": 0,
+              "trained_on": "listeners' corpus, train split (eval/readers/splits.json)",
+              "episodes": len({r["episode"] for r in train}), "questions": len(train)}
+    result = {"validation": {"without": figures(validation, None), "with": figures(validation, head)},
+              "train": {"without": figures(train, None), "with": figures(train, head)}}
+    head = SentenceHead(u=head.u, v=head.v, meta={"recipe": recipe, "figures": result,
+                                                  "licence": "trained on Changelog transcripts, CC BY-SA 4.0, "
+                                                             "copyright Changelog Media"})
+    write(head, adapter.parent / SENTENCE_HEAD_FILE)
+    return {"recipe": recipe, "figures": result}
+
+
 def main(argv=None) -> int:
     from ..config import catalog_path
 
@@ -199,24 +224,11 @@ def main(argv=None) -> int:
         ap.error(f"{adapter} does not exist: --model-dir takes a folder written by `rag train --out`")
     work = args.work or adapter.parent / "work"
     work.mkdir(parents=True, exist_ok=True)
-    archive = args.catalog or catalog_path()
-    train = windowsfor(adapter, "train", archive, work, args.corpus, args.limit)
-    validation = windowsfor(adapter, "validation", archive, work, args.corpus, args.limit)
-    if not train or not validation:
-        raise SystemExit(f"no {'train' if not train else 'validation'} question has its gold quote in its top five "
-                         f"passages: check --corpus ({args.corpus}) and --catalog ({archive})")
-    _say(f"fitting on {len(train)} train questions")
-    head = fit(train)
-    recipe = {"rank": RANK, "l2": L2, "tau": TAU, "steps": STEPS, "batch": BATCH, "lr": LR, "seed": 0,
-              "trained_on": "listeners' corpus, train split (eval/readers/splits.json)",
-              "episodes": len({r["episode"] for r in train}), "questions": len(train)}
-    result = {"validation": {"without": figures(validation, None), "with": figures(validation, head)},
-              "train": {"without": figures(train, None), "with": figures(train, head)}}
-    head = SentenceHead(u=head.u, v=head.v, meta={"recipe": recipe, "figures": result,
-                                                  "licence": "trained on Changelog transcripts, CC BY-SA 4.0, "
-                                                             "copyright Changelog Media"})
-    write(head, adapter.parent / SENTENCE_HEAD_FILE)
-    print(json.dumps(result, indent=2))
+    try:
+        result = fit_beside(adapter, args.catalog or catalog_path(), work, args.corpus, args.limit)
+    except InputError as e:
+        raise SystemExit(str(e))
+    print(json.dumps(result["figures"], indent=2))
     return 0
 
 

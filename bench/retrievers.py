@@ -23,8 +23,9 @@ Transcripts other than #260 come from the catalog (RAG_CATALOG).
 
 Rows: ``dense`` is 200-word windows searched with the model alone (the generic pipeline); ``hybrid``
 is rag's retrieval and its extractive answers. Columns: hit@5, hit within 1,200 words, MRR, quote
-support, the answers' median length in words (quoting more words quotes the gold more often: the two
-are read together), refusal recall, false refusals, answer latency p50. A second table: the
+support and its 95% interval (Wilson: a gap between two rows smaller than the intervals is not
+shown by one set), the answers' median length in words (quoting more words quotes the gold more
+often: the two are read together), refusal recall, false refusals, answer latency p50. A second table: the
 conversations' second turns (hit@5, quote support and words) and, where a set has three-turn
 conversations, their third turns asked after the first two answers, the figures of follow-ups, and
 the unanswerable questions' refusal recall alone and asked after a first turn (an uncovered
@@ -177,6 +178,12 @@ def evaluate_set(groups, config: Config, *, dense: bool, built: set):
     return aggregate, uncovered
 
 
+def _interval(group: dict, key: str) -> str | None:
+    """A share's 95% Wilson interval as "low-high" (``rag.evaluation.metrics.interval``)."""
+    s = (group.get("intervals") or {}).get(key)
+    return f"{s['low']:.3f}-{s['high']:.3f}" if s else None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="base,shipped", help="base, shipped, or adapter folders")
@@ -208,32 +215,34 @@ def main(argv=None) -> int:
                         f = result["by_type"][kind]
                         followups.append((f"{set_name} ({f['n']} conversations{turn})", label,
                                           result.get("followup_turn1", {}).get("hit@5") if not turn else None,
-                                          f["retrieval"]["hit@5"], f["quote_support"], f.get("answer_words_p50"),
+                                          f["retrieval"]["hit@5"], f["quote_support"], _interval(f, "quote_support"),
+                                          f.get("answer_words_p50"),
                                           ref.get("refusal_recall"), uncovered, alone, switched,
                                           f["latency_p50_s"] * 1000))
                 if dense:
                     r = g["baselines"]["window200-dense"]
                     rows.append((n, f"{label}, dense", r["hit@5"], r["budget@1200"], r["mrr"],
-                                 None, None, None, None, None))
+                                 None, None, None, None, None, None))
                 r = g["retrieval"]
                 rows.append((n, f"{label}, hybrid", r["hit@5"], r["budget@1200"], r["mrr"],
-                             g["quote_support"], g.get("answer_words_p50"), ref.get("refusal_recall"),
+                             g["quote_support"], _interval(g, "quote_support"), g.get("answer_words_p50"),
+                             ref.get("refusal_recall"),
                              ref.get("false_refusal_rate"),
                              g["latency_p50_s"] * 1000))
                 print(f"{n} {label}: {time.monotonic() - t0:.0f} s", file=sys.stderr)
-    head = ("| set | retrieval | hit@5 | hit within 1,200 words | MRR | quote support | answer words p50 | "
-            "refusal R | false refusals | answer p50 ms |\n|---|---|---|---|---|---|---|---|---|---|")
-    fmt = lambda v: "-" if v is None else f"{v:.3f}" if v <= 1 else f"{v:.1f}"  # noqa: E731
+    head = ("| set | retrieval | hit@5 | hit within 1,200 words | MRR | quote support | its 95% interval "
+            "| answer words p50 | refusal R | false refusals | answer p50 ms |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    fmt = lambda v: "-" if v is None else v if isinstance(v, str) else f"{v:.3f}" if v <= 1 else f"{v:.1f}"  # noqa: E731
     lines = [head] + ["| " + " | ".join([s, sysname] + [fmt(v) for v in vals]) + " |"
                       for s, sysname, *vals in rows]
     if followups:
         lines += ["", "Follow-ups: the second turn of each conversation, asked after the first one's answer; "
                   "the set's unanswerable questions refused alone and asked after its first answerable one; "
                   "and its other answerable questions, a new question after that turn: hit@5 alone and after it.", "",
-                  "| set | retrieval | first turn hit@5 | hit@5 | quote support | answer words p50 "
-                  "| uncovered refused: alone | after a turn | new question hit@5: alone | after a turn "
-                  "| answer p50 ms |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| set | retrieval | first turn hit@5 | hit@5 | quote support | its 95% interval "
+                  "| answer words p50 | uncovered refused: alone | after a turn | new question hit@5: alone "
+                  "| after a turn | answer p50 ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         lines += ["| " + " | ".join([s, sysname] + [fmt(v) for v in vals]) + " |" for s, sysname, *vals in followups]
     text = "\n".join(lines)
     print(text)

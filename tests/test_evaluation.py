@@ -82,6 +82,19 @@ def test_refusal_stats_and_calibrate():
     assert M.percentile([1, 2, 3, 4], 0.5) == 2.5
 
 
+def test_a_share_comes_with_its_95_percent_wilson_interval():
+    low, high = M.interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+    low, high = M.interval(0, 10)                 # never below 0, and not empty at 0 of 10
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+    assert M.interval(10, 10)[1] == 1.0 and M.interval(0, 0) is None
+    wide, narrow = M.interval(20, 40), M.interval(500, 1000)   # fewer questions, less sure
+    assert wide[1] - wide[0] > 2 * (narrow[1] - narrow[0])
+    s = M.share([True, False, None, 1.0, 0.0])    # None is skipped
+    assert s["n"] == 4 and s["share"] == 0.5 and (s["low"], s["high"]) == M.interval(2, 4)
+    assert M.share([None]) is None
+
+
 def test_citation_valid():
     passages = {"c1": {"start_s": 100.0, "end_s": 160.0}}
     assert M.citation_valid({"passage_id": "c1", "start_s": 163.0}, passages)
@@ -146,6 +159,14 @@ def test_runner_writes_results_report_and_charts(run_dir):
         assert r["answer_words"] == len(r["answer"].split())
         assert r["quote_support"] <= r["citation_support"]  # a quote lies in its passage
     assert "quote support" in report and "answer words p50" in report
+    # every share that decides a comparison carries its number of questions and 95% interval
+    got = agg["overall"]["intervals"]
+    quoted = [r["quote_support"] for r in run["items"] if r["answerable"] and r["quote_support"] is not None]
+    assert got["quote_support"]["n"] == len(quoted)
+    assert got["quote_support"]["low"] <= got["quote_support"]["share"] <= got["quote_support"]["high"]
+    assert got["hit@5"]["share"] == pytest.approx(agg["overall"]["retrieval"]["hit@5"])
+    assert got["refusal_recall"]["n"] == 1          # t4, the one unanswerable item
+    assert "## How sure (95% intervals)" in report and "95% interval" in report
 
 
 def test_a_third_turn_is_asked_after_both_answers_before_it(assistant, monkeypatch):

@@ -142,6 +142,27 @@ def mean(values: Iterable[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+def interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The 95% Wilson score interval of a share, ``hits`` of ``n``: where the share measured on other
+    questions of the same kind would fall. It stays inside [0, 1] and is honest for small ``n``
+    (a set's 40 second turns: 0.50 is 0.35-0.65). None for no questions."""
+    if n <= 0:
+        return None
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def share(values: Iterable[float | bool | None]) -> dict | None:
+    """The share of true values among 0/1 ones (None skipped), their number and its ``interval``."""
+    vals = [bool(v) for v in values if v is not None]
+    if not vals:
+        return None
+    low, high = interval(sum(vals), len(vals))
+    return {"share": sum(vals) / len(vals), "n": len(vals), "low": low, "high": high}
+
+
 def refusal_stats(rows: Sequence[tuple[bool, bool]]) -> dict:
     """rows: (answerable, refused). Precision/recall of refusing, on unanswerable as positives."""
     tp = sum(1 for a, r in rows if r and not a)

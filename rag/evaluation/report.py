@@ -56,6 +56,18 @@ def answer_table(agg: dict, judge_status: str | None) -> str:
                  [row + _judge_cells(o, judge_status)])
 
 
+INTERVAL_NAMES = {"hit@5": "hit@5", "quote_support": "quote support", "refusal_recall": "refusal R",
+                  "false_refusal_rate": "false refusals"}
+
+
+def interval_table(agg: dict) -> str:
+    """The main shares with their number of questions and 95% interval (``metrics.interval``)."""
+    got = agg["overall"].get("intervals") or {}
+    rows = [[label, s["share"], s["n"], f"{s['low']:.3f}-{s['high']:.3f}"]
+            for key, label in INTERVAL_NAMES.items() if (s := got.get(key))]
+    return table(["share", "value", "n", "95% interval"], rows)
+
+
 def type_table(agg: dict, judge_status: str | None) -> str:
     names = list((agg["overall"].get("baselines") or {}))
     headers = ["type", "n", "hit@1", "hit@5", "MRR", "budget@600"] + [f"{n} hit@5" for n in names] + \
@@ -156,6 +168,9 @@ def markdown(run: dict, chart_files: list[str]) -> str:
         "answerable answers where at least one cited passage holds a gold quote. Quote support: the "
         "same, but the cited sentences themselves must hold it (what the reader is shown). Answer "
         "words p50: median length of the non-refused answers.\n",
+        "## How sure (95% intervals)\n", interval_table(agg), "",
+        "Wilson score intervals: where each share would fall on other questions of the same kind. Two "
+        "systems whose intervals overlap on one set are not shown apart by it.\n",
         "## By type\n", type_table(agg, judge_status), "",
         "Follow-ups: the second turn, asked with history=[(first question, first answer)]; "
         "'followup turn 1' is the first question against history_gold_quotes.\n",
@@ -187,7 +202,8 @@ def write_run(run: dict, out: Path) -> None:
 def terminal_summary(run: dict) -> str:
     agg, status = run["aggregate"], run["config"].get("judge")
     return "\n\n".join(["Retrieval (answerable items)", retrieval_table(agg, run["config"].get("corpus")), "Answers",
-                        answer_table(agg, status), "By type", type_table(agg, status)])
+                        answer_table(agg, status), "95% intervals", interval_table(agg),
+                        "By type", type_table(agg, status)])
 
 
 def flat_metrics(agg: dict) -> dict:

@@ -153,6 +153,13 @@ def _group(results: list[dict]) -> dict:
         "latency_p50_s": M.percentile(lat, 0.5),
         "latency_p95_s": M.percentile(lat, 0.95),
     }
+    # 95% intervals of the shares that decide most comparisons (``metrics.interval``).
+    g["intervals"] = {
+        "hit@5": M.share(r["metrics"]["hit@5"] for r in answerable if r["metrics"]),
+        "quote_support": M.share(r.get("quote_support") for r in answerable),
+        "refusal_recall": M.share(r["refused"] for r in results if not r["answerable"]),
+        "false_refusal_rate": M.share(r["refused"] for r in answerable),
+    }
     names = sorted({n for r in results for n in r.get("baselines", {})})
     if names:
         g["baselines"] = {n: _retrieval([r["baselines"][n]["metrics"] for r in answerable]) for n in names}

@@ -95,6 +95,30 @@ def test_a_share_comes_with_its_95_percent_wilson_interval():
     assert M.share([None]) is None
 
 
+def test_two_runs_are_compared_question_by_question_with_a_sign_test():
+    from rag.evaluation.report import paired_table
+
+    assert M.sign_test(10, 0) == pytest.approx(2 / 1024)        # all ten the same way: unlikely chance
+    assert M.sign_test(8, 2) == pytest.approx(2 * 56 / 1024)
+    assert M.sign_test(5, 5) == 1.0 and M.sign_test(0, 0) == 1.0
+    assert M.sign_test(2, 8) == M.sign_test(8, 2)
+
+    def item(i, answerable, hit, quoted, refused):
+        return {"id": f"q{i}", "answerable": answerable, "refused": refused,
+                "metrics": {"hit@5": float(hit)} if answerable else None,
+                "quote_support": (quoted if answerable and not refused else None)}
+
+    a = [item(i, True, True, i < 4, False) for i in range(10)] + [item(10, False, False, None, True)]
+    b = [item(i, True, True, i < 9, i == 9) for i in range(10)] + [item(10, False, False, None, False)]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:6]]
+            for line in paired_table(a, b).splitlines()[2:]}
+    # quote support: q9 refused by B is left out; q4-q8 are quoted by B only
+    assert rows["quote support"] == ["9", "0", "5", f"{M.sign_test(0, 5):.3f}"]
+    assert rows["hit@5"] == ["10", "0", "0", "1.000"]
+    assert rows["refusal R"][:3] == ["1", "1", "0"] and rows["false refusals"][:3] == ["10", "0", "1"]
+    assert paired_table(a, [dict(r, id="other") for r in b]).count("| -") >= 4   # nothing in common
+
+
 def test_citation_valid():
     passages = {"c1": {"start_s": 100.0, "end_s": 160.0}}
     assert M.citation_valid({"passage_id": "c1", "start_s": 163.0}, passages)
@@ -223,6 +247,7 @@ def test_compare_and_cli(run_dir, tmp_path, capsys):
     assert cli.run(Namespace(compare=[str(run_dir), str(run_dir)])) == 0
     out = capsys.readouterr().out
     assert "hit@5" in out and "+0.000" in out
+    assert "Paired, on the questions both runs asked" in out and "| only A" in out
     assert (run_dir / "compare.md").exists()
 
 

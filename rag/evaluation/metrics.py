@@ -163,6 +163,17 @@ def share(values: Iterable[float | bool | None]) -> dict | None:
     return {"share": sum(vals) / len(vals), "n": len(vals), "low": low, "high": high}
 
 
+def sign_test(only_a: int, only_b: int) -> float:
+    """Two-sided exact sign test of two systems on the same questions: ``only_a`` questions one gets
+    and the other does not, ``only_b`` the reverse. The chance of a split at least this uneven if
+    either were as likely (1.0 when they never differ)."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
 def refusal_stats(rows: Sequence[tuple[bool, bool]]) -> dict:
     """rows: (answerable, refused). Precision/recall of refusing, on unanswerable as positives."""
     tp = sum(1 for a, r in rows if r and not a)

@@ -236,4 +236,29 @@ def compare(run_a: Path, run_b: Path) -> str:
             f"B: {run_b} ({b['config']['split']}, {len(b['items'])} items)\n")
     if a["config"]["split"] != b["config"]["split"]:
         head += "warning: the runs are on different splits\n"
-    return head + "\n" + table(["metric", "A", "B", "B - A"], rows)
+    return (head + "\n" + table(["metric", "A", "B", "B - A"], rows) + "\n\n"
+            + "Paired, on the questions both runs asked: how many each run gets and the other does not, "
+              "and the two-sided sign test's p (small: the difference is unlikely to be chance).\n\n"
+            + paired_table(a["items"], b["items"]))
+
+
+# What each paired share reads of an item: which items count, and whether the item "gets" it.
+PAIRED = (("hit@5", lambda r: r["answerable"] and r.get("metrics"), lambda r: bool(r["metrics"]["hit@5"])),
+          ("quote support", lambda r: r["answerable"] and r.get("quote_support") is not None,
+           lambda r: bool(r["quote_support"])),
+          ("refusal R", lambda r: not r["answerable"], lambda r: bool(r["refused"])),
+          ("false refusals", lambda r: r["answerable"], lambda r: bool(r["refused"])))
+
+
+def paired_table(items_a: list[dict], items_b: list[dict]) -> str:
+    """Each share compared question by question (``metrics.sign_test``): two runs over the same
+    questions differ where one gets a question the other does not, and only there."""
+    by_id = {r["id"]: r for r in items_b}
+    pairs = [(r, by_id[r["id"]]) for r in items_a if r["id"] in by_id]
+    rows = []
+    for name, counts, gets in PAIRED:
+        both = [(x, y) for x, y in pairs if counts(x) and counts(y)]
+        only_a = sum(gets(x) and not gets(y) for x, y in both)
+        only_b = sum(gets(y) and not gets(x) for x, y in both)
+        rows.append([name, len(both), only_a, only_b, M.sign_test(only_a, only_b) if both else None])
+    return table(["share", "questions", "only A", "only B", "p"], rows)

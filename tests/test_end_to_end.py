@@ -173,7 +173,7 @@ def test_who_the_guest_is_is_answered_by_his_introduction(assistant, question):
 
 def test_who_founded_the_company_is_answered_though_the_founders_are_the_speakers(assistant):
     # It was refused: the answer-type check wanted a name among the four best sentences, and the
-    # speakers' names did not count. A "who" question reads twice as many, speakers' names counted.
+    # speakers' names did not count. "Who founded" reads twice as many, speakers' names counted.
     answer = assistant.ask("Who founded Runway?")
     assert not answer.refused
     assert answer.citations[0].speaker == "Anastasis Germanidis"

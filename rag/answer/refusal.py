@@ -127,6 +127,7 @@ _NUMBER_WORDS = (r"\d|\$|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleve
                  r"forty|fifty|hundreds?|thousands?|millions?|billions?|dozens?|percent|half)\b")
 _NAMED_KINDS = (r"(?:company|companies|studios?|brands?|products?|programming languages?|countr(?:y|ies)|city|"
                 r"cities|universit(?:y|ies)|employer)(?!')")  # "the company's mission" asks for no name
+_PERSON = r"who (?:wrote|founded|invented)"   # a name type that asks for a person
 _ANSWER_TYPES = (
     # An amount is not a duration: "five years" does not say how many employees there are.
     ("amount", re.compile(r"\b(?:how many|how much (?:money|funding|revenue|(?:does|do|did|will|would) (?:\S+ ){1,4}"
@@ -151,7 +152,7 @@ _ANSWER_TYPES = (
                         # possessives and a few adjectives between, so "what does the company do" is not.
                         r"what(?:'s| is| was| are| were)? (?:(?:the|his|her|their|its|a|an|[\w-]+'s?|favou?rite|main|"
                         r"first|new|current|previous) ){0,3}" + _NAMED_KINDS + r"|"
-                        r"who (?:wrote|founded|invented)|"
+                        + _PERSON + r"|"
                         # "where does Chris work" asks for an employer or a place, which have names.
                         r"where (?:does|did|do|is|was|were|are) (?:\S+ ){1,3}(?:work(?:s|ed)?|live[sd]?|stud(?:y|ied)|"
                         r"grow up|grew up|based|located|headquartered|teach(?:es)?)|"
@@ -159,7 +160,7 @@ _ANSWER_TYPES = (
      None),  # a name: see _names
 )
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][\w-]+")  # a capitalised word after a lower-case one
-_WHO = re.compile(r"\bwho (?:wrote|founded|invented)\b", re.I)   # a name that may be a speaker's
+_WHO = re.compile(r"\b" + _PERSON + r"\b", re.I)   # a name that may be a speaker's
 
 
 def _names(text: str, speakers: set[str]) -> list[str]:

@@ -5,7 +5,8 @@ An adapter holds, for each adapted linear layer ``W`` ([out, in], HF layout), tw
 graph builder, the NumPy encoder and the rerankers merge it here, so a tuned model at query time
 needs no torch and nothing of ``training/``, which writes these files (``training/lora.py``). The
 adapter's answer head (three numbers in its metadata, fitted by ``training/head.py``) is read here
-too, and the sentence head beside it (``SentenceHead``, fitted by ``training/sentences.py``).
+too, and the two heads beside it: the sentence head (``SentenceHead``, fitted by
+``training/sentences.py``) and the question prior (``QuestionPrior``, fitted by ``training/prior.py``).
 """
 
 from __future__ import annotations
@@ -139,3 +140,57 @@ def load_sentence_head(path: str | Path) -> SentenceHead:
         raise ModelError(f"cannot read the sentence head {path}: {e}; rebuild it with "
                          "`python -m rag.training.sentences` or remove it") from e
     return SentenceHead(u=u, v=v, meta=info)
+
+
+QUESTION_PRIOR_FILE = "prior.safetensors"    # beside an adapter: its question prior
+QUESTION_PRIOR_FORMAT = "rag-question-prior/1"
+
+
+@dataclass(frozen=True)
+class QuestionPrior:
+    """How often a question like this one is covered by the episode it is asked of, before any
+    passage is read: a logistic regression on the question's vector, learnt from listeners'
+    answerable and uncovered questions (``training/prior.py``). Interviews tell stories and
+    opinions; they seldom give a price, a version number or a head count, and the listeners'
+    uncovered questions mostly ask for such things. ``distrust`` is one of the refusal's features
+    (``RefusalPolicy.prior_weight``): it only ever lowers the refusal's confidence, so no question
+    is answered for its kind alone."""
+
+    w: np.ndarray            # [dim] float32
+    b: float
+    base: float              # the log-odds of the share of covered questions it was fitted on
+    meta: dict
+
+    def __call__(self, q: np.ndarray) -> float:
+        """The log-odds that a question with vector ``q`` is covered."""
+        return float(self.w @ q) + self.b
+
+    def distrust(self, q: np.ndarray) -> float:
+        """How far below the base rate its log-odds put the question (0 where they do not)."""
+        return max(self.base - self(q), 0.0)
+
+
+def question_prior_for(adapter: Adapter | None) -> QuestionPrior | None:
+    """The question prior beside ``adapter`` (``QUESTION_PRIOR_FILE``); None where there is none."""
+    if adapter is None or not (adapter.path.parent / QUESTION_PRIOR_FILE).is_file():
+        return None
+    return load_question_prior(adapter.path.parent / QUESTION_PRIOR_FILE)
+
+
+def load_question_prior(path: str | Path) -> QuestionPrior:
+    from safetensors import safe_open
+
+    from .errors import ModelError
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            info = json.loads((f.metadata() or {}).get("rag", "{}"))
+            w, b = f.get_tensor("w").astype(np.float32), f.get_tensor("b").astype(np.float32)
+        if info.get("format") != QUESTION_PRIOR_FORMAT:
+            raise ValueError(f"format {info.get('format')!r}, expected {QUESTION_PRIOR_FORMAT!r}")
+        if w.ndim != 1 or b.shape != (2,):
+            raise ValueError(f"w {w.shape} and b {b.shape} are not a [dim] vector and two numbers")
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise ModelError(f"cannot read the question prior {path}: {e}; rebuild it with "
+                         "`python -m rag.training.prior` or remove it") from e
+    return QuestionPrior(w=w, b=float(b[0]), base=float(b[1]), meta=info)

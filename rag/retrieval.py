@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .adapters import sentence_head_for
+from .adapters import question_prior_for, sentence_head_for
 from .coverage import Coverage
 from .embedding import Embedder
 from .fusion import Weights, fuse
@@ -111,6 +111,7 @@ class Retriever:
         adapter = getattr(embedder, "adapter", None)
         self.answer_head = (adapter.meta.get("answer_head") or None) if adapter is not None else None
         self.sentence_head = sentence_head_for(adapter)
+        self.question_prior = question_prior_for(adapter)
         # A question's vector is asked for up to three times a search (its passages, which of
         # their sentences answer, its refusal's similarities): encoded once.
         self.query_vector = lru_cache(maxsize=256)(self._encode)
@@ -185,6 +186,8 @@ class Retriever:
                            answer=self.answer_probability(dense if own is None else own[0], allowed),
                            dense=None if own is None else float(own[0][allowed].max()),
                            sentence=None if own is None else float(own[2][allowed].max()),
+                           distrust=0.0 if self.question_prior is None
+                           else self.question_prior.distrust(self.query_vector(asked)),
                            absent=self.words.absent_names(question, scope),
                            only_scope=only_scope(asked, scope))
 

@@ -392,6 +392,7 @@ class Signals:
     # passage and sentence-window similarity to its own words; None: the top passages' own scores.
     dense: float | None = None
     sentence: float | None = None
+    distrust: float = 0.0              # how far the question prior puts its odds of being covered below the base rate
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,28 @@ def test_a_follow_up_on_a_new_topic_is_refused_as_it_is_alone_whatever_came_befo
     assert not session.ask("And why did they build it?").refused
 
 
+def test_a_question_of_a_kind_interviews_seldom_cover_needs_stronger_evidence(shipped):
+    """"Which cloud provider hosts Runway's servers?" matches the passages about Runway as well as a
+    covered question does, and was answered with one of them; the question prior distrusts its
+    kind (a vendor, a fact the interview never states), so it is refused. A covered question of a
+    kind it trusts is answered as before, and one of neither kind is not answered for its kind."""
+    from dataclasses import replace
+
+    assert shipped.retriever.question_prior is not None and shipped.extractive.policy.prior_weight > 0
+    policy = shipped.extractive.policy
+    asked = "Which cloud provider hosts Runway's servers?"
+    assert shipped.evidence(asked).signals.distrust > 1.0
+    assert shipped.ask(asked).refused
+    try:
+        shipped.extractive.policy = replace(policy, prior_weight=0.0)
+        assert not shipped.ask(asked).refused           # without the prior it was answered
+        assert shipped.ask("What about music?").refused  # and a far miss was refused either way
+    finally:
+        shipped.extractive.policy = policy
+    assert shipped.ask("What about music?").refused
+    assert not shipped.ask("Why did Runway build its own research team?").refused
+
+
 def test_a_follow_up_asks_for_what_its_own_words_ask_for(assistant):
     # "What is Gen-2?" after "When was it founded?" was refused: it is three words, so it is
     # searched with the last question, whose "when ... founded" then wanted a date in the answer.

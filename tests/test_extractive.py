@@ -123,7 +123,7 @@ def test_confidence_uses_coverage_and_answer_type():
     q = "How much does the subscription cost?"
     assert confidence(evidence(q, covered)) > MINILM_POLICY.threshold > confidence(evidence(q, uncovered))
     assert features(evidence(q, [])) == {"answer": 0.0, "sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
-                               "semantic_coverage": 0.0, "agreement": 0.0, "mismatch": 1.0}
+                               "semantic_coverage": 0.0, "agreement": 0.0, "mismatch": 1.0, "prior": 0.0}
     assert confidence(evidence(q, [])) == 0.0
 
 

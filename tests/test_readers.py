@@ -255,7 +255,7 @@ def test_the_refusal_threshold_is_held_to_the_guard_questions_false_refusals():
     """Fitted on listeners' near misses alone, the threshold refused a quarter of #260's answerable
     dev questions; the guard's false refusals now cap it."""
     from rag.answer.refusal import RefusalPolicy
-    from rag.training.answering import fit_refusal, highest_threshold
+    from rag.training.answering import fit_refusal, highest_threshold, weighed
 
     def rows(pairs):
         return [{"answerable": a, "refusal": {"answer": x, "sentence": x, "dense": x, "coverage": x,
@@ -269,7 +269,7 @@ def test_the_refusal_threshold_is_held_to_the_guard_questions_false_refusals():
     held, figures = fit_refusal(train, val, base, guard=guard, guard_false=0.05)
 
     def refused(policy, rs):
-        return sum(sum(w * r["refusal"][n] for n, w in policy.weights().items()) < policy.threshold for r in rs)
+        return sum(weighed(policy, r["refusal"]) < policy.threshold for r in rs)
     assert refused(alone, guard) > 2                        # alone it refuses many guard questions
     assert refused(held, guard) <= 2 < refused(alone, guard) and held.threshold < alone.threshold
     assert figures["false_refusals"] <= 0.08 and figures["unanswerable"] == 40

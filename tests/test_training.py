@@ -226,7 +226,9 @@ def test_rag_train_on_listeners_questions_writes_an_adapter_its_fitted_answering
     assert figures["listeners"]["tuned"]["questions"] == 2 * len(val)
     assert figures["answering"]["refusal"]["fitted"]["unanswerable"] == len(val)
     fitted = answering_for(out / "adapter.safetensors")
-    assert fitted.fusion and fitted.selector is None and fitted.policy is None   # only the weights ship
+    # The hybrid's weights ship, and the refusal with the question prior (below); the refusal
+    # fitted on the features alone and the selector do not.
+    assert fitted.fusion and fitted.selector is None and fitted.policy is not None
     written = json.loads((out / "answering.json").read_text())
     assert set(written["not_used"]) == {"selector", "policy"}
     guard = written["figures"]["refusal"]["guard (#260 dev)"]   # held to #260's dev questions
@@ -242,6 +244,18 @@ def test_rag_train_on_listeners_questions_writes_an_adapter_its_fitted_answering
     assert figures["sentence_head"]["recipe"]["questions"] == head.meta["recipe"]["questions"]
     assert "## The sentence head" in card
     assert sentence_head_for(load_adapter(out / "adapter.safetensors")) is not None
+    # So is the question prior, and the refusal's weight on it goes in answering.json, refusing
+    # hardly more of the answerable validation questions than the policy without it.
+    from rag.adapters import question_prior_for
+
+    prior = question_prior_for(load_adapter(out / "adapter.safetensors"))
+    assert prior is not None and prior.meta["recipe"]["uncovered"] == len(names) - len(val)
+    chosen, before = figures["question_prior"]["chosen"]["validation"], figures["question_prior"]["before"]["validation"]
+    p = before["false_refusals"]
+    assert chosen["false_refusals"] <= p + (p * (1 - p) / before["answerable"]) ** 0.5 + 1e-9
+    assert chosen["unanswerable"] == len(val) and fitted.policy.threshold == figures["question_prior"]["policy"]["threshold"]
+    assert fitted.policy.prior_weight == figures["question_prior"]["policy"]["prior_weight"]
+    assert "## The question prior" in card
 
     # `rag train --selector`: the sentence selector for that adapter, on the same questions, its
     # depth and weight chosen on the validation episodes; rag reads it from beside the adapter and

@@ -32,8 +32,11 @@ class RefusalPolicy:
     uses counts by how near its nearest transcript word comes (semantic coverage), whether BM25 and
     dense retrieval agree on the top passage; minus ``type_weight`` when the question asks for an
     amount, a duration, a measure, a date or a name and the best sentences hold none (see
-    ``type_mismatch``). Similarities are on the embedder's own scale, so the weights and threshold
-    belong to one model: see ``POLICIES`` and ``policy_for``.
+    ``type_mismatch``); minus ``prior_weight`` times how far the question prior puts the odds that a
+    question of its kind is covered below the base rate (``adapters.QuestionPrior.distrust``; 0
+    without a prior, and never a gain: no question is answered for its kind). Similarities are on the
+    embedder's own scale, so the weights and threshold belong to one model: see ``POLICIES`` and
+    ``policy_for``.
     """
 
     threshold: float = 0.0
@@ -45,13 +48,14 @@ class RefusalPolicy:
     agreement_weight: float = 0.0
     type_weight: float = 0.3
     answer_weight: float = 0.0   # the adapter's answer head: calibrated P(the answer is among the passages)
+    prior_weight: float = 0.0    # the question prior's distrust of its kind (counts against confidence)
 
     def weights(self) -> dict[str, float]:
         """Feature name -> signed weight (the mismatch penalty counts against confidence)."""
         return {"answer": self.answer_weight, "sentence": self.sentence_weight, "dense": self.dense_weight,
                 "coverage": self.coverage_weight, "local_coverage": self.local_coverage_weight,
                 "semantic_coverage": self.semantic_coverage_weight,
-                "agreement": self.agreement_weight, "mismatch": -self.type_weight}
+                "agreement": self.agreement_weight, "mismatch": -self.type_weight, "prior": -self.prior_weight}
 
 
 # Fitted on the dev split only (python -m rag.evaluation.calibrate --split dev --fit): an L2-regularised
@@ -70,6 +74,8 @@ MINILM_POLICY = RefusalPolicy(threshold=0.382, sentence_weight=0.0, dense_weight
 # <= 0.08 (`python -m rag.evaluation.calibrate --split dev --fit --max-false-refusals 0.08`).
 # Refitted for int8 passages with pooled sentence windows: recall 0.594 at 1.0% false refusals
 # (the fp32 policy on these vectors: 0.562 at 1.0%; the plain model's policy: 0.625 at 6.2%).
+# Beside the shipped adapter, answering.json's policy is this one plus the question prior's weight
+# (rag/training/prior.py), and rag uses that.
 PODCAST_POLICY = RefusalPolicy(threshold=0.291, answer_weight=0.348, sentence_weight=0.07, dense_weight=0.196,
                                coverage_weight=0.224, local_coverage_weight=0.0,
                                semantic_coverage_weight=0.163, agreement_weight=0.0, type_weight=1.159)
@@ -246,7 +252,7 @@ def features(evidence: Evidence, answer: float | None = None) -> dict[str, float
     hits = evidence.hits
     if not hits:
         return {"answer": 0.0, "sentence": 0.0, "dense": 0.0, "coverage": 0.0, "local_coverage": 0.0,
-                "semantic_coverage": 0.0, "agreement": 0.0, "mismatch": 1.0}
+                "semantic_coverage": 0.0, "agreement": 0.0, "mismatch": 1.0, "prior": 0.0}
     signals = evidence.signals
     top = hits[0].scores
     head = signals.answer if answer is None else answer
@@ -262,7 +268,8 @@ def features(evidence: Evidence, answer: float | None = None) -> dict[str, float
             # Agreement counts as much as the words behind it: BM25 ranking a passage first
             # for one common word ("good") is no evidence, however dense retrieval ranks it.
             "agreement": float(top["dense_rank"] <= 3 and top["bm25_rank"] <= 3) * signals.local_coverage,
-            "mismatch": float(type_mismatch(evidence.question.standalone, hits, asks=asked_for(evidence.question)))}
+            "mismatch": float(type_mismatch(evidence.question.standalone, hits, asks=asked_for(evidence.question))),
+            "prior": signals.distrust}
 
 
 def confidence(evidence: Evidence, policy: RefusalPolicy = MINILM_POLICY, answer: float | None = None) -> float:

@@ -142,8 +142,7 @@ def fit_refusal(train: list[dict], validation: list[dict], base, max_false: floa
     policy = replace(base, **{k: v for k, v in fitted.items() if k.endswith("_weight")})
 
     def scored(rows):
-        return [{"answerable": r["answerable"],
-                 "confidence": sum(w * r["refusal"][n] for n, w in policy.weights().items())} for r in rows]
+        return [{"answerable": r["answerable"], "confidence": weighed(policy, r["refusal"])} for r in rows]
 
     threshold = calibrate(scored(validation), max_false)
     threshold = threshold if threshold is not None else 0.0
@@ -151,6 +150,12 @@ def fit_refusal(train: list[dict], validation: list[dict], base, max_false: floa
         threshold = min(threshold, highest_threshold(scored(guard), guard_false))
     policy = replace(policy, threshold=round(float(threshold), 4))
     return policy, refusal_figures(scored(validation), policy.threshold)
+
+
+def weighed(policy, features: dict) -> float:
+    """The policy's confidence from recorded features. A feature it gives no weight is not read:
+    rows recorded before a feature existed (the question prior's) have none."""
+    return sum(w * features[n] for n, w in policy.weights().items() if w)
 
 
 def highest_threshold(rows: list[dict], max_false: float) -> float:
@@ -274,14 +279,19 @@ def build_indexes(adapter: Path | None, splits, archive: Path, work: Path, corpu
 
 def rows_key(adapter: Path, split: str, limit: int | None, corpus: Path = R.CORPUS) -> str:
     """What rows collected for ``split`` depend on: the adapter, the hybrid and selector fitted
-    beside it, and the split's question files."""
+    beside it, its sentence head, and the split's question files."""
     import hashlib
+
+    from ..adapters import SENTENCE_HEAD_FILE
 
     digest = hashlib.sha256(Path(adapter).read_bytes())
     fitted = Path(adapter).parent / ANSWERING_FILE   # its hybrid and selector change the rows
     if fitted.is_file():
         data = json.loads(fitted.read_text(encoding="utf-8"))
         digest.update(json.dumps({k: data.get(k) for k in ("fusion", "selector")}, sort_keys=True).encode())
+    head = Path(adapter).parent / SENTENCE_HEAD_FILE   # it ranks the passages and scores their sentences
+    if head.is_file():
+        digest.update(head.read_bytes())
     for episode in _first(corpus_items([split], corpus), limit):
         digest.update((Path(corpus) / f"{episode}.jsonl").read_bytes())
     return digest.hexdigest()[:12]
@@ -372,8 +382,7 @@ def refusal_part(adapter: Path | None, train: list[dict], val: list[dict], base,
     policy, refusal = fit_refusal(train, val, base, guard=guard)
 
     def figures_of(p, rows):
-        return refusal_figures([{"answerable": r["answerable"],
-                                 "confidence": sum(w * r["refusal"][n] for n, w in p.weights().items())}
+        return refusal_figures([{"answerable": r["answerable"], "confidence": weighed(p, r["refusal"])}
                                 for r in rows], p.threshold)
     return {"policy": policy, "figures": {
         "policy before": figures_of(base, val), "fitted": refusal,

@@ -175,6 +175,10 @@ def train_and_report(splits, recipe, out: Path, *, name: str, benchmark: int | N
 
         _say("fitting the sentence head (which sentences answer) on the listeners' questions")
         figures["sentence_head"] = fit_beside(out / "adapter.safetensors", source, work, corpus=readers[2])
+        from .prior import fit_beside as fit_prior
+
+        _say("fitting the question prior (which questions are covered) and the refusal's weight on it")
+        figures["question_prior"] = fit_prior(out / "adapter.safetensors", source, work, corpus=readers[2])
     (out / "figures.json").write_text(json.dumps(figures, indent=2))
     card = readers_card(figures, name=name) if readers is not None else \
         model_card(figures, counts_by_show(splits), name=name)
@@ -328,6 +332,7 @@ many more answerable questions of #260 (`EXPERIMENTS.md`).
 | the refusal | train; threshold on validation | refusal recall at false refusals {ref['fitted']['false_refusals']:.3f} | {ref['policy before']['refusal_recall']:.3f} | {ref['fitted']['refusal_recall']:.3f} |
 """
     fitted += sentence_head_section(figures.get("sentence_head"))
+    fitted += question_prior_section(figures.get("question_prior"))
     return f"""# {name}: a retrieval adapter for all-MiniLM-L6-v2, trained on listeners' questions
 
 A LoRA adapter (rank {r['rank']}, alpha {r['alpha']:g}, all 36 linear layers) for the packaged
@@ -387,6 +392,31 @@ episodes). rag scores the answer's sentences, and the ranking's sentence signal,
 |---|---|---|
 | the best-scoring window holds the gold quote | {v['without']['top1']:.3f} | {v['with']['top1']:.3f} |
 | MRR of the best gold window | {v['without']['mrr']:.3f} | {v['with']['mrr']:.3f} |
+"""
+
+
+def question_prior_section(prior: dict | None) -> str:
+    """The card's section on ``prior.safetensors``, when ``rag train --readers`` fitted one."""
+    if not prior:
+        return ""
+    rec, auc, policy = prior["recipe"], prior["auc"], prior["policy"]
+    before, after = prior["before"]["validation"], prior["chosen"]["validation"]
+    return f"""
+## The question prior (`prior.safetensors`)
+
+A logistic regression on the question's vector: how often a question of its kind is covered, before
+any passage is read (`python -m rag.training.prior`; {rec['questions']} train questions, {rec['uncovered']}
+of them uncovered, from {rec['episodes']} episodes). It tells covered from uncovered questions at an
+AUC of {auc['validation']:.3f} on the validation split ({auc['train, cross-validated by episode']:.3f}
+on train, cross-validated by episode). Where its log-odds fall below the base rate it was fitted on,
+the refusal takes {policy['prior_weight']:g} times the difference off its confidence (never adds it):
+the largest weight tried whose false refusals stay within one standard error of the policy's without
+it, on the validation split and on #260's dev questions (`answering.json`).
+
+| on the validation split | without | with |
+|---|---|---|
+| uncovered questions refused | {before['refusal_recall']:.3f} | {after['refusal_recall']:.3f} |
+| answerable questions refused | {before['false_refusals']:.3f} | {after['false_refusals']:.3f} |
 """
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation import readers as R
-from .answering import MAX_FALSE_REFUSALS, TRAIN_EPISODES, rows_for
+from .answering import MAX_FALSE_REFUSALS, TRAIN_EPISODES, rows_for, weighed
 from .rerank import Group, RerankRecipe, logistic_1d
 
 DEPTHS = (4, 6, 8, 12)
@@ -204,8 +204,7 @@ def main(argv=None) -> int:
     with_answer = [dict(r, refusal=dict(r["refusal"], answer=calibrated(probability, float(c.max())) if len(c) else 0.0))
                    for r, c in zip(val, cut)]
     policy, refusal = fit_refusal(with_answer, with_answer, base, MAX_FALSE_REFUSALS)
-    before = refusal_figures([{"answerable": r["answerable"],
-                               "confidence": sum(w * r["refusal"][n] for n, w in base.weights().items())}
+    before = refusal_figures([{"answerable": r["answerable"], "confidence": weighed(base, r["refusal"])}
                               for r in val], base.threshold)
     figures = {"recipe": recipe.to_json(), "groups": len(groups), "train_questions": len(train),
                "validation_questions": len(val), "picked_right": table,

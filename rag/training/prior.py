@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..adapters import QUESTION_PRIOR_FILE, QUESTION_PRIOR_FORMAT, QuestionPrior
-from ..answer.refusal import POLICIES
+from ..answer.refusal import policy_for
 from ..errors import InputError
 from ..evaluation import readers as R
 from .answering import ANSWERING_FILE, corpus_arguments, guard_rows, refusal_figures, rows_for, weighed
@@ -184,7 +184,7 @@ def fit_beside(adapter: Path, archive: Path, work: Path, corpus: Path = R.CORPUS
     guard = guard_rows(adapter, work)   # read with the prior beside the adapter: "prior" is live
     target = adapter.parent / ANSWERING_FILE
     out = json.loads(target.read_text(encoding="utf-8")) if target.is_file() else {}
-    base = POLICIES["all-MiniLM-L6-v2+podcast"]
+    base = policy_for(embedder.name)   # the policy rag reads this adapter with, without a prior
     policy, chosen = choose_weight(rows, guard, replace(base, prior_weight=0.0))
     out["policy"] = asdict(policy)
     out.setdefault("not_used", {})

@@ -123,7 +123,9 @@ def sentence_head_for(adapter: Adapter | None) -> SentenceHead | None:
     return load_sentence_head(adapter.path.parent / SENTENCE_HEAD_FILE)
 
 
-def load_sentence_head(path: str | Path) -> SentenceHead:
+def _beside(path: str | Path, names: tuple[str, ...], fmt: str, what: str, module: str):
+    """The float32 tensors ``names`` of a file written beside an adapter, and its metadata; a
+    ``ModelError`` that says how to rebuild it when it cannot be read or is of another format."""
     from safetensors import safe_open
 
     from .errors import ModelError
@@ -131,14 +133,22 @@ def load_sentence_head(path: str | Path) -> SentenceHead:
     try:
         with safe_open(str(path), framework="numpy") as f:
             info = json.loads((f.metadata() or {}).get("rag", "{}"))
-            u, v = f.get_tensor("u").astype(np.float32), f.get_tensor("v").astype(np.float32)
-        if info.get("format") != SENTENCE_HEAD_FORMAT:
-            raise ValueError(f"format {info.get('format')!r}, expected {SENTENCE_HEAD_FORMAT!r}")
-        if u.shape != v.shape or u.ndim != 2:
-            raise ValueError(f"u {u.shape} and v {v.shape} are not two [dim, rank] matrices")
+            tensors = [f.get_tensor(name).astype(np.float32) for name in names]
+        if info.get("format") != fmt:
+            raise ValueError(f"format {info.get('format')!r}, expected {fmt!r}")
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise ModelError(f"cannot read the sentence head {path}: {e}; rebuild it with "
-                         "`python -m rag.training.sentences` or remove it") from e
+        raise ModelError(f"cannot read the {what} {path}: {e}; rebuild it with "
+                         f"`python -m {module}` or remove it") from e
+    return tensors, info
+
+
+def load_sentence_head(path: str | Path) -> SentenceHead:
+    (u, v), info = _beside(path, ("u", "v"), SENTENCE_HEAD_FORMAT, "sentence head", "rag.training.sentences")
+    if u.shape != v.shape or u.ndim != 2:
+        from .errors import ModelError
+
+        raise ModelError(f"cannot read the sentence head {path}: u {u.shape} and v {v.shape} are not two "
+                         "[dim, rank] matrices; rebuild it with `python -m rag.training.sentences` or remove it")
     return SentenceHead(u=u, v=v, meta=info)
 
 
@@ -178,19 +188,10 @@ def question_prior_for(adapter: Adapter | None) -> QuestionPrior | None:
 
 
 def load_question_prior(path: str | Path) -> QuestionPrior:
-    from safetensors import safe_open
+    (w, b), info = _beside(path, ("w", "b"), QUESTION_PRIOR_FORMAT, "question prior", "rag.training.prior")
+    if w.ndim != 1 or b.shape != (2,):
+        from .errors import ModelError
 
-    from .errors import ModelError
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            info = json.loads((f.metadata() or {}).get("rag", "{}"))
-            w, b = f.get_tensor("w").astype(np.float32), f.get_tensor("b").astype(np.float32)
-        if info.get("format") != QUESTION_PRIOR_FORMAT:
-            raise ValueError(f"format {info.get('format')!r}, expected {QUESTION_PRIOR_FORMAT!r}")
-        if w.ndim != 1 or b.shape != (2,):
-            raise ValueError(f"w {w.shape} and b {b.shape} are not a [dim] vector and two numbers")
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise ModelError(f"cannot read the question prior {path}: {e}; rebuild it with "
-                         "`python -m rag.training.prior` or remove it") from e
+        raise ModelError(f"cannot read the question prior {path}: w {w.shape} and b {b.shape} are not a [dim] "
+                         "vector and two numbers; rebuild it with `python -m rag.training.prior` or remove it")
     return QuestionPrior(w=w, b=float(b[0]), base=float(b[1]), meta=info)

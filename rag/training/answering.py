@@ -415,6 +415,29 @@ def refit_refusal(adapter: Path, archive: Path, work: Path, corpus: Path = R.COR
     return out
 
 
+def main_beside(argv, description: str, fit, show) -> int:
+    """The command line of a model fitted beside a trained adapter (``--model-dir``) on the
+    listeners' corpus: ``fit(adapter, archive, work, corpus, limit)``; prints ``show(result)``."""
+    from ..config import catalog_path
+    from ..errors import InputError
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--model-dir", required=True, help="the adapter's folder (rag/models/podcast-minilm)")
+    corpus_arguments(ap)
+    args = ap.parse_args(argv)
+    adapter = Path(args.model_dir) / "adapter.safetensors"
+    if not adapter.is_file():
+        ap.error(f"{adapter} does not exist: --model-dir takes a folder written by `rag train --out`")
+    work = args.work or adapter.parent / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        result = fit(adapter, args.catalog or catalog_path(), work, args.corpus, args.limit)
+    except InputError as e:
+        raise SystemExit(str(e))
+    print(json.dumps(show(result), indent=2))
+    return 0
+
+
 def corpus_arguments(ap: argparse.ArgumentParser) -> None:
     """The options of a fit on the listeners' corpus: where its transcripts, scratch files and
     question files are, and how many episodes of each split."""

@@ -25,7 +25,6 @@ after the adapter, or alone::
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -38,7 +37,7 @@ from ..adapters import QUESTION_PRIOR_FILE, QUESTION_PRIOR_FORMAT, QuestionPrior
 from ..answer.refusal import policy_for
 from ..errors import InputError
 from ..evaluation import readers as R
-from .answering import ANSWERING_FILE, corpus_arguments, guard_rows, refusal_figures, rows_for, weighed
+from .answering import ANSWERING_FILE, _first, guard_rows, main_beside, refusal_figures, rows_for, weighed
 from .readers import corpus_items
 
 L2 = 1.0          # on w (not b), against the summed log loss: C = 1, as scikit-learn counts it
@@ -51,12 +50,12 @@ def _say(msg: str) -> None:
     sys.stderr.flush()
 
 
-def questions(split: str, corpus: Path = R.CORPUS) -> list[dict]:
+def questions(split: str, corpus: Path = R.CORPUS, limit: int | None = None) -> list[dict]:
     """The split's single questions (a conversation's turns lean on the turns before them): text,
-    episode and whether the episode covers it."""
+    episode and whether the episode covers it. ``limit``: its first N episodes (a probe)."""
+    items = corpus_items([split], corpus)
     return [{"question": it["question"], "episode": episode, "answerable": bool(it["answerable"])}
-            for episode, items in sorted(corpus_items([split], corpus).items()) for it in items
-            if not it.get("turns")]
+            for episode in _first(items, limit) for it in items[episode] if not it.get("turns")]
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, steps: int = 50) -> tuple[np.ndarray, float]:
@@ -140,13 +139,13 @@ def choose_weight(val: list[dict], guard: list[dict], base) -> tuple[object, dic
                     "chosen": {k: v for k, v in chosen.items() if k != "prior_weight"}}
 
 
-def fit_beside(adapter: Path, archive: Path, work: Path, corpus: Path = R.CORPUS) -> dict:
+def fit_beside(adapter: Path, archive: Path, work: Path, corpus: Path = R.CORPUS, limit: int | None = None) -> dict:
     """Fit the prior for ``adapter`` on the listeners' train split, write it beside the adapter,
     choose the refusal's weight on it (validation, #260's dev questions as a guard) and write
     that policy into ``answering.json``; return the recipe and the figures."""
     from ..embedding import make_embedder
 
-    train, validation = questions("train", corpus), questions("validation", corpus)
+    train, validation = questions("train", corpus, limit), questions("validation", corpus, limit)
     for name, rows in (("train", train), ("validation", validation)):
         if len({r["answerable"] for r in rows}) < 2:
             raise InputError(f"the {name} split needs answerable and uncovered single questions to fit the "
@@ -177,7 +176,7 @@ def fit_beside(adapter: Path, archive: Path, work: Path, corpus: Path = R.CORPUS
     write(prior, adapter.parent / QUESTION_PRIOR_FILE)
     _say(f"question prior: AUC {separates}; wrote {adapter.parent / QUESTION_PRIOR_FILE}")
 
-    rows = rows_for(adapter, "validation", archive, work, None, corpus)
+    rows = rows_for(adapter, "validation", archive, work, limit, corpus)
     for r in rows:    # the distrust of the words the refusal judges (a single question's own)
         q = vector.get(r["question"])
         r["refusal"] = {**r["refusal"], "prior": prior.distrust(q if q is not None else embedder.embed_query(r["question"]))}
@@ -197,23 +196,9 @@ def fit_beside(adapter: Path, archive: Path, work: Path, corpus: Path = R.CORPUS
 
 
 def main(argv=None) -> int:
-    from ..config import catalog_path
-
-    ap = argparse.ArgumentParser(description="fit the question prior on the listeners' corpus, beside an adapter")
-    ap.add_argument("--model-dir", required=True, help="the adapter's folder (rag/models/podcast-minilm)")
-    corpus_arguments(ap)
-    args = ap.parse_args(argv)
-    adapter = Path(args.model_dir) / "adapter.safetensors"
-    if not adapter.is_file():
-        ap.error(f"{adapter} does not exist: --model-dir takes a folder written by `rag train --out`")
-    work = args.work or adapter.parent / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        result = fit_beside(adapter, args.catalog or catalog_path(), work, args.corpus)
-    except InputError as e:
-        raise SystemExit(str(e))
-    print(json.dumps({k: result[k] for k in ("auc", "policy", "chosen")}, indent=2))
-    return 0
+    return main_beside(argv, "fit the question prior on the listeners' corpus, beside an adapter",
+                       fit_beside,
+                       lambda result: {k: result[k] for k in ("auc", "policy", "chosen")})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ by ``rag train --readers`` after the adapter, or alone for an adapter already tr
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -32,7 +31,7 @@ from ..adapters import SENTENCE_HEAD_FILE, SENTENCE_HEAD_FORMAT, SentenceHead
 from ..errors import InputError
 from ..evaluation import readers as R
 from ..evaluation.metrics import holds
-from .answering import _first, build_indexes, corpus_arguments, rows_key
+from .answering import _first, build_indexes, main_beside, rows_key
 from .readers import corpus_items
 
 RANK = 8          # the map's rank: 4, 8 and 16 score validation alike; a full matrix learns the train episodes
@@ -213,23 +212,8 @@ def fit_beside(adapter: Path, archive: Path, work: Path, corpus: Path = R.CORPUS
 
 
 def main(argv=None) -> int:
-    from ..config import catalog_path
-
-    ap = argparse.ArgumentParser(description="fit the sentence head on the listeners' corpus, beside an adapter")
-    ap.add_argument("--model-dir", required=True, help="the adapter's folder (rag/models/podcast-minilm)")
-    corpus_arguments(ap)
-    args = ap.parse_args(argv)
-    adapter = Path(args.model_dir) / "adapter.safetensors"
-    if not adapter.is_file():
-        ap.error(f"{adapter} does not exist: --model-dir takes a folder written by `rag train --out`")
-    work = args.work or adapter.parent / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        result = fit_beside(adapter, args.catalog or catalog_path(), work, args.corpus, args.limit)
-    except InputError as e:
-        raise SystemExit(str(e))
-    print(json.dumps(result["figures"], indent=2))
-    return 0
+    return main_beside(argv, "fit the sentence head on the listeners' corpus, beside an adapter", fit_beside,
+                       lambda result: result["figures"])
 
 
 if __name__ == "__main__":

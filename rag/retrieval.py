@@ -110,10 +110,8 @@ class Retriever:
                               index.vocabulary_vectors, embedder)
         adapter = getattr(embedder, "adapter", None)
         self.answer_head = (adapter.meta.get("answer_head") or None) if adapter is not None else None
-        self.sentence_head = sentence_head_for(adapter)
-        self.question_prior = question_prior_for(adapter)
-        # A question's vector is asked for up to three times a search (its passages, which of
-        # their sentences answer, its refusal's similarities): encoded once.
+        self.sentence_head, self.question_prior = sentence_head_for(adapter), question_prior_for(adapter)
+        # A question's vector is asked for several times a search (passages, sentences, refusal): encoded once.
         self.query_vector = lru_cache(maxsize=256)(self._encode)
 
     def _encode(self, text: str) -> np.ndarray:
@@ -175,7 +173,7 @@ class Retriever:
             hits = tuple(self._hits(query, scope, picked, fused, dense, sent_best, bm25, own=own))
 
         def measure() -> Signals:
-            asked = own_words(question, scope)
+            asked, prior = own_words(question, scope), self.question_prior is not None
             best = [self.chunks[i] for i in picked[:3]]
             # A follow-up on a new topic is judged on its own words, as if asked alone: "What about
             # music?" after a question on Sora is searched with both but is about music alone.
@@ -186,8 +184,7 @@ class Retriever:
                            answer=self.answer_probability(dense if own is None else own[0], allowed),
                            dense=None if own is None else float(own[0][allowed].max()),
                            sentence=None if own is None else float(own[2][allowed].max()),
-                           distrust=0.0 if self.question_prior is None
-                           else self.question_prior.distrust(self.query_vector(asked)),
+                           distrust=self.question_prior.distrust(self.query_vector(asked)) if prior else 0.0,
                            absent=self.words.absent_names(question, scope),
                            only_scope=only_scope(asked, scope))
 

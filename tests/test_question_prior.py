@@ -79,7 +79,8 @@ def test_the_refusal_takes_its_weight_times_the_distrust_off_and_nothing_without
     policy = RefusalPolicy(threshold=0.5, coverage_weight=0.5, prior_weight=0.1)
     assert features(_evidence(0.0))["prior"] == 0.0
     assert confidence(_evidence(2.0), policy) == pytest.approx(confidence(_evidence(0.0), policy) - 0.2)
-    assert confidence(_evidence(0.0), policy) == pytest.approx(confidence(_evidence(0.0), replace(policy, prior_weight=0)))
+    without = replace(policy, prior_weight=0)
+    assert confidence(_evidence(0.0), policy) == pytest.approx(confidence(_evidence(0.0), without))
     assert PODCAST_POLICY.prior_weight == 0.0     # the policy in code does not assume a prior
 
 
@@ -92,7 +93,8 @@ def test_the_weight_is_the_largest_whose_false_refusals_stay_within_a_standard_e
     for n in range(800):
         answerable = n % 4 != 0
         f = {k: 0.0 for k in PODCAST_POLICY.weights()}
-        f.update(coverage=float(rng.uniform(0.3, 1.0)), prior=float(max(rng.normal(-0.3 if answerable else 2.5, 0.5), 0)))
+        distrust = max(rng.normal(-0.3 if answerable else 2.5, 0.5), 0)
+        f.update(coverage=float(rng.uniform(0.3, 1.0)), prior=float(distrust))
         rows.append({"answerable": answerable, "refusal": f})
     base = RefusalPolicy(threshold=0.35, coverage_weight=1.0)
     policy, figures = choose_weight(rows, [], base)

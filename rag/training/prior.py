@@ -178,8 +178,8 @@ def fit_beside(adapter: Path, archive: Path, work: Path, corpus: Path = R.CORPUS
 
     rows = rows_for(adapter, "validation", archive, work, limit, corpus)
     for r in rows:    # the distrust of the words the refusal judges (a single question's own)
-        q = vector.get(r["question"])
-        r["refusal"] = {**r["refusal"], "prior": prior.distrust(q if q is not None else embedder.embed_query(r["question"]))}
+        q = vector[r["question"]] if r["question"] in vector else embedder.embed_query(r["question"])
+        r["refusal"] = {**r["refusal"], "prior": prior.distrust(q)}
     guard = guard_rows(adapter, work)   # read with the prior beside the adapter: "prior" is live
     target = adapter.parent / ANSWERING_FILE
     out = json.loads(target.read_text(encoding="utf-8")) if target.is_file() else {}

@@ -2,7 +2,6 @@
 reads it (rag/adapters.py QuestionPrior, rag/training/prior.py, rag/answer/refusal.py)."""
 
 import json
-
 from dataclasses import replace
 
 import numpy as np
@@ -43,12 +42,18 @@ def test_a_prior_file_round_trips_and_a_damaged_one_says_how_to_rebuild_it(tmp_p
     assert np.array_equal(prior.w, w) and prior.b == 2.5 and prior.base == 1.5 and prior.meta["recipe"] == {"l2": 1.0}
     assert prior(np.ones(8, np.float32)) == pytest.approx(float(w.sum()) + 2.5)
     # Distrust: how far the log-odds fall below the base rate, never below zero.
-    below = -np.sign(w).astype(np.float32)                   # log-odds 2.5 - 4 * 1 * ... < 1.5
+    below = -np.sign(w).astype(np.float32)                   # w . below = -sum|w| = -4.57: log-odds -2.07
     assert prior.distrust(below) == pytest.approx(1.5 - prior(below)) and prior.distrust(below) > 0
     assert prior.distrust(-below) == 0.0
     (tmp_path / "bad.safetensors").write_bytes(b"not a tensor file")
     with pytest.raises(ModelError, match="rag.training.prior"):
         load_question_prior(tmp_path / "bad.safetensors")
+    from safetensors.numpy import save_file   # a prior of the format's name but without its base rate
+
+    save_file({"w": w, "b": np.array([2.5], np.float32)}, str(tmp_path / "old.safetensors"),
+              metadata={"rag": json.dumps({"format": "rag-question-prior/1"})})
+    with pytest.raises(ModelError, match="two numbers"):
+        load_question_prior(tmp_path / "old.safetensors")
 
 
 def test_the_shipped_adapter_carries_its_prior_and_the_policy_that_weighs_it():

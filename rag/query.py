@@ -153,9 +153,11 @@ def names(text: str) -> list[str]:
     """The names a question uses, as written: "What does he think of OpenAI's Sora?" -> ["OpenAI",
     "Sora"]. Not acronyms of up to four letters ("AWS", "LLMs": speakers spell them out), nor
     words for peoples and languages ("French", "Southeast Asian"). None in a question Written In
-    Title Case (of four words or more), where a capital tells nothing."""
+    Title Case (of four words or more), where a capital tells nothing; its first word and acronyms
+    do not count toward that ("How are AI startups like Hugging Face using Docker?" names two)."""
     words = re.findall(r"[^\W\d_]+", text)
-    if len(words) >= 4 and sum(w[0].isupper() for w in words) > len(words) / 2:
+    counted = [w for w in words[1:] if not re.fullmatch(r"[A-Z]{2,4}s?", w)]
+    if len(words) >= 4 and sum(w[0].isupper() for w in counted) > len(counted) / 2:
         return []   # three words are too few to tell: "What about Sora?" names Sora
     runs: list[list[str]] = []
     end = -1

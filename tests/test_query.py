@@ -326,6 +326,9 @@ def test_names_are_what_a_question_capitalises_but_not_its_first_word_acronyms_o
     assert names("Can you deploy Go apps on Fly.io? Runway can.") == ["Go", "Fly.io"]
     assert names("Which GPUs does AWS rent? And what do European rules say?") == []
     assert names("What Did They Say About Funding Rounds?") == []      # Title Case tells nothing
+    # ... but a question's first word and its acronyms do not make it Title Case
+    assert names("How are AI startups like Hugging Face using Docker?") == ["Hugging Face", "Docker"]
+    assert names("What Is The AI Book Called?") == []
     assert names("what about sora") == []
     assert names("What about Sora?") == ["Sora"]                         # three words are too few to tell
     assert names("What about Gen-4?") == ["Gen-4"]

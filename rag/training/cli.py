@@ -323,7 +323,8 @@ def readers_card(figures: dict, *, name: str) -> str:
 On the listeners' questions, under this adapter (`python -m rag.training.answering`). rag uses
 the hybrid's weights; the selector and the refusal are kept in the file as `not_used`: on the test
 splits the fitted selector quoted worse than the hand-tuned rule and the fitted refusal refused
-many more answerable questions of #260 (`EXPERIMENTS.md`).
+many more answerable questions of #260 (`EXPERIMENTS.md`). The refusal rag uses is the file's
+`policy`: the one-episode policy with the question prior's weight (below; `python -m rag.training.prior`).
 
 | model | fitted on | figure on the validation split | before | after |
 |---|---|---|---|---|

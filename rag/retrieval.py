@@ -20,7 +20,7 @@ from .adapters import question_prior_for, sentence_head_for
 from .coverage import Coverage
 from .embedding import Embedder
 from .fusion import Weights, fuse
-from .query import (Scope, leans_on_last_answer, named_speaker, only_scope, own_words, parse_scope,
+from .query import (Scope, leans_on_last_answer, named_speaker, new_topic, only_scope, own_words, parse_scope,
                     search_words, speaker_aliases, without_speaker)
 from .stores import Store
 from .stores.files import ANN_MIN, ANN_CANDIDATES
@@ -169,8 +169,8 @@ class Retriever:
         with self.index.reading():
             picked, (fused, dense, _, sent_best, bm25) = self._rank(
                 query, scope, anchor_times, allowed, k, candidates, question.variants, per_episode)
-            own = question.text if question.follows_up else None
-            hits = tuple(self._hits(query, scope, picked, fused, dense, sent_best, bm25, own=own))
+            own, new = (question.text if question.follows_up else None), new_topic(question, scope)
+            hits = tuple(self._hits(query, scope, picked, fused, dense, sent_best, bm25, own=own, new=new))
 
         def measure() -> Signals:
             asked, prior = own_words(question, scope), self.question_prior is not None
@@ -190,7 +190,7 @@ class Retriever:
 
         return Evidence(question, hits, measure)
 
-    def _hits(self, query, scope, picked, fused, dense, sent_best, bm25, own: str | None = None) -> list[Hit]:
+    def _hits(self, query, scope, picked, fused, dense, sent_best, bm25, own=None, new=False) -> list[Hit]:
         """The picked passages as hits, each with its sentences scored for how well they answer.
 
         Which sentences answer is judged on what is asked, not on all that is searched:
@@ -206,7 +206,7 @@ class Retriever:
         - Through the adapter's sentence head, where there is one: a map of the question's vector
           learnt from listeners' questions, toward the sentences that answer rather than those that
           only share its topic (``adapters.SentenceHead``, docs/experiments.md)."""
-        answer_sims = self._answer_sims(self.answer_texts(query, scope, own), scope, picked)
+        answer_sims = self._answer_sims(self.answer_texts(query, scope, own, new), scope, picked)
         hits = []
         shown = np.inf
         for rank, i in enumerate(picked, 1):
@@ -220,14 +220,14 @@ class Retriever:
                 "bm25_max": float(bm25.max()) if len(bm25) else 0.0,
                 "dense_rank": int((dense > dense[i]).sum()) + 1,
                 "bm25_rank": int((bm25 > bm25[i]).sum()) + 1,
-                "sentence_scores": {int(si): float(s) for si, s in self._sentence_scores(i, answer_sims)},
-            }))
+                "sentence_scores": {int(si): float(s) for si, s in self._sentence_scores(i, answer_sims)}}))
         return hits
 
-    def answer_texts(self, query: str, scope: Scope, own: str | None = None) -> list[str]:
+    def answer_texts(self, query: str, scope: Scope, own: str | None = None, new: bool = False) -> list[str]:
         """What a sentence's answer score is measured against (``_hits`` says why): the question as
-        searched without the speaker it is scoped to, and a follow-up's own words."""
-        texts = [query, own] if own else [query]
+        searched without the speaker it is scoped to, and a follow-up's own words; those alone for a
+        follow-up on a new topic (``new``: "What about Gen-1?" after Gen-2 quoted Gen-2's passage)."""
+        texts = [own] if own and new else [query, own] if own else [query]
         return [without_speaker(t, scope.speaker, self.aliases) if scope.speaker else t for t in texts]
 
     def _answer_sims(self, texts: list[str], scope: Scope, picked: Sequence[int]) -> dict[int, float]:

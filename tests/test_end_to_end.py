@@ -104,6 +104,16 @@ def test_a_follow_up_on_a_new_topic_is_refused_as_it_is_alone_whatever_came_befo
     assert not session.ask("And why did they build it?").refused
 
 
+def test_a_follow_up_on_a_new_topic_quotes_what_names_it_first(shipped):
+    """"What about Gen-1?" after "What is Gen-2?" is searched with the last question, and its
+    sentences were judged on both: it quoted a stretch about noise around AI that ends on Gen-2's
+    release, and the one sentence that names Gen-1 second. Its sentences are judged on its own words."""
+    session = shipped.chat()
+    session.ask("What is Gen-2?")
+    answer = session.ask("What about Gen-1?")
+    assert not answer.refused and "Gen-1" in answer.citations[0].quote
+
+
 def test_a_question_of_a_kind_interviews_seldom_cover_needs_stronger_evidence(shipped):
     """"Which cloud provider hosts Runway's servers?" matches the passages about Runway as well as a
     covered question does, and was answered with one of them; the question prior distrusts its

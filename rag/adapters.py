@@ -123,9 +123,10 @@ def sentence_head_for(adapter: Adapter | None) -> SentenceHead | None:
     return load_sentence_head(adapter.path.parent / SENTENCE_HEAD_FILE)
 
 
-def _beside(path: str | Path, names: tuple[str, ...], fmt: str, what: str, module: str):
+def _beside(path: str | Path, names: tuple[str, ...], fmt: str, what: str, module: str, check):
     """The float32 tensors ``names`` of a file written beside an adapter, and its metadata; a
-    ``ModelError`` that says how to rebuild it when it cannot be read or is of another format."""
+    ``ModelError`` that says how to rebuild it when it cannot be read, is of another format, or
+    ``check(tensors)`` finds their shapes wrong (it returns what is wrong, or None)."""
     from safetensors import safe_open
 
     from .errors import ModelError
@@ -136,6 +137,8 @@ def _beside(path: str | Path, names: tuple[str, ...], fmt: str, what: str, modul
             tensors = [f.get_tensor(name).astype(np.float32) for name in names]
         if info.get("format") != fmt:
             raise ValueError(f"format {info.get('format')!r}, expected {fmt!r}")
+        if (wrong := check(*tensors)) is not None:
+            raise ValueError(wrong)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same advice
         raise ModelError(f"cannot read the {what} {path}: {e}; rebuild it with "
                          f"`python -m {module}` or remove it") from e
@@ -143,12 +146,9 @@ def _beside(path: str | Path, names: tuple[str, ...], fmt: str, what: str, modul
 
 
 def load_sentence_head(path: str | Path) -> SentenceHead:
-    (u, v), info = _beside(path, ("u", "v"), SENTENCE_HEAD_FORMAT, "sentence head", "rag.training.sentences")
-    if u.shape != v.shape or u.ndim != 2:
-        from .errors import ModelError
-
-        raise ModelError(f"cannot read the sentence head {path}: u {u.shape} and v {v.shape} are not two "
-                         "[dim, rank] matrices; rebuild it with `python -m rag.training.sentences` or remove it")
+    (u, v), info = _beside(path, ("u", "v"), SENTENCE_HEAD_FORMAT, "sentence head", "rag.training.sentences",
+                           lambda u, v: None if u.shape == v.shape and u.ndim == 2
+                           else f"u {u.shape} and v {v.shape} are not two [dim, rank] matrices")
     return SentenceHead(u=u, v=v, meta=info)
 
 
@@ -188,10 +188,7 @@ def question_prior_for(adapter: Adapter | None) -> QuestionPrior | None:
 
 
 def load_question_prior(path: str | Path) -> QuestionPrior:
-    (w, b), info = _beside(path, ("w", "b"), QUESTION_PRIOR_FORMAT, "question prior", "rag.training.prior")
-    if w.ndim != 1 or b.shape != (2,):
-        from .errors import ModelError
-
-        raise ModelError(f"cannot read the question prior {path}: w {w.shape} and b {b.shape} are not a [dim] "
-                         "vector and two numbers; rebuild it with `python -m rag.training.prior` or remove it")
+    (w, b), info = _beside(path, ("w", "b"), QUESTION_PRIOR_FORMAT, "question prior", "rag.training.prior",
+                           lambda w, b: None if w.ndim == 1 and b.shape == (2,)
+                           else f"w {w.shape} and b {b.shape} are not a [dim] vector and two numbers")
     return QuestionPrior(w=w, b=float(b[0]), base=float(b[1]), meta=info)

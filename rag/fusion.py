@@ -23,7 +23,7 @@ class Weights:
     time: float = 0.03       # scope boosts on the fused scale: 0.01 = one standard deviation on one signal
     chapter: float = 0.025
     speaker: float = 0.01
-    followup: float = 0.015  # near the times the previous answer cited (soft: topic still decides)
+    followup: float = 0.025  # after the times the previous answer cited (soft: topic still decides)
     mmr_lambda: float = 0.75
 
 

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .adapters import question_prior_for, sentence_head_for
+from .chunking import episode_of
 from .coverage import Coverage
 from .embedding import Embedder
 from .fusion import Weights, fuse
@@ -25,12 +26,13 @@ from .query import (Scope, leans_on_last_answer, named_speaker, new_topic, only_
 from .stores import Store
 from .stores.files import ANN_MIN, ANN_CANDIDATES
 from .shows import same_show
-from .types import Evidence, Filters, Hit, Question, Signals
+from .types import Evidence, Exchange, Filters, Hit, Question, Signals
 
 EXACT_SENTENCES = 50_000    # up to this many sentence windows, a question scores every one
 SENTENCE_CANDIDATES = 300   # past it, the windows of each signal's top passages (see Retriever._dense)
 SPEAKER_BONUS = 0.08        # "What did Chris ask about X": that speaker's sentences about X beat the other's
 EPISODE_POOL = 400  # a search capped per episode picks its candidates from this many of the best passages
+FOLLOW_AFTER_S, FOLLOW_BEFORE_S = 300.0, 60.0  # a follow-up's pull after / before a cited time (``_after``)
 
 
 def _tops(signals: Sequence[np.ndarray], n: int | None = None) -> list[np.ndarray]:
@@ -148,11 +150,11 @@ class Retriever:
     def search(self, question: Question, candidates: int = 40) -> Evidence:
         """The question's passages, best first: ``question.k`` of them (``question.depth`` for an
         answerer that reads more; at least ``ACROSS_PASSAGES`` for a question across episodes; at
-        most ``per_episode`` of any one episode), and the signals
-        its refusal reads, computed when first read (a semantic coverage costs a query-encoder pass
-        per unseen word, ~3 ms). A follow-up is searched by its standalone form; one about the
-        last answer favours the passages near the times it cited, one that names a new topic does
-        not, and has its coverage judged on its own words (``query.new_topic``)."""
+        most ``per_episode`` of any one episode), and the signals its refusal reads, computed when
+        first read (a semantic coverage costs a query-encoder pass per unseen word, ~3 ms). A
+        follow-up is searched by its standalone form; one about the last answer favours the passages
+        soon after the times it cited (``_after``); one that names a new topic does not, and has
+        its coverage judged on its own words (``query.new_topic``)."""
         k = max(question.k, question.depth, ACROSS_PASSAGES if question.across else 0)
         candidates = max(candidates, k)
         per_episode = question.per_episode or (ACROSS_PER_EPISODE if question.across else None)
@@ -165,10 +167,10 @@ class Retriever:
             return Evidence(question, (), lambda: NOTHING)
         if scope.time_s is not None:
             allowed = self._near_time(query, scope, allowed)
-        anchor_times = list(question.previous.times[:3]) if leans_on_last_answer(question, scope) else []
+        after = self._after(question.previous) if leans_on_last_answer(question, scope) else None
         with self.index.reading():
             picked, (fused, dense, _, sent_best, bm25) = self._rank(
-                query, scope, anchor_times, allowed, k, candidates, question.variants, per_episode)
+                query, scope, after, allowed, k, candidates, question.variants, per_episode)
             own, new = (question.text if question.follows_up else None), new_topic(question, scope)
             hits = tuple(self._hits(query, scope, picked, fused, dense, sent_best, bm25, own=own, new=new))
 
@@ -193,19 +195,15 @@ class Retriever:
     def _hits(self, query, scope, picked, fused, dense, sent_best, bm25, own=None, new=False) -> list[Hit]:
         """The picked passages as hits, each with its sentences scored for how well they answer.
 
-        Which sentences answer is judged on what is asked, not on all that is searched:
+        Which sentences answer is judged on what is asked, not on all that is searched
+        (docs/experiments.md has the figures):
         - A speaker's name is left out: with it, "What did Chris ask about rivals?" preferred a
-          sentence that mentions Chris (dev, host questions: quoted passages holding the answer
-          0.43 -> 0.86). The ranking keeps it.
+          sentence that mentions Chris. The ranking keeps it.
         - A follow-up (``own``: its words as asked) is searched with the last question, which finds
-          the topic but draws the answer back to what was already said: "How long does it run?"
-          after a question on a contest quoted the contest again. Its sentences are judged on the
-          mean of both (chosen on the listeners' train and validation conversations; its own
-          words alone quoted as well but refused more). `bench/retrievers.py`, second turns'
-          quote support: validation 0.254 -> 0.271, test 0.344 -> 0.355, hit@5 unchanged.
-        - Through the adapter's sentence head, where there is one: a map of the question's vector
-          learnt from listeners' questions, toward the sentences that answer rather than those that
-          only share its topic (``adapters.SentenceHead``, docs/experiments.md)."""
+          the topic but draws the answer back to what was already said ("How long does it run?"
+          after a question on a contest quoted the contest again): its sentences are judged on the
+          mean of both.
+        - Through the adapter's sentence head, where there is one (``adapters.SentenceHead``)."""
         answer_sims = self._answer_sims(self.answer_texts(query, scope, own, new), scope, picked)
         hits = []
         shown = np.inf
@@ -263,8 +261,7 @@ class Retriever:
             return self._dense(self.query_vector(text), text, scope, allowed=allowed)
 
     def _allowed(self, filters: Filters) -> np.ndarray:
-        """The passages the filters admit. Show and episode (a catalog's usual filters) are array
-        comparisons; the rest is checked only on what those leave."""
+        """The passages the filters admit (show and episode, a catalog's usual filters, first)."""
         allowed = np.ones(len(self.chunks), dtype=bool)
         if filters == Filters():
             return allowed
@@ -317,13 +314,13 @@ class Retriever:
         top = np.sort(dense[allowed])[::-1]
         return head_probability(self.answer_head, float(top[0]), float(top[1] if len(top) > 1 else top[0]))
 
-    def _rank(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray,
+    def _rank(self, query: str, scope: Scope, after: np.ndarray | None, allowed: np.ndarray,
               k: int, candidates: int, variants: Sequence[str] = (), per_episode: int | None = None):
-        fused, dense, sent_sims, sent_best, bm25 = self._score(query, scope, anchor_times, allowed)
+        fused, dense, sent_sims, sent_best, bm25 = self._score(query, scope, after, allowed)
         if variants:
             # The question counts twice: a rewrite guesses the words the speakers used, which may
             # find the passage the question's own words miss, but a bad guess must not outvote it.
-            others = [self._score(v, scope, anchor_times, allowed)[0] for v in variants]
+            others = [self._score(v, scope, after, allowed)[0] for v in variants]
             fused = (2 * fused + sum(others)) / (2 + len(others))
         pool = max(candidates, EPISODE_POOL) if per_episode else candidates
         top = np.argpartition(-fused, pool)[:pool] if len(fused) > pool else np.arange(len(fused))
@@ -362,24 +359,21 @@ class Retriever:
                 kept.append(row)
         return kept
 
-    def _score(self, query: str, scope: Scope, anchor_times: list[float], allowed: np.ndarray):
+    def _score(self, query: str, scope: Scope, after: np.ndarray | None, allowed: np.ndarray):
         """Fused scores of every passage for one wording, with the signals behind them."""
         w = self.weights
         q = self.query_vector(query)
         qwords = search_words(query, scope)  # "at the very beginning" is scope, not topic
         bm25 = self.lexical.passage_scores(qwords) if qwords else np.zeros(len(self.chunks), np.float32)
         sent_lex = np.zeros(len(self.chunks), dtype=np.float32)
-        # Not across a catalog (a large index: see Store.large): there the best window's BM25
-        # ranks worse, not better (the whole archive, `rag eval --catalog --limit 500`: mined host
-        # questions episode hit@5 0.806 -> 0.862, passage hit@10 0.754 -> 0.846 without it; the
-        # hand-written dev set episode hit@1 0.929 -> 1.000, answers citing two gold episodes 1 of 3
-        # -> 0 of 3), and it is the most expensive signal there (7 ms of a 31 ms search).
+        # Not across a catalog (a large index: see Store.large): there the best window's BM25 ranks
+        # worse, not better (docs/experiments.md), and costs most (7 ms of a 31 ms search).
         if qwords and len(self.sent_rows) and w.sentence_bm25 and not self.index.large:
             # Each passage's best window: its windows are consecutive rows.
             scores = self.lexical.window_scores(qwords, bm25)
             sent_lex[self._has_windows] = np.maximum.reduceat(scores, self.sent_start[:-1][self._has_windows])
         dense, sent_sims, sent_best, stats = self._dense(q, query, scope, lexical=(bm25, sent_lex), allowed=allowed)
-        fused = self._combine(dense, sent_best, bm25, sent_lex, scope, bool(qwords), anchor_times, allowed, stats)
+        fused = self._combine(dense, sent_best, bm25, sent_lex, scope, bool(qwords), after, allowed, stats)
         return fused, dense, sent_sims, sent_best, bm25
 
     def _dense(self, q: np.ndarray, query: str, scope: Scope, lexical: Sequence[np.ndarray] = (),
@@ -399,11 +393,8 @@ class Retriever:
         windows: 179 MB a question, ~15 ms), so only the windows of the passages that the passage
         vectors or either BM25 (``lexical``) rank in their top ``SENTENCE_CANDIDATES`` are scored:
         the others' windows are NaN, and their best window is guessed from their passage similarity.
-
         The windows are compared with the question's vector as the sentence head maps it, where there
-        is one (``adapters.SentenceHead``): a passage whose best sentence answers ranks higher
-        (`bench/retrievers.py`, listeners' validation hit@5 0.842 -> 0.850; docs/experiments.md).
-        """
+        is one (``adapters.SentenceHead``): a passage whose best sentence answers ranks higher."""
         qs = self.sentence_head(q) if self.sentence_head is not None else q
         stats: dict[str, tuple[float, float]] = {}
         cand, narrow = None, False
@@ -450,7 +441,7 @@ class Retriever:
         return dense, sent_sims, sent_best, stats
 
     def _combine(self, dense, sent_best, bm25, sent_lex, scope: Scope, topical: bool,
-                 anchor_times: list[float], allowed: np.ndarray, stats: dict | None = None) -> np.ndarray:
+                 after: np.ndarray | None, allowed: np.ndarray, stats: dict | None = None) -> np.ndarray:
         w = self.weights
         stats = stats or {}
         fused = fuse(len(self.chunks), [(w.dense, dense, stats.get("dense")),
@@ -463,18 +454,27 @@ class Retriever:
             fused = boost + 0.1 * fused
         else:
             fused += boost
-        if anchor_times and w.followup:
-            fused += w.followup * self._near(anchor_times, 180.0)
+        if after is not None and w.followup:
+            fused += w.followup * after
         fused[~allowed] = -np.inf
         return fused
 
-    def _near(self, times: list[float], width: float) -> np.ndarray:
-        """1 for passages spanning one of ``times``, falling off as a Gaussian of the distance."""
-        out = np.zeros(len(self.chunks))
+    def _near(self, times: Sequence[float], after_s: float, before_s: float | None = None) -> np.ndarray:
+        """1 for passages spanning one of ``times``, falling off as a Gaussian of the distance over
+        ``after_s`` seconds after a time and ``before_s`` (the same unless given) before it."""
+        out, before_s = np.zeros(len(self.chunks)), before_s or after_s
         for t in times:
-            dist = np.maximum.reduce([self.starts - t, t - self.ends, np.zeros(len(self.chunks))])
-            out = np.maximum(out, np.exp(-((dist / width) ** 2)))
+            late, early = np.maximum(self.starts - t, 0.0), np.maximum(t - self.ends, 0.0)
+            out = np.maximum(out, np.exp(-np.square(np.where(early > 0, early / before_s, late / after_s))))
         return out
+
+    def _after(self, previous: Exchange) -> np.ndarray:
+        """``_near`` the first three times the last answer cited, mostly after them (its follow-up's
+        answer mostly comes later), and only in the episodes it cited: their times say nothing of
+        another episode's."""
+        near = self._near(previous.times[:3], FOLLOW_AFTER_S, FOLLOW_BEFORE_S)
+        cited = {episode_of(p).lower() for p in previous.passages}
+        return near * np.isin(self.chunk_episodes, sorted(cited)) if cited else near
 
     def _scope_boost(self, scope: Scope) -> np.ndarray:
         w = self.weights

@@ -111,6 +111,37 @@ def test_followup_anchor_favours_the_previous_answer_time(assistant):
     assert r._near([910.0], 180.0).max() == pytest.approx(1.0)
 
 
+def test_a_follow_ups_pull_leans_after_the_cited_time(assistant):
+    """A follow-up's answer mostly comes after what the last answer cited: the passage five minutes
+    after a cited time is pulled more than the one five minutes before it."""
+    r = assistant.retriever
+    cited = next(i for i, c in enumerate(r.chunks) if c.start_s <= 610 <= c.end_s)
+    pull = r._after(Exchange("what was the first product?", "", times=(610.0,), passages=(r.chunks[cited].id,)))
+    later = next(i for i, c in enumerate(r.chunks) if c.start_s <= 910 <= c.end_s)
+    earlier = next(i for i, c in enumerate(r.chunks) if c.start_s <= 310 <= c.end_s)
+    assert pull[cited] == pytest.approx(1.0)
+    assert pull[later] > 0.3 and pull[earlier] < 0.01
+
+
+def test_a_follow_ups_pull_stays_in_the_episode_the_last_answer_cited(tmp_path):
+    """In an index of two episodes said alike, the minutes the last answer cited in one say nothing
+    of the other's: a follow-up is pulled toward the cited episode's passages only."""
+    for name in ("episode-1", "episode-2"):
+        (tmp_path / f"{name}.md").write_text(
+            "\n\n".join(f"**{who}:** \\[{t}\\] {text}" for t, who, text in TURNS) + "\n")
+    config = Config(index_dir=tmp_path / "idx", chunking=ChunkSettings(max_tokens=40, question_context_tokens=0))
+    build_index([tmp_path / "episode-1.md", tmp_path / "episode-2.md"], name="two", config=config,
+                embedder=FakeEmbedder())
+    r = Assistant.load("two", config=config, embedder=FakeEmbedder(), backend="extractive").retriever
+    cited = next(c for c in r.chunks if c.episode == "episode-2" and c.start_s <= 610 <= c.end_s)
+    pull = r._after(Exchange("what was the first product?", "", times=(610.0,), passages=(cited.id,)))
+    assert {c.episode for c, p in zip(r.chunks, pull) if p > 0.5} == {"episode-2"}
+    r.weights = Weights(followup=1.0)     # make the pull decide, to test where it lands
+    asked = Question("Anything else?", "Anything else? (following up on: what was the first product?)",
+                     Exchange("what was the first product?", "", times=(610.0,), passages=(cited.id,)), k=2)
+    assert [h.chunk.episode for h in r.search(asked).hits] == ["episode-2", "episode-2"]
+
+
 def test_multi_part_question_gets_both_parts_in_the_top(assistant):
     hits = assistant.search("How did they raise the seed round, and what was the first drawing tool?", k=2)
     joined = " ".join(texts(hits))

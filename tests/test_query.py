@@ -141,6 +141,20 @@ def test_a_why_question_that_says_what_it_is_about_stands_alone():
         assert is_follow_up(q), q
 
 
+def test_a_so_or_why_question_that_names_much_of_its_own_stands_alone():
+    """Spoken questions open with "so", and new ones often with "why": after an unrelated answer,
+    "so what's the ad jerod keeps getting ..." was searched with that answer's question and near it,
+    and lost its passage. Six keywords of its own or more (``OWN_TOPIC_WORDS``): it stands alone."""
+    previous = Exchange("What's this Backstage episode about?", "[01:00]")
+    for q in ("so what's the ad jerod keeps getting that makes zero sense for where he lives",
+              "Why did they keep the desktop app's code private in the first place?",
+              "so what did his dad actually end up making once he started learning to program"):
+        assert not is_follow_up(q) and condense(q, previous) == q, q
+    for q in ("so how did they fix it", "so what's the way around that then", "Why did he do that?",
+              "So why does David still lean toward Argo?", "so can you tell me more about that?"):
+        assert is_follow_up(q), q
+
+
 def test_what_they_said_about_a_named_topic_stands_alone():
     """"What did they say about testing?" after "Who are the guests?" was searched with that question
     and near the guests' introduction: "they" are the episode's speakers, and it names its topic."""

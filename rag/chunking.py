@@ -85,11 +85,6 @@ def _chunk_id(episode: str, chapter: str | None, sentences: Iterable[Sentence]) 
     return f"{episode}-{h.hexdigest()[:10]}"
 
 
-def episode_of(chunk_id: str) -> str:
-    """The episode a passage id (``_chunk_id``) belongs to."""
-    return chunk_id.rsplit("-", 1)[0]
-
-
 def _render(sentences: list[Sentence]) -> str:
     return Chunk("", "", None, (), 0.0, 0.0, tuple(sentences)).text
 

@@ -628,7 +628,7 @@ def own_words(question: "Question", scope: Scope) -> str:
     return question.text if new_topic(question, scope) else question.standalone
 
 
-_CITED = re.compile(r"\[(?:[\w.-]+ )?(\d{1,2}:\d{2}(?::\d{2})?)\]")  # [13:36], [practical-ai-260 13:36]
+_CITED = re.compile(r"\[(?:([\w.-]+) )?(\d{1,2}:\d{2}(?::\d{2})?)\]")  # [13:36], [practical-ai-260 13:36]
 
 
 def cited_times(text: str) -> list[float]:
@@ -636,7 +636,7 @@ def cited_times(text: str) -> list[float]:
     out: list[float] = []
     for m in _CITED.finditer(text or ""):
         try:
-            t = parse_time(m.group(1))
+            t = parse_time(m.group(2))
         except ValueError:
             continue
         if t not in out:
@@ -674,9 +674,12 @@ def chat_turn(answers: "Sequence[Answer]") -> "Exchange | None":
 
 def exchange(question: str, answer: str) -> "Exchange":
     """An earlier turn known only by its text (a client's ``messages``, an API caller's ``history``):
-    the times its answer cited are read from it, once, where it comes in. A refusal cited none, as
-    ``Exchange.of`` says of the same answer in a ``ChatSession``."""
+    the times its answer cited, and in an index of several episodes the episodes its labels name
+    (``[practical-ai-260 13:36]``), are read from it, once, where it comes in. A refusal cited none,
+    as ``Exchange.of`` says of the same answer in a ``ChatSession``."""
     from .types import Exchange
 
-    times = () if _REFUSED.match(answer or "") else tuple(cited_times(answer))
-    return Exchange(question=question, answer=answer, times=times)
+    if _REFUSED.match(answer or ""):
+        return Exchange(question=question, answer=answer)
+    episodes = tuple(dict.fromkeys(m.group(1) for m in _CITED.finditer(answer or "") if m.group(1)))
+    return Exchange(question=question, answer=answer, times=tuple(cited_times(answer)), episodes=episodes)

@@ -17,7 +17,6 @@ from typing import Sequence
 import numpy as np
 
 from .adapters import question_prior_for, sentence_head_for
-from .chunking import episode_of
 from .coverage import Coverage
 from .embedding import Embedder
 from .fusion import Weights, fuse
@@ -473,8 +472,8 @@ class Retriever:
         answer mostly comes later), and only in the episodes it cited: their times say nothing of
         another episode's."""
         near = self._near(previous.times[:3], FOLLOW_AFTER_S, FOLLOW_BEFORE_S)
-        cited = {episode_of(p).lower() for p in previous.passages}
-        return near * np.isin(self.chunk_episodes, sorted(cited)) if cited else near
+        cited = sorted({e.lower() for e in previous.episodes})
+        return near * np.isin(self.chunk_episodes, cited) if cited else near
 
     def _scope_boost(self, scope: Scope) -> np.ndarray:
         w = self.weights

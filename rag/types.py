@@ -339,7 +339,7 @@ class Exchange:
     question: str                      # as it was asked
     answer: str = ""                   # the answer's text
     times: tuple[float, ...] = ()      # the times the answer cited, in order
-    passages: tuple[str, ...] = ()     # the passages it cited (ids; none when only its text is known)
+    episodes: tuple[str, ...] = ()     # the episodes it cited, in an index of several (their labels)
     before: str = ""                   # the question it followed up on, as asked ("" if it stood alone)
 
     @classmethod
@@ -347,7 +347,7 @@ class Exchange:
         """The turn an ``Answer`` was: its citations say where it was, without reading its text."""
         return cls(question=answer.question, answer=answer.text,
                    times=tuple(dict.fromkeys(c.start_s for c in answer.citations)),
-                   passages=tuple(dict.fromkeys(c.passage_id for c in answer.citations)), before=before)
+                   episodes=tuple(dict.fromkeys(c.episode for c in answer.citations if c.episode)), before=before)
 
 
 @dataclass(frozen=True)

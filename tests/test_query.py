@@ -182,10 +182,10 @@ def test_condense_carries_the_topic_and_the_times_travel_typed():
     assert condense("And why?", None) == "And why?"
     # An answer's own citations say where it was, without reading its text.
     answer = Answer(question="q", text="no times in this text", backend="x", standalone_question="Q?",
-                    citations=(Citation(passage_id="p1", start_s=670.0, chapter=None, speaker="A", quote="x"),
-                               Citation(passage_id="p2", start_s=679.0, chapter=None, speaker="A", quote="y"),
-                               Citation(passage_id="p1", start_s=670.0, chapter=None, speaker="A", quote="z")))
-    assert Exchange.of(answer) == Exchange("q", "no times in this text", (670.0, 679.0), ("p1", "p2"))
+                    citations=(Citation(passage_id="p1", start_s=670.0, chapter=None, speaker="A", quote="x", episode="e1"),
+                               Citation(passage_id="p2", start_s=679.0, chapter=None, speaker="A", quote="y", episode="e2"),
+                               Citation(passage_id="p1", start_s=670.0, chapter=None, speaker="A", quote="z", episode="e1")))
+    assert Exchange.of(answer) == Exchange("q", "no times in this text", (670.0, 679.0), ("e1", "e2"))
     assert Exchange.of(answer, before="What came first?").before == "What came first?"
 
 
@@ -238,6 +238,11 @@ def test_a_third_turn_over_http_carries_what_the_second_leaned_on():
 
 def test_cited_times():
     assert cited_times("a [01:02] b [1:02:03] c [01:02]") == [62, 3723]
+    # An answer in an index of several episodes labels each time with its episode; read as text (a
+    # client's messages), it says which episodes the last answer cited, as a chat session's citations do.
+    last = exchange("Q?", "A [go-time-3 01:02]: \u201cx\u201d ~[js-party-9 1:02:03]: \u201cy\u201d [go-time-3 02:00]")
+    assert last.times == (62, 3723, 120) and last.episodes == ("go-time-3", "js-party-9")
+    assert exchange("Q?", "A [01:02]").episodes == ()
     assert keywords("The funding rounds") == ["fund", "round"]
 
 

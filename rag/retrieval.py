@@ -470,10 +470,11 @@ class Retriever:
     def _after(self, previous: Exchange) -> np.ndarray:
         """``_near`` the first three times the last answer cited, mostly after them (its follow-up's
         answer mostly comes later), and only in the episodes it cited: their times say nothing of
-        another episode's."""
+        another episode's. Labels that name no episode of this index ("[at 13:36]" in a client's
+        text) keep it everywhere, as no label does."""
         near = self._near(previous.times[:3], FOLLOW_AFTER_S, FOLLOW_BEFORE_S)
-        cited = sorted({e.lower() for e in previous.episodes})
-        return near * np.isin(self.chunk_episodes, cited) if cited else near
+        cited = np.isin(self.chunk_episodes, sorted({e.lower() for e in previous.episodes}))
+        return near * cited if cited.any() else near
 
     def _scope_boost(self, scope: Scope) -> np.ndarray:
         w = self.weights

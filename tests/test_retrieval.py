@@ -142,6 +142,9 @@ def test_a_follow_ups_pull_stays_in_the_episode_the_last_answer_cited(tmp_path):
         r.weights = Weights(followup=1.0)     # make the pull decide, to test where it lands
         asked = Question("Anything else?", "Anything else? (following up on: what was the first product?)", last, k=2)
         assert [h.chunk.episode for h in r.search(asked).hits] == ["episode-2", "episode-2"]
+    # A label that names no episode of the index says nothing of where the answer was.
+    pull = r._after(exchange("what was the first product?", "Ann [at 10:10]: \u201cThe first product...\u201d"))
+    assert {c.episode for c, p in zip(r.chunks, pull) if p > 0.5} == {"episode-1", "episode-2"}
 
 
 def test_multi_part_question_gets_both_parts_in_the_top(assistant):

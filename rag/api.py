@@ -257,6 +257,7 @@ class Assistant:
         show, episode = (clean_text(v).strip() or None if isinstance(v, str) else v for v in (show, episode))
         check_span(start_s, end_s)
         self._check_scope(show, episode)
+        self._check_speaker(speaker)
         filters = Filters(chapter=chapter, speaker=speaker, start_s=start_s, end_s=end_s, show=show,
                           episode=episode)
         standalone = standalone or text
@@ -323,6 +324,17 @@ class Assistant:
             shows = sorted({e.get("show") for e in episodes if e.get("show")})
             raise InputError(f"index {self.name!r} holds no show {show!r}"
                              + (f"; it holds {', '.join(shows)}" if shows else "; its episodes name no show"))
+
+    def _check_speaker(self, speaker: str | None) -> None:
+        """A speaker filter must match a speaker of this index (all or part of a name, in any case,
+        as the retriever matches it): "--speaker Nobody" would read as "nothing matches"."""
+        if not speaker:
+            return
+        names = self.index.columns.speakers.tolist()   # unique, in order of first appearance
+        if not any(speaker.lower() in n.lower() for n in names):
+            shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more (`rag episodes --index {self.name}`"
+                                             " lists each episode's)" if len(names) > 12 else "")
+            raise InputError(f"no speaker matches {speaker!r}; the speakers are: {shown}")
 
     def _check_chapter(self, chapter: str | None) -> None:
         """A question scoped to a chapter must name a chapter of this index (its title, or part of

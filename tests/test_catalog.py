@@ -114,6 +114,24 @@ def test_show_and_episode_filters_keep_to_them_and_refuse_names_the_index_lacks(
         assistant.ask("compilers", show="JS Party")
 
 
+def test_a_speaker_filter_must_name_a_speaker_of_the_index(tmp_path, catalog):
+    build_index([catalog[0]], name="cat", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
+    assistant = load(tmp_path)
+    assert {h.chunk.episode for h in assistant.search("university", k=10, speaker="pike")} == {"go-time-3"}
+    with pytest.raises(InputError) as err:
+        assistant.search("compilers", speaker="Linus")
+    assert str(err.value) == ("no speaker matches 'Linus'; the speakers are: Mat Ryer, Rob Pike, Chris Benson, "
+                              "Ada Lovelace, Grace Hopper, Alan Turing")
+    # A panel of many: the first twelve, then where to find the rest.
+    panel = tmp_path / "panel.md"
+    panel.write_text("".join(f"**Speaker {n:02d}:** \\[{n:02d}:00\\] I have a point {n} about compilers.\n\n"
+                             for n in range(1, 15)))
+    build_index([panel], name="panel", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
+    with pytest.raises(InputError, match=r"the speakers are: Speaker 01, .*, Speaker 12 and 2 more "
+                                         r"\(`rag episodes --index panel` lists each episode's\)$"):
+        load(tmp_path, "panel").search("compilers", speaker="Linus")
+
+
 def test_citations_name_their_episode_in_an_index_of_several(tmp_path, catalog):
     build_index([catalog[0]], name="cat", config=Config(index_dir=tmp_path / "indexes"), embedder=FakeEmbedder())
     answer = load(tmp_path).ask("What got Grace Hopper into compilers?")

@@ -49,6 +49,12 @@ def test_search_filters(env, capsys):
     code, out, _ = run(capsys, "search", "research", "--json", "--start", "20:00", "--end", "25:00")
     for p in json.loads(out)["passages"]:
         assert p["end_s"] >= 1200 and p["start_s"] <= 1500
+    # part of a name, in any case, matches; a name no one in the index has is an error, not "no passage"
+    code, out, _ = run(capsys, "search", "research", "--json", "--speaker", "chris")
+    assert code == 0 and json.loads(out)["passages"]
+    code, out, err = run(capsys, "search", "research", "--speaker", "Nobody")
+    assert code == 2 and not out
+    assert "no speaker matches 'Nobody'; the speakers are: Chris Benson, Anastasis Germanidis" in err
 
 
 def test_ask_json_shape(env, capsys):

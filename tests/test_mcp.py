@@ -55,6 +55,8 @@ async def _session_run(tmp_path) -> dict:
                                               "episode": "practical-ai-260"})
                     out["no_show"] = await session.call_tool(
                         "search_transcript", {"query": "funding", "show": "JS Party"})
+                    out["no_speaker"] = await session.call_tool(
+                        "search_transcript", {"query": "funding", "speaker": "Nobody"})
                     out["empty"] = await session.call_tool("search_transcript", {"query": "  "})
                     out["bad_k"] = await session.call_tool(
                         "search_transcript", {"query": "runway", "k": 0})
@@ -137,6 +139,8 @@ def test_list_episodes_and_the_show_and_episode_filters(mcp_run):
     passages = _payload(mcp_run["by_show"])["passages"]
     assert passages and all(p["episode"] == "practical-ai-260" and p["show"] == "Practical AI" for p in passages)
     assert mcp_run["no_show"].is_error and "holds no show 'JS Party'" in mcp_run["no_show"].content[0].text
+    assert mcp_run["no_speaker"].is_error and "no speaker matches 'Nobody'; the speakers are: Chris Benson" \
+        in mcp_run["no_speaker"].content[0].text
 
 
 def test_bad_calls_are_tool_errors_and_server_survives(mcp_run):

@@ -115,6 +115,9 @@ def test_episodes_and_the_show_and_episode_filters(client, assistant):
     assert data["passages"] and {p["url"] for p in data["passages"]} == {"https://changelog.com/practicalai/260"}
     r = client.post("/ask", json={"question": CITED, "episode": "go-time-1"})
     assert r.status_code == 422 and "holds no episode 'go-time-1'" in r.json()["error"]["message"]
+    r = client.post("/search", json={"query": "customers", "speaker": "Nobody"})
+    assert r.status_code == 422 and r.json()["error"]["message"] == (
+        "no speaker matches 'Nobody'; the speakers are: Chris Benson, Anastasis Germanidis")
 
 
 def test_ask_is_answer_to_json(client, assistant):
@@ -265,7 +268,10 @@ def test_usage_with_a_chat_model_counts_what_the_model_was_sent_and_wrote(config
     ("/search", {"query": "x", "per_episode": 0}, "per_episode must be a whole number between 1 and 100"),
     ("/ask", {"question": "What is Gen-2?", "per_episode": 101}, "per_episode must be"),
     ("/ask", {"question": "What is Gen-2?", "per_episode": "two"}, "per_episode"),
-    ("/v1/chat/completions", {"messages": []}, "last message"),
+    ("/v1/chat/completions", {"messages": []},
+     'messages is empty; send the question as the last message, with role "user"'),
+    ("/v1/chat/completions", {"messages": [{"role": "system", "content": "Be brief."}]},
+     "messages holds no user message"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": ""}]}, "empty"),
     ("/v1/chat/completions", {"stream": True, "messages": [{"role": "user", "content": ""}]}, "empty"),
     ("/v1/chat/completions", {"messages": [{"role": "assistant", "content": "hi"}]}, "last message"),

@@ -6,6 +6,7 @@ import pytest
 from rag.api import Assistant, build_index
 from rag.config import ChunkSettings, Config
 from rag.embedding import FakeEmbedder
+from rag.errors import InputError
 from rag.retrieval import Retriever, Weights
 from rag.query import exchange
 from rag.types import Exchange, Question
@@ -51,7 +52,8 @@ def test_filters(assistant):
     hits = assistant.search("video", k=10, speaker="Chris")
     assert all(any("Chris" in s.speaker for s in h.chunk.sentences) for h in hits)
     assert all(any("Chris" in s.speaker for s in h.chunk.sentences if not s.context) for h in hits)
-    assert assistant.search("video", k=10, speaker="nobody") == []
+    with pytest.raises(InputError, match="no speaker matches 'nobody'; the speakers are: Chris Benson"):
+        assistant.search("video", k=10, speaker="nobody")   # a name no one has is wrong, not "no passage"
 
 
 def test_time_scope_boost(assistant):

@@ -67,7 +67,7 @@ def not_a_question(text: str, standalone: str | None = None) -> str | None:
     date" is one). ``standalone``: a follow-up's searched form, which counts where the input goes on
     from the last answer ("And so?"); "thanks!" or a question in French after a turn is judged on
     its own words, not on the last question's."""
-    if standalone and _GOES_ON.search(text):
+    if standalone and _GOES_ON.search(without_filler(text)):
         text = standalone
     lowered = text.lower()
     letters = [c for c in lowered if c.isalpha()]
@@ -472,6 +472,20 @@ def speaker_aliases(hosts: list[str], guests: list[str]) -> dict[str, str]:
 
 # --- follow-ups ------------------------------------------------------------------------------
 
+# "ok and why?", "Oh, what about Gen-1?", "hmm, but who pays for it": what a chat reply opens with
+# says nothing of whether it follows up; the words after it do. A "so" after it is one more filler:
+# "ok so ..." opens new questions as often as follow-ups (in the listeners' corpus, four of five).
+_FILLER = re.compile(r"^\s*(?:(?:ok(?:ay)?|oh|ah|hmm+|huh|yeah|yes|right|cool|great|nice|interesting|wow|"
+                     r"i see|got it|sure|alright|all right|thanks|thank you)\b[\s,.!:;-]*)+(?:so\b[\s,]*)?(?=\w)",
+                     re.I)
+
+
+def without_filler(question: str) -> str:
+    """The question without the interjections a chat reply opens with ("Okay, and why?" -> "and why?",
+    "ok so who pays?" -> "who pays?")."""
+    return _FILLER.sub("", question, count=1)
+
+
 _FOLLOWUP_START = re.compile(r"^\s*(?:and|but|so|also|then|what about|how about|really|"
                              r"what else|anything else|tell me more|go on|and then)\b", re.I)
 # "Why" opens follow-ups ("Why is that?", "Why does Jerod think that one did so well?") and new
@@ -524,7 +538,7 @@ def spans_episodes(question: str) -> bool:
 
 def asks_to_go_on(question: str) -> bool:
     """"Can you say more?": a request to continue the last answer (read on the question as asked)."""
-    return bool(_GO_ON.search(question))
+    return bool(_GO_ON.search(without_filler(question)))
 
 
 # "What else about Gen-2?", "Any other examples?": something the last answer did not say.
@@ -541,7 +555,9 @@ def is_follow_up(question: str) -> bool:
     on ("and", "so", "what about"), a request to go on, a "why" that is short or points back with a
     pronoun, or a pronoun among at most three keywords ("What did he mean by that?") unless it is only
     the one who speaks of a topic the question names (``_SAYS_ABOUT``). A "so" or "why" question
-    with ``OWN_TOPIC_WORDS`` keywords or more stands alone."""
+    with ``OWN_TOPIC_WORDS`` keywords or more stands alone. An opening "ok", "oh" or "hmm" is
+    read past (``without_filler``)."""
+    question = without_filler(question)
     words = question.split()
     if len(words) <= 3:
         return True
@@ -601,18 +617,21 @@ def asked_for(question: "Question") -> str:
     is Gen-2?" after "When was it founded?" wants no date; a follow-up with no question word of its
     own borrows the last question's: "What about on Apple?" after "How fast did it appear on
     Spotify?" asks how fast."""
-    if question.follows_up and not _WH.search(_BORROWED.sub("", question.text.lower(), count=1)):
+    if question.follows_up and not _WH.search(_BORROWED.sub("", without_filler(question.text).lower(), count=1)):
         return question.standalone
     return question.text
+
+
+_AND_WHAT_ABOUT = re.compile(r"^\s*(?:and|but|so)\s+(?=(?:what|how)\s+about\b)", re.I)
 
 
 def new_topic(question: "Question", scope: Scope | None = None) -> bool:
     """A follow-up that names a topic of its own, holds no pronoun and does not go on from the last
     answer with "and", "so"... ("What about Gen-1?" after Gen-2, not "And what's the equivalent for
     video?"): it keeps the last question's context, but not the last answer's place in the episode."""
-    return (question.follows_up and bool(topic_words(question.text, scope or Scope()))
-            and not _PRONOUN.search(question.text) and not _GOES_ON.search(question.text)
-            and not _GO_ON.search(question.text))
+    text = _AND_WHAT_ABOUT.sub("", without_filler(question.text), count=1)   # "And what about Gen-1?" too
+    return (question.follows_up and bool(topic_words(text, scope or Scope()))
+            and not _PRONOUN.search(text) and not _GOES_ON.search(text) and not _GO_ON.search(text))
 
 
 def leans_on_last_answer(question: "Question", scope: Scope | None = None) -> bool:

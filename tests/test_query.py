@@ -129,6 +129,25 @@ def test_asking_to_go_on_is_a_follow_up():
         assert not is_follow_up(q), q
 
 
+def test_what_a_chat_reply_opens_with_is_read_past():
+    # "ok and the downsides?" after "What is Gen-2?" was searched alone, and refused.
+    from rag.query import asks_to_go_on, without_filler
+
+    for q, rest in (("ok and the downsides?", "and the downsides?"), ("Oh, what about Gen-1?", "what about Gen-1?"),
+                    ("hmm, but who pays for it", "but who pays for it"), ("Okay, thanks. Go on", "Go on"),
+                    ("ok so what did he mean by that", "what did he mean by that"),
+                    ("ok but how does a rap battle get you a job", "but how does a rap battle get you a job")):
+        assert without_filler(q) == rest and is_follow_up(q), q
+        assert condense(q, Exchange("What is Gen-2?", "[28:44]")) == f"{q} (following up on: What is Gen-2?)"
+    assert asks_to_go_on("Okay, go on") and asks_to_go_on("yeah, tell me more")
+    # Only an opening, and only before more words; a question that stands alone still does.
+    assert without_filler("ok") == "ok" and without_filler("Okay?") == "Okay?"
+    assert without_filler("Is it okay to ship on Fridays?") == "Is it okay to ship on Fridays?"
+    assert not is_follow_up("ok so which neural net architecture did those painting classification papers use")
+    assert not is_follow_up("ok so what exactly is this neuroevolution thing they use at etsy")   # "so": a filler too
+    assert not is_follow_up("Right after the launch, what changed for the team behind the product?")
+
+
 def test_a_why_question_that_says_what_it_is_about_stands_alone():
     # After an unrelated answer, "Why ...?" was searched with that answer's question and found less
     # often than asked alone (listeners' train and validation: hit@5 0.825 alone, 0.804 after a turn).
@@ -328,11 +347,13 @@ def test_a_follow_up_on_a_new_topic_keeps_the_context_but_not_the_last_answers_p
     def asked(text):
         return Question(text, condense(text, gen2), gen2)
 
-    for text in ("What about Gen-1?", "How about the film festival?"):
+    # "And what about Gen-1?" is "What about Gen-1?": its "and" does not make it go on from Gen-2's answer.
+    for text in ("What about Gen-1?", "How about the film festival?", "And what about Gen-1?",
+                 "but how about the film festival", "Oh, and what about Gen-1?"):
         q = asked(text)
         assert q.follows_up and new_topic(q) and not leans_on_last_answer(q), text
     for text in ("And what's the equivalent task for video models?", "So what sets them apart?", "Why?",
-                 "Can you say more?"):
+                 "Can you say more?", "And what about it?", "ok and why is that", "Okay, go on"):
         q = asked(text)
         assert q.follows_up and leans_on_last_answer(q) and not new_topic(q), text
     alone = Question("What about Gen-1?")                     # no conversation: neither

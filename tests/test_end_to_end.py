@@ -146,6 +146,18 @@ def test_a_follow_up_asks_for_what_its_own_words_ask_for(assistant):
     assert not answer.refused and any("Gen-2 is a text to video" in c.quote for c in answer.citations)
 
 
+def test_a_short_question_of_its_own_is_answered_after_a_turn_as_it_is_alone(assistant):
+    # "Who founded Runway?" after "ok and the downsides?" was searched with that question and quoted
+    # another stretch and the host's remark; three words read as a follow-up, whatever they named.
+    alone = assistant.ask("Who founded Runway?")
+    for first in ("What is Gen-2?", "ok and the downsides?"):
+        session = assistant.chat()
+        session.ask(first)
+        after = session.ask("Who founded Runway?")
+        assert after.standalone_question == "Who founded Runway?", first
+        assert [c.start_s for c in after.citations] == [c.start_s for c in alone.citations], first
+
+
 def test_a_name_the_interview_never_says_is_refused_alone_and_after_a_question(assistant):
     """"What did they say about Sora?" quoted the goodbyes: no passage names Sora, so the answer
     says so, and says which name, asked alone or after a covered question."""

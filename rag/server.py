@@ -145,8 +145,8 @@ def split_messages(messages: list[dict]) -> tuple[str, list[tuple[str, str]]]:
     said = [(m.get("role"), _content(m, i)) for i, m in enumerate(messages)
             if m.get("role") in ("user", "assistant")]
     if not said:
-        raise InputError("messages holds no user message" if messages else "messages is empty"
-                         "; send the question as the last message, with role \"user\"")
+        raise InputError(("messages holds no user message" if messages else "messages is empty")
+                         + "; send the question as the last message, with role \"user\"")
     if said[-1][0] != "user":
         raise InputError("the last message must come from the user: it is the question")
     turns = [(q, a) for (r1, q), (r2, a) in zip(said[:-1], said[1:])

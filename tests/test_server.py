@@ -271,7 +271,7 @@ def test_usage_with_a_chat_model_counts_what_the_model_was_sent_and_wrote(config
     ("/v1/chat/completions", {"messages": []},
      'messages is empty; send the question as the last message, with role "user"'),
     ("/v1/chat/completions", {"messages": [{"role": "system", "content": "Be brief."}]},
-     "messages holds no user message"),
+     'messages holds no user message; send the question as the last message, with role "user"'),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": ""}]}, "empty"),
     ("/v1/chat/completions", {"stream": True, "messages": [{"role": "user", "content": ""}]}, "empty"),
     ("/v1/chat/completions", {"messages": [{"role": "assistant", "content": "hi"}]}, "last message"),

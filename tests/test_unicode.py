@@ -74,8 +74,12 @@ def test_api_answers_a_question_with_a_lone_surrogate(assistant):
     answer = assistant.ask(LONE)
     assert answer.question == "What is Gen-2\ufffd?"
     _encodable(answer.to_json())
-    hits = assistant.search(LONE, k=2, chapter="Runway\udcff", speaker="\ud800")
+    hits = assistant.search(LONE, k=2, chapter="Runway\udcff")
     assert isinstance(hits, list)
+    with pytest.raises(InputError) as err:   # a speaker no one is, said in a clean message
+        assistant.search(LONE, k=2, speaker="\ud800")
+    assert str(err.value).startswith("no speaker matches '\ufffd'")
+    str(err.value).encode("utf-8")
     session = assistant.chat()
     session.ask("How did Runway start?")
     _encodable(session.ask("And then\udcff?").to_json())

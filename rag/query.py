@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .timecode import format_time, parse_time
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from .types import Answer, Chapter, Exchange, Question
 
@@ -298,9 +298,37 @@ _WHO_IS_ON = re.compile(r"\bwho(?:['\u2019]s|s| is| are| was| were)\s+(?:(?:the|
                         r"^\W*(?:the\s+)?guests?\s+on\s+this\b", re.I)
 
 
-def asks_who_is_on(question: str) -> bool:
-    """"Who is the guest?": answered where the guest is introduced (the episode's opening)."""
-    return bool(_WHO_IS_ON.search(question))
+# "Who is Cameron Seay?", "What does Anastasis do?", "What's Arfon's role at his employer?", "Where
+# does Divya work?": who someone is, asked in so many words, and nothing more.
+_WHO_SOMEONE_IS = re.compile(
+    r"^\W*(?:(?:so|and|ok(?:ay)?)[\s,]+)*(?:"
+    r"what\s+does\s+(?P<does>.+?)\s+do(?:\s+for\s+(?:a\s+living|work)|\s+(?:now|these\s+days|today))?"
+    r"|what(?:['\u2019]s|s|\s+is|\s+was)\s+(?P<role>.+?)['\u2019]s?\s+(?:current\s+|day\s+)?"
+    r"(?:role|job|title|position|occupation)(?:\s+(?:at|with)\s+.+?)?"
+    r"|who(?:['\u2019]s|s|\s+is|\s+was)\s+(?P<who>.+?)"
+    r"|where\s+does\s+(?P<works>.+?)\s+work(?:\s+now)?)\W*$", re.I)
+_A_GUEST = frozenset({"the guest", "our guest", "this guest", "your guest", "the first guest", "the second guest"})
+
+
+def guest_names(guests: Iterable[str]) -> frozenset[str]:
+    """What a question may call a guest by, lower-cased: full, first or last name (of three letters
+    or more)."""
+    return frozenset(w.lower() for name in guests for w in (name, *name.split()) if len(w) >= 3)
+
+
+def who_is_asked(question: str, guests: frozenset[str]) -> str | None:
+    """The guest a question asks who he is or what he does, as named ("What does Anastasis do?" ->
+    "Anastasis", "What's the guest's role?" -> "the guest"); None for anyone else, or anything more
+    ("What does Anastasis do when a model fails?"). ``guests`` as ``guest_names`` gives them."""
+    m = _WHO_SOMEONE_IS.search(question)
+    who = next((g for g in m.groups() if g), "").strip() if m else ""
+    return who if who.lower() in _A_GUEST or who.lower() in guests else None
+
+
+def asks_who_is_on(question: str, guests: frozenset[str] = frozenset()) -> bool:
+    """"Who is the guest?", and "What does Anastasis do?" of a guest (``guests``, as
+    ``guest_names`` gives them): answered where the guest is introduced (the episode's opening)."""
+    return bool(_WHO_IS_ON.search(question)) or who_is_asked(question, guests) is not None
 
 
 # "What's this episode about?", "What's the topic of this week's show?", "...and what's the
@@ -312,10 +340,10 @@ _ABOUT_THE_EPISODE = re.compile(
     re.I)
 
 
-def asks_about_the_episode(question: str) -> bool:
+def asks_about_the_episode(question: str, guests: frozenset[str] = frozenset()) -> bool:
     """"Who is the guest?", "What's this episode about?": asked of the episode's opening, where the
     host says who is on and what about."""
-    return asks_who_is_on(question) or bool(_ABOUT_THE_EPISODE.search(question))
+    return asks_who_is_on(question, guests) or bool(_ABOUT_THE_EPISODE.search(question))
 
 
 # "Summarize the episode", "tl;dr?", "What are the main topics?": asked of the whole episode, which
@@ -348,13 +376,15 @@ def outline(chapters: Sequence[Chapter]) -> str:
     return f"{told} Its chapters: {listed}. Ask about any of them."
 
 
-def parse_scope(question: str, chapters: list[str], speakers: dict[str, str], asked: str | None = None) -> Scope:
-    """``speakers`` maps a lower-case alias ("chris", "the host", "anastasis") to a speaker name.
+def parse_scope(question: str, chapters: list[str], speakers: dict[str, str], asked: str | None = None,
+                guests: frozenset[str] = frozenset()) -> Scope:
+    """``speakers`` maps a lower-case alias ("chris", "the host", "anastasis") to a speaker name;
+    ``guests``: the guests' names, as ``guest_names`` gives them.
     "Who is the guest?" and "What's this episode about?" look at the start, in anyone's words: the
     host says so. ``asked``: a follow-up's own words, which alone say that ("What does his company
     do?" after "Who is the guest?" is searched with both, and asks about the company)."""
     time_s = time_asked(question)
-    opening = asks_about_the_episode(question if asked is None else asked)
+    opening = asks_about_the_episode(question if asked is None else asked, guests)
     return Scope(time_s=time_s, chapter=match_chapter(question, chapters),
                  speaker=None if opening else match_speaker(question, speakers),
                  position=position_asked(question) or ("start" if opening and time_s is None else None))

@@ -20,8 +20,8 @@ from .adapters import question_prior_for, sentence_head_for
 from .coverage import Coverage
 from .embedding import Embedder
 from .fusion import Weights, fuse
-from .query import (Scope, leans_on_last_answer, named_speaker, new_topic, only_scope, own_words, parse_scope,
-                    search_words, speaker_aliases, without_speaker)
+from .query import (Scope, guest_names, leans_on_last_answer, named_speaker, new_topic, only_scope, own_words, parse_scope,
+                    search_words, speaker_aliases, who_is_asked, without_speaker)
 from .stores import Store
 from .stores.files import ANN_MIN, ANN_CANDIDATES
 from .shows import same_show
@@ -103,6 +103,7 @@ class Retriever:
         self.aliases = speaker_aliases(hosts, guests)
         self.hosts = tuple(dict.fromkeys(hosts))
         self.guests = tuple(dict.fromkeys(g for g in guests if g not in self.hosts))
+        self.guest_names = guest_names(self.guests)
         self.duration = float(cols.end_s.max()) if len(cols.end_s) else 0.0
         self.chunk_episodes = np.char.lower(cols.episodes)[cols.episode] if len(cols.episode) else cols.episodes
         self.chunk_shows = cols.shows[cols.show] if len(cols.show) else cols.shows
@@ -121,7 +122,7 @@ class Retriever:
         return q
 
     def scope(self, query: str, asked: str | None = None) -> Scope:
-        return parse_scope(query, self.chapters, self.aliases, asked)
+        return parse_scope(query, self.chapters, self.aliases, asked, self.guest_names)
 
     def scope_of(self, question: Question) -> Scope:
         """Where ``question`` asks to look, as searched: whom a follow-up names is whom it asks
@@ -160,6 +161,9 @@ class Retriever:
         if not self.chunks:
             return Evidence(question, (), lambda: NOTHING)
         query = question.standalone
+        who = None if question.follows_up else who_is_asked(question.text, self.guest_names)
+        if who:  # "What does Anastasis do?" is found as "Who is Anastasis?" is: where the host introduces him
+            query = f"Who is {who}?"
         scope = self.scope_of(question)
         allowed = self._allowed(question.filters)
         if not allowed.any():

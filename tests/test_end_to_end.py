@@ -215,6 +215,16 @@ def test_who_the_guest_is_is_answered_by_his_introduction(assistant, question):
     assert round(answer.citations[0].start_s) == 27
 
 
+@pytest.mark.parametrize("question", ["What does Anastasis do?", "What's Anastasis's role at Runway?",
+                                      "Where does Germanidis work?", "What does the guest do?"])
+def test_what_the_guest_does_is_answered_by_his_introduction(assistant, question):
+    # It quoted what Runway does (35:09), or its film festival (30:06): the guest's job is in the
+    # host's introduction, and is asked about as "Who is the guest?" is.
+    answer = assistant.ask(question)
+    assert not answer.refused
+    assert "co-founder and CTO at Runway" in answer.citations[0].quote
+
+
 def test_who_founded_the_company_is_answered_though_the_founders_are_the_speakers(assistant):
     # It was refused: the answer-type check wanted a name among the four best sentences, and the
     # speakers' names did not count. "Who founded" reads twice as many, speakers' names counted.

@@ -3,9 +3,9 @@
 import pytest
 
 from rag.query import (Scope, asks_about_the_episode, asks_for_a_summary, asks_for_something_new, asks_who_is_on,
-                       chat_turn, cited_times, condense, content_words, exchange, index_words, is_follow_up, keywords,
-                       last_turn, names, numbered_names, only_scope, outline, own_words, parse_scope, position_asked,
-                       speaker_aliases, time_asked, topic_words, without_speaker)
+                       chat_turn, cited_times, condense, content_words, exchange, guest_names, index_words, is_follow_up,
+                       keywords, last_turn, names, numbered_names, only_scope, outline, own_words, parse_scope,
+                       position_asked, speaker_aliases, time_asked, topic_words, who_is_asked, without_speaker)
 from rag.types import Answer, Chapter, Citation, Exchange, Question
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
@@ -74,6 +74,22 @@ def test_who_the_guest_is_is_asked_of_the_opening(question, asks):
     carried = "What does his company do? (following up on: Who is the guest?)"
     assert parse_scope(carried, CHAPTERS, ALIASES, asked="What does his company do?").position is None
     assert parse_scope(carried, CHAPTERS, ALIASES).position == "start"
+
+
+@pytest.mark.parametrize("question, who", [
+    ("What does Anastasis do?", "Anastasis"), ("so what does germanidis do for a living", "germanidis"),
+    ("What's Anastasis Germanidis's role at Runway?", "Anastasis Germanidis"), ("who is anastasis", "anastasis"),
+    ("Where does Anastasis work?", "Anastasis"), ("What's the guest's job?", "the guest"),
+    ("What does Chris do?", None),                                  # a host: not asked of the opening
+    ("Who is Jensen Huang?", None),                                 # someone the speakers mention
+    ("What does Anastasis do when a model fails?", None),           # more than who he is
+    ("What does Anastasis think of Sora?", None)])
+def test_who_a_guest_is_is_asked_of_the_opening(question, who):
+    guests = guest_names(["Anastasis Germanidis"])
+    assert who_is_asked(question, guests) == who
+    assert asks_who_is_on(question, guests) is (who is not None)
+    assert (parse_scope(question, CHAPTERS, ALIASES, guests=guests).position == "start") is (who is not None)
+    assert not asks_who_is_on(question) or who == "the guest"      # without the guests' names: only "the guest"
 
 
 @pytest.mark.parametrize("question, asks", [

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..query import (asks_about_the_episode, asks_for_something_new, asks_to_go_on, asks_who_is_on, keywords,
-                     leans_on_last_answer, numbered_names)
+from ..query import (asks_about_the_episode, asks_for_something_new, asks_to_go_on, asks_who_is_on, guest_names,
+                     keywords, leans_on_last_answer, numbered_names)
 from ..retrieval import ACROSS_PASSAGES
 from ..timecode import format_time
 from ..types import Answer, Citation, Evidence, Hit, Question, Sentence
@@ -241,6 +241,10 @@ class ExtractiveAnswerer:
         return re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(named, key=len, reverse=True)))) \
             if named else None
 
+    @cached_property
+    def _guest_names(self) -> frozenset[str]:
+        return guest_names(self.guests)
+
     def stream(self, question: Question, evidence: Evidence) -> AnswerStream:
         answer = self.answer(question, evidence)
         yield answer.text
@@ -270,8 +274,8 @@ class ExtractiveAnswerer:
                                           only_scope=evidence.signals.only_scope,
                                           own=question.text)
         # "Who is the guest?" is covered wherever a guest is introduced, however little its words match.
-        introduced = bool(spans) and asks_who_is_on(question.text) and self._guest_named is not None \
-            and bool(self._guest_named.search(spans[0][2][0].text))
+        introduced = bool(spans) and asks_who_is_on(question.text, self._guest_names) \
+            and self._guest_named is not None and bool(self._guest_named.search(spans[0][2][0].text))
         if not introduced and confidence(evidence, self.policy, answer_prob) < self.policy.threshold:
             return self._refuse(text, hits)
         stretches = self._pick_across(spans) if question.across else self._pick(spans)
@@ -336,8 +340,8 @@ class ExtractiveAnswerer:
     def _asked(self, question: str, only_scope: bool = False, own: str | None = None) -> _Asked:
         """``own``: a follow-up's words as typed, whose numbered names are the ones it asks about
         ("What about Gen-1?" after "What is Gen-2?" is searched with both)."""
-        introduced = self._guest_named if asks_who_is_on(own or question) else None
-        opening = asks_about_the_episode(own or question)
+        introduced = self._guest_named if asks_who_is_on(own or question, self._guest_names) else None
+        opening = asks_about_the_episode(own or question, self._guest_names)
         hosts = frozenset() if opening or self._about_host.search(question) else self.hosts
         numbered = frozenset(numbered_names(own or question))
         return _Asked(frozenset(keywords(question)), numbered, hosts, only_scope,

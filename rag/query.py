@@ -325,6 +325,13 @@ def who_is_asked(question: str, guests: frozenset[str]) -> str | None:
     return who if who.lower() in _A_GUEST or who.lower() in guests else None
 
 
+def searched_as(question: Question, guests: frozenset[str]) -> str:
+    """What a question is searched as: its standalone form, and "Who is Anastasis?" for "What does
+    Anastasis do?" asked of a guest (``who_is_asked``), as that finds where the host introduces him."""
+    who = None if question.follows_up else who_is_asked(question.text, guests)
+    return f"Who is {who}?" if who else question.standalone
+
+
 def asks_who_is_on(question: str, guests: frozenset[str] = frozenset()) -> bool:
     """"Who is the guest?", and "What does Anastasis do?" of a guest (``guests``, as
     ``guest_names`` gives them): answered where the guest is introduced (the episode's opening)."""

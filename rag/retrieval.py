@@ -20,8 +20,8 @@ from .adapters import question_prior_for, sentence_head_for
 from .coverage import Coverage
 from .embedding import Embedder
 from .fusion import Weights, fuse
-from .query import (Scope, guest_names, leans_on_last_answer, named_speaker, new_topic, only_scope, own_words, parse_scope,
-                    search_words, speaker_aliases, who_is_asked, without_speaker)
+from .query import (Scope, guest_names, leans_on_last_answer, named_speaker, new_topic, only_scope, own_words,
+                    parse_scope, search_words, searched_as, speaker_aliases, without_speaker)
 from .stores import Store
 from .stores.files import ANN_MIN, ANN_CANDIDATES
 from .shows import same_show
@@ -82,8 +82,7 @@ class Retriever:
         self.reranker = reranker
         self.chunks = index.chunks
         # The vectors of the passages whose similarities estimate the population's mean and spread
-        # (when not every passage is scored), kept in memory: gathered from the file they cost 2 ms
-        # a question.
+        # (when not every passage is scored), kept in memory: read from the file, 2 ms a question.
         self._sample = None if index.scans else index.sample_vectors()
         self.sent_rows = index.sentence_rows
         # The sentence windows are stored passage by passage: passage c owns rows sent_start[c]:sent_start[c + 1].
@@ -160,10 +159,7 @@ class Retriever:
         per_episode = question.per_episode or (ACROSS_PER_EPISODE if question.across else None)
         if not self.chunks:
             return Evidence(question, (), lambda: NOTHING)
-        query = question.standalone
-        who = None if question.follows_up else who_is_asked(question.text, self.guest_names)
-        if who:  # "What does Anastasis do?" is found as "Who is Anastasis?" is: where the host introduces him
-            query = f"Who is {who}?"
+        query = searched_as(question, self.guest_names)
         scope = self.scope_of(question)
         allowed = self._allowed(question.filters)
         if not allowed.any():

@@ -310,10 +310,12 @@ _WHO_SOMEONE_IS = re.compile(
 _A_GUEST = frozenset({"the guest", "our guest", "this guest", "your guest", "the first guest", "the second guest"})
 
 
-def guest_names(guests: Iterable[str]) -> frozenset[str]:
+def guest_names(guests: Iterable[str], hosts: Iterable[str] = ()) -> frozenset[str]:
     """What a question may call a guest by, lower-cased: full, first or last name (of three letters
-    or more)."""
-    return frozenset(w.lower() for name in guests for w in (name, *name.split()) if len(w) >= 3)
+    or more), unless a host goes by it too."""
+    def called(names):
+        return {w.lower() for name in names for w in (name, *name.split()) if len(w) >= 3}
+    return frozenset(called(guests) - called(hosts))
 
 
 def who_is_asked(question: str, guests: frozenset[str]) -> str | None:

@@ -102,7 +102,7 @@ class Retriever:
         self.aliases = speaker_aliases(hosts, guests)
         self.hosts = tuple(dict.fromkeys(hosts))
         self.guests = tuple(dict.fromkeys(g for g in guests if g not in self.hosts))
-        self.guest_names = guest_names(self.guests)
+        self.guest_names = guest_names(self.guests, self.hosts)
         self.duration = float(cols.end_s.max()) if len(cols.end_s) else 0.0
         self.chunk_episodes = np.char.lower(cols.episodes)[cols.episode] if len(cols.episode) else cols.episodes
         self.chunk_shows = cols.shows[cols.show] if len(cols.show) else cols.shows

@@ -92,6 +92,15 @@ def test_who_a_guest_is_is_asked_of_the_opening(question, who):
     assert not asks_who_is_on(question) or who == "the guest"      # without the guests' names: only "the guest"
 
 
+def test_a_name_a_host_goes_by_too_is_not_a_guests():
+    # Catalog indexes hold thousands of guests: a guest Chris Wanstrath must not make "What does
+    # Chris do?" a question about a guest where Chris Benson hosts.
+    guests = guest_names(["Chris Wanstrath", "Anastasis Germanidis"], hosts=["Chris Benson"])
+    assert "chris" not in guests and {"wanstrath", "chris wanstrath", "anastasis"} <= guests
+    assert who_is_asked("What does Chris do?", guests) is None
+    assert who_is_asked("What does Wanstrath do?", guests) == "Wanstrath"
+
+
 @pytest.mark.parametrize("question, asks", [
     ("What's this Backstage episode about?", True), ("what is this go time episode about", True),
     ("What\u2019s this episode about?", True),

@@ -243,7 +243,7 @@ class ExtractiveAnswerer:
 
     @cached_property
     def _guest_names(self) -> frozenset[str]:
-        return guest_names(self.guests)
+        return guest_names(self.guests, self.hosts)
 
     def stream(self, question: Question, evidence: Evidence) -> AnswerStream:
         answer = self.answer(question, evidence)

@@ -3,9 +3,10 @@
 import pytest
 
 from rag.query import (Scope, asks_about_the_episode, asks_for_a_summary, asks_for_something_new, asks_who_is_on,
-                       chat_turn, cited_times, condense, content_words, exchange, guest_names, index_words, is_follow_up,
-                       keywords, last_turn, names, numbered_names, only_scope, outline, own_words, parse_scope,
-                       position_asked, speaker_aliases, time_asked, topic_words, who_is_asked, without_speaker)
+                       chat_turn, cited_times, condense, content_words, exchange, guest_names, index_words,
+                       is_follow_up, keywords, last_turn, names, numbered_names, only_scope, outline, own_words,
+                       parse_scope, position_asked, speaker_aliases, time_asked, topic_words, who_is_asked,
+                       without_speaker)
 from rag.types import Answer, Chapter, Citation, Exchange, Question
 
 ALIASES = speaker_aliases(["Chris Benson"], ["Anastasis Germanidis"])
